@@ -1,0 +1,25 @@
+# The two commands of the README. Everything else is a detail of these two.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/carclinic
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test install install-test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+
+run: install
+	bin/run
+
+test: install-test
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) DJANGO_DEBUG=1 \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,55 @@
+"""Turning anchors and offsets into dates. Pure functions, so the rules are easy to test on their own."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+
+@dataclass(frozen=True)
+class StepDates:
+    due_on: date
+    window_opens_on: date
+    window_closes_on: date
+    overdue_after: datetime
+
+
+def clinic_zone() -> ZoneInfo:
+    return timezone.get_default_timezone()
+
+
+def start_of_day(day: date) -> datetime:
+    """Midnight at the clinic, as an aware datetime (stored in UTC by the database)."""
+    return datetime.combine(day, time.min, tzinfo=clinic_zone())
+
+
+def step_dates(*, anchor_date: date, offset_days: int, window_before_days: int, window_after_days: int, grace_hours: int) -> StepDates:
+    due = anchor_date + timedelta(days=offset_days)
+    closes = due + timedelta(days=window_after_days)
+    # A step is late once the last day of its window has ended at the clinic, plus its grace in real
+    # hours: across a daylight-saving change the grace stays 24 real hours, not a wall-clock day.
+    overdue_after = start_of_day(closes + timedelta(days=1)) + timedelta(hours=grace_hours)
+    return StepDates(
+        due_on=due,
+        window_opens_on=due - timedelta(days=window_before_days),
+        window_closes_on=closes,
+        overdue_after=overdue_after,
+    )
+
+
+def dates_for_template(template, anchor_date: date) -> StepDates:
+    return step_dates(
+        anchor_date=anchor_date,
+        offset_days=template.offset_days,
+        window_before_days=template.window_before_days,
+        window_after_days=template.window_after_days,
+        grace_hours=template.grace_hours,
+    )
+
+
+def day_label(day_number: int) -> str:
+    """'Day 0', 'Day +12', 'Day −5' (a true minus sign, as printed on the ward's charts)."""
+    if day_number == 0:
+        return "Day 0"
+    return f"Day +{day_number}" if day_number > 0 else f"Day \u2212{-day_number}"

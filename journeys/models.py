@@ -1,0 +1,298 @@
+"""The five-stage CAR-T journey: protocol templates as data, and each patient's journey, stages and steps.
+
+Dates that drive alerts (a step's due date and the moment it becomes overdue) are stored and
+indexed, so "what is late?" is one indexed query rather than a loop in Python.
+"""
+
+import uuid
+from datetime import date
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
+
+from patients.models import Indication, Patient
+from staff.roles import Role
+
+
+class StageNumber(models.IntegerChoices):
+    LEUKAPHERESIS = 1, "Leukapheresis"
+    RE_ENGINEERING = 2, "Re-engineering"
+    LYMPHODEPLETION = 3, "Lymphodepletion"
+    INFUSION = 4, "Infusion"
+    IMMUNE_RE_EDUCATION = 5, "Immune re-education"
+
+
+class Anchor(models.TextChoices):
+    LEUKAPHERESIS = "leukapheresis", "Leukapheresis date"
+    DAY0 = "day0", "Day 0 (infusion)"
+
+
+class Milestone(models.TextChoices):
+    """What completing a step tells the journey, beyond the step itself."""
+
+    NONE = "", "None"
+    COLLECTION = "collection", "Cells collected: sets the leukapheresis date"
+    PRODUCT_RELEASED = "product_released", "Product released by QC: lymphodepletion may start"
+    INFUSION = "infusion", "Cells infused: sets Day 0"
+
+
+class ProtocolTemplate(models.Model):
+    """A versioned treatment protocol. Once a journey uses a version it is locked; changes make a new version."""
+
+    name = models.CharField(max_length=120)
+    version = models.PositiveIntegerField(default=1)
+    description = models.TextField(blank=True)
+    indication = models.CharField(
+        max_length=32, choices=Indication.choices, blank=True, help_text="Blank: any indication."
+    )
+    planned_vein_to_vein_days = models.PositiveIntegerField(
+        default=21,
+        help_text="Days from leukapheresis to Day 0 used to plan Day 0 when the coordinator gives none.",
+    )
+    is_active = models.BooleanField(default=True, help_text="Offered when starting new journeys.")
+    locked_at = models.DateTimeField(null=True, blank=True, help_text="Set when the first journey used it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="protocol_name_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def is_locked(self) -> bool:
+        return self.locked_at is not None
+
+
+class StepTemplate(models.Model):
+    """One step of a protocol: when it falls (anchor + offset), its window, its grace and who does it."""
+
+    protocol = models.ForeignKey(ProtocolTemplate, on_delete=models.CASCADE, related_name="step_templates")
+    stage = models.PositiveSmallIntegerField(choices=StageNumber.choices)
+    code = models.SlugField(max_length=60)
+    name = models.CharField(max_length=160)
+    anchor = models.CharField(max_length=16, choices=Anchor.choices)
+    offset_days = models.IntegerField(help_text="Days after the anchor (negative: before).")
+    window_before_days = models.PositiveIntegerField(default=0, help_text="How early still counts as on time.")
+    window_after_days = models.PositiveIntegerField(default=0, help_text="How late still counts as on time.")
+    grace_hours = models.PositiveIntegerField(default=0, help_text="Hours after the window before it is overdue.")
+    responsible_role = models.CharField(
+        max_length=16, choices=[(r.value, r.label) for r in (Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN)]
+    )
+    required = models.BooleanField(default=True, help_text="Must be done or skipped with a reason to finish the stage.")
+    milestone = models.CharField(max_length=20, choices=Milestone.choices, blank=True, default=Milestone.NONE)
+    position = models.PositiveIntegerField(default=0)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["protocol", "stage", "position", "offset_days"]
+        constraints = [
+            models.UniqueConstraint(fields=["protocol", "code"], name="step_template_code_unique"),
+            models.CheckConstraint(condition=Q(stage__gte=1, stage__lte=5), name="step_template_stage_1_to_5"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.protocol} / {self.name}"
+
+
+class JourneyStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ON_HOLD = "on_hold", "On hold"
+    COMPLETED = "completed", "Completed"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+OPEN_JOURNEY_STATUSES = (JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD)
+
+
+class Journey(models.Model):
+    """One patient's walk through the five stages on one protocol version."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="journeys")
+    protocol = models.ForeignKey(ProtocolTemplate, on_delete=models.PROTECT, related_name="journeys")
+    status = models.CharField(max_length=16, choices=JourneyStatus.choices, default=JourneyStatus.ACTIVE)
+    status_reason = models.TextField(blank=True)
+    current_stage = models.PositiveSmallIntegerField(choices=StageNumber.choices, default=StageNumber.LEUKAPHERESIS)
+    leukapheresis_date = models.DateField(help_text="Planned until the collection is recorded, then actual.")
+    day0_planned = models.DateField("planned Day 0")
+    day0_actual = models.DateField("actual Day 0", null=True, blank=True)
+    product_released_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    version = models.PositiveIntegerField(default=1)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # A patient walks one journey at a time; completed and withdrawn ones stay as history.
+            models.UniqueConstraint(
+                fields=["patient"],
+                condition=Q(status__in=["active", "on_hold"]),
+                name="journey_one_open_per_patient",
+            ),
+            models.CheckConstraint(condition=Q(current_stage__gte=1, current_stage__lte=5), name="journey_stage_1_to_5"),
+            models.CheckConstraint(
+                condition=Q(day0_planned__gte=F("leukapheresis_date")), name="journey_day0_after_leukapheresis"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "current_stage"], name="journey_status_stage_idx")]
+
+    def __str__(self) -> str:
+        return f"Journey {self.public_id}"
+
+    @property
+    def day0(self) -> date:
+        return self.day0_actual or self.day0_planned
+
+    def anchor_date(self, anchor: str) -> date:
+        return self.day0 if anchor == Anchor.DAY0 else self.leukapheresis_date
+
+    def day_number(self, on: date) -> int:
+        return (on - self.day0).days
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_JOURNEY_STATUSES
+
+
+class StageStatus(models.TextChoices):
+    PENDING = "pending", "Not started"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+
+
+class Stage(models.Model):
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="stages")
+    number = models.PositiveSmallIntegerField(choices=StageNumber.choices)
+    status = models.CharField(max_length=16, choices=StageStatus.choices, default=StageStatus.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["journey", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["journey", "number"], name="stage_number_unique_per_journey"),
+            models.CheckConstraint(condition=Q(number__gte=1, number__lte=5), name="stage_number_1_to_5"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_number_display()} ({self.get_status_display()})"
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    SKIPPED = "skipped", "Skipped"
+    NOT_APPLICABLE = "not_applicable", "Not applicable"
+
+
+RESOLVED_STEP_STATUSES = (StepStatus.DONE, StepStatus.SKIPPED, StepStatus.NOT_APPLICABLE)
+
+
+class SignatureMeaning(models.TextChoices):
+    PERFORMED = "performed", "Performed"
+    VERIFIED = "verified", "Verified"
+
+
+class Step(models.Model):
+    """One thing to do for one patient on one date. Dates are computed from the journey's anchors."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="steps")
+    stage = models.ForeignKey(Stage, on_delete=models.CASCADE, related_name="steps")
+    template = models.ForeignKey(StepTemplate, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING)
+    due_on = models.DateField()
+    window_opens_on = models.DateField()
+    window_closes_on = models.DateField()
+    overdue_after = models.DateTimeField(help_text="When a pending step becomes overdue (window end + grace).")
+    overdue_since = models.DateTimeField(null=True, blank=True, help_text="Set by the overdue scan.")
+    performed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    signature_meaning = models.CharField(max_length=16, choices=SignatureMeaning.choices, blank=True)
+    notes = models.TextField(blank=True)
+    skip_reason = models.TextField(blank=True)
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["due_on", "template__position"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(window_opens_on__lte=F("due_on"), window_closes_on__gte=F("due_on")),
+                name="step_window_contains_due",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending") | Q(completed_at__isnull=False),
+                name="step_resolved_has_time",
+            ),
+            models.CheckConstraint(condition=~Q(status="skipped") | ~Q(skip_reason=""), name="step_skip_has_reason"),
+            models.UniqueConstraint(fields=["journey", "template"], name="step_template_once_per_journey"),
+        ]
+        indexes = [
+            models.Index(fields=["overdue_after"], condition=Q(status="pending"), name="step_pending_overdue_idx"),
+            models.Index(fields=["due_on"], condition=Q(status="pending"), name="step_pending_due_idx"),
+            models.Index(fields=["overdue_since"], condition=Q(overdue_since__isnull=False), name="step_overdue_since_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Step {self.public_id}"
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.status in RESOLVED_STEP_STATUSES
+
+
+class EventKind(models.TextChoices):
+    JOURNEY_STARTED = "journey_started", "Journey started"
+    JOURNEY_HELD = "journey_held", "Put on hold"
+    JOURNEY_RESUMED = "journey_resumed", "Resumed"
+    JOURNEY_WITHDRAWN = "journey_withdrawn", "Withdrawn"
+    JOURNEY_COMPLETED = "journey_completed", "Journey completed"
+    STAGE_STARTED = "stage_started", "Stage started"
+    STAGE_COMPLETED = "stage_completed", "Stage completed"
+    STEP_DONE = "step_done", "Step done"
+    STEP_SKIPPED = "step_skipped", "Step skipped"
+    STEP_NOT_APPLICABLE = "step_not_applicable", "Step not applicable"
+    ANCHOR_MOVED = "anchor_moved", "Schedule moved"
+    PRODUCT_RELEASED = "product_released", "Product released"
+
+
+class JourneyEvent(models.Model):
+    """One row per transition, written in the same transaction: the journey's audit trail and the durable
+    record that reminders and webhooks are derived from."""
+
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="events")
+    stage_number = models.PositiveSmallIntegerField(choices=StageNumber.choices, null=True, blank=True)
+    step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=EventKind.choices)
+    from_state = models.CharField(max_length=32, blank=True)
+    to_state = models.CharField(max_length=32, blank=True)
+    reason = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["journey", "at"], name="event_journey_at_idx"),
+            models.Index(fields=["at"], name="event_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,131 @@
+import math
+import uuid
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+
+class Indication(models.TextChoices):
+    SLE = "sle", "Systemic lupus erythematosus"
+    LUPUS_NEPHRITIS = "lupus_nephritis", "Lupus nephritis"
+    MYASTHENIA_GRAVIS = "myasthenia_gravis", "Myasthenia gravis"
+    SYSTEMIC_SCLEROSIS = "systemic_sclerosis", "Systemic sclerosis"
+    MULTIPLE_SCLEROSIS = "multiple_sclerosis", "Multiple sclerosis"
+    OTHER = "other", "Other (described)"
+
+
+class Sex(models.TextChoices):
+    FEMALE = "female", "Female"
+    MALE = "male", "Male"
+    OTHER = "other", "Other"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Patient(models.Model):
+    """A person treated at the clinic. Knows nothing of journeys: they point here, not back."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    mrn = models.CharField("MRN", max_length=32, unique=True, help_text="Medical record number")
+    given_name = models.CharField(max_length=100)
+    family_name = models.CharField(max_length=100)
+    date_of_birth = models.DateField()
+    sex = models.CharField(max_length=16, choices=Sex.choices)
+    indication = models.CharField(max_length=32, choices=Indication.choices)
+    indication_other = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    email = models.EmailField(blank=True)
+    coordinator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="coordinated_patients"
+    )
+    nurse = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="nursed_patients"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    version = models.PositiveIntegerField(default=1)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["family_name", "given_name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(indication="other") | ~Q(indication_other=""),
+                name="patient_other_indication_described",
+            ),
+        ]
+        indexes = [models.Index(fields=["family_name", "given_name"], name="patient_name_idx")]
+
+    def __str__(self) -> str:
+        # Ids only: this string ends up in logs and admin breadcrumbs.
+        return f"Patient {self.mrn}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    def age_on(self, on: date) -> int:
+        born = self.date_of_birth
+        return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+    @property
+    def indication_label(self) -> str:
+        if self.indication == Indication.OTHER:
+            return self.indication_other
+        return self.get_indication_display()
+
+
+class Measurement(models.Model):
+    """Height and weight on a date: body surface area for lymphodepletion and cells/kg come from here."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="measurements")
+    measured_on = models.DateField()
+    height_cm = models.DecimalField(
+        max_digits=5, decimal_places=1, validators=[MinValueValidator(Decimal("40")), MaxValueValidator(Decimal("250"))]
+    )
+    weight_kg = models.DecimalField(
+        max_digits=5, decimal_places=1, validators=[MinValueValidator(Decimal("2")), MaxValueValidator(Decimal("400"))]
+    )
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-measured_on", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(height_cm__gte=40, height_cm__lte=250), name="measurement_height_range"),
+            models.CheckConstraint(condition=Q(weight_kg__gte=2, weight_kg__lte=400), name="measurement_weight_range"),
+        ]
+
+    @property
+    def body_surface_area_m2(self) -> Decimal:
+        # Mosteller: sqrt(height cm x weight kg / 3600), the formula the LD dosing sheet uses.
+        return Decimal(str(round(math.sqrt(float(self.height_cm) * float(self.weight_kg) / 3600), 2)))
+
+
+class Consent(models.Model):
+    """A signed consent form; a later withdrawal is recorded, never deleted."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="consents")
+    signed_on = models.DateField()
+    document_version = models.CharField(max_length=40)
+    withdrawn_on = models.DateField(null=True, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-signed_on", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(withdrawn_on__isnull=True) | Q(withdrawn_on__gte=models.F("signed_on")),
+                name="consent_withdrawn_after_signed",
+            )
+        ]

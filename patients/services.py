@@ -1,0 +1,99 @@
+"""Every write to a patient's record. Each service is one transaction and checks the actor's role."""
+
+from datetime import date
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from carclinic.errors import InvalidInput, StaleVersion, check_model
+from patients.models import Consent, Measurement, Patient
+from staff.roles import Action, authorize
+
+PATIENT_EDITABLE_FIELDS = (
+    "mrn",
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "sex",
+    "indication",
+    "indication_other",
+    "phone",
+    "email",
+    "coordinator",
+    "nurse",
+)
+
+
+def _check_date_of_birth(value: date | None) -> None:
+    if value and value > timezone.localdate():
+        raise InvalidInput("Some values need correcting.", field_errors={"date_of_birth": ["Cannot be in the future."]})
+
+
+@transaction.atomic
+def patient_enrol(*, actor, **fields) -> Patient:
+    """Register a new patient with the clinic."""
+    authorize(actor, Action.ENROL_PATIENT)
+    unknown = set(fields) - set(PATIENT_EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    _check_date_of_birth(fields.get("date_of_birth"))
+    patient = Patient(**fields)
+    if patient.indication != "other":
+        patient.indication_other = ""
+    check_model(patient)
+    patient._history_user = actor
+    patient.save()
+    return patient
+
+
+@transaction.atomic
+def patient_update(*, actor, patient_id: int, expected_version: int, **changes) -> Patient:
+    """Change a patient's details; a stale `expected_version` raises StaleVersion instead of overwriting."""
+    authorize(actor, Action.EDIT_PATIENT)
+    unknown = set(changes) - set(PATIENT_EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    patient = Patient.objects.select_for_update().get(pk=patient_id)
+    if patient.version != expected_version:
+        raise StaleVersion("patient record", expected_version, patient.version)
+    _check_date_of_birth(changes.get("date_of_birth"))
+    for name, value in changes.items():
+        setattr(patient, name, value)
+    if patient.indication != "other":
+        patient.indication_other = ""
+    check_model(patient)
+    patient.version += 1
+    patient._history_user = actor
+    patient.save()
+    return patient
+
+
+@transaction.atomic
+def measurement_record(
+    *, actor, patient_id: int, measured_on: date, height_cm: Decimal, weight_kg: Decimal
+) -> Measurement:
+    """Record height and weight on a date."""
+    authorize(actor, Action.EDIT_PATIENT)
+    if measured_on > timezone.localdate():
+        raise InvalidInput("Some values need correcting.", field_errors={"measured_on": ["Cannot be in the future."]})
+    measurement = Measurement(
+        patient_id=patient_id, measured_on=measured_on, height_cm=height_cm, weight_kg=weight_kg, recorded_by=actor
+    )
+    check_model(measurement)
+    measurement._history_user = actor
+    measurement.save()
+    return measurement
+
+
+@transaction.atomic
+def consent_record(*, actor, patient_id: int, signed_on: date, document_version: str) -> Consent:
+    """Record a signed consent form."""
+    authorize(actor, Action.EDIT_PATIENT)
+    if signed_on > timezone.localdate():
+        raise InvalidInput("Some values need correcting.", field_errors={"signed_on": ["Cannot be in the future."]})
+    consent = Consent(patient_id=patient_id, signed_on=signed_on, document_version=document_version, recorded_by=actor)
+    check_model(consent)
+    consent._history_user = actor
+    consent.save()
+    return consent

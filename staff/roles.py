@@ -1,0 +1,88 @@
+"""The clinic's roles and the one matrix of who may do what.
+
+Services call `authorize()` before they write, so the rule holds whichever door (page, API, admin
+action, management command) the request came through. Pages and the API also check before they
+render, to answer 403 instead of showing a form that cannot be sent.
+"""
+
+from django.db import models
+
+from carclinic.errors import DomainError
+
+
+class Role(models.TextChoices):
+    COORDINATOR = "coordinator", "Coordinator"
+    NURSE = "nurse", "Nurse"
+    PHYSICIAN = "physician", "Physician"
+    VIEWER = "viewer", "Viewer (read-only)"
+    ADMIN = "admin", "Administrator"
+
+
+class Action(models.TextChoices):
+    VIEW_CLINICAL = "view_clinical", "See patients, journeys and steps"
+    ENROL_PATIENT = "enrol_patient", "Enrol a patient"
+    EDIT_PATIENT = "edit_patient", "Edit a patient's details, measurements and consent"
+    START_JOURNEY = "start_journey", "Start a journey on a protocol"
+    COMPLETE_STEP = "complete_step", "Record a step as done"
+    SKIP_STEP = "skip_step", "Skip a step, with a reason"
+    RESCHEDULE_DAY0 = "reschedule_day0", "Move Day 0, with a reason"
+    HOLD_JOURNEY = "hold_journey", "Put a journey on hold or resume it"
+    WITHDRAW_JOURNEY = "withdraw_journey", "Withdraw a patient from a journey"
+    MANAGE_PROTOCOLS = "manage_protocols", "Create protocol template versions"
+
+
+_ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    Action.VIEW_CLINICAL: frozenset(_ALL_CLINICAL),
+    Action.ENROL_PATIENT: frozenset({Role.COORDINATOR, Role.ADMIN}),
+    Action.EDIT_PATIENT: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN}),
+    Action.START_JOURNEY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    Action.COMPLETE_STEP: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN}),
+    Action.SKIP_STEP: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    Action.RESCHEDULE_DAY0: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    Action.HOLD_JOURNEY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    Action.WITHDRAW_JOURNEY: frozenset({Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
+    Action.MANAGE_PROTOCOLS: frozenset({Role.ADMIN}),
+}
+
+# A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded by a
+# physician only; the other roles that may complete steps cover each other on the ward.
+STEPS_ONLY_THEIR_ROLE_MAY_COMPLETE = frozenset({Role.PHYSICIAN})
+
+
+class NotPermitted(DomainError):
+    """The user's role does not allow this action."""
+
+    http_status = 403
+
+    def __init__(self, action: str, message: str | None = None):
+        self.action = action
+        label = Action(action).label if action in Action.values else action
+        super().__init__(message or f"Your role does not allow this: {label.lower()}.")
+
+
+def roles_of(user) -> frozenset[str]:
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return frozenset()
+    return user.roles
+
+
+def can(user, action: str) -> bool:
+    return bool(roles_of(user) & PERMISSIONS[action])
+
+
+def authorize(user, action: str) -> None:
+    if not can(user, action):
+        raise NotPermitted(action)
+
+
+def authorize_step_completion(user, responsible_role: str) -> None:
+    authorize(user, Action.COMPLETE_STEP)
+    if responsible_role in STEPS_ONLY_THEIR_ROLE_MAY_COMPLETE:
+        roles = roles_of(user)
+        if responsible_role not in roles and Role.ADMIN not in roles:
+            raise NotPermitted(
+                Action.COMPLETE_STEP,
+                f"Only a {Role(responsible_role).label.lower()} may record this step.",
+            )

@@ -1,0 +1,81 @@
+"""Shared fixtures. The suite runs against the real PostgreSQL and Redis and fails loudly without them."""
+
+import os
+import socket
+from datetime import date
+
+import pytest
+from django.contrib.auth.models import Group
+
+from tests.factories import PatientFactory, UserFactory
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session):
+    # Failing here, with the command that starts the service, beats 200 confusing errors later.
+    missing = []
+    if not _reachable("127.0.0.1", 5432):
+        missing.append("PostgreSQL on 127.0.0.1:5432: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
+    if not _reachable("127.0.0.1", 6379):
+        missing.append("Redis on 127.0.0.1:6379: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no")
+    if missing and not os.environ.get("CARCLINIC_ALLOW_MISSING_SERVICES"):
+        pytest.exit("The tests need real services that are not running:\n  " + "\n  ".join(missing), returncode=3)
+
+
+@pytest.fixture
+def make_user(db):
+    def make(*roles: str, **fields):
+        user = UserFactory(**fields)
+        if roles:
+            user.groups.add(*Group.objects.filter(name__in=roles))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def coordinator(make_user):
+    return make_user("coordinator", first_name="Cora", last_name="Ordinator")
+
+
+@pytest.fixture
+def nurse(make_user):
+    return make_user("nurse", first_name="Nina", last_name="Nurse")
+
+
+@pytest.fixture
+def physician(make_user):
+    return make_user("physician", first_name="Phil", last_name="Physician")
+
+
+@pytest.fixture
+def viewer(make_user):
+    return make_user("viewer", first_name="Vera", last_name="Viewer")
+
+
+@pytest.fixture
+def protocol(db):
+    from journeys.models import ProtocolTemplate
+
+    # Shipped by the data migration, as in production.
+    return ProtocolTemplate.objects.get(version=1)
+
+
+@pytest.fixture
+def patient(db):
+    return PatientFactory()
+
+
+@pytest.fixture
+def journey(coordinator, patient, protocol):
+    from journeys.services import journey_start
+
+    return journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
+                         leukapheresis_date=date.today())
