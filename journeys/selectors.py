@@ -85,7 +85,7 @@ def stage_step_counts(*, journey_id: int) -> QuerySet:
 # Lists on a page are cut at a fixed length (with the full count beside them), so a page costs the
 # same number of queries and about the same time for 100 patients or 10,000.
 
-DASHBOARD_LIST_LIMIT = 50
+DASHBOARD_LIST_LIMIT = 25
 
 
 def _dashboard_steps() -> QuerySet[Step]:

@@ -48,7 +48,7 @@ def build_patients(count: int, *, prefix: str = "BULK", protocol: ProtocolTempla
         ])
         plans = []
         for i, patient in zip(chunk, patients):
-            leukapheresis = today + timedelta(days=10 - i % 70)
+            leukapheresis = today + timedelta(days=10 - (i * 37) % 70)  # spread over ten weeks, even for a few patients
             day0 = leukapheresis + timedelta(days=protocol.planned_vein_to_vein_days)
             dated = sorted(
                 ((template, clock.dates_for_template(template, leukapheresis if template.anchor == "leukapheresis" else day0))
