@@ -31,9 +31,15 @@ from patients.models import Patient
 from staff.access import role_required
 from staff.roles import Action, NotPermitted, Role, can
 
-# How often open dashboards and ward lists ask for fresh rows. Polling does not count as activity
-# for the idle sign-out (staff.middleware).
-POLL_SECONDS = 20
+# How often open dashboards and ward lists ask for fresh rows (CLINIC_POLL_SECONDS overrides it).
+# Polling does not count as activity for the idle sign-out (staff.middleware).
+DEFAULT_POLL_SECONDS = 20
+
+
+def poll_seconds() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "CLINIC_POLL_SECONDS", DEFAULT_POLL_SECONDS))
 
 
 @login_required
@@ -78,7 +84,7 @@ def _dashboard_context(request) -> dict:
         "search_text": search_text,
         "search_results": list(selectors.patient_search(text=search_text)) if search_text else None,
         "query_string": query_string,
-        "poll_seconds": POLL_SECONDS,
+        "poll_seconds": poll_seconds(),
         "filters_active": any(filters.values()) if filters else False,
     }
 
@@ -138,7 +144,7 @@ def patient_detail(request, public_id):
     today = timezone.localdate(now)
     journey = selectors.patient_journey(patient_id=patient.id)
     context = {"patient": patient, "age": patient.age_on(today), "journey": journey, "now": now, "today": today,
-               "poll_seconds": POLL_SECONDS}
+               "poll_seconds": poll_seconds()}
     if journey is not None:
         timeline = selectors.patient_timeline(journey=journey)
         overdue_count = 0
@@ -270,7 +276,7 @@ def my_steps(request):
         step.state_class, step.state_word = _step_state(step, now, today)
         step.day_text = day_label(step.journey.day_number(step.due_on))
     template = "journeys/partials/my_steps_list.html" if request.headers.get("HX-Request") else "journeys/my_steps.html"
-    return render(request, template, {"steps": steps, "now": now, "today": today, "poll_seconds": POLL_SECONDS})
+    return render(request, template, {"steps": steps, "now": now, "today": today, "poll_seconds": poll_seconds()})
 
 
 def _step_or_404(public_id) -> Step:
