@@ -156,7 +156,12 @@ def patient_detail(request, public_id):
         context.update(
             timeline,
             day_text=day_label(journey.day_number(today)),
-            stage_rows=[(stage, timeline["steps_by_stage"][stage.number]) for stage in timeline["stages"]],
+            # The stage under way, and any stage with a late step, open; the rest folded to keep the page short.
+            stage_rows=[
+                (stage, steps, stage.status == "in_progress" or any(step.state_class == "overdue" for step in steps),
+                 sum(step.is_resolved for step in steps))
+                for stage, steps in ((stage, timeline["steps_by_stage"][stage.number]) for stage in timeline["stages"])
+            ],
             overdue_count=overdue_count,
             journey_open=journey.is_open,
         )
@@ -274,7 +279,7 @@ def my_steps(request):
     steps = list(selectors.my_steps_today(user=request.user, today=today)[:200])
     for step in steps:
         step.state_class, step.state_word = _step_state(step, now, today)
-        step.day_text = day_label(step.journey.day_number(step.due_on))
+        step.day_text = day_label(step.journey.day_number(today))  # where the patient stands today
     template = "journeys/partials/my_steps_list.html" if request.headers.get("HX-Request") else "journeys/my_steps.html"
     return render(request, template, {"steps": steps, "now": now, "today": today, "poll_seconds": poll_seconds()})
 
@@ -318,7 +323,7 @@ def step_complete(request, public_id):
     journey = step.journey
     return render(request, "journeys/step_complete.html", {
         "step": step, "form": form, "conflict": conflict, "patient": journey.patient,
-        "day_text": day_label(journey.day_number(step.due_on)), "next": _safe_next(request),
+        "day_text": day_label(journey.day_number(timezone.localdate())), "next": _safe_next(request),
     }, status=status)
 
 

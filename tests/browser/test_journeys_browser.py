@@ -80,7 +80,7 @@ def test_coordinator_reschedules_and_nurse_signs_a_step(browser, live_server, cl
     journey, patient = clinic["journey"], clinic["patient"]
 
     # --- The coordinator, at a desk -------------------------------------------------------------
-    desk = browser.new_context(viewport=DESKTOP)
+    desk = browser.new_context(viewport=DESKTOP, locale="en-GB", timezone_id="Europe/Berlin")
     coordinator = desk.new_page()
     coordinator.goto(f"{base}/dashboard/")
     assert "/accounts/login/" in coordinator.url  # nothing is visible without signing in
@@ -121,7 +121,7 @@ def test_coordinator_reschedules_and_nurse_signs_a_step(browser, live_server, cl
     coordinator.goto(f"{base}/dashboard/")  # stays open while the nurse works
 
     # --- The nurse, at the bedside on a phone -------------------------------------------------------
-    ward = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
+    ward = browser.new_context(viewport=PHONE, has_touch=True, locale="en-GB", timezone_id="Europe/Berlin")
     nurse = ward.new_page()
     sign_in(nurse, base, "nina")
     nurse.wait_for_url(f"{base}/my-steps/")
@@ -175,7 +175,7 @@ def test_screenshots_of_each_main_page_on_desktop_and_phone(browser, live_server
         "my-steps": "/my-steps/",
     }
     for size_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-        context = browser.new_context(viewport=viewport)
+        context = browser.new_context(viewport=viewport, locale="en-GB", timezone_id="Europe/Berlin")
         page = context.new_page()
         sign_in(page, base, "cora")
         page.wait_for_url(f"{base}/dashboard/")
@@ -188,7 +188,7 @@ def test_screenshots_of_each_main_page_on_desktop_and_phone(browser, live_server
             shot(page, f"{name}-{size_name}")
         # A nurse typing a coordinator's URL gets the plain 403 page.
         context.close()
-    ward = browser.new_context(viewport=PHONE)
+    ward = browser.new_context(viewport=PHONE, locale="en-GB", timezone_id="Europe/Berlin")
     page = ward.new_page()
     sign_in(page, base, "nina")
     page.wait_for_url(f"{base}/my-steps/")
