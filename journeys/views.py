@@ -34,6 +34,8 @@ from staff.roles import Action, NotPermitted, Role, can
 # How often open dashboards and ward lists ask for fresh rows (CLINIC_POLL_SECONDS overrides it).
 # Polling does not count as activity for the idle sign-out (staff.middleware).
 DEFAULT_POLL_SECONDS = 20
+OVERDUE_COUNT_CAP = 500
+MY_STEPS_LIMIT = 200
 
 
 def poll_seconds() -> int:
@@ -63,6 +65,10 @@ def _dashboard_context(request) -> dict:
         rows = list(queryset[: limit + 1])
         return {"rows": rows[:limit], "more": len(rows) > limit}
 
+    def cut_steps(steps):
+        rows = selectors.first_rows(steps, limit + 1)
+        return {"rows": rows[:limit], "more": len(rows) > limit}
+
     overdue = selectors.dashboard_overdue(now=now, **filters)
     due_today = selectors.dashboard_due(first_day=today, last_day=today, now=now, **filters)
     next_week = selectors.dashboard_due(first_day=today + timedelta(days=1), last_day=today + timedelta(days=7),
@@ -76,10 +82,11 @@ def _dashboard_context(request) -> dict:
         "today": today,
         "pipeline": [(number, label, pipeline[number]) for number, label in StageNumber.choices],
         "pipeline_total": sum(pipeline.values()),
-        "overdue": cut(overdue),
-        "overdue_count": overdue.count(),
-        "due_today": cut(due_today),
-        "next_week": cut(next_week),
+        "overdue": cut_steps(overdue),
+        "overdue_count": selectors.capped_count(overdue, OVERDUE_COUNT_CAP),
+        "overdue_count_cap": OVERDUE_COUNT_CAP,
+        "due_today": cut_steps(due_today),
+        "next_week": cut_steps(next_week),
         "manufacturing": cut(selectors.manufacturing_queue(**filters)),
         "search_text": search_text,
         "search_results": list(selectors.patient_search(text=search_text)) if search_text else None,
@@ -276,7 +283,7 @@ def journey_status(request, public_id, change: str):
 def my_steps(request):
     now = timezone.now()
     today = timezone.localdate(now)
-    steps = list(selectors.my_steps_today(user=request.user, today=today)[:200])
+    steps = selectors.first_rows(selectors.my_steps_today(user=request.user, today=today), MY_STEPS_LIMIT)
     for step in steps:
         step.state_class, step.state_word = _step_state(step, now, today)
         step.day_text = day_label(step.journey.day_number(today))  # where the patient stands today
