@@ -84,6 +84,10 @@ def run(args):
     coordinator.groups.add(Group.objects.get(name="coordinator"))
     nurse = User.objects.create_user("bench-nurse", password="bench-password-1", first_name="Nina")
     nurse.groups.add(Group.objects.get(name="nurse"))
+    # The added patients belong to another nurse's caseload: a nurse's list should depend on her own
+    # patients, not on the size of the clinic.
+    other_nurse = User.objects.create_user("bench-nurse-2", password="bench-password-1", first_name="Olga")
+    other_nurse.groups.add(Group.objects.get(name="nurse"))
 
     def measure(label: str) -> dict:
         journey = Journey.objects.filter(current_stage=4).select_related("patient").order_by("id").first()
@@ -119,7 +123,7 @@ def run(args):
     small = measure(f"{args.small} patients")
 
     started = time.perf_counter()
-    build_patients(args.large - args.small, prefix="L", coordinator=coordinator, nurse=nurse)
+    build_patients(args.large - args.small, prefix="L", coordinator=coordinator, nurse=other_nurse)
     connection.cursor().execute("ANALYZE")
     print(f"built {args.large - args.small} more patients in {time.perf_counter() - started:.1f} s", flush=True)
     large = measure(f"{args.large} patients")
