@@ -127,7 +127,7 @@ def _stage_start(journey: Journey, stage: Stage, previous: Stage | None, *, acto
     stage.started_at = at
     stage.save(update_fields=["status", "started_at"])
     journey.current_stage = stage.number
-    Journey.objects.filter(pk=journey.pk).update(current_stage=stage.number)
+    _save_journey(journey, actor, reason=f"{stage.get_number_display()} started")
     _event(journey, EventKind.STAGE_STARTED, actor=actor, at=at, stage_number=stage.number,
            from_state=StageStatus.PENDING, to_state=StageStatus.IN_PROGRESS)
 
@@ -135,6 +135,8 @@ def _stage_start(journey: Journey, stage: Stage, previous: Stage | None, *, acto
 def _advance(journey: Journey, *, actor, at: datetime) -> None:
     """Complete every in-progress stage whose required steps are resolved, and start the next one when its
     guard allows (lymphodepletion waits for the product's release)."""
+    # Every step transition touches the journey, so that clients syncing "what changed since" see it.
+    Journey.objects.filter(pk=journey.pk).update(updated_at=at)
     stages = {stage.number: stage for stage in journey.stages.select_for_update().order_by("number")}
     for number in StageNumber.values:
         stage = stages[number]
