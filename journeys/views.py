@@ -1,10 +1,12 @@
 """Pages for coordinators, physicians and nurses. Thin: read through selectors, write through services,
 turn domain errors into messages next to the right field."""
 
+import logging
 from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -31,10 +33,16 @@ from patients.models import Patient
 from staff.access import role_required
 from staff.roles import Action, NotPermitted, Role, can
 
+logger = logging.getLogger(__name__)
+
 # How often open dashboards and ward lists ask for fresh rows (CLINIC_POLL_SECONDS overrides it).
 # Polling does not count as activity for the idle sign-out (staff.middleware).
 DEFAULT_POLL_SECONDS = 20
 OVERDUE_COUNT_CAP = 500
+# Wrong signature passwords before the session is ended: someone other than the signed-in person may be
+# at the screen (21 CFR 11.300(d): attempts at unauthorised use are detected and acted on).
+SIGNATURE_ATTEMPTS_LIMIT = 3
+SIGNATURE_FAILURES_KEY = "clinic_signature_failures"
 MY_STEPS_LIMIT = 200
 
 
@@ -323,10 +331,20 @@ def step_complete(request, public_id):
                 apply_domain_error(form, error)
                 status = error.http_status
             else:
+                request.session.pop(SIGNATURE_FAILURES_KEY, None)
                 messages.success(request, f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.")
                 return redirect(_safe_next(request))
         else:
             status = 400
+            if "password" in form.errors and request.POST.get("password"):
+                failures = request.session.get(SIGNATURE_FAILURES_KEY, 0) + 1
+                request.session[SIGNATURE_FAILURES_KEY] = failures
+                logger.warning("Wrong signature password: user %s, step %s, attempt %s", request.user.pk, step.public_id, failures)
+                if failures >= SIGNATURE_ATTEMPTS_LIMIT:
+                    logout(request)
+                    messages.error(request, f"You were signed out after {failures} wrong signature passwords. "
+                                            "Nothing was recorded. Sign in again to go on.")
+                    return redirect("login")
     journey = step.journey
     return render(request, "journeys/step_complete.html", {
         "step": step, "form": form, "conflict": conflict, "patient": journey.patient,

@@ -541,3 +541,36 @@ def test_dashboard_and_patient_page_query_counts_do_not_grow_with_patients(clien
     large["my_steps"] = _count_queries(client, reverse("my_steps"))
     assert large == small
     assert small["dashboard"] <= 15 and small["patient"] <= 12
+
+
+@pytest.mark.django_db
+def test_three_wrong_signature_passwords_end_the_session(client, nurse, journey):
+    step = _step(journey, "eligibility-labs")
+    client.force_login(nurse)
+    assert _sign(client, step, password="guess-1").status_code == 400
+    assert _sign(client, step, password="guess-2").status_code == 400
+    response = _sign(client, step, password="guess-3")
+    assert response.status_code == 302 and response["Location"] == reverse("login")
+    assert client.get(reverse("my_steps")).status_code == 302  # signed out
+    assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
+
+
+@pytest.mark.django_db
+def test_a_right_signature_resets_the_count_of_wrong_ones(client, nurse, journey):
+    first, second = _step(journey, "eligibility-labs"), _step(journey, "leukapheresis")
+    client.force_login(nurse)
+    _sign(client, first, password="guess-1")
+    _sign(client, first, password="guess-2")
+    assert _sign(client, first).status_code == 302
+    assert _sign(client, second, password="guess-3").status_code == 400  # one wrong since the last success
+    assert client.get(reverse("my_steps")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_field_errors_are_tied_to_their_inputs_for_screen_readers(client, coordinator, journey):
+    client.force_login(coordinator)
+    response = client.post(reverse("journey_status", args=[journey.public_id, "hold"]),
+                           {"reason": "", "version": journey.version})
+    page = response.content.decode()
+    assert 'aria-invalid="true"' in page and 'aria-describedby="id_reason_error"' in page
+    assert 'id="id_reason_error"' in page
