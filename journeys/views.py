@@ -31,7 +31,7 @@ from journeys.forms import (
 from journeys.models import Journey, StageNumber, Step, StepStatus
 from patients.models import Patient
 from staff.access import role_required
-from staff.roles import Action, NotPermitted, Role, can
+from staff.roles import Action, NotPermitted, Role, authorize_step_completion, can
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +167,7 @@ def patient_detail(request, public_id):
             for step in steps:
                 step.state_class, step.state_word = _step_state(step, now, today)
                 step.day_text = day_label(journey.day_number(step.due_on))
+                step.may_record = _may_record(request.user, step)
                 overdue_count += step.state_class == "overdue"
         context.update(
             timeline,
@@ -181,6 +182,15 @@ def patient_detail(request, public_id):
             journey_open=journey.is_open,
         )
     return render(request, "journeys/patient.html", context)
+
+
+def _may_record(user, step: Step) -> bool:
+    """Whether this user may record this step (physician-only steps stay with physicians)."""
+    try:
+        authorize_step_completion(user, step.template.responsible_role)
+    except NotPermitted:
+        return False
+    return True
 
 
 def _journey_or_404(public_id) -> Journey:
@@ -309,6 +319,8 @@ def _step_or_404(public_id) -> Step:
 @require_http_methods(["GET", "POST"])
 def step_complete(request, public_id):
     step = _step_or_404(public_id)
+    if not _may_record(request.user, step):
+        raise PermissionDenied(f"Only a {step.template.get_responsible_role_display().lower()} may record this step.")
     form = StepCompleteForm(request.POST or None, signer=request.user, initial={"version": step.version})
     status = 200
     conflict = None

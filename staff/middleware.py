@@ -46,4 +46,9 @@ class IdleSignOutMiddleware:
                 return redirect(f"{login_url}?{urlencode({'next': request.get_full_path()})}")
             if last is None or not is_poll(request):
                 request.session[LAST_ACTIVITY_KEY] = now
+        elif request.headers.get("HX-Request") and request.path != reverse("login"):
+            # The session has already expired: a poll would otherwise swap the sign-in page into a panel.
+            response = HttpResponse(status=200)
+            response["HX-Redirect"] = reverse("login")
+            return response
         return self.get_response(request)

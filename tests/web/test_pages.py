@@ -166,6 +166,13 @@ def test_idle_sign_out_after_the_timeout_and_polling_does_not_count(client, coor
 
 
 @pytest.mark.django_db
+def test_a_poll_after_the_session_expired_sends_the_window_to_sign_in(client):
+    response = client.get(reverse("dashboard_panels"), HTTP_HX_REQUEST="true", HTTP_X_CLINIC_POLL="1")
+    assert response.status_code == 200 and response["HX-Redirect"] == reverse("login")
+    assert response.content == b""
+
+
+@pytest.mark.django_db
 def test_real_activity_keeps_the_session(client, coordinator):
     with time_machine.travel(timezone.now(), tick=False) as traveller:
         client.force_login(coordinator)
@@ -490,6 +497,10 @@ def test_a_future_time_performed_is_a_field_error(client, nurse, journey):
 def test_nurse_cannot_record_a_physicians_step(client, nurse, journey):
     step = _step(journey, "eligibility-signoff")
     client.force_login(nurse)
+    patient_page = client.get(reverse("patient_detail", args=[journey.patient.public_id])).content.decode()
+    assert reverse("step_complete", args=[step.public_id]) not in patient_page
+    assert reverse("step_complete", args=[_step(journey, "eligibility-labs").public_id]) in patient_page
+    assert client.get(reverse("step_complete", args=[step.public_id])).status_code == 403
     assert _sign(client, step).status_code == 403
     assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
 
