@@ -585,3 +585,24 @@ def test_field_errors_are_tied_to_their_inputs_for_screen_readers(client, coordi
     page = response.content.decode()
     assert 'aria-invalid="true"' in page and 'aria-describedby="id_reason_error"' in page
     assert 'id="id_reason_error"' in page
+
+
+@pytest.mark.django_db
+def test_my_steps_follow_the_named_nurse(client, nurse, make_user, coordinator, protocol):
+    from journeys.services import journey_start
+    from tests.factories import PatientFactory
+
+    other = make_user("nurse", first_name="Olga", last_name="Otherward")
+    today = timezone.localdate()
+    patients = {
+        "mine": PatientFactory(nurse=nurse), "theirs": PatientFactory(nurse=other), "anyone": PatientFactory(nurse=None),
+    }
+    for patient in patients.values():
+        journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
+                      leukapheresis_date=today - timedelta(days=1))  # the hand-off to the courier is due today
+    client.force_login(nurse)
+    shown = {step.journey.patient_id for step in client.get(reverse("my_steps")).context["steps"]}
+    assert shown == {patients["mine"].id, patients["anyone"].id}
+    client.force_login(coordinator)
+    steps = client.get(reverse("my_steps")).context["steps"]
+    assert steps and all(step.template.responsible_role == "coordinator" for step in steps)
