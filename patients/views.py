@@ -13,7 +13,11 @@ from staff.roles import Action, NotPermitted
 @role_required(Action.ENROL_PATIENT)
 @require_http_methods(["GET", "POST"])
 def patient_enrol(request):
-    form = PatientEnrolForm(request.POST or None)
+    from staff.roles import Role
+
+    # The coordinator enrolling a patient usually coordinates that patient's care.
+    initial = {"coordinator": request.user.pk} if Role.COORDINATOR in request.user.roles else {}
+    form = PatientEnrolForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
         if form.is_valid():
