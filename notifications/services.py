@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from carclinic.errors import Conflict, InvalidInput
 from journeys.clock import clinic_zone, day_label
-from journeys.models import JourneyStatus, Step, StepStatus
+from journeys.models import Journey, JourneyStatus, Step, StepStatus
 from notifications.models import (
     Channel,
     Notification,
@@ -78,34 +78,47 @@ class ScanResult:
     run_id: int | None = None
 
 
+# Every UPDATE below keeps its conditions on the updated table itself (subqueries on others, no join):
+# PostgreSQL re-checks the WHERE clause of a row another transaction changed while we waited for it, but
+# only the clauses on that row. With a join Django would emit `WHERE id IN (SELECT … JOIN …)`, evaluated
+# on the old snapshot, and two concurrent scans would both flag the same step (a test caught exactly that).
+
+def _active_journey_ids():
+    return Journey.objects.filter(status=JourneyStatus.ACTIVE).values("id")
+
+
 def steps_flag_overdue(*, now: datetime) -> int:
     """Flag pending steps of active journeys whose window and grace have passed. One indexed UPDATE."""
     return Step.objects.filter(
-        status=StepStatus.PENDING, journey__status=JourneyStatus.ACTIVE,
-        overdue_after__lte=now, overdue_since__isnull=True,
+        status=StepStatus.PENDING, overdue_after__lte=now, overdue_since__isnull=True,
+        journey_id__in=_active_journey_ids(),
     ).update(overdue_since=now)
 
 
 def steps_unflag(*, now: datetime) -> int:
     """Clear the flag of steps done meanwhile, moved into the future (Day 0 moved) or whose journey
-    stopped being active. One UPDATE over the (small) set of flagged steps."""
+    stopped being active. One UPDATE over the (small, indexed) set of flagged steps."""
     return Step.objects.filter(overdue_since__isnull=False).filter(
-        ~Q(status=StepStatus.PENDING) | Q(overdue_after__gt=now) | ~Q(journey__status=JourneyStatus.ACTIVE)
+        ~Q(status=StepStatus.PENDING) | Q(overdue_after__gt=now) | ~Q(journey_id__in=_active_journey_ids())
     ).update(overdue_since=None)
+
+
+def _its_step(**conditions):
+    return Exists(Step.objects.filter(pk=OuterRef("step_id"), **conditions))
 
 
 def reminders_cancel_obsolete(*, now: datetime) -> int:
     """Cancel scheduled reminders that no longer make sense; each case its own reason, for the log."""
-    pending = Reminder.objects.filter(state=ReminderState.PENDING, step__isnull=False)
+    pending = Reminder.objects.filter(state=ReminderState.PENDING, step_id__isnull=False)
     cancel = {"state": ReminderState.CANCELLED, "cancelled_at": now}
-    count = pending.filter(~Q(step__status=StepStatus.PENDING)).update(
+    count = pending.filter(~_its_step(status=StepStatus.PENDING)).update(
         **cancel, cancel_reason="The step was resolved before the reminder went out.")
-    count += pending.filter(~Q(step__journey__status=JourneyStatus.ACTIVE)).update(
+    count += pending.filter(~_its_step(journey__status=JourneyStatus.ACTIVE)).update(
         **cancel, cancel_reason="The journey is on hold or closed.")
-    count += pending.filter(~Q(step__due_on=F("for_day"))).update(
+    count += pending.filter(~_its_step(due_on=OuterRef("for_day"))).update(
         **cancel, cancel_reason="The step was rescheduled; reminders for the new date replace this one.")
-    count += pending.filter(kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION], step__overdue_since__isnull=True).update(
-        **cancel, cancel_reason="The step is no longer overdue.")
+    count += pending.filter(kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION]).filter(
+        _its_step(overdue_since__isnull=True)).update(**cancel, cancel_reason="The step is no longer overdue.")
     return count
 
 
