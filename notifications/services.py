@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -103,23 +103,34 @@ def steps_unflag(*, now: datetime) -> int:
     ).update(overdue_since=None)
 
 
-def _its_step(**conditions):
-    return Exists(Step.objects.filter(pk=OuterRef("step_id"), **conditions))
+RESOLVED = "The step was resolved before the reminder went out."
+NOT_ACTIVE = "The journey is on hold or closed."
+RESCHEDULED = "The step was rescheduled; reminders for the new date replace this one."
+NO_LONGER_OVERDUE = "The step is no longer overdue."
+
+# One pass over the scheduled reminders joined to their steps, each case with its own reason. UPDATE … FROM
+# keeps `r.state = 'pending'` on the updated row, so a reminder a worker claimed meanwhile is left alone.
+_CANCEL_OBSOLETE = """
+    UPDATE notifications_reminder r
+       SET state = 'cancelled', cancelled_at = %(now)s,
+           cancel_reason = CASE WHEN s.status <> 'pending' THEN %(resolved)s
+                                WHEN j.status <> 'active' THEN %(not_active)s
+                                WHEN s.due_on <> r.for_day THEN %(rescheduled)s
+                                ELSE %(no_longer_overdue)s END
+      FROM journeys_step s JOIN journeys_journey j ON j.id = s.journey_id
+     WHERE r.step_id = s.id AND r.state = 'pending'
+       AND (s.status <> 'pending' OR j.status <> 'active' OR s.due_on <> r.for_day
+            OR (r.kind IN ('overdue', 'escalation') AND s.overdue_since IS NULL))
+"""
 
 
 def reminders_cancel_obsolete(*, now: datetime) -> int:
-    """Cancel scheduled reminders that no longer make sense; each case its own reason, for the log."""
-    pending = Reminder.objects.filter(state=ReminderState.PENDING, step_id__isnull=False)
-    cancel = {"state": ReminderState.CANCELLED, "cancelled_at": now}
-    count = pending.filter(~_its_step(status=StepStatus.PENDING)).update(
-        **cancel, cancel_reason="The step was resolved before the reminder went out.")
-    count += pending.filter(~_its_step(journey__status=JourneyStatus.ACTIVE)).update(
-        **cancel, cancel_reason="The journey is on hold or closed.")
-    count += pending.filter(~_its_step(due_on=OuterRef("for_day"))).update(
-        **cancel, cancel_reason="The step was rescheduled; reminders for the new date replace this one.")
-    count += pending.filter(kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION]).filter(
-        _its_step(overdue_since__isnull=True)).update(**cancel, cancel_reason="The step is no longer overdue.")
-    return count
+    """Cancel scheduled reminders that no longer make sense (step resolved, journey paused or closed, step
+    rescheduled, step no longer overdue). One statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CANCEL_OBSOLETE, {"now": now, "resolved": RESOLVED, "not_active": NOT_ACTIVE,
+                                          "rescheduled": RESCHEDULED, "no_longer_overdue": NO_LONGER_OVERDUE})
+        return cursor.rowcount
 
 
 def overdue_scan(*, now: datetime | None = None) -> ScanResult:
@@ -170,15 +181,13 @@ class _Directory:
             return [assigned]
         return list(self.by_role.get(role, []))
 
-    def rows(self, *, kind: str, recipients, now: datetime, due_at: datetime, for_day: date, step_id=None) -> list[Reminder]:
+    def rows(self, *, kind: str, recipients, due_at: datetime, for_day: date, step_id=None) -> list[tuple]:
+        """(kind, step, day, recipient, channel, due_at) for each channel each recipient gets this kind on."""
         rows = []
         for user_id in recipients:
-            channels = [Channel.IN_APP]
+            rows.append((kind, step_id, for_day, user_id, Channel.IN_APP, due_at))
             if self.emails.get(user_id) and (user_id, kind) not in self.no_email:
-                channels.append(Channel.EMAIL)
-            rows.extend(Reminder(kind=kind, step_id=step_id, for_day=for_day, recipient_id=user_id, channel=channel,
-                                 due_at=due_at, send_after=due_at, created_at=now)
-                        for channel in channels)
+                rows.append((kind, step_id, for_day, user_id, Channel.EMAIL, due_at))
         return rows
 
 
@@ -201,14 +210,14 @@ def reminders_plan(*, now: datetime) -> int:
     lead_default = settings.REMINDER_UPCOMING_LEAD_HOURS
     horizon = today + timedelta(days=settings.REMINDER_PLANNING_DAYS)
     active_pending = Step.objects.filter(status=StepStatus.PENDING, journey__status=JourneyStatus.ACTIVE)
-    rows: list[Reminder] = []
+    rows: list[tuple] = []
 
     def recipients_for(step) -> list[int]:
         return directory.responsible(step["template__responsible_role"], step["journey__patient__nurse_id"],
                                      step["journey__patient__coordinator_id"])
 
     for step in active_pending.filter(overdue_since__isnull=False).filter(_without(ReminderKind.OVERDUE)).values(*_STEP_FIELDS):
-        rows += directory.rows(kind=ReminderKind.OVERDUE, recipients=recipients_for(step), now=now, due_at=now,
+        rows += directory.rows(kind=ReminderKind.OVERDUE, recipients=recipients_for(step), due_at=now,
                                for_day=step["due_on"], step_id=step["id"])
 
     # Escalation is measured from when the step became late (overdue_after), not from when a scan noticed,
@@ -217,7 +226,7 @@ def reminders_plan(*, now: datetime) -> int:
     for step in (active_pending.filter(overdue_since__isnull=False, overdue_after__lte=escalate_before)
                  .filter(_without(ReminderKind.ESCALATION)).values(*_STEP_FIELDS)):
         rows += directory.rows(kind=ReminderKind.ESCALATION, recipients=directory.by_role.get(Role.PHYSICIAN, []),
-                               now=now, due_at=now, for_day=step["due_on"], step_id=step["id"])
+                               due_at=now, for_day=step["due_on"], step_id=step["id"])
 
     # "Coming up": planned ahead so the log shows what is scheduled, and so it can be snoozed or cancelled.
     longest_lead_days = max(lead_default, 0) // 24 + 1
@@ -231,31 +240,51 @@ def reminders_plan(*, now: datetime) -> int:
         # Once the morning of the day has come, "coming up" is stale: the day's own reminder says it.
         if now >= morning_of(step["due_on"]) or due_at > clinic_moment(horizon, time.max):
             continue
-        rows += directory.rows(kind=ReminderKind.UPCOMING, recipients=recipients_for(step), now=now, due_at=due_at,
+        rows += directory.rows(kind=ReminderKind.UPCOMING, recipients=recipients_for(step), due_at=due_at,
                                for_day=step["due_on"], step_id=step["id"])
 
     for step in (active_pending.filter(overdue_since__isnull=True, due_on__gte=today, due_on__lte=horizon)
                  .filter(_without(ReminderKind.DUE_TODAY)).values(*_STEP_FIELDS)):
         if step["template__reminder_policy__id"] and not step["template__reminder_policy__remind_on_the_day"]:
             continue
-        rows += directory.rows(kind=ReminderKind.DUE_TODAY, recipients=recipients_for(step), now=now,
+        rows += directory.rows(kind=ReminderKind.DUE_TODAY, recipients=recipients_for(step),
                                due_at=morning_of(step["due_on"]), for_day=step["due_on"], step_id=step["id"])
 
     digest_at = clinic_moment(today, _clock_setting(settings.REMINDER_DIGEST_TIME))
     if now >= digest_at:
         has_digest = set(Reminder.objects.filter(kind=ReminderKind.DIGEST, for_day=today).values_list("recipient_id", flat=True))
         waiting = [user_id for user_id in directory.by_role.get(Role.COORDINATOR, []) if user_id not in has_digest]
-        rows += directory.rows(kind=ReminderKind.DIGEST, recipients=waiting, now=now, due_at=digest_at, for_day=today)
+        rows += directory.rows(kind=ReminderKind.DIGEST, recipients=waiting, due_at=digest_at, for_day=today)
 
+    created = _insert_reminders(rows, now=now)
+    if rows:
+        log.info("reminders planned at=%s candidates=%d created=%d", now.isoformat(), len(rows), created)
+    return created
+
+
+_INSERT_REMINDERS = """
+    INSERT INTO notifications_reminder
+           (public_id, kind, step_id, for_day, recipient_id, channel, due_at, send_after,
+            state, attempts, last_error, cancel_reason, created_at)
+    SELECT gen_random_uuid(), r.kind, r.step_id, r.for_day, r.recipient_id, r.channel, r.due_at, r.due_at,
+           'pending', 0, '', '', %s
+      FROM unnest(%s::varchar[], %s::bigint[], %s::date[], %s::bigint[], %s::varchar[], %s::timestamptz[])
+           AS r(kind, step_id, for_day, recipient_id, channel, due_at)
+        ON CONFLICT DO NOTHING
+    RETURNING id
+"""
+
+
+def _insert_reminders(rows: list[tuple], *, now: datetime) -> int:
+    """One INSERT … SELECT FROM unnest(arrays) … ON CONFLICT DO NOTHING for any number of rows: a
+    concurrent scan that inserted the same reminder first wins, silently and correctly, and RETURNING
+    counts only the rows this scan really created."""
     if not rows:
         return 0
-    # ignore_conflicts: a concurrent scan that inserted the same row first wins, silently and correctly.
-    # Postgres reports no ids for skipped rows, so count what is there now instead of trusting len(rows).
-    before = Reminder.objects.filter(created_at=now).count()
-    Reminder.objects.bulk_create(rows, ignore_conflicts=True)
-    created = Reminder.objects.filter(created_at=now).count() - before
-    log.info("reminders planned at=%s candidates=%d created=%d", now.isoformat(), len(rows), created)
-    return created
+    columns = [list(column) for column in zip(*rows)]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_REMINDERS, [now, *columns])
+        return len(cursor.fetchall())
 
 
 # --- Claiming and delivering ----------------------------------------------------------------------
