@@ -200,7 +200,7 @@ def main() -> None:
                   f"{len(steady_queries.captured_queries)}")
             print("  slowest statements of the next-minute scan:")
             for query in sorted(steady_queries.captured_queries, key=lambda q: -float(q["time"]))[:4]:
-                print(f"    {float(query['time']) * 1000:7.1f} ms  {query['sql'][:110]}")
+                print(f"    {float(query['time']) * 1000:7.1f} ms  {' '.join(query['sql'].split())[:110]}")
 
             # Reminders per second: 10,000 steps of active journeys that have just become overdue.
             reset(cursor)
@@ -218,6 +218,10 @@ def main() -> None:
         print(f"\nreminders for {due_steps:,} due steps: {created:,} rows ({kinds}) in {seconds * 1000:.0f} ms "
               f"= {created / seconds:,.0f} reminders/s, {due_steps / seconds:,.0f} steps/s, "
               f"{len(plan_queries.captured_queries)} SQL statements")
+        in_sql = sum(float(q["time"]) for q in plan_queries.captured_queries)
+        print(f"  of which in SQL {in_sql * 1000:.0f} ms, in Python {(seconds - in_sql) * 1000:.0f} ms; slowest:")
+        for query in sorted(plan_queries.captured_queries, key=lambda q: -float(q["time"]))[:3]:
+            print(f"    {float(query['time']) * 1000:7.1f} ms  {' '.join(query['sql'].split())[:110]}")
     finally:
         connection.close()
         if not args.keep:
