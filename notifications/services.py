@@ -188,6 +188,9 @@ class _Directory:
             rows.append((kind, step_id, for_day, user_id, Channel.IN_APP, due_at))
             if self.emails.get(user_id) and (user_id, kind) not in self.no_email:
                 rows.append((kind, step_id, for_day, user_id, Channel.EMAIL, due_at))
+        # The webhook feeds the team's channel: one post per event, not one per person it concerns.
+        if settings.REMINDER_WEBHOOK_URL and recipients and kind != ReminderKind.DIGEST:
+            rows.append((kind, step_id, for_day, recipients[0], Channel.WEBHOOK, due_at))
         return rows
 
 
@@ -466,11 +469,15 @@ def _digest_items(reminder: Reminder) -> list[dict]:
     return items
 
 
-_SUBJECT_ORDER = [ReminderKind.ESCALATION, ReminderKind.OVERDUE, ReminderKind.DUE_TODAY, ReminderKind.UPCOMING, ReminderKind.DIGEST]
+# Most urgent first, in the subject and in the body.
+_SUBJECT_WORDS = {ReminderKind.ESCALATION: "escalated", ReminderKind.OVERDUE: "overdue", ReminderKind.DUE_TODAY: "due today",
+                  ReminderKind.UPCOMING: "coming up", ReminderKind.DIGEST: "your daily digest"}
+_URGENCY = {kind: rank for rank, kind in enumerate(_SUBJECT_WORDS)}
 
 
 def compose(reminders: list[Reminder]) -> tuple[str, str, list[dict], str]:
-    """One message for everything going to one person at one time: title, body, items, main kind."""
+    """One message for everything going to one person at one time: title, body, items, most urgent kind."""
+    reminders = sorted(reminders, key=lambda r: (_URGENCY[r.kind], r.due_at, r.id))
     counts = defaultdict(int)
     items: list[dict] = []
     for reminder in reminders:
@@ -479,9 +486,8 @@ def compose(reminders: list[Reminder]) -> tuple[str, str, list[dict], str]:
             items += _digest_items(reminder)
         else:
             items.append(_step_item(reminder))
-    kinds = [k for k in _SUBJECT_ORDER if counts[k]]
-    parts = [f"{counts[k]} {ReminderKind(k).label.lower()}" if k != ReminderKind.DIGEST else "your daily digest"
-             for k in kinds]
+    kinds = [k for k in _SUBJECT_WORDS if counts[k]]
+    parts = [_SUBJECT_WORDS[k] if k == ReminderKind.DIGEST else f"{counts[k]} {_SUBJECT_WORDS[k]}" for k in kinds]
     title = "carclinic: " + ", ".join(parts)
     body = "\n".join(f"- [{ReminderKind(item['kind']).label}] {item['text']}" + (f"\n  {item['link']}" if item["link"] else "")
                      for item in items)

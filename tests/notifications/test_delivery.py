@@ -37,7 +37,7 @@ def test_due_reminders_go_out_as_one_email_and_one_in_app_notification_per_perso
     assert nurse_mail[0].subject == "carclinic: 4 overdue"
     assert "patient ref" in nurse_mail[0].body and "/journeys/" in nurse_mail[0].body
     physician_mail = [m for m in mailoutbox if m.to == [physician.email]]
-    assert len(physician_mail) == 1 and physician_mail[0].subject == "carclinic: 4 escalation to a physician, 2 overdue"
+    assert len(physician_mail) == 1 and physician_mail[0].subject == "carclinic: 4 escalated, 2 overdue"
     nurse_note = Notification.objects.get(recipient=nurse)
     assert len(nurse_note.items) == 4 and nurse_note.read_at is None
     coordinator_mail = [m for m in mailoutbox if m.to == [staff_team["coordinator"].email]]
