@@ -84,10 +84,10 @@ class Reminder(models.Model):
         ]
         indexes = [
             # The sender's question: "what is due now?", and the reclaim of claims whose worker died.
+            # (Lookups by step and kind use the unique constraint's index, which starts with them.)
             models.Index(fields=["send_after"], condition=Q(state="pending"), name="reminder_pending_send_idx"),
             models.Index(fields=["claimed_at"], condition=Q(state="sending"), name="reminder_sending_claim_idx"),
             models.Index(fields=["claim_token"], condition=Q(claim_token__isnull=False), name="reminder_claim_token_idx"),
-            models.Index(fields=["step", "kind"], name="reminder_step_kind_idx"),
             models.Index(fields=["due_at"], name="reminder_due_idx"),
         ]
 
