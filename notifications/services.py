@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from carclinic.errors import Conflict, InvalidInput
@@ -33,6 +33,7 @@ from notifications.models import (
     ReminderKind,
     ReminderState,
     ScanRun,
+    StepReminderPolicy,
     UserNotificationPreference,
 )
 from staff.models import User
@@ -216,8 +217,12 @@ def reminders_plan(*, now: datetime) -> int:
     rows: list[tuple] = []
 
     def recipients_for(step) -> list[int]:
-        return directory.responsible(step["template__responsible_role"], step["journey__patient__nurse_id"],
-                                     step["journey__patient__coordinator_id"])
+        recipients = directory.responsible(step["template__responsible_role"], step["journey__patient__nurse_id"],
+                                           step["journey__patient__coordinator_id"])
+        if not recipients:
+            # Nobody holds the role: the scan will try again each minute; say so rather than stay silent.
+            log.warning("no recipient for step id=%s role=%s", step["id"], step["template__responsible_role"])
+        return recipients
 
     for step in active_pending.filter(overdue_since__isnull=False).filter(_without(ReminderKind.OVERDUE)).values(*_STEP_FIELDS):
         rows += directory.rows(kind=ReminderKind.OVERDUE, recipients=recipients_for(step), due_at=now,
@@ -228,11 +233,14 @@ def reminders_plan(*, now: datetime) -> int:
     escalate_before = now - timedelta(hours=settings.REMINDER_ESCALATION_AFTER_HOURS)
     for step in (active_pending.filter(overdue_since__isnull=False, overdue_after__lte=escalate_before)
                  .filter(_without(ReminderKind.ESCALATION)).values(*_STEP_FIELDS)):
+        if not directory.by_role.get(Role.PHYSICIAN):
+            log.warning("no physician to escalate step id=%s to", step["id"])
         rows += directory.rows(kind=ReminderKind.ESCALATION, recipients=directory.by_role.get(Role.PHYSICIAN, []),
                                due_at=now, for_day=step["due_on"], step_id=step["id"])
 
     # "Coming up": planned ahead so the log shows what is scheduled, and so it can be snoozed or cancelled.
-    longest_lead_days = max(lead_default, 0) // 24 + 1
+    longest_lead = max(lead_default, StepReminderPolicy.objects.aggregate(m=Max("upcoming_lead_hours"))["m"] or 0)
+    longest_lead_days = longest_lead // 24 + 1
     for step in (active_pending.filter(overdue_since__isnull=True, due_on__gt=today,
                                        due_on__lte=horizon + timedelta(days=longest_lead_days))
                  .filter(_without(ReminderKind.UPCOMING)).values(*_STEP_FIELDS)):

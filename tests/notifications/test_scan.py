@@ -158,3 +158,11 @@ def test_scan_runs_within_a_fixed_query_budget(start_journey, django_assert_max_
     with django_assert_max_num_queries(20):
         overdue_scan(now=local(date(2026, 3, 4), 8))
     assert Step.objects.filter(status=StepStatus.PENDING, overdue_since__isnull=False).count() == 4 * 3  # labs, sign-off, leukapheresis
+
+
+def test_a_long_lead_time_set_on_a_template_is_planned_in_time(start_journey):
+    journey = start_journey()
+    leuk = _step(journey, "leukapheresis")  # due 2 March
+    StepReminderPolicy.objects.create(step_template=leuk.template, upcoming_lead_hours=10 * 24)
+    overdue_scan(now=local(date(2026, 2, 19), 9))
+    assert Reminder.objects.get(step=leuk, kind=ReminderKind.UPCOMING, channel=Channel.IN_APP).due_at == local(date(2026, 2, 20), 7)
