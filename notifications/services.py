@@ -127,11 +127,30 @@ _CANCEL_OBSOLETE = """
 
 def reminders_cancel_obsolete(*, now: datetime) -> int:
     """Cancel scheduled reminders that no longer make sense (step resolved, journey paused or closed, step
-    rescheduled, step no longer overdue). One statement."""
+    rescheduled, step no longer overdue). One statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        return _cancel_obsolete_portable(now=now)
     with connection.cursor() as cursor:
         cursor.execute(_CANCEL_OBSOLETE, {"now": now, "resolved": RESOLVED, "not_active": NOT_ACTIVE,
                                           "rescheduled": RESCHEDULED, "no_longer_overdue": NO_LONGER_OVERDUE})
         return cursor.rowcount
+
+
+def _its_step(**conditions):
+    return Exists(Step.objects.filter(pk=OuterRef("step_id"), **conditions))
+
+
+def _cancel_obsolete_portable(*, now: datetime) -> int:
+    """The same as _CANCEL_OBSOLETE in four ORM statements, for the embedded SQLite of `make run` (which
+    has one writer at a time, so the re-check subtleties of PostgreSQL do not arise)."""
+    pending = Reminder.objects.filter(state=ReminderState.PENDING, step_id__isnull=False)
+    cancel = {"state": ReminderState.CANCELLED, "cancelled_at": now}
+    count = pending.filter(~_its_step(status=StepStatus.PENDING)).update(**cancel, cancel_reason=RESOLVED)
+    count += pending.filter(~_its_step(journey__status=JourneyStatus.ACTIVE)).update(**cancel, cancel_reason=NOT_ACTIVE)
+    count += pending.filter(~_its_step(due_on=OuterRef("for_day"))).update(**cancel, cancel_reason=RESCHEDULED)
+    count += pending.filter(kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION]).filter(
+        _its_step(overdue_since__isnull=True)).update(**cancel, cancel_reason=NO_LONGER_OVERDUE)
+    return count
 
 
 def overdue_scan(*, now: datetime | None = None) -> ScanResult:
@@ -292,6 +311,14 @@ def _insert_reminders(rows: list[tuple], *, now: datetime) -> int:
     counts only the rows this scan really created."""
     if not rows:
         return 0
+    if connection.vendor != "postgresql":
+        # The embedded SQLite: the ORM's INSERT OR IGNORE, counted by difference (one writer at a time).
+        before = Reminder.objects.filter(created_at=now).count()
+        Reminder.objects.bulk_create([Reminder(kind=kind, step_id=step_id, for_day=for_day, recipient_id=recipient_id,
+                                               channel=channel, due_at=due_at, send_after=due_at, created_at=now)
+                                      for kind, step_id, for_day, recipient_id, channel, due_at in rows],
+                                     ignore_conflicts=True, batch_size=500)
+        return Reminder.objects.filter(created_at=now).count() - before
     columns = [list(column) for column in zip(*rows)]
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_REMINDERS, [now, *columns])
