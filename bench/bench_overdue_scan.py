@@ -210,8 +210,11 @@ def main() -> None:
                                WHERE j.status = 'active' AND s.status = 'pending' AND s.overdue_after > %s
                                ORDER BY s.id LIMIT %s)""", [now, now - timedelta(hours=1), now + timedelta(days=30), args.due])
             due_steps = cursor.rowcount
-            cursor.execute("UPDATE journeys_step SET overdue_after = overdue_after + interval '800 days' "
-                           "WHERE overdue_since IS NULL AND status = 'pending' AND overdue_after <= %s", [now + timedelta(days=30)])
+            # Everything else pending is moved well out of the planning horizon, so only the due steps count.
+            cursor.execute("UPDATE journeys_step SET overdue_after = overdue_after + interval '800 days', "
+                           "due_on = due_on + 800, window_opens_on = window_opens_on + 800, "
+                           "window_closes_on = window_closes_on + 800 "
+                           "WHERE overdue_since IS NULL AND status = 'pending' AND due_on <= %s", [(now + timedelta(days=30)).date()])
         with CaptureQueriesContext(connection) as plan_queries:
             seconds, created = timed(lambda: transaction.atomic()(reminders_plan)(now=now))
         kinds = dict(Reminder.objects.values_list("kind").annotate(n=django.db.models.Count("id")))

@@ -375,7 +375,8 @@ def reminders_send_due(*, now: datetime | None = None, limit: int = 500) -> Deli
     """Claim every reminder due now (and claims whose worker died) and deliver them, one message per
     person and channel. Safe to run on several workers at once."""
     now = now or timezone.now()
-    reminders_cancel_obsolete(now=now)
+    # No reminders_cancel_obsolete() here: the scan does it each minute, and _deliver_claimed re-checks
+    # every claimed row's step anyway, which is what guarantees a done step is never reminded.
     reminders_give_up_stale(now=now)
     token = uuid.uuid4()
     due_ids = Reminder.objects.filter(_claimable(now)).order_by("send_after", "id").values("id")[:limit]
