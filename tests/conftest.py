@@ -100,3 +100,10 @@ def at_clinic(time_machine):
         return moment
 
     return move
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness (~0.3 s a user on this machine) is the point in production and pure
+    # waiting in tests that make several users each.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
