@@ -17,6 +17,7 @@ from journeys.models import (
     RESOLVED_STEP_STATUSES,
     Journey,
     JourneyStatus,
+    Milestone,
     Stage,
     StageStatus,
     Step,
@@ -32,6 +33,7 @@ from journeys.services import (
     step_skip,
 )
 from journeys.models import ProtocolTemplate
+from journeys.transitions import UNSKIPPABLE_MILESTONES
 from tests.factories import PatientFactory, UserFactory, make_protocol
 
 _mrns = itertools.count()
@@ -83,9 +85,13 @@ class JourneyMachine(RuleBasedStateMachine):
                                            stage__status=StageStatus.IN_PROGRESS).values_list("id", flat=True):
             self.attempt(step_complete, actor=self.users["physician"], step_id=step_id)
 
-    @rule(data=st.data(), reason=st.sampled_from(["", "  ", "Patient declined the visit"]))
-    def skip_a_pending_step(self, data, reason):
-        if step_id := pick(data, Step.objects.filter(journey=self.journey, status=StepStatus.PENDING)):
+    @rule(data=st.data(), reason=st.sampled_from(["", "Patient declined the visit", "Done at the referring site"]),
+          in_current_stage=st.booleans())
+    def skip_a_pending_step(self, data, reason, in_current_stage):
+        steps = Step.objects.filter(journey=self.journey, status=StepStatus.PENDING)
+        if in_current_stage:
+            steps = steps.filter(stage__status=StageStatus.IN_PROGRESS)
+        if step_id := pick(data, steps):
             self.attempt(step_skip, actor=self.users["coordinator"], step_id=step_id, reason=reason)
 
     @rule(data=st.data(), role=st.sampled_from(ROLES))
@@ -154,6 +160,12 @@ class JourneyMachine(RuleBasedStateMachine):
             assert not steps.filter(stage__status=StageStatus.PENDING).exclude(status=StepStatus.PENDING).exists()
         else:
             assert not steps.filter(status=StepStatus.PENDING).exists()
+        # Collection, QC release and infusion carry facts the journey needs: done, never skipped.
+        assert not steps.filter(template__milestone__in=UNSKIPPABLE_MILESTONES, status=StepStatus.SKIPPED).exists()
+        infused = steps.filter(template__milestone=Milestone.INFUSION, status=StepStatus.DONE).exists()
+        assert infused == (journey.day0_actual is not None)
+        if steps.filter(template__milestone=Milestone.PRODUCT_RELEASED, status=StepStatus.DONE).exists():
+            assert journey.product_released_at is not None
         # A completed stage leaves no step pending.
         assert not steps.filter(stage__status=StageStatus.COMPLETED, status=StepStatus.PENDING).exists()
         for step in steps.select_related("template").filter(status=StepStatus.PENDING):
