@@ -2,7 +2,7 @@
 invariants must hold in the database. Only domain errors are expected: anything else is a bug."""
 
 import itertools
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
@@ -18,6 +18,7 @@ from journeys.models import (
     Journey,
     JourneyStatus,
     Milestone,
+    ProtocolTemplate,
     Stage,
     StageStatus,
     Step,
@@ -32,7 +33,6 @@ from journeys.services import (
     step_complete,
     step_skip,
 )
-from journeys.models import ProtocolTemplate
 from journeys.transitions import UNSKIPPABLE_MILESTONES
 from tests.factories import PatientFactory, UserFactory, make_protocol
 
