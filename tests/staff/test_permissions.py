@@ -14,6 +14,7 @@ from journeys.services import (
     journey_resume,
     journey_start,
     journey_withdraw,
+    protocol_new_version,
     step_complete,
     step_skip,
 )
@@ -52,7 +53,7 @@ def open_journey(make_user, protocol):
 
 
 def call_service(action: str, actor, journey, protocol):
-    """The real service behind each action; for the two no service writes yet, the shared check."""
+    """The real service behind each action; for reads, the shared check that pages and the API call."""
     patient = journey.patient
     step = Step.objects.get(journey=journey, template__code="eligibility-labs")  # a nurse's step
     if action == Action.VIEW_CLINICAL:
@@ -81,7 +82,7 @@ def call_service(action: str, actor, journey, protocol):
     elif action == Action.WITHDRAW_JOURNEY:
         journey_withdraw(actor=actor, journey_id=journey.id, reason="Patient's wish")
     elif action == Action.MANAGE_PROTOCOLS:
-        authorize(actor, action)  # protocol versions are made in admin, gated by this check
+        protocol_new_version(actor=actor, protocol_id=protocol.id)
     else:  # a new action without a case here must not pass unnoticed
         raise AssertionError(f"No service mapped for {action}")
 
