@@ -125,6 +125,15 @@ def test_a_physicians_step_is_refused_to_other_roles(who, make_user, open_journe
     assert step.status == StepStatus.PENDING
 
 
+def test_a_physicians_step_cannot_be_skipped_by_a_coordinator(make_user, open_journey):
+    step = Step.objects.get(journey=open_journey, template__code="eligibility-signoff")
+    with pytest.raises(NotPermitted, match="Only a physician may skip"):
+        step_skip(actor=make_user("coordinator"), step_id=step.id, reason="patient declined")
+    step.refresh_from_db()
+    assert step.status == StepStatus.PENDING
+    assert step_skip(actor=make_user("physician"), step_id=step.id, reason="signed on paper").status == StepStatus.SKIPPED
+
+
 @pytest.mark.parametrize("who", ["physician", "superuser", "admin_group"])
 def test_a_physicians_step_is_recorded_by_a_physician_or_admin(who, person, open_journey):
     actor, _ = person(who)
