@@ -153,6 +153,19 @@ def _cancel_obsolete_portable(*, now: datetime) -> int:
     return count
 
 
+def reminders_revive_after_resume(*, now: datetime) -> int:
+    """Put back the overdue and escalation reminders that a hold cancelled, once the journey is active
+    and the step is late again. Without this the unique row, already cancelled, would keep the step from
+    ever being reminded again after a resume. Reminders a person cancelled stay cancelled."""
+    return Reminder.objects.filter(
+        state=ReminderState.CANCELLED, cancelled_by__isnull=True, cancel_reason__in=[NOT_ACTIVE, NO_LONGER_OVERDUE],
+        kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION], step_id__isnull=False,
+    ).filter(
+        _its_step(status=StepStatus.PENDING, journey__status=JourneyStatus.ACTIVE, overdue_since__isnull=False,
+                  due_on=OuterRef("for_day"))
+    ).update(state=ReminderState.PENDING, cancelled_at=None, cancel_reason="", due_at=now, send_after=now)
+
+
 def overdue_scan(*, now: datetime | None = None) -> ScanResult:
     """Flag and un-flag overdue steps and plan every reminder that is now due or coming up, in a
     constant number of statements whatever the size of the clinic. Safe to run twice, or twice at once."""
@@ -162,7 +175,7 @@ def overdue_scan(*, now: datetime | None = None) -> ScanResult:
         result.flagged = steps_flag_overdue(now=now)
         result.unflagged = steps_unflag(now=now)
         result.cancelled = reminders_cancel_obsolete(now=now)
-        result.created = reminders_plan(now=now)
+        result.created = reminders_plan(now=now) + reminders_revive_after_resume(now=now)
         run = ScanRun.objects.create(started_at=now, finished_at=timezone.now(), flagged=result.flagged,
                                      unflagged=result.unflagged, reminders_created=result.created,
                                      reminders_cancelled=result.cancelled)

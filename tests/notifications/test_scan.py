@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from journeys.models import Step, StepStatus
-from journeys.services import day0_reschedule, journey_hold, step_complete
+from journeys.services import day0_reschedule, journey_hold, journey_resume, step_complete
 from notifications.models import Channel, Reminder, ReminderKind, ScanRun, StepReminderPolicy, UserNotificationPreference
 from notifications.services import overdue_scan
 from tests.notifications.conftest import LEUKAPHERESIS, local
@@ -102,6 +102,27 @@ def test_held_journey_is_not_flagged(start_journey, coordinator, time_machine):
     journey = start_journey()
     journey_hold(actor=coordinator, journey_id=journey.id, reason="Infection")
     assert overdue_scan(now=LABS_OVERDUE_AT).flagged == 0
+
+
+def test_overdue_reminder_cancelled_by_a_hold_goes_out_again_after_resume(start_journey, coordinator, staff_team):
+    journey = start_journey()
+    labs = _step(journey, "eligibility-labs")
+    overdue_scan(now=LABS_OVERDUE_AT)
+    reminder = Reminder.objects.get(step=labs, kind=ReminderKind.OVERDUE, channel=Channel.IN_APP)
+    assert reminder.state == "pending"
+
+    journey_hold(actor=coordinator, journey_id=journey.id, reason="Infection")
+    overdue_scan(now=LABS_OVERDUE_AT + timedelta(minutes=1))
+    reminder.refresh_from_db()
+    assert reminder.state == "cancelled"
+
+    journey_resume(actor=coordinator, journey_id=journey.id, reason="Infection treated")
+    resumed_at = LABS_OVERDUE_AT + timedelta(hours=2)
+    overdue_scan(now=resumed_at)
+    reminder.refresh_from_db()
+    assert (reminder.state, reminder.send_after, reminder.cancel_reason) == ("pending", resumed_at, "")
+    # Still one row per step, kind, person and channel: revived, not duplicated.
+    assert Reminder.objects.filter(step=labs, kind=ReminderKind.OVERDUE, channel=Channel.IN_APP).count() == 1
 
 
 def test_upcoming_reminders_are_planned_ahead_on_the_clinic_clock(start_journey, staff_team):
