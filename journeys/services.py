@@ -31,7 +31,7 @@ from journeys.models import (
 )
 from journeys.transitions import guard_journey, guard_stage_complete, guard_stage_start, guard_step
 from patients.models import Patient
-from staff.roles import Action, authorize, authorize_step_completion
+from staff.roles import Action, authorize, authorize_step_resolution
 
 # A performed time a few minutes ahead of the server's clock is a ward clock running fast, not a
 # prediction; more than that is a typing error.
@@ -214,7 +214,7 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
                   expected_version: int | None = None, signature_meaning: str = "performed") -> Step:
     """Record a step as done. The second of two people recording the same step is told who was first."""
     journey, step = _lock_step(step_id)
-    authorize_step_completion(actor, step.template.responsible_role)
+    authorize_step_resolution(actor, step.template.responsible_role)
     guard_step(journey, step, StepStatus.DONE)
     _check_step_version(step, expected_version)
     now = timezone.now()
@@ -296,6 +296,7 @@ def step_skip(*, actor, step_id: int, reason: str, expected_version: int | None 
     authorize(actor, Action.SKIP_STEP)
     reason = _require_reason(reason)
     journey, step = _lock_step(step_id)
+    authorize_step_resolution(actor, step.template.responsible_role, Action.SKIP_STEP)
     guard_step(journey, step, StepStatus.SKIPPED)
     _check_step_version(step, expected_version)
     now = timezone.now()
