@@ -31,7 +31,7 @@ from journeys.forms import (
 from journeys.models import Journey, StageNumber, Step, StepStatus
 from patients.models import Patient
 from staff.access import role_required
-from staff.roles import Action, NotPermitted, Role, authorize_step_completion, can
+from staff.roles import Action, NotPermitted, Role, authorize_step_resolution, can
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,8 @@ def patient_detail(request, public_id):
             for step in steps:
                 step.state_class, step.state_word = _step_state(step, now, today)
                 step.day_text = day_label(journey.day_number(step.due_on))
-                step.may_record = _may_record(request.user, step)
+                step.may_record = _may_resolve(request.user, step)
+                step.may_skip = _may_resolve(request.user, step, Action.SKIP_STEP)
                 overdue_count += step.state_class == "overdue"
         context.update(
             timeline,
@@ -184,10 +185,10 @@ def patient_detail(request, public_id):
     return render(request, "journeys/patient.html", context)
 
 
-def _may_record(user, step: Step) -> bool:
-    """Whether this user may record this step (physician-only steps stay with physicians)."""
+def _may_resolve(user, step: Step, action: str = Action.COMPLETE_STEP) -> bool:
+    """Whether this user may record (or skip) this step: physician-only steps stay with physicians."""
     try:
-        authorize_step_completion(user, step.template.responsible_role)
+        authorize_step_resolution(user, step.template.responsible_role, action)
     except NotPermitted:
         return False
     return True
@@ -319,7 +320,7 @@ def _step_or_404(public_id) -> Step:
 @require_http_methods(["GET", "POST"])
 def step_complete(request, public_id):
     step = _step_or_404(public_id)
-    if not _may_record(request.user, step):
+    if not _may_resolve(request.user, step):
         raise PermissionDenied(f"Only a {step.template.get_responsible_role_display().lower()} may record this step.")
     form = StepCompleteForm(request.POST or None, signer=request.user, initial={"version": step.version})
     status = 200
@@ -368,6 +369,8 @@ def step_complete(request, public_id):
 @require_http_methods(["GET", "POST"])
 def step_skip(request, public_id):
     step = _step_or_404(public_id)
+    if not _may_resolve(request.user, step, Action.SKIP_STEP):
+        raise PermissionDenied(f"Only a {step.template.get_responsible_role_display().lower()} may skip this step.")
     form = StepSkipForm(request.POST or None, initial={"version": step.version})
     status = 200
     if request.method == "POST":
