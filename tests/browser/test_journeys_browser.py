@@ -198,3 +198,22 @@ def test_screenshots_of_each_main_page_on_desktop_and_phone(browser, live_server
     assert "Not allowed for your role" in page.content()
     shot(page, "forbidden-phone")
     ward.close()
+
+
+def test_polling_never_moves_keyboard_focus(browser, live_server, clinic):
+    """A keyboard user tabbing through the overdue list must not lose their place to a refresh."""
+    base = live_server.url
+    context = browser.new_context(viewport=DESKTOP, locale="en-GB")
+    page = context.new_page()
+    sign_in(page, base, "cora")
+    page.wait_for_url(f"{base}/dashboard/")
+    link = page.locator("#dashboard-panels a").first
+    link.focus()
+    page.evaluate("window.__marked = document.activeElement")
+    page.wait_for_timeout(5_000)  # more than two refresh intervals
+    assert page.evaluate("document.activeElement === window.__marked && window.__marked.isConnected")
+    page.keyboard.press("Tab")  # and then, with focus gone elsewhere, the refresh resumes
+    page.locator("body").click(position={"x": 5, "y": 780})
+    page.evaluate("window.__panel = document.getElementById('dashboard-panels')")
+    page.wait_for_function("document.getElementById('dashboard-panels') !== window.__panel", timeout=10_000)
+    context.close()
