@@ -152,7 +152,8 @@ USE_I18N = True
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# collectstatic gathers files here for production; in development whitenoise serves from the finders.
+STATIC_ROOT = None if DEBUG else BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
