@@ -87,6 +87,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "staff.context_processors.clinic_permissions",
+                "notifications.context_processors.unread_notifications",
             ],
         },
     },

@@ -24,14 +24,30 @@ def reminders_for_patient(*, patient_id: int, now: datetime | None = None, days_
 
 
 def clinic_reminder_log(*, now: datetime | None = None, days_back: int = 7, days_ahead: int = 7,
-                        state: str | None = None) -> QuerySet[Reminder]:
-    """The clinic's notification log: reminders due in the window around now, with their state."""
+                        state: str | None = None, kind: str | None = None,
+                        journey_id: int | None = None) -> QuerySet[Reminder]:
+    """The clinic's notification log: reminders due in the window around now, with their state;
+    optionally only one state, one kind, or one journey's."""
     now = now or timezone.now()
     reminders = _reminders_with_context().filter(due_at__gte=now - timedelta(days=days_back),
                                                  due_at__lte=now + timedelta(days=days_ahead))
     if state:
         reminders = reminders.filter(state=state)
+    if kind:
+        reminders = reminders.filter(kind=kind)
+    if journey_id:
+        reminders = reminders.filter(step__journey_id=journey_id)
     return reminders.order_by("-due_at", "-id")
+
+
+def reminders_for_journey(*, journey_id: int, now: datetime | None = None, days_ahead: int = 7) -> QuerySet[Reminder]:
+    """One journey's reminders for the patient page: every one sent or settled, and every one scheduled
+    for the coming days, latest due first."""
+    now = now or timezone.now()
+    return (_reminders_with_context()
+            .filter(step__journey_id=journey_id)
+            .filter(~Q(state=ReminderState.PENDING) | Q(send_after__lte=now + timedelta(days=days_ahead)))
+            .order_by("-due_at", "-id"))
 
 
 def notifications_for(*, user, unread_only: bool = False) -> QuerySet[Notification]:

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from carclinic.errors import Conflict, InvalidInput
@@ -477,8 +478,10 @@ def _mark_sent(ids: list[int], *, token: uuid.UUID, now: datetime) -> int:
 
 # --- What a message says --------------------------------------------------------------------------
 
-def _link(journey_public_id, step_public_id=None) -> str:
-    path = f"/journeys/{journey_public_id}/" + (f"#step-{step_public_id}" if step_public_id else "")
+def _link(patient_public_id, step_public_id=None) -> str:
+    """The patient page, scrolled to the step. Built with reverse() so it follows the page's real URL
+    (it once pointed at a /journeys/<id>/ page that never existed)."""
+    path = reverse("patient_detail", args=[patient_public_id]) + (f"#step-{step_public_id}" if step_public_id else "")
     return settings.REMINDER_LINK_BASE.rstrip("/") + path
 
 
@@ -490,7 +493,7 @@ def _step_item(reminder: Reminder) -> dict:
     text = (f"{step.template.name}: due {step.due_on:%a %d %b %Y} ({day_label(journey.day_number(step.due_on))}), "
             f"patient ref {ref}")
     return {"kind": reminder.kind, "text": text, "journey": str(journey.public_id), "step": str(step.public_id),
-            "link": _link(journey.public_id, step.public_id)}
+            "link": _link(journey.patient.public_id, step.public_id)}
 
 
 def _digest_items(reminder: Reminder) -> list[dict]:
@@ -509,7 +512,7 @@ def _digest_items(reminder: Reminder) -> list[dict]:
         else:
             section = "Next 7 days"
         items.append({"kind": ReminderKind.DIGEST, "section": section, "journey": str(journey.public_id),
-                      "step": str(step.public_id), "link": _link(journey.public_id, step.public_id),
+                      "step": str(step.public_id), "link": _link(journey.patient.public_id, step.public_id),
                       "text": f"{section}: {step.template.name}, due {step.due_on:%a %d %b} "
                               f"({day_label(journey.day_number(step.due_on))}), patient ref {str(journey.patient.public_id)[:8]}"})
     if not items:

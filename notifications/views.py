@@ -1,16 +1,247 @@
-"""One small JSON view for monitoring. The pages that show reminders belong to the web app."""
+"""Pages of the reminder engine: a person's in-app notifications, the reminder log (per journey and for
+the clinic) with snooze and cancel, e-mail preferences; and one small JSON view for monitoring.
 
+Thin: reads through selectors, writes through services, domain errors become messages next to the
+right field. Snooze and cancel are for the people who run the schedule (services.MAY_MANAGE_REMINDERS);
+everyone else who may see patients sees the log read-only, and gets 403 on the forms even by typed URL.
+"""
+
+import uuid
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from notifications.selectors import reminder_health
+from carclinic.errors import Conflict, DomainError
+from journeys.forms import apply_domain_error
+from journeys.models import Journey, Step
+from notifications import selectors, services
+from notifications.forms import PreferencesForm, ReminderCancelForm, ReminderLogFilterForm, ReminderSnoozeForm
+from notifications.models import Notification, Reminder, ReminderKind, ReminderState, UserNotificationPreference
+from staff.access import role_required
+from staff.roles import Action, NotPermitted, roles_of
 
+NOTIFICATIONS_PER_PAGE = 25
+LOG_PER_PAGE = 50
+# The patient page shows the latest reminders of the journey; the rest are one click away in the log.
+JOURNEY_LOG_LIMIT = 20
+
+
+def may_manage_reminders(user) -> bool:
+    return bool(roles_of(user) & services.MAY_MANAGE_REMINDERS)
+
+
+def _safe_next(request, default: str) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
+                                                     require_https=request.is_secure()):
+        return candidate
+    return default
+
+
+# --- In-app notifications -------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def notification_list(request):
+    page = Paginator(selectors.notifications_for(user=request.user), NOTIFICATIONS_PER_PAGE).get_page(request.GET.get("page"))
+    unread_on_page = sum(1 for n in page.object_list if n.read_at is None)
+    return render(request, "notifications/list.html", {"page": page, "unread_on_page": unread_on_page})
+
+
+@login_required
+@require_GET
+def unread_count(request):
+    """The nav's count alone, for its HTMX poll (sent with X-Clinic-Poll: not activity for idle sign-out)."""
+    return render(request, "notifications/partials/nav_count.html",
+                  {"unread": selectors.unread_notification_count(user=request.user)})
+
+
+@login_required
+@require_POST
+def notification_read(request, public_id):
+    services.notification_mark_read(actor=request.user, notification_public_id=public_id)
+    return redirect(_safe_next(request, reverse("notifications:list")))
+
+
+@login_required
+@require_POST
+def notifications_read_all(request):
+    count = services.notifications_mark_all_read(actor=request.user)
+    messages.success(request, f"Marked {count} notification{'' if count == 1 else 's'} as read." if count
+                     else "Nothing was unread.")
+    return redirect("notifications:list")
+
+
+@login_required
+@require_GET
+def notification_open(request, public_id):
+    """Follow a notification to the step it is about, marking it read on the way. The destination is
+    worked out from the step's id, not from the stored link, so older notifications whose links used
+    another URL scheme still open the right patient page."""
+    notification = get_object_or_404(Notification, public_id=public_id, recipient=request.user)
+    services.notification_mark_read(actor=request.user, notification_public_id=notification.public_id)
+    step_id = request.GET.get("step") or next((item.get("step") for item in notification.items if item.get("step")), "")
+    if step_id:
+        step = Step.objects.select_related("journey__patient").filter(public_id=_uuid_or_none(step_id)).first()
+        if step is not None:
+            return HttpResponseRedirect(
+                reverse("patient_detail", args=[step.journey.patient.public_id]) + f"#step-{step.public_id}")
+    return redirect("notifications:list")
+
+
+def _uuid_or_none(text: str):
+    try:
+        return uuid.UUID(str(text))
+    except ValueError:
+        return None
+
+
+# --- E-mail preferences ---------------------------------------------------------------------------
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences(request):
+    current = dict(UserNotificationPreference.objects.filter(user=request.user).values_list("kind", "email"))
+    form = PreferencesForm(request.POST or None, current=current)
+    if request.method == "POST" and form.is_valid():
+        for kind in ReminderKind.values:
+            if form.cleaned_data[kind] != current.get(kind, True):
+                services.preference_set(actor=request.user, kind=kind, email=form.cleaned_data[kind])
+        messages.success(request, "Saved. The app shows every reminder; e-mail only the kinds ticked.")
+        return redirect("notifications:preferences")
+    return render(request, "notifications/preferences.html", {"form": form, "has_email": bool(request.user.email)})
+
+
+# --- The reminder log -----------------------------------------------------------------------------
+
+def _annotate(reminders, user) -> None:
+    manage = may_manage_reminders(user)
+    for reminder in reminders:
+        reminder.may_change = manage and reminder.state == ReminderState.PENDING
+
+
+@role_required(Action.VIEW_CLINICAL)
+@require_GET
+def journey_reminders(request, public_id):
+    """The patient page's "Reminders" panel, fetched by HTMX when the page loads."""
+    journey = get_object_or_404(Journey.objects.select_related("patient"), public_id=public_id)
+    rows = list(selectors.reminders_for_journey(journey_id=journey.id)[: JOURNEY_LOG_LIMIT + 1])
+    more = len(rows) > JOURNEY_LOG_LIMIT
+    rows = rows[:JOURNEY_LOG_LIMIT]
+    _annotate(rows, request.user)
+    return render(request, "notifications/partials/journey_reminders.html", {
+        "reminders": rows, "more": more, "journey": journey,
+        "back": reverse("patient_detail", args=[journey.patient.public_id]),
+    })
+
+
+@role_required(Action.VIEW_CLINICAL)
+@require_GET
+def reminder_log(request):
+    form = ReminderLogFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound else {}
+    journey = None
+    if form.is_bound and form.is_valid() and form.cleaned_data.get("journey"):
+        journey = Journey.objects.select_related("patient").filter(public_id=form.cleaned_data["journey"]).first()
+        filters["journey_id"] = journey.id if journey else -1
+    now = timezone.now()
+    page = Paginator(selectors.clinic_reminder_log(now=now, **filters), LOG_PER_PAGE).get_page(request.GET.get("page"))
+    _annotate(page.object_list, request.user)
+    return render(request, "notifications/log.html", {
+        "form": form, "page": page, "now": now, "journey": journey,
+        "may_manage": may_manage_reminders(request.user),
+        "query_string": urlencode({k: v for k, v in request.GET.items() if v and k != "page"}),
+        "filters_active": any(v for k, v in request.GET.items() if k != "page" and v),
+    })
+
+
+def _reminder_or_404(public_id) -> Reminder:
+    return get_object_or_404(
+        Reminder.objects.select_related("recipient", "step__template", "step__journey__patient"), public_id=public_id)
+
+
+def _require_manage(request) -> None:
+    if not may_manage_reminders(request.user):
+        raise PermissionDenied("Only coordinators and physicians may snooze or cancel reminders.")
+
+
+def _change_reminder(request, public_id, *, form_class, initial, apply, title, submit, done):
+    """Snooze and cancel share everything but the form and the service call."""
+    _require_manage(request)
+    reminder = _reminder_or_404(public_id)
+    default_back = (reverse("patient_detail", args=[reminder.step.journey.patient.public_id])
+                    if reminder.step_id else reverse("notifications:log"))
+    back = _safe_next(request, default_back)
+    form = form_class(request.POST or None, initial=initial(reminder))
+    status, conflict = 200, None
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                apply(reminder, form.cleaned_data)
+            except NotPermitted as error:
+                raise PermissionDenied(error.message) from error
+            except Conflict as error:
+                # Sent, cancelled or being sent meanwhile: say so plainly; nothing was changed.
+                conflict, status = error.message, error.http_status
+                reminder = _reminder_or_404(public_id)
+            except DomainError as error:
+                apply_domain_error(form, error)
+                status = error.http_status
+            else:
+                messages.success(request, done(form.cleaned_data))
+                return redirect(back)
+        else:
+            status = 400
+    return render(request, "notifications/reminder_change.html", {
+        "reminder": reminder, "form": form, "conflict": conflict, "title": title, "submit": submit, "back": back,
+        "danger": form_class is ReminderCancelForm,
+    }, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reminder_snooze(request, public_id):
+    def initial(reminder):
+        start = max(reminder.send_after, timezone.now())
+        return {"until": timezone.localtime(start + timedelta(hours=2)).replace(second=0, microsecond=0)}
+
+    def apply(reminder, data):
+        services.reminder_snooze(actor=request.user, reminder_id=reminder.id, until=data["until"], reason=data["reason"])
+
+    return _change_reminder(
+        request, public_id, form_class=ReminderSnoozeForm, initial=initial, apply=apply,
+        title="Snooze a reminder", submit="Snooze",
+        done=lambda data: f"Snoozed until {timezone.localtime(data['until']):%a %d %b %Y %H:%M}.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reminder_cancel(request, public_id):
+    def apply(reminder, data):
+        services.reminder_cancel(actor=request.user, reminder_id=reminder.id, reason=data["reason"])
+
+    return _change_reminder(
+        request, public_id, form_class=ReminderCancelForm, initial=lambda reminder: {}, apply=apply,
+        title="Cancel a reminder", submit="Cancel this reminder", done=lambda data: "Reminder cancelled.")
+
+
+# --- Monitoring -----------------------------------------------------------------------------------
 
 @staff_member_required
 @require_GET
 def health(request):
-    figures = reminder_health()
+    figures = selectors.reminder_health()
     figures["now"] = figures["now"].isoformat()
     if figures["last_scan_at"]:
         figures["last_scan_at"] = figures["last_scan_at"].isoformat()
