@@ -2,6 +2,7 @@
 (a reason is required, a snooze ends in the future and within 30 days, only scheduled ones change)."""
 
 from django import forms
+from django.conf import settings
 
 from journeys.forms import DATETIME_LOCAL, DateTimeLocalInput
 from notifications.models import ReminderKind, ReminderState
@@ -42,13 +43,16 @@ class PreferencesForm(forms.Form):
         super().__init__(*args, **kwargs)
         for kind, label in ReminderKind.choices:
             self.fields[kind] = forms.BooleanField(label=label, required=False, initial=current.get(kind, True),
-                                                   help_text=KIND_HELP.get(kind, ""))
+                                                   help_text=KIND_HELP.get(kind, "").format(
+                                                       lead=settings.REMINDER_UPCOMING_LEAD_HOURS,
+                                                       escalation=settings.REMINDER_ESCALATION_AFTER_HOURS,
+                                                       digest=settings.REMINDER_DIGEST_TIME))
 
 
 KIND_HELP = {
-    ReminderKind.UPCOMING: "A step of your patients is coming up (by default 48 hours ahead).",
+    ReminderKind.UPCOMING: "A step you are responsible for is coming up ({lead} hours ahead unless the step says otherwise).",
     ReminderKind.DUE_TODAY: "On the morning of the day a step is due.",
     ReminderKind.OVERDUE: "A step you are responsible for is past its window.",
-    ReminderKind.ESCALATION: "Physicians: a step has stayed overdue past the escalation threshold.",
-    ReminderKind.DIGEST: "Coordinators: each morning, today's steps, what is overdue and the next 7 days.",
+    ReminderKind.ESCALATION: "Physicians: a step is still overdue {escalation} hours after it became late.",
+    ReminderKind.DIGEST: "Coordinators: at {digest} each morning, today's steps, what is overdue and the next 7 days.",
 }
