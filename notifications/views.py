@@ -55,8 +55,12 @@ def _safe_next(request, default: str) -> str:
 @require_GET
 def notification_list(request):
     page = Paginator(selectors.notifications_for(user=request.user), NOTIFICATIONS_PER_PAGE).get_page(request.GET.get("page"))
-    unread_on_page = sum(1 for n in page.object_list if n.read_at is None)
-    return render(request, "notifications/list.html", {"page": page, "unread_on_page": unread_on_page})
+    for note in page.object_list:
+        for item in note.items:
+            # A digest's lines name their section ("Overdue: …"); a reminder's line gets its kind in words.
+            kind = item.get("kind")
+            item["kind_label"] = ReminderKind(kind).label if kind in ReminderKind.values and kind != ReminderKind.DIGEST else ""
+    return render(request, "notifications/list.html", {"page": page})
 
 
 @login_required
