@@ -610,9 +610,27 @@ def _require_reason(reason: str) -> str:
     return reason
 
 
+NO_LONGER_SCHEDULED = "This reminder is no longer scheduled (it was sent, cancelled, or is being sent)."
+
+
+def _scheduled_targets(reminder_id: int, *, every_channel: bool) -> list[int]:
+    """The reminder, and with every_channel its scheduled twins on the other channels (same person, step,
+    kind and day): a person snoozes "the reminder to Cora", not its e-mail copy. Locked, so the UPDATE
+    that follows changes exactly these rows and the audit names each of them."""
+    first = (Reminder.objects.select_for_update().filter(id=reminder_id, state=ReminderState.PENDING)
+             .values("step_id", "kind", "recipient_id", "for_day").first())
+    if first is None:
+        raise Conflict(NO_LONGER_SCHEDULED)
+    if not every_channel:
+        return [reminder_id]
+    return list(Reminder.objects.select_for_update().filter(state=ReminderState.PENDING, **first)
+                .order_by("id").values_list("id", flat=True))
+
+
 @transaction.atomic
-def reminder_snooze(*, actor, reminder_id: int, until: datetime, reason: str) -> Reminder:
-    """Put off a scheduled reminder until a later time, with a reason (audited)."""
+def reminder_snooze(*, actor, reminder_id: int, until: datetime, reason: str, every_channel: bool = False) -> Reminder:
+    """Put off a scheduled reminder (with every_channel: on all its channels) until a later time, with a
+    reason (audited, one event per reminder)."""
     _authorize_manage(actor)
     reason = _require_reason(reason)
     now = timezone.now()
@@ -620,26 +638,31 @@ def reminder_snooze(*, actor, reminder_id: int, until: datetime, reason: str) ->
         raise InvalidInput("Snooze until a time in the future.", field_errors={"until": ["Must be in the future."]})
     if until > now + timedelta(days=30):
         raise InvalidInput("Snooze for at most 30 days; cancel it instead.", field_errors={"until": ["At most 30 days."]})
-    if Reminder.objects.filter(id=reminder_id, state=ReminderState.PENDING).update(send_after=until, snoozed_until=until) != 1:
-        raise Conflict("This reminder is no longer scheduled (it was sent, cancelled, or is being sent).")
-    ReminderEvent.objects.create(reminder_id=reminder_id, action=ReminderEvent.Action.SNOOZED, reason=reason,
-                                 detail={"until": until.isoformat()}, actor=actor, at=now)
-    log.info("reminder snoozed id=%s by=%s until=%s", reminder_id, actor.pk, until.isoformat())
+    ids = _scheduled_targets(reminder_id, every_channel=every_channel)
+    Reminder.objects.filter(id__in=ids).update(send_after=until, snoozed_until=until)
+    ReminderEvent.objects.bulk_create([
+        ReminderEvent(reminder_id=i, action=ReminderEvent.Action.SNOOZED, reason=reason,
+                      detail={"until": until.isoformat()}, actor=actor, at=now) for i in ids])
+    for i in ids:
+        log.info("reminder snoozed id=%s by=%s until=%s", i, actor.pk, until.isoformat())
     return Reminder.objects.get(id=reminder_id)
 
 
 @transaction.atomic
-def reminder_cancel(*, actor, reminder_id: int, reason: str) -> Reminder:
-    """Cancel a scheduled reminder, with a reason (audited). A sent one stays in the log as sent."""
+def reminder_cancel(*, actor, reminder_id: int, reason: str, every_channel: bool = False) -> Reminder:
+    """Cancel a scheduled reminder (with every_channel: on all its channels), with a reason (audited, one
+    event per reminder). A sent one stays in the log as sent."""
     _authorize_manage(actor)
     reason = _require_reason(reason)
     now = timezone.now()
-    if Reminder.objects.filter(id=reminder_id, state=ReminderState.PENDING).update(
-            state=ReminderState.CANCELLED, cancelled_at=now, cancelled_by=actor, cancel_reason=reason) != 1:
-        raise Conflict("This reminder is no longer scheduled (it was sent, cancelled, or is being sent).")
-    ReminderEvent.objects.create(reminder_id=reminder_id, action=ReminderEvent.Action.CANCELLED, reason=reason,
-                                 actor=actor, at=now)
-    log.info("reminder cancelled id=%s by=%s", reminder_id, actor.pk)
+    ids = _scheduled_targets(reminder_id, every_channel=every_channel)
+    Reminder.objects.filter(id__in=ids).update(
+        state=ReminderState.CANCELLED, cancelled_at=now, cancelled_by=actor, cancel_reason=reason)
+    ReminderEvent.objects.bulk_create([
+        ReminderEvent(reminder_id=i, action=ReminderEvent.Action.CANCELLED, reason=reason, actor=actor, at=now)
+        for i in ids])
+    for i in ids:
+        log.info("reminder cancelled id=%s by=%s", i, actor.pk)
     return Reminder.objects.get(id=reminder_id)
 
 

@@ -7,6 +7,7 @@ everyone else who may see patients sees the log read-only, and gets 403 on the f
 """
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -27,14 +28,15 @@ from journeys.forms import apply_domain_error
 from journeys.models import Journey, Step
 from notifications import selectors, services
 from notifications.forms import PreferencesForm, ReminderCancelForm, ReminderLogFilterForm, ReminderSnoozeForm
-from notifications.models import Notification, Reminder, ReminderKind, ReminderState, UserNotificationPreference
+from notifications.models import Channel, Notification, Reminder, ReminderKind, ReminderState, UserNotificationPreference
 from staff.access import role_required
 from staff.roles import Action, NotPermitted, roles_of
 
 NOTIFICATIONS_PER_PAGE = 25
 LOG_PER_PAGE = 50
-# The patient page shows the latest reminders of the journey; the rest are one click away in the log.
-JOURNEY_LOG_LIMIT = 20
+# The patient page shows the latest reminders of the journey (counted per channel, so about half as many
+# lines); the rest are one click away in the log.
+JOURNEY_LOG_LIMIT = 40
 
 
 def may_manage_reminders(user) -> bool:
@@ -55,8 +57,13 @@ def _safe_next(request, default: str) -> str:
 @require_GET
 def notification_list(request):
     page = Paginator(selectors.notifications_for(user=request.user), NOTIFICATIONS_PER_PAGE).get_page(request.GET.get("page"))
+    # The messages carry ids only (they travel by e-mail); on the signed-in page, name the patients. One query.
+    journey_ids = {_uuid_or_none(item.get("journey")) for note in page.object_list for item in note.items} - {None}
+    patients = {str(journey.public_id): journey.patient for journey in
+                Journey.objects.filter(public_id__in=journey_ids).select_related("patient")} if journey_ids else {}
     for note in page.object_list:
         for item in note.items:
+            item["patient"] = patients.get(item.get("journey") or "")
             # A digest's lines name their section ("Overdue: …"); a reminder's line gets its kind in words.
             kind = item.get("kind")
             item["kind_label"] = ReminderKind(kind).label if kind in ReminderKind.values and kind != ReminderKind.DIGEST else ""
@@ -129,10 +136,36 @@ def preferences(request):
 
 # --- The reminder log -----------------------------------------------------------------------------
 
-def _annotate(reminders, user) -> None:
+@dataclass
+class ReminderRow:
+    """One reminder to one person about one step (or day), with its copies on each channel: the log
+    shows "Overdue, to Cora, in the app and by e-mail" once, not once per channel."""
+
+    reminder: Reminder  # the first copy: step, kind, recipient and due time are the same for all
+    copies: list[Reminder] = field(default_factory=list)
+    may_change: bool = False
+
+    @property
+    def same_state(self) -> bool:
+        return len({(copy.state, copy.snoozed_until) for copy in self.copies}) == 1
+
+    @property
+    def scheduled(self) -> Reminder | None:
+        return next((copy for copy in self.copies if copy.state == ReminderState.PENDING), None)
+
+
+def _rows(reminders, user) -> list[ReminderRow]:
+    """Group the copies of each reminder (they sit next to each other in due-time order)."""
     manage = may_manage_reminders(user)
+    rows: dict[tuple, ReminderRow] = {}
     for reminder in reminders:
-        reminder.may_change = manage and reminder.state == ReminderState.PENDING
+        key = (reminder.step_id, reminder.kind, reminder.recipient_id, reminder.for_day)
+        row = rows.setdefault(key, ReminderRow(reminder=reminder))
+        row.copies.append(reminder)
+    for row in rows.values():
+        row.copies.sort(key=lambda copy: copy.channel != Channel.IN_APP)  # in the app first, always shown
+        row.may_change = manage and row.scheduled is not None
+    return list(rows.values())
 
 
 @role_required(Action.VIEW_CLINICAL)
@@ -140,12 +173,10 @@ def _annotate(reminders, user) -> None:
 def journey_reminders(request, public_id):
     """The patient page's "Reminders" panel, fetched by HTMX when the page loads."""
     journey = get_object_or_404(Journey.objects.select_related("patient"), public_id=public_id)
-    rows = list(selectors.reminders_for_journey(journey_id=journey.id)[: JOURNEY_LOG_LIMIT + 1])
-    more = len(rows) > JOURNEY_LOG_LIMIT
-    rows = rows[:JOURNEY_LOG_LIMIT]
-    _annotate(rows, request.user)
+    reminders = list(selectors.reminders_for_journey(journey_id=journey.id)[: JOURNEY_LOG_LIMIT + 1])
+    more = len(reminders) > JOURNEY_LOG_LIMIT
     return render(request, "notifications/partials/journey_reminders.html", {
-        "reminders": rows, "more": more, "journey": journey,
+        "rows": _rows(reminders[:JOURNEY_LOG_LIMIT], request.user), "more": more, "journey": journey,
         "back": reverse("patient_detail", args=[journey.patient.public_id]),
     })
 
@@ -161,9 +192,8 @@ def reminder_log(request):
         filters["journey_id"] = journey.id if journey else -1
     now = timezone.now()
     page = Paginator(selectors.clinic_reminder_log(now=now, **filters), LOG_PER_PAGE).get_page(request.GET.get("page"))
-    _annotate(page.object_list, request.user)
     return render(request, "notifications/log.html", {
-        "form": form, "page": page, "now": now, "journey": journey,
+        "form": form, "page": page, "rows": _rows(page.object_list, request.user), "now": now, "journey": journey,
         "may_manage": may_manage_reminders(request.user),
         "query_string": urlencode({k: v for k, v in request.GET.items() if v and k != "page"}),
         "filters_active": any(v for k, v in request.GET.items() if k != "page" and v),
@@ -221,7 +251,8 @@ def reminder_snooze(request, public_id):
         return {"until": timezone.localtime(start + timedelta(hours=2)).replace(second=0, microsecond=0)}
 
     def apply(reminder, data):
-        services.reminder_snooze(actor=request.user, reminder_id=reminder.id, until=data["until"], reason=data["reason"])
+        services.reminder_snooze(actor=request.user, reminder_id=reminder.id, until=data["until"], reason=data["reason"],
+                                 every_channel=True)
 
     return _change_reminder(
         request, public_id, form_class=ReminderSnoozeForm, initial=initial, apply=apply,
@@ -233,7 +264,7 @@ def reminder_snooze(request, public_id):
 @require_http_methods(["GET", "POST"])
 def reminder_cancel(request, public_id):
     def apply(reminder, data):
-        services.reminder_cancel(actor=request.user, reminder_id=reminder.id, reason=data["reason"])
+        services.reminder_cancel(actor=request.user, reminder_id=reminder.id, reason=data["reason"], every_channel=True)
 
     return _change_reminder(
         request, public_id, form_class=ReminderCancelForm, initial=lambda reminder: {}, apply=apply,
