@@ -64,6 +64,8 @@ def notification_list(request):
     for note in page.object_list:
         for item in note.items:
             item["patient"] = patients.get(item.get("journey") or "")
+            if item["patient"] is not None:  # named: the short reference the e-mail needed is noise here
+                item["text"] = item["text"].split(", patient ref ")[0]
             # A digest's lines name their section ("Overdue: …"); a reminder's line gets its kind in words.
             kind = item.get("kind")
             item["kind_label"] = ReminderKind(kind).label if kind in ReminderKind.values and kind != ReminderKind.DIGEST else ""

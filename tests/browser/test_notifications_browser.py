@@ -18,7 +18,7 @@ from journeys import services as journey_services
 from journeys.models import ProtocolTemplate
 from notifications.models import Notification, Reminder, ReminderEvent, ReminderState
 from notifications.services import overdue_scan, reminders_send_due
-from tests.browser.test_journeys_browser import DESKTOP, PHONE, browser, shot, sign_in  # noqa: F401 - browser is a fixture
+from tests.browser.test_journeys_browser import DESKTOP, PHONE, SHOTS, browser, shot, sign_in  # noqa: F401 - browser is a fixture
 from tests.factories import PatientFactory, UserFactory
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -121,6 +121,7 @@ def test_coordinator_follows_a_reminder_to_the_patient_and_snoozes_another(brows
     page.locator("#reminder-log").scroll_into_view_if_needed()
     _no_sideways_scroll(page, "patient")
     shot(page, "patient-reminders-phone")
+    page.locator("#reminders-heading").locator("xpath=..").screenshot(path=str(SHOTS / "patient-reminders-card-phone.png"))
     page.goto(f"{base}/notifications/reminders/?state=pending&kind=upcoming")
     _no_sideways_scroll(page, "reminder log")
     shot(page, "reminder-log-phone")
