@@ -5,8 +5,8 @@ from datetime import date, datetime, timedelta
 from django.db.models import Max, Min, Q, QuerySet
 from django.utils import timezone
 
-from journeys.models import JourneyStatus, Step, StepStatus
-from notifications.models import Notification, Reminder, ReminderState, ScanRun
+from journeys.models import Journey, JourneyStatus, Step, StepStatus
+from notifications.models import Notification, Reminder, ReminderState, ScanRun, UserNotificationPreference
 
 
 def _reminders_with_context() -> QuerySet[Reminder]:
@@ -53,6 +53,17 @@ def reminders_for_journey(*, journey_id: int, now: datetime | None = None, days_
 def notifications_for(*, user, unread_only: bool = False) -> QuerySet[Notification]:
     notifications = Notification.objects.filter(recipient=user)
     return notifications.filter(read_at__isnull=True) if unread_only else notifications
+
+
+def patients_of_journeys(*, journey_public_ids) -> dict:
+    """{journey public_id (str): patient} for naming the patients of a page of notifications. One query."""
+    return {str(journey.public_id): journey.patient
+            for journey in Journey.objects.filter(public_id__in=journey_public_ids).select_related("patient")}
+
+
+def email_preferences(*, user) -> dict[str, bool]:
+    """{kind: by e-mail?} for the kinds the user has chosen; a kind not listed goes by e-mail."""
+    return dict(UserNotificationPreference.objects.filter(user=user).values_list("kind", "email"))
 
 
 def unread_notification_count(*, user) -> int:

@@ -28,7 +28,7 @@ from journeys.forms import apply_domain_error
 from journeys.models import Journey, Step
 from notifications import selectors, services
 from notifications.forms import PreferencesForm, ReminderCancelForm, ReminderLogFilterForm, ReminderSnoozeForm
-from notifications.models import Channel, Notification, Reminder, ReminderKind, ReminderState, UserNotificationPreference
+from notifications.models import Channel, Notification, Reminder, ReminderKind, ReminderState
 from staff.access import role_required
 from staff.roles import Action, NotPermitted, roles_of
 
@@ -57,19 +57,23 @@ def _safe_next(request, default: str) -> str:
 @require_GET
 def notification_list(request):
     page = Paginator(selectors.notifications_for(user=request.user), NOTIFICATIONS_PER_PAGE).get_page(request.GET.get("page"))
-    # The messages carry ids only (they travel by e-mail); on the signed-in page, name the patients. One query.
-    journey_ids = {_uuid_or_none(item.get("journey")) for note in page.object_list for item in note.items} - {None}
-    patients = {str(journey.public_id): journey.patient for journey in
-                Journey.objects.filter(public_id__in=journey_ids).select_related("patient")} if journey_ids else {}
-    for note in page.object_list:
+    _explain_items(page.object_list)
+    return render(request, "notifications/list.html", {"page": page})
+
+
+def _explain_items(notes) -> None:
+    """The messages carry ids only (they also travel by e-mail); on the signed-in page, name the patients
+    (one query for the page) and say each line's kind in words."""
+    journey_ids = {_uuid_or_none(item.get("journey")) for note in notes for item in note.items} - {None}
+    patients = selectors.patients_of_journeys(journey_public_ids=journey_ids) if journey_ids else {}
+    for note in notes:
         for item in note.items:
             item["patient"] = patients.get(item.get("journey") or "")
             if item["patient"] is not None:  # named: the short reference the e-mail needed is noise here
                 item["text"] = item["text"].split(", patient ref ")[0]
-            # A digest's lines name their section ("Overdue: …"); a reminder's line gets its kind in words.
+            # A digest's lines name their section ("Overdue: …"); a reminder's line gets its kind.
             kind = item.get("kind")
             item["kind_label"] = ReminderKind(kind).label if kind in ReminderKind.values and kind != ReminderKind.DIGEST else ""
-    return render(request, "notifications/list.html", {"page": page})
 
 
 @login_required
@@ -104,7 +108,9 @@ def notification_open(request, public_id):
     another URL scheme still open the right patient page."""
     notification = get_object_or_404(Notification, public_id=public_id, recipient=request.user)
     services.notification_mark_read(actor=request.user, notification_public_id=notification.public_id)
-    step_id = request.GET.get("step") or next((item.get("step") for item in notification.items if item.get("step")), "")
+    steps = [item["step"] for item in notification.items if item.get("step")]
+    # Only a step the notification is about: the query string is not a way to open anything else.
+    step_id = request.GET.get("step") if request.GET.get("step") in steps else next(iter(steps), "")
     if step_id:
         step = Step.objects.select_related("journey__patient").filter(public_id=_uuid_or_none(step_id)).first()
         if step is not None:
@@ -125,7 +131,7 @@ def _uuid_or_none(text: str):
 @login_required
 @require_http_methods(["GET", "POST"])
 def preferences(request):
-    current = dict(UserNotificationPreference.objects.filter(user=request.user).values_list("kind", "email"))
+    current = selectors.email_preferences(user=request.user)
     form = PreferencesForm(request.POST or None, current=current)
     if request.method == "POST" and form.is_valid():
         for kind in ReminderKind.values:

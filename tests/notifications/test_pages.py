@@ -371,6 +371,10 @@ def test_a_reminder_link_opens_the_patient_page_at_the_step(client, users, deliv
     assert response.status_code == 302 and response["Location"] == link
     note.refresh_from_db()
     assert note.read_at is not None
+    # The query string only picks among the notification's own steps.
+    foreign = delivered.steps.exclude(public_id__in=[i["step"] for i in note.items]).first()
+    response = client.get(f"{reverse('notifications:open', args=[note.public_id])}?step={foreign.public_id}")
+    assert response["Location"] == note.items[0]["link"]
 
 
 @pytest.mark.django_db
