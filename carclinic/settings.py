@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "staff",
     "patients",
     "journeys",
+    "apiclients",
 ]
 
 MIDDLEWARE = [
@@ -186,6 +187,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+}
+
+# Per-client API throttling counts requests here; with several web workers set CACHE_URL to Redis
+# (e.g. redis://127.0.0.1:6379/1) so they count together. Unset: per-process memory, Django's default.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}
+    if os.environ.get("CACHE_URL")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 
 # --- Celery -----------------------------------------------------------------------------------
