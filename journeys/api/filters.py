@@ -10,6 +10,8 @@ from journeys.models import StageNumber, Step
 from patients.models import Indication, Patient
 from staff.roles import Role
 
+# Strict, unlike django-filter's BooleanFilter which reads "maybe" as "no filter": a typo must say 400.
+TRUE_FALSE = [("true", "true"), ("false", "false")]
 RESPONSIBLE_ROLES = [(r.value, r.label) for r in (Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN)]
 
 
@@ -19,7 +21,8 @@ class PatientFilter(django_filters.FilterSet):
         label="Current stage (1–5) of the patient's open journey.",
     )
     indication = django_filters.ChoiceFilter(choices=Indication.choices)
-    overdue = django_filters.BooleanFilter(method="filter_overdue", label="true: at least one overdue step; false: none.")
+    overdue = django_filters.ChoiceFilter(choices=TRUE_FALSE, method="filter_overdue",
+                                          label="true: at least one overdue step; false: none.")
     coordinator = django_filters.CharFilter(field_name="coordinator__username", label="Coordinator's user name.")
     updated_since = django_filters.IsoDateTimeFilter(
         method="filter_updated_since",
@@ -36,7 +39,7 @@ class PatientFilter(django_filters.FilterSet):
         return selectors.patients_in_stage(queryset, value)
 
     def filter_overdue(self, queryset, name, value):
-        return queryset.filter(overdue_count__gt=0) if value else queryset.filter(overdue_count=0)
+        return queryset.filter(overdue_count__gt=0) if value == "true" else queryset.filter(overdue_count=0)
 
     def filter_updated_since(self, queryset, name, value):
         if timezone.is_naive(value):
@@ -45,8 +48,8 @@ class PatientFilter(django_filters.FilterSet):
 
 
 class StepFilter(django_filters.FilterSet):
-    overdue = django_filters.BooleanFilter(method="filter_overdue",
-                                           label="true: pending past window and grace, journey active.")
+    overdue = django_filters.ChoiceFilter(choices=TRUE_FALSE, method="filter_overdue",
+                                          label="true: pending past window and grace, journey active.")
     due_before = django_filters.DateFilter(field_name="due_on", lookup_expr="lte", label="Due on or before this date.")
     due_after = django_filters.DateFilter(field_name="due_on", lookup_expr="gte", label="Due on or after this date.")
     stage = django_filters.TypedChoiceFilter(field_name="stage__number", choices=StageNumber.choices, coerce=int)
@@ -60,4 +63,4 @@ class StepFilter(django_filters.FilterSet):
         fields = ["overdue", "due_before", "due_after", "stage", "assigned_role", "status", "patient"]
 
     def filter_overdue(self, queryset, name, value):
-        return selectors.steps_overdue_filter(queryset, value)
+        return selectors.steps_overdue_filter(queryset, value == "true")

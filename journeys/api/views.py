@@ -1,6 +1,7 @@
 """The REST API v1: one view per operation. Reads go through `journeys.selectors`, the one write
 through `journeys.services.step_complete`; objects outside the caller's scope answer 404."""
 
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.http import Http404

@@ -77,3 +77,20 @@ def csrf_post(http: APIClient, url: str, data: dict, **headers):
     secret = _get_new_csrf_string()
     http.cookies["csrftoken"] = secret
     return http.post(url, data, format="json", HTTP_X_CSRFTOKEN=_mask_cipher_secret(secret), **headers)
+
+
+LEUKAPHERESIS_IN_DAYS = 14
+
+
+@pytest.fixture
+def journey(coordinator, patient, protocol):
+    """A journey whose collection is two weeks away: nothing is overdue yet (the shared fixture collects
+    today, which leaves the eligibility labs already late)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from journeys.services import journey_start
+
+    return journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
+                         leukapheresis_date=timezone.localdate() + timedelta(days=LEUKAPHERESIS_IN_DAYS))
