@@ -32,6 +32,8 @@ class ApiV1Mixin:
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [CanViewClinical]
     throttle_classes = [PerClientRateThrottle]
+    # OPTIONS answers 405: the OpenAPI document at /api/schema/ is the description of every operation.
+    metadata_class = None
 
     def get_exception_handler(self):
         return api_exception_handler

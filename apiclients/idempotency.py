@@ -3,6 +3,7 @@ again and get the first answer, instead of recording the step twice or reading a
 
 import hashlib
 import json
+import re
 
 from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework.response import Response
@@ -11,6 +12,8 @@ from apiclients.models import IdempotentRequest
 from carclinic.errors import DomainError, InvalidInput
 
 MAX_KEY_LENGTH = 255
+# Visible ASCII, spaces only inside: what survives every proxy unchanged. The OpenAPI document says the same.
+KEY_PATTERN = r"^[!-~](?:[ -~]{0,253}[!-~])?$"
 
 
 class IdempotencyKeyReused(DomainError):
@@ -23,10 +26,9 @@ def idempotency_key(request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if not re.fullmatch(KEY_PATTERN, key):
         raise InvalidInput("Bad Idempotency-Key.", field_errors={
-            "Idempotency-Key": [f"Send 1 to {MAX_KEY_LENGTH} printable characters, e.g. a UUID."]})
+            "Idempotency-Key": [f"Send 1 to {MAX_KEY_LENGTH} visible ASCII characters, e.g. a UUID."]})
     return key
 
 

@@ -1,8 +1,12 @@
 """Query-string filters of the list endpoints. A bad value answers 400 with the field named."""
 
+from datetime import UTC
+
 import django_filters
-from drf_spectacular.types import OpenApiTypes
+from django import forms
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
 from django.utils import timezone
 
 from journeys import selectors
@@ -15,7 +19,37 @@ TRUE_FALSE = [("true", "true"), ("false", "false")]
 RESPONSIBLE_ROLES = [(r.value, r.label) for r in (Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN)]
 
 
-class PatientFilter(django_filters.FilterSet):
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time with its offset, turned into UTC here: the database accepts offsets only up to
+    ±15:59, and a time that cannot exist in UTC is a bad parameter (400), not a server error."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC) if timezone.is_aware(value) else timezone.make_aware(value).astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError("Not a time that exists in UTC.") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """django-filter reads `?stage=` as "no filter"; a client that meant to filter must hear that it did not."""
+
+    def is_valid(self):
+        valid = super().is_valid()
+        for name, declared in self.filters.items():
+            if self.data.get(name, None) == "" and not isinstance(declared, django_filters.CharFilter):
+                self.form.add_error(name, "Give a value, or leave the parameter out.")
+                valid = False
+        return valid
+
+
+class PatientFilter(StrictFilterSet):
     stage = django_filters.TypedChoiceFilter(
         choices=StageNumber.choices, coerce=int, method="filter_stage",
         label="Current stage (1–5) of the patient's open journey.",
@@ -24,7 +58,7 @@ class PatientFilter(django_filters.FilterSet):
     overdue = django_filters.ChoiceFilter(choices=TRUE_FALSE, method="filter_overdue",
                                           label="true: at least one overdue step; false: none.")
     coordinator = django_filters.CharFilter(field_name="coordinator__username", label="Coordinator's user name.")
-    updated_since = django_filters.IsoDateTimeFilter(
+    updated_since = UtcIsoDateTimeFilter(
         method="filter_updated_since",
         label="Only patients whose record or journey changed at or after this time (ISO 8601, with offset). "
         "For incremental sync pass the `sync_from` of your previous sync.",
@@ -34,7 +68,7 @@ class PatientFilter(django_filters.FilterSet):
         model = Patient
         fields = ["stage", "indication", "overdue", "coordinator", "updated_since"]
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.ChoiceField(choices=StageNumber.choices))
     def filter_stage(self, queryset, name, value):
         return selectors.patients_in_stage(queryset, value)
 
@@ -42,12 +76,10 @@ class PatientFilter(django_filters.FilterSet):
         return queryset.filter(overdue_count__gt=0) if value == "true" else queryset.filter(overdue_count=0)
 
     def filter_updated_since(self, queryset, name, value):
-        if timezone.is_naive(value):
-            value = timezone.make_aware(value)
         return selectors.patients_changed_since(queryset, value)
 
 
-class StepFilter(django_filters.FilterSet):
+class StepFilter(StrictFilterSet):
     overdue = django_filters.ChoiceFilter(choices=TRUE_FALSE, method="filter_overdue",
                                           label="true: pending past window and grace, journey active.")
     due_before = django_filters.DateFilter(field_name="due_on", lookup_expr="lte", label="Due on or before this date.")

@@ -29,6 +29,15 @@ def parse_step_etag(value: str) -> tuple[uuid.UUID, int] | None:
         return None
 
 
+class StrictCharField(serializers.CharField):
+    """DRF's CharField takes 0 or true as "0"/"True"; an MRN or a note sent as a number is a client bug."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 # --- shared pieces ------------------------------------------------------------------------------
 
 class ErrorSerializer(serializers.Serializer):
@@ -130,7 +139,7 @@ class PatientDetailSerializer(PatientListItemSerializer):
 
 class PatientSearchInputSerializer(serializers.Serializer):
     # In the body, not the query string: an MRN in a URL would end up in every access log.
-    mrn = serializers.CharField(max_length=32, min_length=1, trim_whitespace=True)
+    mrn = StrictCharField(max_length=32, min_length=1, trim_whitespace=True)
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -230,7 +239,7 @@ class JourneyDetailSerializer(JourneySummarySerializer):
 
 class StepCompleteInputSerializer(serializers.Serializer):
     performed_at = serializers.DateTimeField(required=False, help_text="When it was done; default: now.")
-    notes = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    notes = StrictCharField(required=False, allow_blank=True, max_length=2000, default="")
     signature_meaning = serializers.ChoiceField(choices=SignatureMeaning.choices, default=SignatureMeaning.PERFORMED)
 
 

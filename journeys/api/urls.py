@@ -14,5 +14,6 @@ urlpatterns = [
     path("steps/", views.StepListView.as_view(), name="step-list"),
     path("steps/<uuid:step_id>/", views.StepDetailView.as_view(), name="step-detail"),
     path("steps/<uuid:step_id>/complete/", views.StepCompleteView.as_view(), name="step-complete"),
-    re_path(r"^.*$", views.api_not_found),
+    # Anything else under /api/v1/ (newlines in the path included) answers the API's JSON 404.
+    re_path(r"", views.api_not_found),
 ]

@@ -6,10 +6,12 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -46,7 +48,7 @@ _ERRORS = {
     400: "Some values need correcting: `field_errors` names them.",
     401: "No key, or a key that is not valid, revoked or expired.",
     403: "The client's role does not allow this.",
-    404: "No such object, or not visible to this client.",
+    404: "No such object, or not visible to this client (on a list: a cursor not made by this API).",
     409: "Someone changed the step first; `current` shows it now.",
     422: "This Idempotency-Key was used for a different request.",
     428: "If-Match is required.",
@@ -67,6 +69,21 @@ class SyncCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationError({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update({"minimum": 1, "maximum": self.max_page_size})
+        return parameters
 
     def paginate_queryset(self, queryset, request, view=None):
         self.sync_from = timezone.now() - timedelta(seconds=SYNC_OVERLAP_SECONDS)
@@ -120,7 +137,7 @@ class PatientListView(ApiV1Mixin, ListAPIView):
         return selectors.patients_for_api(patients=patients_visible_to(client=self.api_client))
 
     @extend_schema(operation_id="patients_list", summary="List patients (cursor-paginated, incremental sync)",
-                   responses={200: PatientListItemSerializer(many=True), **errors(400)})
+                   responses={200: PatientListItemSerializer(many=True), **errors(400, 404)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -191,7 +208,7 @@ class StepListView(ApiV1Mixin, ListAPIView):
         return {**super().get_serializer_context(), "now": timezone.now()}
 
     @extend_schema(operation_id="steps_list", summary="List steps (e.g. everything overdue)",
-                   responses={200: StepListItemSerializer(many=True), **errors(400)})
+                   responses={200: StepListItemSerializer(many=True), **errors(400, 404)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -230,9 +247,11 @@ class StepCompleteView(ReadView):
         "`Idempotency-Key` (e.g. a UUID) to retry safely: the same key and request return the first answer.",
         parameters=[
             STEP_ID,
-            OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+            OpenApiParameter("If-Match", {"type": "string", "pattern": idempotency.KEY_PATTERN},
+                             OpenApiParameter.HEADER, required=True,
                              description='The step\'s ETag, e.g. "…uuid….3".'),
-            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+            OpenApiParameter("Idempotency-Key", {"type": "string", "pattern": idempotency.KEY_PATTERN},
+                             OpenApiParameter.HEADER, required=False,
                              description="A unique string per intended completion, e.g. a UUID."),
         ],
         request=StepCompleteInputSerializer,
@@ -284,6 +303,7 @@ class StepCompleteView(ReadView):
         return conflict
 
 
+@csrf_exempt
 def api_not_found(request, *args, **kwargs):
     """Unknown /api/v1/ paths answer 404 in the API's JSON shape, not the HTML page."""
     from django.http import JsonResponse
