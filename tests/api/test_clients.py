@@ -1,9 +1,10 @@
 """API clients: keys made by the command and shown once, stored hashed, revoked, expired, throttled."""
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.utils import timezone
@@ -85,12 +86,16 @@ def test_each_client_has_its_own_rate_and_429_says_when_to_retry(db):
     _, slow_key = api_client_create(name="slow", throttle_rate="3/min")
     _, other_key = api_client_create(name="other", throttle_rate="3/min")
     slow, other = _bearer(slow_key), _bearer(other_key)
-    assert [slow.get("/api/v1/patients/").status_code for _ in range(3)] == [200, 200, 200]
-    throttled = slow.get("/api/v1/patients/")
-    assert throttled.status_code == 429
-    assert 1 <= int(throttled["Retry-After"]) <= 60
-    assert throttled.json()["code"] == "throttled"
-    assert other.get("/api/v1/patients/").status_code == 200  # the other client is not slowed down
+    # 20 s into a minute, clock stopped: the window cannot roll over half-way through the test
+    with time_machine.travel(datetime(2026, 3, 2, 9, 15, 20, tzinfo=UTC), tick=False):
+        assert [slow.get("/api/v1/patients/").status_code for _ in range(3)] == [200, 200, 200]
+        throttled = slow.get("/api/v1/patients/")
+        assert throttled.status_code == 429
+        assert throttled["Retry-After"] == "40"
+        assert throttled.json()["code"] == "throttled"
+        assert other.get("/api/v1/patients/").status_code == 200  # the other client is not slowed down
+    with time_machine.travel(datetime(2026, 3, 2, 9, 16, 1, tzinfo=UTC), tick=False):
+        assert slow.get("/api/v1/patients/").status_code == 200  # a new minute
 
 
 def test_a_bad_rate_is_refused(db):
