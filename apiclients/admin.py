@@ -1,6 +1,9 @@
 from django.contrib import admin
 
+from django.db import transaction
+
 from apiclients.models import ApiClient
+from apiclients.services import api_client_forget_cached
 
 
 @admin.register(ApiClient)
@@ -16,3 +19,8 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # A narrowed scope, a new rate or a revocation must reach every worker at once.
+        transaction.on_commit(lambda: api_client_forget_cached(form.instance))

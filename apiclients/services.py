@@ -7,7 +7,9 @@ import re
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -66,21 +68,55 @@ def api_client_revoke(*, name: str) -> ApiClient:
         client.save(update_fields=["revoked_at"])
     client.user.is_active = False
     client.user.save(update_fields=["is_active"])
+    # Now, and again after commit, so that no worker re-caches the row as it was before the revocation.
+    api_client_forget_cached(client)
+    transaction.on_commit(lambda: api_client_forget_cached(client))
     return client
 
 
+def key_cache_seconds() -> int:
+    """How long a worker may answer from the cached client row. Only with a cache every worker shares
+    (Redis), because revoking deletes the entry there and must take effect at once everywhere."""
+    default = 0 if "locmem" in settings.CACHES["default"]["BACKEND"].lower() else 30
+    return getattr(settings, "API_KEY_CACHE_SECONDS", default)
+
+
+def _cache_key(prefix: str) -> str:
+    return f"apikey:{prefix}"
+
+
+def _client_by_prefix(prefix: str) -> ApiClient | None:
+    seconds = key_cache_seconds()
+    if seconds:
+        cached = cache.get(_cache_key(prefix))
+        if cached is not None:
+            return cached
+    client = ApiClient.objects.select_related("user").filter(key_prefix=prefix).first()
+    if client is not None and seconds:
+        cache.set(_cache_key(prefix), client, timeout=seconds)
+    return client
+
+
+def api_client_forget_cached(client: ApiClient) -> None:
+    """After any change to a client (revoked, rate, scope), workers must read it afresh."""
+    cache.delete(_cache_key(client.key_prefix))
+
+
 def api_client_for_key(key: str) -> ApiClient | None:
-    """The usable client this key belongs to, or None. Constant-time comparison of the hash."""
+    """The usable client this key belongs to, or None. Constant-time comparison of the hash; revocation
+    and expiry are checked on every request, also when the row comes from the cache."""
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_SCHEME:
         return None
-    client = ApiClient.objects.select_related("user").filter(key_prefix=parts[1]).first()
+    client = _client_by_prefix(parts[1])
     if client is None or not hmac.compare_digest(client.key_hash, _hash(key)):
         return None
     now = timezone.now()
     if not client.is_usable(now) or not client.user.is_active:
         return None
-    if client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION:
+    # Stamped at most once a minute per client, whichever worker sees it first.
+    stale = client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION
+    if stale and cache.add(f"apikey-used:{client.pk}", 1, timeout=int(LAST_USED_RESOLUTION.total_seconds())):
         ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
         client.last_used_at = now
     return client

@@ -36,12 +36,11 @@ class PerClientRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // period)
         key = f"throttle:api:{ident}:{period}:{window}"
-        cache.add(key, 0, timeout=period + 1)
         try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr: this request opens the window
-            cache.add(key, 1, timeout=period + 1)
-            count = 1
+            count = cache.incr(key)  # one round trip in the common case: the window's counter exists
+        except ValueError:
+            # the first request of the window opens it; if a twin opened it a moment earlier, count on it
+            count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
         self._wait = (window + 1) * period - now
         return count <= allowed
 

@@ -167,15 +167,7 @@ def patient_status(*, patient: Patient, today: date | None = None, now: datetime
     if journey is None:
         return status
     status["day_number"] = journey.day_number(today)
-    if journey.is_open:
-        pending = list(
-            Step.objects.filter(journey=journey, status=StepStatus.PENDING)
-            .select_related("template", "stage")
-            .order_by("due_on", "template__position", "id")
-        )
-        status["next_step"] = pending[0] if pending else None
-        if journey.status == JourneyStatus.ACTIVE:
-            status["overdue_steps"] = [step for step in pending if step.overdue_after <= now]
+    status["next_step"], status["overdue_steps"] = _next_and_overdue_steps(journey, now)
     return status
 
 
@@ -210,3 +202,53 @@ def steps_overdue_filter(steps: QuerySet[Step], overdue: bool, now: datetime | N
 
 def measurements_for_patient(*, patient_id: int) -> QuerySet[Measurement]:
     return Measurement.objects.filter(patient_id=patient_id).order_by("measured_on", "id")
+
+
+def _next_and_overdue_steps(journey: Journey, now: datetime) -> tuple[Step | None, list[Step]]:
+    """The journey's next pending step and its overdue ones, in one query that reads only those rows."""
+    if not journey.is_open:
+        return None, []
+    pending = Step.objects.filter(journey_id=journey.pk, status=StepStatus.PENDING)
+    ordering = ("due_on", "template__position", "id")
+    wanted = Q(pk=Subquery(pending.order_by(*ordering).values("pk")[:1]))
+    if journey.status == JourneyStatus.ACTIVE:
+        wanted |= Q(overdue_after__lte=now)
+    rows = list(pending.filter(wanted).select_related("template", "stage").order_by(*ordering))
+    if not rows:
+        return None, []
+    # every row is pending, so the earliest of them is the earliest of all: the next step
+    overdue = [row for row in rows if journey.status == JourneyStatus.ACTIVE and row.overdue_after <= now]
+    return rows[0], overdue
+
+
+def patient_status_by_id(*, patients: QuerySet[Patient], public_id, now: datetime | None = None,
+                         today: date | None = None) -> dict | None:
+    """`patient_status` for the patient with this public id among `patients`, or None if not among them.
+
+    The call outside systems poll most, so it costs two small queries: the journey (with its patient,
+    current stage status and the patient's last change), then the next and the overdue steps."""
+    now = now or timezone.now()
+    today = today or timezone.localdate(now)
+    journeys = Journey.objects.filter(patient__public_id=public_id)
+    if patients.query.has_filters():
+        journeys = journeys.filter(patient__in=patients)
+    last_event = (JourneyEvent.objects.filter(journey__patient_id=OuterRef("patient_id"))
+                  .order_by("-at").values("at")[:1])
+    journey = (
+        journeys.select_related("patient")
+        .annotate(
+            current_stage_status=Subquery(Stage.objects.filter(journey=OuterRef("pk"), number=OuterRef("current_stage"))
+                                          .values("status")[:1]),
+            patient_last_changed_at=Greatest("patient__updated_at", Coalesce(Subquery(last_event), "patient__updated_at")),
+        )
+        .order_by(Case(When(status__in=OPEN_JOURNEY_STATUSES, then=0), default=1), "-started_at")
+        .first()
+    )
+    if journey is None:
+        patient = patients_with_last_change(patients).filter(public_id=public_id).first()
+        return None if patient is None else {"patient": patient, "journey": None, "next_step": None,
+                                             "overdue_steps": [], "day_number": None,
+                                             "last_changed_at": patient.last_changed_at}
+    next_step, overdue = _next_and_overdue_steps(journey, now)
+    return {"patient": journey.patient, "journey": journey, "next_step": next_step, "overdue_steps": overdue,
+            "day_number": journey.day_number(today), "last_changed_at": journey.patient_last_changed_at}

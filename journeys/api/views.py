@@ -168,8 +168,9 @@ class PatientStatusView(ReadView):
                    "overdue steps, and the time of the last change. Send If-None-Match to poll cheaply.",
                    responses={200: PatientStatusSerializer, 304: NOT_MODIFIED, **errors(404)})
     def get(self, request, patient_id):
-        patient = self.get_patient(selectors.patients_with_last_change(self.visible_patients()))
-        status = selectors.patient_status(patient=patient)
+        status = selectors.patient_status_by_id(patients=self.visible_patients(), public_id=patient_id)
+        if status is None:
+            raise Http404
         return conditional_response(request, PatientStatusSerializer.from_status(status))
 
 

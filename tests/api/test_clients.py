@@ -110,9 +110,40 @@ def test_no_stack_trace_ever(viewer_api, monkeypatch, settings, patient):
     def broken(**kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("journeys.selectors.patient_status", broken)
+    monkeypatch.setattr("journeys.selectors.patient_status_by_id", broken)
     response = viewer_api.get(f"/api/v1/patients/{patient.public_id}/status/")
     assert response.status_code == 500
     assert response.json() == {"status": 500, "code": "server_error",
                                "detail": "Something went wrong on our side; it has been logged.", "field_errors": {}}
     assert b"secret internals" not in response.content and b"Traceback" not in response.content
+
+
+@pytest.fixture
+def shared_key_cache(settings):
+    """As in production with Redis: the client row is cached between requests."""
+    settings.API_KEY_CACHE_SECONDS = 30
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_with_a_shared_cache_the_key_costs_no_query_and_revocation_is_immediate(
+        db, shared_key_cache, journey, django_assert_num_queries):
+    from apiclients.services import api_client_revoke
+
+    patient = journey.patient
+    client, key = api_client_create(name="cached")
+    http = _bearer(key)
+    assert http.get(f"/api/v1/patients/{patient.public_id}/status/").status_code == 200
+    with django_assert_num_queries(2):  # the status itself; the key came from the cache
+        assert http.get(f"/api/v1/patients/{patient.public_id}/status/").status_code == 200
+    api_client_revoke(name="cached")
+    assert http.get(f"/api/v1/patients/{patient.public_id}/status/").status_code == 401
+
+
+def test_with_a_shared_cache_expiry_is_still_checked_on_every_request(db, shared_key_cache):
+    client, key = api_client_create(name="short-lived", expires_in_days=1)
+    http = _bearer(key)
+    assert http.get("/api/v1/patients/").status_code == 200
+    with time_machine.travel(timezone.now() + timedelta(days=1, seconds=1)):
+        assert http.get("/api/v1/patients/").status_code == 401
