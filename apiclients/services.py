@@ -74,6 +74,9 @@ def api_client_revoke(*, name: str) -> ApiClient:
     return client
 
 
+_stamp_asked_at: dict = {}  # client pk -> when this process last asked to stamp last_used_at
+
+
 def key_cache_seconds() -> int:
     """How long a worker may answer from the cached client row. Only with a cache every worker shares
     (Redis), because revoking deletes the entry there and must take effect at once everywhere."""
@@ -114,9 +117,13 @@ def api_client_for_key(key: str) -> ApiClient | None:
     now = timezone.now()
     if not client.is_usable(now) or not client.user.is_active:
         return None
-    # Stamped at most once a minute per client, whichever worker sees it first.
-    stale = client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION
-    if stale and cache.add(f"apikey-used:{client.pk}", 1, timeout=int(LAST_USED_RESOLUTION.total_seconds())):
-        ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
-        client.last_used_at = now
+    # Stamped at most once a minute per client: a process asks the shared cache only if it has not asked
+    # within the minute itself, and only the first worker to ask writes the row.
+    asked = _stamp_asked_at.get(client.pk)
+    if (client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION) and (
+            asked is None or now - asked > LAST_USED_RESOLUTION):
+        _stamp_asked_at[client.pk] = now
+        if cache.add(f"apikey-used:{client.pk}", 1, timeout=int(LAST_USED_RESOLUTION.total_seconds())):
+            ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
+            client.last_used_at = now
     return client

@@ -129,7 +129,12 @@ class PatientListItemSerializer(serializers.Serializer):
     @extend_schema_field(JourneySummarySerializer(allow_null=True))
     def get_journey(self, patient):
         journeys = patient.open_journeys
-        return JourneySummarySerializer(journeys[0]).data if journeys else None
+        if not journeys:
+            return None
+        # One nested serializer for the whole page: building one per row costs more than the query.
+        if getattr(self, "_journey_serializer", None) is None:
+            self._journey_serializer = JourneySummarySerializer()
+        return self._journey_serializer.to_representation(journeys[0])
 
 
 class PatientDetailSerializer(PatientListItemSerializer):

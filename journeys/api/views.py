@@ -1,7 +1,9 @@
 """The REST API v1: one view per operation. Reads go through `journeys.selectors`, the one write
 through `journeys.services.step_complete`; objects outside the caller's scope answer 404."""
 
-from datetime import timedelta
+from base64 import b64decode, b64encode
+from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlencode
 
 from django.db import IntegrityError, transaction
 from django.http import Http404
@@ -15,6 +17,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 from apiclients import idempotency
 from apiclients.base import ApiV1Mixin, ApiV1View, conditional_response
@@ -86,8 +89,32 @@ class SyncCursorPagination(CursorPagination):
         return parameters
 
     def paginate_queryset(self, queryset, request, view=None):
+        # The watermark of the first page holds for the whole pass: its cursors carry it along, so a
+        # change to a patient on a page already read is caught by the next sync.
         self.sync_from = timezone.now() - timedelta(seconds=SYNC_OVERLAP_SECONDS)
         return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request):
+        cursor = super().decode_cursor(request)
+        if cursor is not None:
+            encoded = request.query_params.get(self.cursor_query_param, "")
+            try:
+                carried = parse_qs(b64decode(encoded.encode("ascii")).decode("ascii")).get("s", [""])[0]
+                self.sync_from = datetime.fromisoformat(carried) if carried else self.sync_from
+            except ValueError:
+                pass  # DRF accepted the cursor, so only our addition is unreadable: keep the fresh watermark
+        return cursor
+
+    def encode_cursor(self, cursor):
+        tokens = {"s": self.sync_from.isoformat()}
+        if cursor.offset:
+            tokens["o"] = str(cursor.offset)
+        if cursor.reverse:
+            tokens["r"] = "1"
+        if cursor.position is not None:
+            tokens["p"] = cursor.position
+        encoded = b64encode(urlencode(tokens, doseq=True).encode("ascii")).decode("ascii")
+        return replace_query_param(self.base_url, self.cursor_query_param, encoded)
 
     def get_paginated_response(self, data):
         return Response({"next": self.get_next_link(), "previous": self.get_previous_link(),
@@ -104,8 +131,10 @@ class SyncCursorPagination(CursorPagination):
 
 
 class PatientCursorPagination(SyncCursorPagination):
-    # Oldest first: patients enrolled during a long sync appear on its last pages, not before the cursor.
-    ordering = ("created_at", "id")
+    # By public id: unique and indexed, so a page reads only its own rows however many patients there
+    # are, and the cursor reveals nothing countable. A patient enrolled during a pass may fall before
+    # the cursor; the pass's `sync_from` predates it, so the next sync brings it.
+    ordering = ("public_id",)
 
 
 class StepCursorPagination(SyncCursorPagination):
