@@ -1,5 +1,4 @@
 from django.contrib import admin
-
 from django.db import transaction
 
 from apiclients.models import ApiClient

@@ -7,8 +7,10 @@ import json
 from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import permissions
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.response import Response
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
 
 from apiclients.auth import ApiKeyAuthentication
 from apiclients.exception_handler import api_exception_handler
@@ -32,6 +34,9 @@ class ApiV1Mixin:
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [CanViewClinical]
     throttle_classes = [PerClientRateThrottle]
+    # JSON in, JSON out: one request format to document and to test.
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
     # OPTIONS answers 405: the OpenAPI document at /api/schema/ is the description of every operation.
     metadata_class = None
 

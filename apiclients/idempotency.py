@@ -53,12 +53,12 @@ def stored_answer(*, user, key: str, fingerprint: str) -> Response | None:
             field_errors={"Idempotency-Key": ["Already used for a different request."]},
         )
     headers = {**stored.response_headers, "Idempotent-Replayed": "true"}
-    return Response(stored.response_body, status=stored.response_status, headers=headers)
+    return Response(json.loads(stored.response_body), status=stored.response_status, headers=headers)
 
 
 def store_answer(*, user, key: str, fingerprint: str, response: Response) -> None:
     """Call inside the transaction of the change itself: the answer is kept if and only if the change is."""
-    body = json.loads(json.dumps(response.data, cls=DjangoJSONEncoder))
+    body = json.dumps(response.data, cls=DjangoJSONEncoder)
     headers = {name: response[name] for name in ("ETag",) if response.has_header(name)}
     IdempotentRequest.objects.create(user=user, key=key, fingerprint=fingerprint, response_status=response.status_code,
                                      response_body=body, response_headers=headers)

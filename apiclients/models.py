@@ -62,7 +62,8 @@ class IdempotentRequest(models.Model):
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path, If-Match and body.")
     response_status = models.PositiveSmallIntegerField()
-    response_body = models.JSONField()
+    # Text, not JSONField: jsonb would reorder the keys, and a replay should be the first answer verbatim.
+    response_body = models.TextField()
     response_headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
 

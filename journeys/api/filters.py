@@ -4,10 +4,11 @@ from datetime import UTC
 
 import django_filters
 from django import forms
+from django.core.validators import RegexValidator
+from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-from django.utils import timezone
 
 from journeys import selectors
 from journeys.models import StageNumber, Step
@@ -42,8 +43,8 @@ class StrictFilterSet(django_filters.FilterSet):
 
     def is_valid(self):
         valid = super().is_valid()
-        for name, declared in self.filters.items():
-            if self.data.get(name, None) == "" and not isinstance(declared, django_filters.CharFilter):
+        for name in self.filters:
+            if self.data.get(name, None) == "":
                 self.form.add_error(name, "Give a value, or leave the parameter out.")
                 valid = False
         return valid
@@ -57,7 +58,9 @@ class PatientFilter(StrictFilterSet):
     indication = django_filters.ChoiceFilter(choices=Indication.choices)
     overdue = django_filters.ChoiceFilter(choices=TRUE_FALSE, method="filter_overdue",
                                           label="true: at least one overdue step; false: none.")
-    coordinator = django_filters.CharFilter(field_name="coordinator__username", label="Coordinator's user name.")
+    # Django's user-name characters; the OpenAPI document states the same pattern.
+    coordinator = django_filters.CharFilter(field_name="coordinator__username", label="Coordinator's user name.",
+                                            validators=[RegexValidator(r"^[\w.@+-]+\Z")])
     updated_since = UtcIsoDateTimeFilter(
         method="filter_updated_since",
         label="Only patients whose record or journey changed at or after this time (ISO 8601, with offset). "

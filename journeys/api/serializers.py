@@ -38,6 +38,15 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictRegexField(StrictCharField, serializers.RegexField):
+    """The OpenAPI document carries the pattern, so clients learn the rule from it, not from a 400."""
+
+
+# PostgreSQL text cannot hold NUL; an MRN holds no control characters at all.
+MRN_PATTERN = r"^[^\x00-\x1f\x7f]{1,32}$"
+NOTES_PATTERN = r"^[^\x00]*$"
+
+
 # --- shared pieces ------------------------------------------------------------------------------
 
 class ErrorSerializer(serializers.Serializer):
@@ -144,7 +153,7 @@ class PatientDetailSerializer(PatientListItemSerializer):
 
 class PatientSearchInputSerializer(serializers.Serializer):
     # In the body, not the query string: an MRN in a URL would end up in every access log.
-    mrn = StrictCharField(max_length=32, min_length=1, trim_whitespace=True)
+    mrn = StrictRegexField(MRN_PATTERN, max_length=32, min_length=1, trim_whitespace=False)
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -244,7 +253,7 @@ class JourneyDetailSerializer(JourneySummarySerializer):
 
 class StepCompleteInputSerializer(serializers.Serializer):
     performed_at = serializers.DateTimeField(required=False, help_text="When it was done; default: now.")
-    notes = StrictCharField(required=False, allow_blank=True, max_length=2000, default="")
+    notes = StrictRegexField(NOTES_PATTERN, required=False, allow_blank=True, max_length=2000, default="")
     signature_meaning = serializers.ChoiceField(choices=SignatureMeaning.choices, default=SignatureMeaning.PERFORMED)
 
 

@@ -166,6 +166,8 @@ class PatientListView(ApiV1Mixin, ListAPIView):
         return selectors.patients_for_api(patients=patients_visible_to(client=self.api_client))
 
     @extend_schema(operation_id="patients_list", summary="List patients (cursor-paginated, incremental sync)",
+                   parameters=[OpenApiParameter("coordinator", OpenApiTypes.STR, OpenApiParameter.QUERY,
+                                                pattern=r"^[\w.@+-]+$", description="Coordinator's user name.")],
                    responses={200: PatientListItemSerializer(many=True), **errors(400, 404)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

@@ -87,7 +87,7 @@ def test_a_retry_with_the_same_key_returns_the_first_answer(make_api_client, lab
     assert first.status_code == 200
     retry = _complete(http, labs, key="retry-1", notes="ok")
     assert retry.status_code == 200
-    assert retry.json() == first.json()
+    assert retry.content == first.content  # verbatim, keys in the same order
     assert retry["Idempotent-Replayed"] == "true" and retry["ETag"] == first["ETag"]
     assert JourneyEvent.objects.filter(step=labs, kind=EventKind.STEP_DONE).count() == 1
     assert IdempotentRequest.objects.filter(user=client.user, key="retry-1").count() == 1
