@@ -210,3 +210,23 @@ def test_status_is_two_queries_after_the_key(viewer_api, journey, django_assert_
             body = viewer_api.get(url).json()
     assert body["next_step"]["code"] == "eligibility-labs"
     assert [step["code"] for step in body["overdue_steps"]] == ["eligibility-labs"]
+
+
+def test_every_page_of_a_pass_carries_the_first_pages_sync_from(viewer_api, journey):
+    """A patient changed on page 1 while the client reads page 3 must come back in the next sync: so the
+    watermark is the first page's, not the last one's."""
+    patients_with_journeys(journey, 5)
+    start = timezone.now()
+    with time_machine.travel(start + timedelta(minutes=10)):
+        first = viewer_api.get("/api/v1/patients/?page_size=2").json()
+    with time_machine.travel(start + timedelta(minutes=30)):
+        second = viewer_api.get(first["next"]).json()
+        third = viewer_api.get(second["next"]).json()
+        fresh = viewer_api.get("/api/v1/patients/?page_size=2").json()
+    assert first["sync_from"] == second["sync_from"] == third["sync_from"]
+    assert fresh["sync_from"] > first["sync_from"]  # a new pass, a new watermark
+
+
+def test_a_cursor_not_made_by_the_api_answers_404(viewer_api):
+    response = viewer_api.get("/api/v1/patients/?cursor=~~~")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
