@@ -7,9 +7,9 @@ import json
 from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import permissions
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
-from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from apiclients.auth import ApiKeyAuthentication

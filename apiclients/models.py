@@ -5,6 +5,8 @@ A key is shown once, when it is made; only its SHA-256 is stored, so a copy of t
 give anyone a working key.
 """
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -72,3 +74,57 @@ class IdempotentRequest(models.Model):
         indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
 
 
+
+
+class WebhookEvent(models.TextChoices):
+    STAGE_CHANGED = "stage.changed", "A stage started or was completed"
+    STEP_OVERDUE = "step.overdue", "A step became overdue"
+
+
+class WebhookEndpoint(models.Model):
+    """A URL an API client asked to be told at. Payloads carry ids only; the client reads the rest
+    through the API with its key, so nothing clinical travels to a URL that might be misconfigured."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    # Kept in clear because signing needs it; shown once when the endpoint is made.
+    secret = models.CharField(max_length=64)
+    events = models.JSONField(default=list, help_text="Which WebhookEvent values to send.")
+    is_active = models.BooleanField(default=True)
+    # Journey events up to this id have been turned into deliveries (the scan's cursor).
+    last_event_id = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Webhook {self.pk} of {self.client.name}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Gave up"
+
+
+class WebhookDelivery(models.Model):
+    """One message to one endpoint. Created once (unique per endpoint and `dedupe_key`), then sent until
+    the receiver answers 2xx or the attempts run out; a lost Celery task is picked up by the next scan."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=32, choices=WebhookEvent.choices)
+    dedupe_key = models.CharField(max_length=120)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.CharField(max_length=200, blank=True, help_text="HTTP status or error class; never a body.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "dedupe_key"], name="webhook_delivery_once_per_endpoint"),
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"), name="webhook_due_idx"),
+        ]
