@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from apiclients import webhooks
+from apiclients import idempotency, webhooks
 
 
 @shared_task(acks_late=True)
@@ -17,3 +17,9 @@ def webhooks_scan_task() -> int:
 @shared_task(acks_late=True)
 def webhook_deliver_task(delivery_id: int) -> str:
     return webhooks.webhook_deliver(delivery_id=delivery_id)
+
+
+@shared_task(acks_late=True)
+def idempotent_requests_purge_task() -> int:
+    """Hourly (beat): stored Idempotency-Key answers older than a day are dropped."""
+    return idempotency.idempotent_requests_purge()

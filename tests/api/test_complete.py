@@ -128,3 +128,19 @@ def test_a_step_of_a_journey_on_hold_cannot_be_completed(integration_api, labs, 
     response = _complete(integration_api, labs)
     assert response.status_code == 400
     assert response.json()["code"] == "journey_closed"
+
+
+def test_stored_answers_are_forgotten_after_a_day(integration_api, labs):
+    from apiclients.idempotency import idempotent_requests_purge
+
+    assert _complete(integration_api, labs, key="old").status_code == 200
+    assert idempotent_requests_purge(now=timezone.now() + timedelta(hours=23)) == 0
+    assert idempotent_requests_purge(now=timezone.now() + timedelta(hours=25)) == 1
+    assert not IdempotentRequest.objects.exists()
+
+
+def test_the_purge_and_scan_are_scheduled(db):
+    from django_celery_beat.models import PeriodicTask
+
+    assert set(PeriodicTask.objects.values_list("task", flat=True)) >= {
+        "apiclients.tasks.webhooks_scan_task", "apiclients.tasks.idempotent_requests_purge_task"}
