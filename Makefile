@@ -16,6 +16,10 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
+	@# The browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } || \
+		{ echo "Chromium is missing: apt-get install chromium chromium-driver" >&2; exit 1; }
 
 run: install
 	bin/run

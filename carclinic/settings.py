@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "staff",
     "patients",
     "journeys",
+    "notifications",
     "apiclients",
 ]
 
@@ -66,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "staff.middleware.IdleSignOutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: it must see the outcome of authentication.
@@ -85,6 +87,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "staff.context_processors.clinic_permissions",
             ],
         },
     },
@@ -131,6 +134,8 @@ AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "0.5"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # Idle sign-out: a ward computer left open must not stay signed in.
 SESSION_IDLE_TIMEOUT_SECONDS = int(os.environ.get("SESSION_IDLE_TIMEOUT_SECONDS", str(15 * 60)))
@@ -148,7 +153,8 @@ USE_I18N = True
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# collectstatic gathers files here for production; in development whitenoise serves from the finders.
+STATIC_ROOT = None if DEBUG else BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -221,7 +227,23 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict = {}
+# --- Reminders and the overdue scan (notifications/) --------------------------------------------
+# Every threshold is read from the environment; the defaults are the clinic's usual ones.
+REMINDER_SCAN_INTERVAL_SECONDS = int(os.environ.get("REMINDER_SCAN_INTERVAL_SECONDS", "60"))
+REMINDER_ESCALATION_AFTER_HOURS = int(os.environ.get("REMINDER_ESCALATION_AFTER_HOURS", "24"))
+REMINDER_UPCOMING_LEAD_HOURS = int(os.environ.get("REMINDER_UPCOMING_LEAD_HOURS", "48"))
+REMINDER_MORNING_TIME = os.environ.get("REMINDER_MORNING_TIME", "07:00")  # clinic time, follows DST
+REMINDER_DIGEST_TIME = os.environ.get("REMINDER_DIGEST_TIME", "07:30")  # clinic time, follows DST
+REMINDER_PLANNING_DAYS = int(os.environ.get("REMINDER_PLANNING_DAYS", "7"))
+REMINDER_MAX_ATTEMPTS = int(os.environ.get("REMINDER_MAX_ATTEMPTS", "5"))
+REMINDER_RETRY_BASE_SECONDS = int(os.environ.get("REMINDER_RETRY_BASE_SECONDS", "60"))
+REMINDER_CLAIM_TIMEOUT_SECONDS = int(os.environ.get("REMINDER_CLAIM_TIMEOUT_SECONDS", "300"))
+REMINDER_WEBHOOK_URL = os.environ.get("REMINDER_WEBHOOK_URL", "")
+REMINDER_LINK_BASE = os.environ.get("REMINDER_LINK_BASE", "")
+CELERY_BEAT_SCHEDULE: dict = {
+    "scan-overdue": {"task": "notifications.scan_overdue", "schedule": float(REMINDER_SCAN_INTERVAL_SECONDS)},
+    "send-due-reminders": {"task": "notifications.send_due_reminders", "schedule": float(REMINDER_SCAN_INTERVAL_SECONDS)},
+}
 
 # --- Logging: ids only, never names, MRNs or notes ----------------------------------------------
 LOGGING = {
@@ -235,3 +257,11 @@ LOGGING = {
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "carclinic@localhost")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
+

@@ -1,7 +1,7 @@
 """Turning anchors and offsets into dates. Pure functions, so the rules are easy to test on their own."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
@@ -29,7 +29,8 @@ def step_dates(*, anchor_date: date, offset_days: int, window_before_days: int, 
     closes = due + timedelta(days=window_after_days)
     # A step is late once the last day of its window has ended at the clinic, plus its grace in real
     # hours: across a daylight-saving change the grace stays 24 real hours, not a wall-clock day.
-    overdue_after = start_of_day(closes + timedelta(days=1)) + timedelta(hours=grace_hours)
+    # (Adding a timedelta to a datetime in a ZoneInfo zone is wall-clock arithmetic, so add it in UTC.)
+    overdue_after = start_of_day(closes + timedelta(days=1)).astimezone(UTC) + timedelta(hours=grace_hours)
     return StepDates(
         due_on=due,
         window_opens_on=due - timedelta(days=window_before_days),

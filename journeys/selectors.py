@@ -92,6 +92,181 @@ def stage_step_counts(*, journey_id: int) -> QuerySet:
     )
 
 
+# --- Pages: the coordinator's dashboard, the patient page, the nurse's list ------------------------
+# Lists on a page are cut at a fixed length (with the full count beside them), so a page costs the
+# same number of queries and about the same time for 100 patients or 10,000.
+
+DASHBOARD_LIST_LIMIT = 25
+
+
+def _dashboard_steps() -> QuerySet[Step]:
+    return Step.objects.select_related(
+        "template", "stage", "journey", "journey__patient", "journey__patient__coordinator", "journey__patient__nurse"
+    )
+
+
+def filter_steps(steps: QuerySet[Step], *, indication: str = "", stage: int | None = None,
+                 coordinator_id: int | None = None) -> QuerySet[Step]:
+    """Narrow a step list by the dashboard's filters (the patient's indication, the journey's stage, the coordinator)."""
+    if indication:
+        steps = steps.filter(journey__patient__indication=indication)
+    if stage:
+        steps = steps.filter(journey__current_stage=stage)
+    if coordinator_id:
+        steps = steps.filter(journey__patient__coordinator_id=coordinator_id)
+    return steps
+
+
+def filter_journeys(journeys: QuerySet[Journey], *, indication: str = "", stage: int | None = None,
+                    coordinator_id: int | None = None) -> QuerySet[Journey]:
+    if indication:
+        journeys = journeys.filter(patient__indication=indication)
+    if stage:
+        journeys = journeys.filter(current_stage=stage)
+    if coordinator_id:
+        journeys = journeys.filter(patient__coordinator_id=coordinator_id)
+    return journeys
+
+
+def dashboard_overdue(*, now: datetime | None = None, **filters) -> QuerySet[Step]:
+    """Overdue steps of active journeys, the latest first (earliest `overdue_after`)."""
+    now = now or timezone.now()
+    steps = _dashboard_steps().filter(status=StepStatus.PENDING, overdue_after__lte=now,
+                                      journey__status=JourneyStatus.ACTIVE)
+    return filter_steps(steps, **filters).order_by("overdue_after", "id")
+
+
+def dashboard_due(*, first_day: date, last_day: date, now: datetime | None = None, **filters) -> QuerySet[Step]:
+    """Pending steps of active journeys due from `first_day` to `last_day` that are not overdue yet."""
+    now = now or timezone.now()
+    steps = _dashboard_steps().filter(status=StepStatus.PENDING, due_on__gte=first_day, due_on__lte=last_day,
+                                      overdue_after__gt=now, journey__status=JourneyStatus.ACTIVE)
+    return filter_steps(steps, **filters).order_by("due_on", "id")
+
+
+def first_rows(steps: QuerySet[Step], limit: int) -> list[Step]:
+    """The first `limit` rows of a step list, picked by id in a subquery and joined only for those rows.
+
+    On a busy day thousands of steps share a due date; joined to patient, journey and template before
+    sorting, Postgres would drag every one of them through the sort. Choosing the ids first sorts narrow
+    rows, and only the rows shown are joined. Still one query."""
+    order = steps.query.order_by
+    ids = steps.values("id")[:limit]
+    return list(_dashboard_steps().filter(id__in=ids).order_by(*order))
+
+
+def capped_count(queryset: QuerySet, cap: int) -> int:
+    """How many rows, counting no further than `cap`: '500+' tells a coordinator as much as 2,731 does."""
+    return queryset.values("id")[:cap].count()
+
+
+def dashboard_pipeline(**filters) -> dict[int, int]:
+    """Patients with an open journey per stage, under the dashboard's filters (zeros included)."""
+    counts = dict.fromkeys(StageNumber.values, 0)
+    journeys = filter_journeys(Journey.objects.filter(status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD]),
+                               **{k: v for k, v in filters.items() if k != "stage"})
+    for row in journeys.values("current_stage").annotate(patients=Count("id")):
+        counts[row["current_stage"]] = row["patients"]
+    return counts
+
+
+def _next_pending_step(field: str):
+    from django.db.models import OuterRef, Subquery
+
+    return Subquery(
+        Step.objects.filter(journey=OuterRef("pk"), status=StepStatus.PENDING)
+        .order_by("due_on", "template__position", "id")
+        .values(field)[:1]
+    )
+
+
+def journeys_in_stage(*, stage: int | None = None, **filters) -> QuerySet[Journey]:
+    """Open journeys (optionally of one stage) with their patient and the next pending step's name and date."""
+    journeys = (
+        Journey.objects.filter(status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD])
+        .select_related("patient", "patient__coordinator")
+        .annotate(next_step_name=_next_pending_step("template__name"), next_step_due=_next_pending_step("due_on"))
+    )
+    # Ordered by a stored column (the date the product is needed), so the database sorts cheaply and computes
+    # the next-step subqueries only for the rows it returns.
+    return filter_journeys(journeys, stage=stage, **filters).order_by("day0_planned", "id")
+
+
+def manufacturing_queue(**filters) -> QuerySet[Journey]:
+    """Journeys whose cells are at the plant: waiting for a slot, in production, or waiting for QC release."""
+    return journeys_in_stage(stage=StageNumber.RE_ENGINEERING, **{k: v for k, v in filters.items() if k != "stage"})
+
+
+def patient_search(*, text: str, limit: int = DASHBOARD_LIST_LIMIT):
+    """Patients whose MRN starts with, or whose name contains, `text`; with the open journey's stage if any."""
+    from django.db.models import OuterRef, Subquery
+
+    from patients.models import Patient
+
+    text = (text or "").strip()
+    if not text:
+        return Patient.objects.none()
+    words = text.split()
+    query = Q(mrn__istartswith=text)
+    name = Q()
+    for word in words:
+        name &= Q(given_name__icontains=word) | Q(family_name__icontains=word)
+    open_journeys = Journey.objects.filter(patient=OuterRef("pk"), status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD])
+    return (
+        Patient.objects.filter(query | name)
+        .select_related("coordinator")
+        .annotate(open_stage=Subquery(open_journeys.values("current_stage")[:1]),
+                  open_status=Subquery(open_journeys.values("status")[:1]))
+        .order_by("family_name", "given_name", "id")[:limit]
+    )
+
+
+def patient_journey(*, patient_id: int) -> Journey | None:
+    """The journey the patient page shows: the open one, else the most recently started."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    return (
+        Journey.objects.select_related("protocol", "started_by")
+        .filter(patient_id=patient_id)
+        .annotate(is_open_rank=Case(When(status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD], then=Value(0)),
+                                    default=Value(1), output_field=IntegerField()))
+        .order_by("is_open_rank", "-started_at")
+        .first()
+    )
+
+
+def patient_timeline(*, journey: Journey) -> dict:
+    """Everything the patient page shows about one journey: stages, steps by stage, and the audit history."""
+    stages = list(journey.stages.order_by("number"))
+    steps = list(journey_steps(journey_id=journey.id))
+    by_stage: dict[int, list[Step]] = {stage.number: [] for stage in stages}
+    for step in steps:
+        by_stage[step.stage.number].append(step)
+    events = list(journey_events(journey_id=journey.id).select_related("step__template")[:200])
+    return {"stages": stages, "steps_by_stage": by_stage, "events": events}
+
+
+def my_steps_today(*, user, today: date) -> QuerySet[Step]:
+    """Steps the user's roles do, due today or already late, in stages under way on active journeys.
+
+    A patient with a named nurse (or coordinator) shows on that person's list only; patients without one
+    show to everyone of the role. The list starts from the user's own patients, so its cost follows the
+    size of a caseload rather than of the clinic."""
+    from staff.roles import Role
+
+    roles = set(getattr(user, "roles", ()))
+    active = Journey.objects.filter(status=JourneyStatus.ACTIVE)
+    mine = Q(pk__in=[])
+    for role, field in ((Role.NURSE, "nurse"), (Role.COORDINATOR, "coordinator")):
+        if role in roles:
+            caseload = active.filter(Q(**{f"patient__{field}": user}) | Q(**{f"patient__{field}__isnull": True}))
+            mine |= Q(template__responsible_role=role, journey_id__in=caseload.values("id"))
+    if Role.PHYSICIAN in roles:
+        mine |= Q(template__responsible_role=Role.PHYSICIAN, journey__status=JourneyStatus.ACTIVE)
+    steps = _dashboard_steps().filter(mine, status=StepStatus.PENDING, due_on__lte=today, stage__status="in_progress")
+    return steps.order_by("due_on", "overdue_after", "id")
+
+
 # --- The REST API's reads -------------------------------------------------------------------------
 
 def _count(queryset) -> Subquery:

@@ -27,14 +27,17 @@ from journeys.models import (
     StageStatus,
     Step,
     StepStatus,
+    StepTemplate,
 )
 from journeys.transitions import guard_journey, guard_stage_complete, guard_stage_start, guard_step
 from patients.models import Patient
-from staff.roles import Action, authorize, authorize_step_completion
+from staff.roles import Action, authorize, authorize_step_resolution
 
 # A performed time a few minutes ahead of the server's clock is a ward clock running fast, not a
 # prediction; more than that is a typing error.
 PERFORMED_AT_TOLERANCE = timedelta(minutes=5)
+# Eligibility work-up starts weeks before collection; a date earlier than this is a typing error.
+EARLIEST_WORK_UP_DAYS = timedelta(days=90)
 SCHEDULE_FIELDS = ["due_on", "window_opens_on", "window_closes_on", "overdue_after", "overdue_since", "version"]
 
 
@@ -124,7 +127,7 @@ def _stage_start(journey: Journey, stage: Stage, previous: Stage | None, *, acto
     stage.started_at = at
     stage.save(update_fields=["status", "started_at"])
     journey.current_stage = stage.number
-    Journey.objects.filter(pk=journey.pk).update(current_stage=stage.number)
+    _save_journey(journey, actor, reason=f"{stage.get_number_display()} started")
     _event(journey, EventKind.STAGE_STARTED, actor=actor, at=at, stage_number=stage.number,
            from_state=StageStatus.PENDING, to_state=StageStatus.IN_PROGRESS)
 
@@ -132,6 +135,8 @@ def _stage_start(journey: Journey, stage: Stage, previous: Stage | None, *, acto
 def _advance(journey: Journey, *, actor, at: datetime) -> None:
     """Complete every in-progress stage whose required steps are resolved, and start the next one when its
     guard allows (lymphodepletion waits for the product's release)."""
+    # Every step transition touches the journey, so that clients syncing "what changed since" see it.
+    Journey.objects.filter(pk=journey.pk).update(updated_at=at)
     stages = {stage.number: stage for stage in journey.stages.select_for_update().order_by("number")}
     for number in StageNumber.values:
         stage = stages[number]
@@ -209,16 +214,16 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
                   expected_version: int | None = None, signature_meaning: str = "performed") -> Step:
     """Record a step as done. The second of two people recording the same step is told who was first."""
     journey, step = _lock_step(step_id)
-    authorize_step_completion(actor, step.template.responsible_role)
+    authorize_step_resolution(actor, step.template.responsible_role)
     guard_step(journey, step, StepStatus.DONE)
     _check_step_version(step, expected_version)
     now = timezone.now()
     performed_at = performed_at or now
     if performed_at > now + PERFORMED_AT_TOLERANCE:
         raise InvalidInput("The time performed is in the future.", field_errors={"performed_at": ["Cannot be in the future."]})
-    if performed_at < journey.started_at - timedelta(days=366):
+    if timezone.localdate(performed_at) < journey.leukapheresis_date - EARLIEST_WORK_UP_DAYS:
         raise InvalidInput("The time performed is long before this journey began.",
-                           field_errors={"performed_at": ["More than a year before the journey started."]})
+                           field_errors={"performed_at": ["Too long before the leukapheresis date."]})
     was_overdue_since = step.overdue_since
     step.status = StepStatus.DONE
     step.performed_at = performed_at
@@ -291,6 +296,7 @@ def step_skip(*, actor, step_id: int, reason: str, expected_version: int | None 
     authorize(actor, Action.SKIP_STEP)
     reason = _require_reason(reason)
     journey, step = _lock_step(step_id)
+    authorize_step_resolution(actor, step.template.responsible_role, Action.SKIP_STEP)
     guard_step(journey, step, StepStatus.SKIPPED)
     _check_step_version(step, expected_version)
     now = timezone.now()
@@ -373,3 +379,22 @@ def journey_withdraw(*, actor, journey_id: int, reason: str, expected_version: i
     return _journey_change_status(actor=actor, action=Action.WITHDRAW_JOURNEY, journey_id=journey_id,
                                   to_status=JourneyStatus.WITHDRAWN, reason=reason, kind=EventKind.JOURNEY_WITHDRAWN,
                                   expected_version=expected_version)
+
+
+@transaction.atomic
+def protocol_new_version(*, actor, protocol_id: int) -> ProtocolTemplate:
+    """Copy a protocol and its steps into the next version, editable until a journey uses it.
+    The old version stays as it was, so journeys on it keep their schedule."""
+    authorize(actor, Action.MANAGE_PROTOCOLS)
+    source = ProtocolTemplate.objects.get(pk=protocol_id)
+    latest = ProtocolTemplate.objects.filter(name=source.name).order_by("-version").values_list("version", flat=True).first()
+    copy = ProtocolTemplate.objects.create(
+        name=source.name, version=latest + 1, description=source.description, indication=source.indication,
+        planned_vein_to_vein_days=source.planned_vein_to_vein_days, is_active=False,
+    )
+    templates = list(source.step_templates.all())
+    for template in templates:
+        template.pk = None
+        template.protocol = copy
+    StepTemplate.objects.bulk_create(templates)
+    return copy

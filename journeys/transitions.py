@@ -67,15 +67,17 @@ def guard_stage_complete(stage, unresolved_required: list[str]) -> None:
 
 def guard_step(journey, step, to_status: str) -> None:
     """May this step move to `to_status` now? Raises the error the user should read if not."""
+    # The journey first: withdrawing closes its pending steps, and the person at the screen must read
+    # "this journey is withdrawn", not "already recorded as not applicable by the system" (a 409).
+    if journey.status in (JourneyStatus.WITHDRAWN, JourneyStatus.COMPLETED):
+        raise JourneyClosed(f"This journey is {journey.get_status_display().lower()}; it accepts no more steps.")
+    if journey.status == JourneyStatus.ON_HOLD:
+        raise JourneyClosed("This journey is on hold; resume it before recording steps.")
     if step.status != StepStatus.PENDING:
         by = str(step.completed_by) if step.completed_by_id else "the system"
         raise StepAlreadyCompleted(step, by=by, at=step.completed_at)
     if to_status not in STEP_TRANSITIONS[step.status]:
         raise TransitionNotAllowed(f"A step cannot become {StepStatus(to_status).label.lower()}.")
-    if journey.status in (JourneyStatus.WITHDRAWN, JourneyStatus.COMPLETED):
-        raise JourneyClosed(f"This journey is {journey.get_status_display().lower()}; it accepts no more steps.")
-    if journey.status == JourneyStatus.ON_HOLD:
-        raise JourneyClosed("This journey is on hold; resume it before recording steps.")
     if step.stage.status == StageStatus.PENDING:
         raise StageOrderViolation(
             f"{step.stage.get_number_display()} has not started yet; finish the stage before it first."

@@ -48,8 +48,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Action.MANAGE_PROTOCOLS: frozenset({Role.ADMIN}),
 }
 
-# A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded by a
-# physician only; the other roles that may complete steps cover each other on the ward.
+# A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or
+# skipped, by a physician only; the other roles that may complete steps cover each other on the ward.
 STEPS_ONLY_THEIR_ROLE_MAY_COMPLETE = frozenset({Role.PHYSICIAN})
 
 
@@ -79,12 +79,11 @@ def authorize(user, action: str) -> None:
         raise NotPermitted(action)
 
 
-def authorize_step_completion(user, responsible_role: str) -> None:
-    authorize(user, Action.COMPLETE_STEP)
+def authorize_step_resolution(user, responsible_role: str, action: str = Action.COMPLETE_STEP) -> None:
+    """May this user record (or skip) a step that `responsible_role` is responsible for?"""
+    authorize(user, action)
     if responsible_role in STEPS_ONLY_THEIR_ROLE_MAY_COMPLETE:
         roles = roles_of(user)
         if responsible_role not in roles and Role.ADMIN not in roles:
-            raise NotPermitted(
-                Action.COMPLETE_STEP,
-                f"Only a {Role(responsible_role).label.lower()} may record this step.",
-            )
+            verb = "skip" if action == Action.SKIP_STEP else "record"
+            raise NotPermitted(action, f"Only a {Role(responsible_role).label.lower()} may {verb} this step.")

@@ -79,3 +79,31 @@ def journey(coordinator, patient, protocol):
 
     return journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
                          leukapheresis_date=date.today())
+
+
+@pytest.fixture
+def superuser(make_user):
+    """The admin role as the clinic gets it: a superuser, in no group."""
+    return make_user(first_name="Ada", last_name="Admin", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def at_clinic(time_machine):
+    """Pin the clock to a moment given in the clinic's local time (Europe/Berlin); tick=False so that
+    'now' is the same moment for the whole test."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    def move(*fields: int):
+        moment = datetime(*fields, tzinfo=ZoneInfo("Europe/Berlin"))
+        time_machine.move_to(moment, tick=False)
+        return moment
+
+    return move
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness (~0.3 s a user on this machine) is the point in production and pure
+    # waiting in tests that make several users each.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import date, timedelta
 
 import factory
 
@@ -33,3 +33,85 @@ class PatientFactory(factory.django.DjangoModelFactory):
     date_of_birth = factory.Faker("date_between", start_date=date(1960, 1, 1), end_date=date(2004, 12, 31))
     sex = Sex.FEMALE
     indication = Indication.SLE
+
+
+# --- Journeys ------------------------------------------------------------------------------------
+# A small protocol for rules the shipped one cannot show (optional steps), and a bulk builder for
+# query-count tests that need a thousand journeys without a thousand calls to journey_start.
+
+
+def make_protocol(*, name: str = "Test protocol", steps: list[dict] | None = None, vein_to_vein: int = 21):
+    """A protocol with one or a few steps per stage; `steps` overrides the default list."""
+    from journeys.models import Anchor, Milestone, ProtocolTemplate, StepTemplate
+
+    protocol = ProtocolTemplate.objects.create(name=name, version=1, planned_vein_to_vein_days=vein_to_vein)
+    default = [
+        dict(stage=1, code="labs", anchor=Anchor.LEUKAPHERESIS, offset_days=-3, responsible_role="nurse"),
+        dict(stage=1, code="collect", anchor=Anchor.LEUKAPHERESIS, offset_days=0, responsible_role="nurse",
+             milestone=Milestone.COLLECTION),
+        dict(stage=1, code="extra-photo", anchor=Anchor.LEUKAPHERESIS, offset_days=0, responsible_role="nurse",
+             required=False),
+        dict(stage=2, code="release", anchor=Anchor.DAY0, offset_days=-7, window_before_days=5, window_after_days=2,
+             responsible_role="coordinator", milestone=Milestone.PRODUCT_RELEASED),
+        dict(stage=3, code="ld", anchor=Anchor.DAY0, offset_days=-5, responsible_role="nurse", grace_hours=6),
+        dict(stage=4, code="infuse", anchor=Anchor.DAY0, offset_days=0, responsible_role="nurse",
+             milestone=Milestone.INFUSION),
+        dict(stage=4, code="optional-check", anchor=Anchor.DAY0, offset_days=1, responsible_role="nurse",
+             required=False),
+        dict(stage=5, code="visit", anchor=Anchor.DAY0, offset_days=28, window_before_days=3, window_after_days=3,
+             responsible_role="physician", grace_hours=24),
+    ]
+    for position, spec in enumerate(steps or default):
+        spec = {"name": spec["code"].replace("-", " ").title(), "position": position, **spec}
+        StepTemplate.objects.create(protocol=protocol, **spec)
+    return protocol
+
+
+def bulk_journeys(*, protocol, count: int, leukapheresis_date: date, actor=None, stages=(1, 2, 3, 4, 5)):
+    """`count` patients, each with a journey laid out as journey_start lays it out (same dates from
+    journeys.clock), spread over `stages`: earlier stages completed with their steps done, the current one
+    in progress. Plain bulk_create: history rows are not what these tests count."""
+    from django.utils import timezone
+
+    from journeys import clock
+    from journeys.models import Journey, Stage, StageNumber, StageStatus, Step, StepStatus
+
+    now = timezone.now()
+    templates = list(protocol.step_templates.all())
+    prefix = Patient.objects.count()
+    patients = Patient.objects.bulk_create([
+        PatientFactory.build(mrn=f"BULK{prefix + i:08d}") for i in range(count)
+    ])
+    day0 = leukapheresis_date + timedelta(days=protocol.planned_vein_to_vein_days)
+    journeys = Journey.objects.bulk_create([
+        Journey(patient=patient, protocol=protocol, leukapheresis_date=leukapheresis_date, day0_planned=day0,
+                started_at=now, started_by=actor, current_stage=stages[i % len(stages)],
+                product_released_at=now if stages[i % len(stages)] >= StageNumber.LYMPHODEPLETION else None)
+        for i, patient in enumerate(patients)
+    ])
+    stage_rows = []
+    for journey in journeys:
+        for number in StageNumber.values:
+            if number < journey.current_stage:
+                stage_rows.append(Stage(journey=journey, number=number, status=StageStatus.COMPLETED,
+                                        started_at=now, completed_at=now))
+            elif number == journey.current_stage:
+                stage_rows.append(Stage(journey=journey, number=number, status=StageStatus.IN_PROGRESS, started_at=now))
+            else:
+                stage_rows.append(Stage(journey=journey, number=number))
+    stage_rows = Stage.objects.bulk_create(stage_rows, batch_size=2000)
+    stage_by_key = {(stage.journey_id, stage.number): stage for stage in stage_rows}
+    steps = []
+    for journey in journeys:
+        for template in templates:
+            dates = clock.dates_for_template(template, journey.anchor_date(template.anchor))
+            done = template.stage < journey.current_stage
+            steps.append(Step(
+                journey=journey, stage=stage_by_key[(journey.id, template.stage)], template=template,
+                due_on=dates.due_on, window_opens_on=dates.window_opens_on, window_closes_on=dates.window_closes_on,
+                overdue_after=dates.overdue_after,
+                status=StepStatus.DONE if done else StepStatus.PENDING,
+                completed_at=now if done else None, completed_by=actor if done else None,
+            ))
+    Step.objects.bulk_create(steps, batch_size=2000)
+    return journeys

@@ -1,0 +1,235 @@
+"""How fast is the overdue scan next to the bare SQL that does the same flagging?
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/bench_overdue_scan.py
+    ... --steps 1000000 --patients 25000      (the large clinic)
+
+Creates its own scratch database (`carclinic_bench`, dropped first and at the end unless --keep), bulk-loads
+a clinic, and prints, on the same data (reset between runs, median of --repeat runs):
+  * the bare `UPDATE … FROM journeys_journey` flagging statement,
+  * `steps_flag_overdue()` (the ORM statement the scan uses),
+  * `overdue_scan()` as a whole (flag, un-flag, cancel, plan reminders, record the run),
+  * the number of SQL statements per scan, for this clinic and for one a tenth of its size,
+  * reminders created per second for 10,000 due steps, and the statements that took.
+The data: one journey per patient; a year before and after now; 97 % of past steps done, the rest late.
+"""
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone as dt_timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--patients", type=int, default=5_000)
+    parser.add_argument("--due", type=int, default=10_000, help="Due steps for the reminders-per-second figure.")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--database", default="carclinic_bench")
+    parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
+    return parser.parse_args()
+
+
+def scratch_database(base_url: str, name: str) -> str:
+    import dj_database_url
+    import psycopg
+
+    config = dj_database_url.parse(base_url)
+    if "postgresql" not in config["ENGINE"]:
+        sys.exit("The benchmark needs PostgreSQL: set DATABASE_URL=postgres://…")
+    admin = psycopg.connect(host=config["HOST"] or "127.0.0.1", port=config["PORT"] or 5432, user=config["USER"],
+                            password=config["PASSWORD"] or None, dbname="postgres", autocommit=True)
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    user = config["USER"] + (f":{config['PASSWORD']}" if config["PASSWORD"] else "")
+    return f"postgres://{user}@{config['HOST'] or '127.0.0.1'}:{config['PORT'] or 5432}/{name}"
+
+
+def drop_database(base_url: str, name: str) -> None:
+    import dj_database_url
+    import psycopg
+
+    config = dj_database_url.parse(base_url)
+    with psycopg.connect(host=config["HOST"] or "127.0.0.1", port=config["PORT"] or 5432, user=config["USER"],
+                         password=config["PASSWORD"] or None, dbname="postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def load_clinic(*, steps: int, patients: int, now: datetime, rng: random.Random) -> None:
+    from django.contrib.auth.models import Group
+    from django.db import connection
+
+    from journeys.models import Journey, ProtocolTemplate, Stage, Step, StepTemplate
+    from patients.models import Patient
+    from staff.models import User
+
+    per_journey = max(1, steps // patients)
+    team = {}
+    for role, count in (("coordinator", 5), ("nurse", 20), ("physician", 5)):
+        users = User.objects.bulk_create([User(username=f"{role}{i}", email=f"{role}{i}@clinic.test") for i in range(count)])
+        Group.objects.get(name=role).user_set.add(*users)
+        team[role] = users
+    protocol = ProtocolTemplate.objects.create(name="Benchmark protocol", version=1)
+    roles = ["nurse"] * 6 + ["coordinator"] * 3 + ["physician"]
+    templates = StepTemplate.objects.bulk_create([
+        StepTemplate(protocol=protocol, stage=1 + i * 5 // per_journey, code=f"s{i}", name=f"Step {i}", anchor="day0",
+                     offset_days=i, responsible_role=roles[i % len(roles)], position=i)
+        for i in range(per_journey)])
+    created = Patient.objects.bulk_create([
+        Patient(mrn=f"B{i:08d}", given_name="Bench", family_name=f"Patient{i}", date_of_birth="1980-01-01",
+                sex="female", indication="sle", nurse=rng.choice(team["nurse"]), coordinator=rng.choice(team["coordinator"]))
+        for i in range(patients)], batch_size=5000)
+    journeys = Journey.objects.bulk_create([
+        Journey(patient=patient, protocol=protocol, leukapheresis_date=now.date() - timedelta(days=400),
+                day0_planned=now.date(), started_at=now - timedelta(days=400),
+                status="active" if rng.random() < 0.95 else rng.choice(["on_hold", "completed", "withdrawn"]))
+        for patient in created], batch_size=5000)
+    stages = Stage.objects.bulk_create([Stage(journey=j, number=n) for j in journeys for n in range(1, 6)], batch_size=10000)
+    stage_of = {(s.journey_id, s.number): s.id for s in stages}
+    batch = []
+    for journey in journeys:
+        for template in templates:
+            overdue_after = now + timedelta(seconds=rng.uniform(-365, 365) * 86400)
+            due = (overdue_after - timedelta(days=1)).date()
+            done = overdue_after < now and rng.random() < 0.97
+            batch.append(Step(journey_id=journey.id, stage_id=stage_of[(journey.id, template.stage)], template=template,
+                              status="done" if done else "pending", due_on=due, window_opens_on=due, window_closes_on=due,
+                              overdue_after=overdue_after, completed_at=overdue_after if done else None, public_id=uuid.uuid4()))
+        if len(batch) >= 20000:
+            Step.objects.bulk_create(batch)
+            batch = []
+    if batch:
+        Step.objects.bulk_create(batch)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+
+BARE_FLAG = """
+    UPDATE journeys_step s SET overdue_since = %s
+      FROM journeys_journey j
+     WHERE j.id = s.journey_id AND j.status = 'active'
+       AND s.status = 'pending' AND s.overdue_after <= %s AND s.overdue_since IS NULL
+"""
+
+
+SEND_ALL = "UPDATE notifications_reminder SET state = 'sent', sent_at = %s WHERE state = 'pending' AND send_after <= %s"
+
+
+def reset(cursor) -> None:
+    cursor.execute("UPDATE journeys_step SET overdue_since = NULL WHERE overdue_since IS NOT NULL")
+    cursor.execute("DELETE FROM notifications_reminder")
+    cursor.execute("DELETE FROM notifications_scanrun")
+
+
+def timed(function) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = function()
+    return time.perf_counter() - started, result
+
+
+def main() -> None:
+    args = parse_args()
+    base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    os.environ["DATABASE_URL"] = scratch_database(base_url, args.database)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carclinic.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from journeys.models import Step
+    from notifications.models import Reminder
+    from notifications.services import overdue_scan, reminders_plan, steps_flag_overdue
+
+    try:
+        started = time.perf_counter()
+        call_command("migrate", verbosity=0)
+        now = datetime(2026, 6, 15, 10, 0, tzinfo=dt_timezone.utc)
+        load_clinic(steps=args.steps, patients=args.patients, now=now, rng=random.Random(42))
+        total = Step.objects.count()
+        print(f"loaded {total:,} steps over {args.patients:,} patients in {time.perf_counter() - started:.1f} s")
+
+        bare, orm, scan, steady = [], [], [], []
+        flagged = None
+        with connection.cursor() as cursor:
+            for _ in range(args.repeat):
+                reset(cursor)
+                seconds, _ = timed(lambda: transaction.atomic()(lambda: cursor.execute(BARE_FLAG, [now, now]))())
+                bare.append(seconds)
+                flagged = cursor.rowcount
+                reset(cursor)
+                seconds, count = timed(lambda: transaction.atomic()(steps_flag_overdue)(now=now))
+                orm.append(seconds)
+                assert count == flagged, (count, flagged)
+                reset(cursor)
+                seconds, result = timed(lambda: overdue_scan(now=now))
+                scan.append(seconds)
+                assert result.flagged == flagged
+                # What the sender does within the minute: the due reminders go out.
+                cursor.execute(SEND_ALL, [now, now])
+                seconds, _ = timed(lambda: overdue_scan(now=now + timedelta(minutes=1)))
+                steady.append(seconds)
+            reset(cursor)
+            with CaptureQueriesContext(connection) as queries:
+                first = overdue_scan(now=now)
+            cursor.execute(SEND_ALL, [now, now])
+            with CaptureQueriesContext(connection) as steady_queries:
+                overdue_scan(now=now + timedelta(minutes=1))
+
+            m = statistics.median
+            print(f"\nflagging {flagged:,} late steps among {total:,} (median of {args.repeat}):")
+            print(f"  bare SQL UPDATE … FROM            {m(bare) * 1000:8.1f} ms")
+            print(f"  steps_flag_overdue() (ORM)        {m(orm) * 1000:8.1f} ms   ratio {m(orm) / m(bare):.2f}x")
+            print(f"  overdue_scan(), first run         {m(scan) * 1000:8.1f} ms   ratio {m(scan) / m(bare):.2f}x"
+                  f"   (also plans {first.created:,} reminders)")
+            print(f"  overdue_scan(), next minute       {m(steady) * 1000:8.1f} ms   (nothing new to flag or plan)")
+            print(f"  SQL statements per scan: first run {len(queries.captured_queries)}, next minute "
+                  f"{len(steady_queries.captured_queries)}")
+            print("  slowest statements of the next-minute scan:")
+            for query in sorted(steady_queries.captured_queries, key=lambda q: -float(q["time"]))[:4]:
+                print(f"    {float(query['time']) * 1000:7.1f} ms  {' '.join(query['sql'].split())[:110]}")
+
+            # Reminders per second: 10,000 steps of active journeys that have just become overdue.
+            reset(cursor)
+            cursor.execute("""
+                UPDATE journeys_step SET overdue_since = %s, overdue_after = %s
+                 WHERE id IN (SELECT s.id FROM journeys_step s JOIN journeys_journey j ON j.id = s.journey_id
+                               WHERE j.status = 'active' AND s.status = 'pending' AND s.overdue_after > %s
+                               ORDER BY s.id LIMIT %s)""", [now, now - timedelta(hours=1), now + timedelta(days=30), args.due])
+            due_steps = cursor.rowcount
+            # Everything else pending is moved well out of the planning horizon, so only the due steps count.
+            cursor.execute("UPDATE journeys_step SET overdue_after = overdue_after + interval '800 days', "
+                           "due_on = due_on + 800, window_opens_on = window_opens_on + 800, "
+                           "window_closes_on = window_closes_on + 800 "
+                           "WHERE overdue_since IS NULL AND status = 'pending' AND due_on <= %s", [(now + timedelta(days=30)).date()])
+        with CaptureQueriesContext(connection) as plan_queries:
+            seconds, created = timed(lambda: transaction.atomic()(reminders_plan)(now=now))
+        kinds = dict(Reminder.objects.values_list("kind").annotate(n=django.db.models.Count("id")))
+        print(f"\nreminders for {due_steps:,} due steps: {created:,} rows ({kinds}) in {seconds * 1000:.0f} ms "
+              f"= {created / seconds:,.0f} reminders/s, {due_steps / seconds:,.0f} steps/s, "
+              f"{len(plan_queries.captured_queries)} SQL statements")
+        in_sql = sum(float(q["time"]) for q in plan_queries.captured_queries)
+        print(f"  of which in SQL {in_sql * 1000:.0f} ms, in Python {(seconds - in_sql) * 1000:.0f} ms; slowest:")
+        for query in sorted(plan_queries.captured_queries, key=lambda q: -float(q["time"]))[:3]:
+            print(f"    {float(query['time']) * 1000:7.1f} ms  {' '.join(query['sql'].split())[:110]}")
+    finally:
+        connection.close()
+        if not args.keep:
+            drop_database(base_url, args.database)
+
+
+if __name__ == "__main__":
+    main()

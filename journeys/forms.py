@@ -1,0 +1,115 @@
+"""Forms of the journey pages. They check shapes (a date is a date); the services check the clinic's rules."""
+
+from django import forms
+from django.utils import timezone
+
+from journeys.models import ProtocolTemplate, SignatureMeaning, StageNumber
+from patients.models import Indication
+from staff.models import User
+from staff.roles import Role
+
+DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%d", **kwargs)
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs):
+        super().__init__(format=DATETIME_LOCAL, **kwargs)
+
+
+def apply_domain_error(form: forms.Form, error) -> None:
+    """Put a DomainError's per-field messages next to their fields, and the rest at the top of the form."""
+    placed = False
+    for field, messages in error.field_errors.items():
+        target = field if field in form.fields else None
+        for message in messages:
+            form.add_error(target, message)
+            placed = True
+    if not placed:
+        form.add_error(None, error.message)
+
+
+class DashboardFilterForm(forms.Form):
+    q = forms.CharField(label="Search by MRN or name", required=False, max_length=100)
+    indication = forms.ChoiceField(label="Indication", required=False,
+                                   choices=[("", "All indications"), *Indication.choices])
+    stage = forms.TypedChoiceField(label="Stage", required=False, coerce=int, empty_value=None,
+                                   choices=[("", "All stages"), *[(n, f"{n} {label}") for n, label in StageNumber.choices]])
+    coordinator = forms.ModelChoiceField(label="Coordinator", required=False, empty_label="All coordinators",
+                                         queryset=User.objects.none())
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["coordinator"].queryset = User.objects.filter(groups__name=Role.COORDINATOR, is_active=True).distinct()
+
+    def filters(self) -> dict:
+        if not self.is_valid():
+            return {}
+        coordinator = self.cleaned_data.get("coordinator")
+        return {
+            "indication": self.cleaned_data.get("indication") or "",
+            "stage": self.cleaned_data.get("stage"),
+            "coordinator_id": coordinator.id if coordinator else None,
+        }
+
+
+class StepCompleteForm(forms.Form):
+    """Recording a step, signed electronically: the signer re-enters the password (21 CFR Part 11 spirit)."""
+
+    performed_at = forms.DateTimeField(label="Time performed", widget=DateTimeLocalInput(),
+                                       input_formats=[DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"])
+    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
+    signature_meaning = forms.ChoiceField(label="Meaning of your signature", choices=SignatureMeaning.choices,
+                                          widget=forms.RadioSelect, initial=SignatureMeaning.PERFORMED)
+    password = forms.CharField(label="Your password (electronic signature)", strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, signer=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.signer = signer
+        if not self.is_bound:
+            self.initial.setdefault("performed_at", timezone.localtime().replace(second=0, microsecond=0))
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        if self.signer is None or not self.signer.check_password(password):
+            raise forms.ValidationError("That is not your password. The step was not recorded.")
+        return password
+
+
+class StepSkipForm(forms.Form):
+    reason = forms.CharField(label="Reason for skipping", widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class JourneyStartForm(forms.Form):
+    protocol = forms.ModelChoiceField(label="Protocol", queryset=ProtocolTemplate.objects.none(), empty_label=None)
+    leukapheresis_date = forms.DateField(label="Planned leukapheresis date", widget=DateInput())
+    day0_planned = forms.DateField(label="Planned Day 0 (infusion)", required=False, widget=DateInput(),
+                                   help_text="Leave empty to plan it from the protocol's vein-to-vein time.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["protocol"].queryset = ProtocolTemplate.objects.filter(is_active=True)
+
+
+class Day0RescheduleForm(forms.Form):
+    new_day0 = forms.DateField(label="New Day 0", widget=DateInput())
+    reason = forms.CharField(label="Reason (goes into the audit trail)", widget=forms.Textarea(attrs={"rows": 3}),
+                             max_length=2000)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class JourneyStatusForm(forms.Form):
+    reason = forms.CharField(label="Reason (goes into the audit trail)", widget=forms.Textarea(attrs={"rows": 3}),
+                             max_length=2000)
+    version = forms.IntegerField(widget=forms.HiddenInput)

@@ -1,0 +1,140 @@
+"""Demo clinic: one user per role and about 40 patients spread over all five stages, a few overdue.
+
+Everything goes through the real services, so the demo data obeys the same rules as real data.
+"""
+
+import random
+import sys
+from datetime import date, datetime, time, timedelta
+
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from journeys import services as journey_services
+from journeys.clock import clinic_zone
+from journeys.models import JourneyStatus, ProtocolTemplate, StageStatus, StepStatus
+from patients.models import Indication, Patient, Sex
+from patients.services import consent_record, measurement_record, patient_enrol
+from staff.models import User
+from staff.roles import Role
+
+DEMO_PASSWORD = "ward-demo-2026"
+DEMO_MRN_PREFIX = "DEMO"
+DEMO_USERS = [
+    ("coordinator", "Clara", "Weber", Role.COORDINATOR),
+    ("nurse", "Nadia", "Kaya", Role.NURSE),
+    ("physician", "Paul", "Richter", Role.PHYSICIAN),
+    ("viewer", "Viktor", "Lang", Role.VIEWER),
+    ("admin", "Ada", "Admin", Role.ADMIN),
+]
+# Fictional people; any likeness to a real patient is chance.
+GIVEN = ["Maria", "Lena", "Aylin", "Sophie", "Jonas", "Elif", "Hannah", "Mila", "Noah", "Emma", "Lea", "Anna",
+         "Paula", "Ida", "Ben", "Clara", "Zoe", "Mira", "Lina", "Theo"]
+FAMILY = ["Ortiz", "Becker", "Yilmaz", "Hoffmann", "Schulz", "Novak", "Keller", "Fischer", "Wagner", "Braun",
+          "Wolf", "Neumann", "Krause", "Vogel", "Jung", "Roth", "Frank", "Berg", "Haas", "Lorenz"]
+# Days since leukapheresis, chosen to put patients in every stage: before collection, in the plant,
+# in lymphodepletion, on the ward after infusion, and in follow-up for up to three years.
+DAYS_SINCE_LEUKAPHERESIS = [-9, -6, -3, -1, 0, 1, 3, 6, 9, 12, 14, 15, 16, 17, 18, 19, 21, 22, 24, 26, 28,
+                            33, 40, 50, 70, 95, 110, 140, 200, 260, 320, 400, 500, 640, 760, 900, 1100, 12, 20, 45]
+
+
+class Progress:
+    """A one-line progress bar on a terminal, plain lines elsewhere (CI logs)."""
+
+    def __init__(self, total: int, label: str, stream=sys.stdout):
+        self.total, self.label, self.stream, self.done = total, label, stream, 0
+        self.tty = getattr(stream, "isatty", lambda: False)()
+
+    def advance(self) -> None:
+        self.done += 1
+        width = 30
+        filled = width * self.done // self.total
+        line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if self.done == self.total else ""))
+        elif self.done == self.total or self.done % 10 == 0:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+class Command(BaseCommand):
+    help = "Load the demo clinic (skipped if it is there already)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--patients", type=int, default=len(DAYS_SINCE_LEUKAPHERESIS))
+        parser.add_argument("--seed", type=int, default=2026)
+
+    def handle(self, *args, patients: int, seed: int, **options):
+        users = self._users()
+        if Patient.objects.filter(mrn__startswith=DEMO_MRN_PREFIX).exists():
+            self.stdout.write("Demo clinic already loaded.")
+        else:
+            self._patients(users, patients, random.Random(seed))
+        self.stdout.write("\nDemo sign-ins (password for all: %s)" % DEMO_PASSWORD)
+        for username, given, family, role in DEMO_USERS:
+            self.stdout.write(f"  {username:<12} {Role(role).label}")
+
+    def _users(self) -> dict[str, User]:
+        users = {}
+        for username, given, family, role in DEMO_USERS:
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"first_name": given, "last_name": family, "email": f"{username}@clinic.test"}
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                if role == Role.ADMIN:
+                    user.is_staff = user.is_superuser = True
+                user.save()
+                user.groups.add(Group.objects.get(name=role))
+            users[role] = User.objects.get(pk=user.pk)
+        return users
+
+    def _patients(self, users: dict[str, User], count: int, rng: random.Random) -> None:
+        protocol = ProtocolTemplate.objects.filter(is_active=True).order_by("-version").first()
+        coordinator, nurse, physician = users[Role.COORDINATOR], users[Role.NURSE], users[Role.PHYSICIAN]
+        by_role = {Role.COORDINATOR: coordinator, Role.NURSE: nurse, Role.PHYSICIAN: physician}
+        today = timezone.localdate()
+        progress = Progress(count, "Loading demo patients")
+        indications = [i for i in Indication.values if i != Indication.OTHER]
+        for index in range(count):
+            days_since = DAYS_SINCE_LEUKAPHERESIS[index % len(DAYS_SINCE_LEUKAPHERESIS)]
+            with transaction.atomic():
+                patient = patient_enrol(
+                    actor=coordinator, mrn=f"{DEMO_MRN_PREFIX}{index + 1:04d}", given_name=GIVEN[index % len(GIVEN)],
+                    family_name=FAMILY[(index * 7) % len(FAMILY)],
+                    date_of_birth=date(1975 + rng.randint(0, 28), rng.randint(1, 12), rng.randint(1, 28)),
+                    sex=rng.choice([Sex.FEMALE, Sex.FEMALE, Sex.MALE]), indication=indications[index % len(indications)],
+                    coordinator=coordinator, nurse=nurse,
+                )
+                measurement_record(actor=nurse, patient_id=patient.id, measured_on=today - timedelta(days=max(days_since, 0) + 10),
+                                   height_cm=rng.randint(155, 190), weight_kg=rng.randint(50, 95))
+                consent_record(actor=coordinator, patient_id=patient.id,
+                               signed_on=today - timedelta(days=max(days_since, 0) + 14), document_version="2026-01")
+                journey = journey_services.journey_start(
+                    actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
+                    leukapheresis_date=today - timedelta(days=days_since),
+                )
+                # About one patient in six has a step left undone a day or two ago: the overdue list.
+                leave_overdue = index % 6 == 2
+                self._walk(journey, today, by_role, leave_overdue)
+                if index == count - 3 and journey.status == JourneyStatus.ACTIVE:
+                    journey_services.journey_hold(actor=physician, journey_id=journey.id,
+                                                  reason="Upper respiratory infection; reassess in a week")
+            progress.advance()
+
+    def _walk(self, journey, today: date, by_role: dict, leave_overdue: bool) -> None:
+        """Record every step due before today, in date order, as the ward would have."""
+        zone = clinic_zone()
+        while True:
+            step = (journey.steps.filter(status=StepStatus.PENDING, stage__status=StageStatus.IN_PROGRESS, due_on__lt=today)
+                    .select_related("template").order_by("due_on", "template__position").first())
+            if step is None:
+                return
+            # Leave undone a step that fell due in the last few days: late, but not forgotten for years.
+            if leave_overdue and step.overdue_after <= timezone.now() and step.window_closes_on >= today - timedelta(days=5):
+                return
+            performed = datetime.combine(step.due_on, time(10, 30), tzinfo=zone)
+            journey_services.step_complete(actor=by_role[step.template.responsible_role], step_id=step.id,
+                                           performed_at=performed, notes="")

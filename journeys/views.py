@@ -1,0 +1,402 @@
+"""Pages for coordinators, physicians and nurses. Thin: read through selectors, write through services,
+turn domain errors into messages next to the right field."""
+
+import logging
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from carclinic.errors import Conflict, DomainError
+from journeys import selectors, services
+from journeys.clock import day_label
+from journeys.forms import (
+    DashboardFilterForm,
+    Day0RescheduleForm,
+    JourneyStartForm,
+    JourneyStatusForm,
+    StepCompleteForm,
+    StepSkipForm,
+    apply_domain_error,
+)
+from journeys.models import Journey, StageNumber, Step, StepStatus
+from patients.models import Patient
+from staff.access import role_required
+from staff.roles import Action, NotPermitted, Role, authorize_step_resolution, can
+
+logger = logging.getLogger(__name__)
+
+# How often open dashboards and ward lists ask for fresh rows (CLINIC_POLL_SECONDS overrides it).
+# Polling does not count as activity for the idle sign-out (staff.middleware).
+DEFAULT_POLL_SECONDS = 20
+OVERDUE_COUNT_CAP = 500
+# Wrong signature passwords before the session is ended: someone other than the signed-in person may be
+# at the screen (21 CFR 11.300(d): attempts at unauthorised use are detected and acted on).
+SIGNATURE_ATTEMPTS_LIMIT = 3
+SIGNATURE_FAILURES_KEY = "clinic_signature_failures"
+MY_STEPS_LIMIT = 200
+
+
+def poll_seconds() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "CLINIC_POLL_SECONDS", DEFAULT_POLL_SECONDS))
+
+
+@login_required
+def home(request):
+    roles = request.user.roles
+    if Role.NURSE in roles and not roles & {Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}:
+        return redirect("my_steps")
+    return redirect("dashboard")
+
+
+# --- Dashboard ------------------------------------------------------------------------------------
+
+def _dashboard_context(request) -> dict:
+    form = DashboardFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound else {}
+    now = timezone.now()
+    today = timezone.localdate(now)
+    limit = selectors.DASHBOARD_LIST_LIMIT
+
+    def cut(queryset):
+        rows = list(queryset[: limit + 1])
+        return {"rows": rows[:limit], "more": len(rows) > limit}
+
+    def cut_steps(steps):
+        rows = selectors.first_rows(steps, limit + 1)
+        return {"rows": rows[:limit], "more": len(rows) > limit}
+
+    overdue = selectors.dashboard_overdue(now=now, **filters)
+    due_today = selectors.dashboard_due(first_day=today, last_day=today, now=now, **filters)
+    next_week = selectors.dashboard_due(first_day=today + timedelta(days=1), last_day=today + timedelta(days=7),
+                                        now=now, **filters)
+    pipeline = selectors.dashboard_pipeline(**filters)
+    search_text = form.cleaned_data.get("q", "") if form.is_bound and form.is_valid() else ""
+    query_string = urlencode({k: v for k, v in request.GET.items() if v})
+    return {
+        "form": form,
+        "now": now,
+        "today": today,
+        "pipeline": [(number, label, pipeline[number]) for number, label in StageNumber.choices],
+        "pipeline_total": sum(pipeline.values()),
+        "overdue": cut_steps(overdue),
+        "overdue_count": selectors.capped_count(overdue, OVERDUE_COUNT_CAP),
+        "overdue_count_cap": OVERDUE_COUNT_CAP,
+        "due_today": cut_steps(due_today),
+        "next_week": cut_steps(next_week),
+        "manufacturing": cut(selectors.manufacturing_queue(**filters)),
+        "search_text": search_text,
+        "search_results": list(selectors.patient_search(text=search_text)) if search_text else None,
+        "query_string": query_string,
+        "poll_seconds": poll_seconds(),
+        "filters_active": any(filters.values()) if filters else False,
+    }
+
+
+@role_required(Action.VIEW_CLINICAL)
+def dashboard(request):
+    return render(request, "journeys/dashboard.html", _dashboard_context(request))
+
+
+@role_required(Action.VIEW_CLINICAL)
+def dashboard_panels(request):
+    """The dashboard's lists alone, for the HTMX poll that keeps an open dashboard current."""
+    return render(request, "journeys/partials/dashboard_panels.html", _dashboard_context(request))
+
+
+@role_required(Action.VIEW_CLINICAL)
+def stage_list(request, number: int):
+    if number not in StageNumber.values:
+        raise Http404("No such stage.")
+    form = DashboardFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound else {}
+    filters.pop("stage", None)
+    journeys = selectors.journeys_in_stage(stage=number, **filters)
+    page = Paginator(journeys, 50).get_page(request.GET.get("page"))
+    today = timezone.localdate()
+    for journey in page.object_list:
+        journey.day_text = day_label(journey.day_number(today))
+    return render(request, "journeys/stage_list.html", {
+        "stage_number": number, "stage_label": StageNumber(number).label, "page": page, "today": today,
+        "query_string": urlencode({k: v for k, v in request.GET.items() if v and k != "page"}),
+    })
+
+
+# --- Patient page ---------------------------------------------------------------------------------
+
+def _step_state(step: Step, now, today) -> tuple[str, str]:
+    """(css class, words) for a step: the word is always shown, so colour is never the only signal."""
+    if step.status == StepStatus.DONE:
+        return "done", "Done"
+    if step.status == StepStatus.SKIPPED:
+        return "skipped", "Skipped"
+    if step.status == StepStatus.NOT_APPLICABLE:
+        return "na", "Not applicable"
+    if step.overdue_after <= now:
+        return "overdue", "Overdue"
+    if step.due_on == today:
+        return "today", "Due today"
+    if step.window_opens_on <= today:
+        return "open", "Window open"
+    return "upcoming", "Upcoming"
+
+
+@role_required(Action.VIEW_CLINICAL)
+def patient_detail(request, public_id):
+    patient = get_object_or_404(Patient.objects.select_related("coordinator", "nurse"), public_id=public_id)
+    now = timezone.now()
+    today = timezone.localdate(now)
+    journey = selectors.patient_journey(patient_id=patient.id)
+    context = {"patient": patient, "age": patient.age_on(today), "journey": journey, "now": now, "today": today,
+               "poll_seconds": poll_seconds()}
+    if journey is not None:
+        timeline = selectors.patient_timeline(journey=journey)
+        overdue_count = 0
+        for steps in timeline["steps_by_stage"].values():
+            for step in steps:
+                step.state_class, step.state_word = _step_state(step, now, today)
+                step.day_text = day_label(journey.day_number(step.due_on))
+                step.may_record = _may_resolve(request.user, step)
+                step.may_skip = _may_resolve(request.user, step, Action.SKIP_STEP)
+                overdue_count += step.state_class == "overdue"
+        context.update(
+            timeline,
+            day_text=day_label(journey.day_number(today)),
+            # The stage under way, and any stage with a late step, open; the rest folded to keep the page short.
+            stage_rows=[
+                (stage, steps, stage.status == "in_progress" or any(step.state_class == "overdue" for step in steps),
+                 sum(step.is_resolved for step in steps))
+                for stage, steps in ((stage, timeline["steps_by_stage"][stage.number]) for stage in timeline["stages"])
+            ],
+            overdue_count=overdue_count,
+            journey_open=journey.is_open,
+        )
+    return render(request, "journeys/patient.html", context)
+
+
+def _may_resolve(user, step: Step, action: str = Action.COMPLETE_STEP) -> bool:
+    """Whether this user may record (or skip) this step: physician-only steps stay with physicians."""
+    try:
+        authorize_step_resolution(user, step.template.responsible_role, action)
+    except NotPermitted:
+        return False
+    return True
+
+
+def _journey_or_404(public_id) -> Journey:
+    return get_object_or_404(Journey.objects.select_related("patient"), public_id=public_id)
+
+
+def _form_page(request, *, template="journeys/journey_form.html", status=200, **context):
+    return render(request, template, context, status=status)
+
+
+@role_required(Action.START_JOURNEY)
+@require_http_methods(["GET", "POST"])
+def journey_start(request, public_id):
+    patient = get_object_or_404(Patient, public_id=public_id)
+    form = JourneyStartForm(request.POST or None, initial={"leukapheresis_date": timezone.localdate() + timedelta(days=7)})
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.journey_start(actor=request.user, patient_id=patient.id,
+                                       protocol_id=form.cleaned_data["protocol"].id,
+                                       leukapheresis_date=form.cleaned_data["leukapheresis_date"],
+                                       day0_planned=form.cleaned_data["day0_planned"])
+            except NotPermitted as error:
+                raise PermissionDenied(error.message) from error
+            except DomainError as error:
+                apply_domain_error(form, error)
+                status = error.http_status
+            else:
+                messages.success(request, "Journey started. Stage 1 (leukapheresis) is under way.")
+                return redirect("patient_detail", public_id=patient.public_id)
+        else:
+            status = 400
+    return _form_page(request, status=status, form=form, patient=patient, title="Start a journey",
+                      submit="Start journey", intro="Every step of the protocol is scheduled from the leukapheresis date and Day 0.")
+
+
+@role_required(Action.RESCHEDULE_DAY0)
+@require_http_methods(["GET", "POST"])
+def day0_reschedule(request, public_id):
+    journey = _journey_or_404(public_id)
+    form = Day0RescheduleForm(request.POST or None, initial={"new_day0": journey.day0_planned, "version": journey.version})
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.day0_reschedule(actor=request.user, journey_id=journey.id,
+                                         new_day0=form.cleaned_data["new_day0"], reason=form.cleaned_data["reason"],
+                                         expected_version=form.cleaned_data["version"])
+            except NotPermitted as error:
+                raise PermissionDenied(error.message) from error
+            except DomainError as error:
+                apply_domain_error(form, error)
+                status = error.http_status
+            else:
+                messages.success(request, f"Day 0 moved to {form.cleaned_data['new_day0']:%d %b %Y}; "
+                                          "the steps anchored on it moved with it.")
+                return redirect("patient_detail", public_id=journey.patient.public_id)
+        else:
+            status = 400
+    return _form_page(request, status=status, form=form, patient=journey.patient, journey=journey,
+                      title="Reschedule Day 0", submit="Move Day 0",
+                      intro=f"Planned Day 0 is {journey.day0_planned:%d %b %Y}. Every pending step anchored on Day 0 moves with it.")
+
+
+STATUS_CHANGES = {
+    "hold": (Action.HOLD_JOURNEY, services.journey_hold, "Put the journey on hold", "Put on hold",
+             "No steps are recorded or flagged overdue while the journey is on hold."),
+    "resume": (Action.HOLD_JOURNEY, services.journey_resume, "Resume the journey", "Resume", ""),
+    "withdraw": (Action.WITHDRAW_JOURNEY, services.journey_withdraw, "Withdraw the patient from the journey",
+                 "Withdraw", "This ends the journey: its pending steps become not applicable. It cannot be undone."),
+}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def journey_status(request, public_id, change: str):
+    if change not in STATUS_CHANGES:
+        raise Http404("No such change.")
+    action, service, title, submit, intro = STATUS_CHANGES[change]
+    if not can(request.user, action):
+        raise PermissionDenied("Your role does not allow this.")
+    journey = _journey_or_404(public_id)
+    form = JourneyStatusForm(request.POST or None, initial={"version": journey.version})
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                service(actor=request.user, journey_id=journey.id, reason=form.cleaned_data["reason"],
+                        expected_version=form.cleaned_data["version"])
+            except NotPermitted as error:
+                raise PermissionDenied(error.message) from error
+            except DomainError as error:
+                apply_domain_error(form, error)
+                status = error.http_status
+            else:
+                messages.success(request, f"{title}: done.")
+                return redirect("patient_detail", public_id=journey.patient.public_id)
+        else:
+            status = 400
+    return _form_page(request, status=status, form=form, patient=journey.patient, journey=journey, title=title,
+                      submit=submit, intro=intro, danger=change == "withdraw")
+
+
+# --- Steps: the nurse's list and recording -------------------------------------------------------
+
+@role_required(Action.COMPLETE_STEP)
+def my_steps(request):
+    now = timezone.now()
+    today = timezone.localdate(now)
+    steps = selectors.first_rows(selectors.my_steps_today(user=request.user, today=today), MY_STEPS_LIMIT)
+    for step in steps:
+        step.state_class, step.state_word = _step_state(step, now, today)
+        step.day_text = day_label(step.journey.day_number(today))  # where the patient stands today
+    template = "journeys/partials/my_steps_list.html" if request.headers.get("HX-Request") else "journeys/my_steps.html"
+    return render(request, template, {"steps": steps, "now": now, "today": today, "poll_seconds": poll_seconds()})
+
+
+def _step_or_404(public_id) -> Step:
+    return get_object_or_404(
+        Step.objects.select_related("template", "stage", "journey", "journey__patient", "completed_by"), public_id=public_id
+    )
+
+
+@role_required(Action.COMPLETE_STEP)
+@require_http_methods(["GET", "POST"])
+def step_complete(request, public_id):
+    step = _step_or_404(public_id)
+    if not _may_resolve(request.user, step):
+        raise PermissionDenied(f"Only a {step.template.get_responsible_role_display().lower()} may record this step.")
+    form = StepCompleteForm(request.POST or None, signer=request.user, initial={"version": step.version})
+    status = 200
+    conflict = None
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.step_complete(actor=request.user, step_id=step.id,
+                                       performed_at=form.cleaned_data["performed_at"],
+                                       notes=form.cleaned_data["notes"],
+                                       signature_meaning=form.cleaned_data["signature_meaning"],
+                                       expected_version=form.cleaned_data["version"])
+            except NotPermitted as error:
+                raise PermissionDenied(error.message) from error
+            except Conflict as error:
+                # Someone else recorded it first (or changed its schedule): say so plainly, never overwrite.
+                conflict = error.message
+                status = 409
+                step = _step_or_404(public_id)
+            except DomainError as error:
+                apply_domain_error(form, error)
+                status = error.http_status
+            else:
+                request.session.pop(SIGNATURE_FAILURES_KEY, None)
+                messages.success(request, f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.")
+                return redirect(_safe_next(request))
+        else:
+            status = 400
+            if "password" in form.errors and request.POST.get("password"):
+                failures = request.session.get(SIGNATURE_FAILURES_KEY, 0) + 1
+                request.session[SIGNATURE_FAILURES_KEY] = failures
+                logger.warning("Wrong signature password: user %s, step %s, attempt %s", request.user.pk, step.public_id, failures)
+                if failures >= SIGNATURE_ATTEMPTS_LIMIT:
+                    logout(request)
+                    messages.error(request, f"You were signed out after {failures} wrong signature passwords. "
+                                            "Nothing was recorded. Sign in again to go on.")
+                    return redirect("login")
+    journey = step.journey
+    return render(request, "journeys/step_complete.html", {
+        "step": step, "form": form, "conflict": conflict, "patient": journey.patient,
+        "day_text": day_label(journey.day_number(timezone.localdate())), "next": _safe_next(request),
+    }, status=status)
+
+
+@role_required(Action.SKIP_STEP)
+@require_http_methods(["GET", "POST"])
+def step_skip(request, public_id):
+    step = _step_or_404(public_id)
+    if not _may_resolve(request.user, step, Action.SKIP_STEP):
+        raise PermissionDenied(f"Only a {step.template.get_responsible_role_display().lower()} may skip this step.")
+    form = StepSkipForm(request.POST or None, initial={"version": step.version})
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.step_skip(actor=request.user, step_id=step.id, reason=form.cleaned_data["reason"],
+                                   expected_version=form.cleaned_data["version"])
+            except NotPermitted as error:
+                raise PermissionDenied(error.message) from error
+            except DomainError as error:
+                apply_domain_error(form, error)
+                status = error.http_status
+            else:
+                messages.success(request, f"Skipped: {step.template.name}.")
+                return redirect("patient_detail", public_id=step.journey.patient.public_id)
+        else:
+            status = 400
+    return _form_page(request, status=status, form=form, patient=step.journey.patient, journey=step.journey,
+                      title=f"Skip: {step.template.name}", submit="Skip this step",
+                      intro=f"Due {step.due_on:%d %b %Y}. Skipping counts as resolved; the reason goes into the audit trail.")
+
+
+def _safe_next(request) -> str:
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()}):
+        return candidate
+    return reverse("my_steps")

@@ -1,0 +1,32 @@
+from django import forms
+
+from patients.models import Indication, Sex
+from staff.models import User
+from staff.roles import Role
+
+
+class PatientEnrolForm(forms.Form):
+    mrn = forms.CharField(label="MRN (medical record number)", max_length=32)
+    given_name = forms.CharField(label="Given name", max_length=100)
+    family_name = forms.CharField(label="Family name", max_length=100)
+    date_of_birth = forms.DateField(label="Date of birth", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    sex = forms.ChoiceField(label="Sex", choices=[("", "Choose…"), *Sex.choices])
+    indication = forms.ChoiceField(label="Indication", choices=[("", "Choose…"), *Indication.choices])
+    indication_other = forms.CharField(label="Indication, if other", required=False, max_length=200)
+    phone = forms.CharField(label="Phone", required=False, max_length=40)
+    email = forms.EmailField(label="Email", required=False)
+    coordinator = forms.ModelChoiceField(label="Coordinator", required=False, queryset=User.objects.none(),
+                                         empty_label="Not assigned yet")
+    nurse = forms.ModelChoiceField(label="Named nurse", required=False, queryset=User.objects.none(),
+                                   empty_label="Any nurse on the ward")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["coordinator"].queryset = User.objects.filter(groups__name=Role.COORDINATOR, is_active=True).distinct()
+        self.fields["nurse"].queryset = User.objects.filter(groups__name=Role.NURSE, is_active=True).distinct()
+
+    def clean(self):
+        data = super().clean()
+        if data.get("indication") == Indication.OTHER and not data.get("indication_other"):
+            self.add_error("indication_other", "Describe the indication.")
+        return data

@@ -1,0 +1,150 @@
+"""The permission matrix, action by action and role by role, through the real services that enforce it."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+
+from journeys.models import Step, StepStatus
+from journeys.services import (
+    day0_reschedule,
+    journey_hold,
+    journey_resume,
+    journey_start,
+    journey_withdraw,
+    protocol_new_version,
+    step_complete,
+    step_skip,
+)
+from patients.models import Indication, Sex
+from patients.services import consent_record, measurement_record, patient_enrol, patient_update
+from staff.roles import PERMISSIONS, Action, NotPermitted, Role, authorize
+from tests.factories import PatientFactory
+
+WHO = ["coordinator", "nurse", "physician", "viewer", "admin_group", "superuser", "no_role", "inactive", "anonymous"]
+
+
+@pytest.fixture
+def person(request, make_user):
+    """Build the user a parameter names; return it with the roles the matrix should grant it."""
+    def build(who: str):
+        if who in ("coordinator", "nurse", "physician", "viewer"):
+            return make_user(who), {who}
+        if who == "admin_group":
+            return make_user("admin"), {Role.ADMIN}
+        if who == "superuser":
+            return make_user(is_superuser=True, is_staff=True), {Role.ADMIN}
+        if who == "no_role":
+            return make_user(), set()
+        if who == "inactive":
+            return make_user("coordinator", "physician", is_active=False), set()
+        return AnonymousUser(), set()
+
+    return build
+
+
+@pytest.fixture
+def open_journey(make_user, protocol):
+    journey = journey_start(actor=make_user("coordinator"), patient_id=PatientFactory().id, protocol_id=protocol.id,
+                            leukapheresis_date=timezone.localdate())
+    return journey
+
+
+def call_service(action: str, actor, journey, protocol):
+    """The real service behind each action; for reads, the shared check that pages and the API call."""
+    patient = journey.patient
+    step = Step.objects.get(journey=journey, template__code="eligibility-labs")  # a nurse's step
+    if action == Action.VIEW_CLINICAL:
+        authorize(actor, action)  # reads are checked by pages and the API, which share this function
+    elif action == Action.ENROL_PATIENT:
+        patient_enrol(actor=actor, mrn="MRN-MATRIX", given_name="A", family_name="B", date_of_birth=date(1980, 1, 1),
+                      sex=Sex.FEMALE, indication=Indication.SLE)
+    elif action == Action.EDIT_PATIENT:
+        patient_update(actor=actor, patient_id=patient.id, expected_version=patient.version, phone="+49 9131 0")
+        measurement_record(actor=actor, patient_id=patient.id, measured_on=timezone.localdate(),
+                           height_cm=Decimal("170.0"), weight_kg=Decimal("70.0"))
+        consent_record(actor=actor, patient_id=patient.id, signed_on=timezone.localdate(), document_version="v3")
+    elif action == Action.START_JOURNEY:
+        journey_start(actor=actor, patient_id=PatientFactory().id, protocol_id=protocol.id,
+                      leukapheresis_date=timezone.localdate())
+    elif action == Action.COMPLETE_STEP:
+        step_complete(actor=actor, step_id=step.id)
+    elif action == Action.SKIP_STEP:
+        step_skip(actor=actor, step_id=step.id, reason="Labs from the referring hospital")
+    elif action == Action.RESCHEDULE_DAY0:
+        day0_reschedule(actor=actor, journey_id=journey.id, new_day0=journey.day0_planned + timedelta(days=7),
+                        reason="Manufacturing slot moved")
+    elif action == Action.HOLD_JOURNEY:
+        journey_hold(actor=actor, journey_id=journey.id, reason="Infection")
+        journey_resume(actor=actor, journey_id=journey.id, reason="Cleared")
+    elif action == Action.WITHDRAW_JOURNEY:
+        journey_withdraw(actor=actor, journey_id=journey.id, reason="Patient's wish")
+    elif action == Action.MANAGE_PROTOCOLS:
+        protocol_new_version(actor=actor, protocol_id=protocol.id)
+    else:  # a new action without a case here must not pass unnoticed
+        raise AssertionError(f"No service mapped for {action}")
+
+
+def test_every_action_is_in_the_matrix():
+    assert set(PERMISSIONS) == set(Action.values)
+
+
+@pytest.mark.parametrize("who", WHO)
+@pytest.mark.parametrize("action", Action.values)
+def test_the_matrix_is_enforced(action, who, person, open_journey, protocol):
+    actor, roles = person(who)
+    allowed = bool(roles & PERMISSIONS[action])
+    if allowed:
+        call_service(action, actor, open_journey, protocol)
+    else:
+        with pytest.raises(NotPermitted) as refused:
+            call_service(action, actor, open_journey, protocol)
+        assert refused.value.http_status == 403
+        assert refused.value.action == action
+
+
+def test_refused_actions_write_nothing(make_user, open_journey):
+    viewer = make_user("viewer")
+    step = Step.objects.get(journey=open_journey, template__code="eligibility-labs")
+    history_before = Step.history.count()
+    with pytest.raises(NotPermitted):
+        step_complete(actor=viewer, step_id=step.id)
+    step.refresh_from_db()
+    assert step.status == StepStatus.PENDING and Step.history.count() == history_before
+
+
+@pytest.mark.parametrize("who", ["nurse", "coordinator"])
+def test_a_physicians_step_is_refused_to_other_roles(who, make_user, open_journey):
+    step = Step.objects.get(journey=open_journey, template__code="eligibility-signoff")
+    assert step.template.responsible_role == Role.PHYSICIAN
+    with pytest.raises(NotPermitted, match="Only a physician"):
+        step_complete(actor=make_user(who), step_id=step.id)
+    step.refresh_from_db()
+    assert step.status == StepStatus.PENDING
+
+
+def test_a_physicians_step_cannot_be_skipped_by_a_coordinator(make_user, open_journey):
+    step = Step.objects.get(journey=open_journey, template__code="eligibility-signoff")
+    with pytest.raises(NotPermitted, match="Only a physician may skip"):
+        step_skip(actor=make_user("coordinator"), step_id=step.id, reason="patient declined")
+    step.refresh_from_db()
+    assert step.status == StepStatus.PENDING
+    assert step_skip(actor=make_user("physician"), step_id=step.id, reason="signed on paper").status == StepStatus.SKIPPED
+
+
+@pytest.mark.parametrize("who", ["physician", "superuser", "admin_group"])
+def test_a_physicians_step_is_recorded_by_a_physician_or_admin(who, person, open_journey):
+    actor, _ = person(who)
+    step = Step.objects.get(journey=open_journey, template__code="eligibility-signoff")
+    assert step_complete(actor=actor, step_id=step.id).completed_by == actor
+
+
+def test_nurse_and_coordinator_cover_each_others_steps(make_user, open_journey):
+    nurse_step = Step.objects.get(journey=open_journey, template__code="eligibility-labs")
+    coordinator_step = Step.objects.get(journey=open_journey, template__code="shipment")
+    assert step_complete(actor=make_user("coordinator"), step_id=nurse_step.id).status == StepStatus.DONE
+    assert coordinator_step.template.responsible_role == Role.COORDINATOR
+    with pytest.raises(NotPermitted):
+        step_complete(actor=make_user("viewer"), step_id=coordinator_step.id)
