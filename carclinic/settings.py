@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "patients",
     "journeys",
     "notifications",
+    "apiclients",
 ]
 
 MIDDLEWARE = [
@@ -193,6 +194,34 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # --- the REST API's own words (apiclients/, journeys/api/) ---
+    "DESCRIPTION": (
+        "Patient journeys of the CD19 CAR-T programme, for hospital systems, payers and registries.\n\n"
+        "**Keys.** An administrator makes a client with `manage.py create_api_client NAME --role viewer` "
+        "(or `--role integration` to record step completions) and hands over the key it prints once. "
+        "Send it as `Authorization: Bearer <key>`.\n\n"
+        "**Incremental sync.** List `/api/v1/patients/`, follow `next` to the end, keep `sync_from`; next time "
+        "pass it as `updated_since`. You may see a patient twice, never miss one.\n\n"
+        "**Completing a step safely.** Read the step's `etag`, POST to `/api/v1/steps/{id}/complete/` with "
+        "`If-Match: <etag>` and an `Idempotency-Key`. 409 means someone changed it first (the body shows it); "
+        "a retry with the same key returns the first answer.\n\n"
+        "**Errors** are `{status, code, detail, field_errors}`; 404 also means \"not visible to you\"; "
+        "429 comes with Retry-After."
+    ),
+    "ENUM_NAME_OVERRIDES": {
+        "StepStatusEnum": "journeys.models.StepStatus",
+        "JourneyStatusEnum": "journeys.models.JourneyStatus",
+        "StageStatusEnum": "journeys.models.StageStatus",
+        "StageNumberEnum": "journeys.models.StageNumber",
+    },
+}
+
+# Per-client API throttling counts requests here; with several web workers set CACHE_URL to Redis
+# (e.g. redis://127.0.0.1:6379/1) so they count together. Unset: per-process memory, Django's default.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}
+    if os.environ.get("CACHE_URL")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 
 # --- Celery -----------------------------------------------------------------------------------

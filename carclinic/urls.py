@@ -1,9 +1,15 @@
+import os
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("journeys.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("notifications/", include("notifications.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -12,3 +18,9 @@ urlpatterns = [
     path("", include("patients.urls")),
     path("", include("journeys.urls")),
 ]
+
+if os.environ.get("CARCLINIC_BENCH_VIEWS") == "1":
+    # A constant JSON answer through the same middleware: the benchmark's baseline. Never in production.
+    from bench.views import constant_json
+
+    urlpatterns.append(path("bench/constant/", constant_json))

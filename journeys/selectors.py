@@ -3,10 +3,21 @@ joins already applied, so a list costs the same number of queries for 10 patient
 
 from datetime import date, datetime
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Subquery, When
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from journeys.models import Journey, JourneyEvent, JourneyStatus, StageNumber, Step, StepStatus
+from journeys.models import (
+    OPEN_JOURNEY_STATUSES,
+    Journey,
+    JourneyEvent,
+    JourneyStatus,
+    Stage,
+    StageNumber,
+    Step,
+    StepStatus,
+)
+from patients.models import Measurement, Patient
 
 
 def steps_with_context() -> QuerySet[Step]:
@@ -254,3 +265,165 @@ def my_steps_today(*, user, today: date) -> QuerySet[Step]:
         mine |= Q(template__responsible_role=Role.PHYSICIAN, journey__status=JourneyStatus.ACTIVE)
     steps = _dashboard_steps().filter(mine, status=StepStatus.PENDING, due_on__lte=today, stage__status="in_progress")
     return steps.order_by("due_on", "overdue_after", "id")
+
+
+# --- The REST API's reads -------------------------------------------------------------------------
+
+def _count(queryset) -> Subquery:
+    """A correlated COUNT(*) subquery, so a list annotates counts without joining and grouping."""
+    return Coalesce(Subquery(queryset.order_by().annotate(n=Func(F("id"), function="COUNT")).values("n")[:1]), 0)
+
+
+def patient_last_event_at() -> Subquery:
+    return Subquery(
+        JourneyEvent.objects.filter(journey__patient=OuterRef("pk")).order_by("-at").values("at")[:1]
+    )
+
+
+def patients_with_last_change(patients: QuerySet[Patient]) -> QuerySet[Patient]:
+    # The latest of a change to the person and a transition of their journey.
+    return patients.annotate(last_changed_at=Greatest("updated_at", Coalesce(patient_last_event_at(), "updated_at")))
+
+
+def patients_for_api(*, patients: QuerySet[Patient], now: datetime | None = None) -> QuerySet[Patient]:
+    """Patients with their open journey, overdue count and last change time: two queries, however many."""
+    now = now or timezone.now()
+    return (
+        patients_with_last_change(patients.select_related("coordinator"))
+        .annotate(
+            overdue_count=_count(
+                Step.objects.filter(journey__patient=OuterRef("pk"), status=StepStatus.PENDING,
+                                    overdue_after__lte=now, journey__status=JourneyStatus.ACTIVE)
+            ),
+        )
+        .prefetch_related(
+            Prefetch("journeys", queryset=Journey.objects.filter(status__in=OPEN_JOURNEY_STATUSES)
+                     .select_related("protocol"), to_attr="open_journeys")
+        )
+    )
+
+
+def patients_changed_since(patients: QuerySet[Patient], since: datetime) -> QuerySet[Patient]:
+    """Patients whose record or journey changed at or after `since` (incremental sync)."""
+    return patients.filter(
+        Q(updated_at__gte=since) | Q(Exists(JourneyEvent.objects.filter(journey__patient=OuterRef("pk"), at__gte=since)))
+    )
+
+
+def patients_in_stage(patients: QuerySet[Patient], stage: int) -> QuerySet[Patient]:
+    return patients.filter(
+        Exists(Journey.objects.filter(patient=OuterRef("pk"), status__in=OPEN_JOURNEY_STATUSES, current_stage=stage))
+    )
+
+
+def journey_for_status(*, patient_id: int) -> Journey | None:
+    """The patient's open journey, else the latest one; with its current stage's status."""
+    return (
+        Journey.objects.filter(patient_id=patient_id)
+        .select_related("protocol")
+        .annotate(
+            current_stage_status=Subquery(
+                Stage.objects.filter(journey=OuterRef("pk"), number=OuterRef("current_stage")).values("status")[:1]
+            )
+        )
+        .order_by(Case(When(status__in=OPEN_JOURNEY_STATUSES, then=0), default=1), "-started_at")
+        .first()
+    )
+
+
+def patient_status(*, patient: Patient, today: date | None = None, now: datetime | None = None) -> dict:
+    """The one answer most outside systems want: stage, Day ±N, next step, what is overdue, last change.
+    `patient` must come from `patients_for_api` (it carries `last_changed_at`)."""
+    now = now or timezone.now()
+    today = today or timezone.localdate(now)
+    journey = journey_for_status(patient_id=patient.pk)
+    status = {"patient": patient, "journey": journey, "next_step": None, "overdue_steps": [],
+              "day_number": None, "last_changed_at": patient.last_changed_at}
+    if journey is None:
+        return status
+    status["day_number"] = journey.day_number(today)
+    status["next_step"], status["overdue_steps"] = _next_and_overdue_steps(journey, now)
+    return status
+
+
+def journey_with_stages(*, patient_id: int) -> Journey | None:
+    """The patient's open (else latest) journey with its five stages and every step: three queries."""
+    return (
+        Journey.objects.filter(patient_id=patient_id)
+        .select_related("protocol", "patient")
+        .prefetch_related(
+            Prefetch("stages", queryset=Stage.objects.order_by("number")),
+            Prefetch("steps", queryset=Step.objects.select_related("template", "stage", "completed_by")
+                     .order_by("due_on", "template__position", "id")),
+        )
+        .order_by(Case(When(status__in=OPEN_JOURNEY_STATUSES, then=0), default=1), "-started_at")
+        .first()
+    )
+
+
+def steps_for_api(*, patients: QuerySet[Patient]) -> QuerySet[Step]:
+    """Steps of the given patients' journeys, with everything a list row shows joined in."""
+    return (
+        Step.objects.filter(journey__patient__in=patients)
+        .select_related("template", "stage", "journey", "journey__patient", "completed_by")
+    )
+
+
+def steps_overdue_filter(steps: QuerySet[Step], overdue: bool, now: datetime | None = None) -> QuerySet[Step]:
+    now = now or timezone.now()
+    condition = Q(status=StepStatus.PENDING, overdue_after__lte=now, journey__status=JourneyStatus.ACTIVE)
+    return steps.filter(condition) if overdue else steps.exclude(condition)
+
+
+def measurements_for_patient(*, patient_id: int) -> QuerySet[Measurement]:
+    return Measurement.objects.filter(patient_id=patient_id).order_by("measured_on", "id")
+
+
+def _next_and_overdue_steps(journey: Journey, now: datetime) -> tuple[Step | None, list[Step]]:
+    """The journey's next pending step and its overdue ones, in one query that reads only those rows."""
+    if not journey.is_open:
+        return None, []
+    pending = Step.objects.filter(journey_id=journey.pk, status=StepStatus.PENDING)
+    ordering = ("due_on", "template__position", "id")
+    wanted = Q(pk=Subquery(pending.order_by(*ordering).values("pk")[:1]))
+    if journey.status == JourneyStatus.ACTIVE:
+        wanted |= Q(overdue_after__lte=now)
+    rows = list(pending.filter(wanted).select_related("template", "stage").order_by(*ordering))
+    if not rows:
+        return None, []
+    # every row is pending, so the earliest of them is the earliest of all: the next step
+    overdue = [row for row in rows if journey.status == JourneyStatus.ACTIVE and row.overdue_after <= now]
+    return rows[0], overdue
+
+
+def patient_status_by_id(*, patients: QuerySet[Patient], public_id, now: datetime | None = None,
+                         today: date | None = None) -> dict | None:
+    """`patient_status` for the patient with this public id among `patients`, or None if not among them.
+
+    The call outside systems poll most, so it costs two small queries: the journey (with its patient,
+    current stage status and the patient's last change), then the next and the overdue steps."""
+    now = now or timezone.now()
+    today = today or timezone.localdate(now)
+    journeys = Journey.objects.filter(patient__public_id=public_id)
+    if patients.query.has_filters():
+        journeys = journeys.filter(patient__in=patients)
+    last_event = (JourneyEvent.objects.filter(journey__patient_id=OuterRef("patient_id"))
+                  .order_by("-at").values("at")[:1])
+    journey = (
+        journeys.select_related("patient")
+        .annotate(
+            current_stage_status=Subquery(Stage.objects.filter(journey=OuterRef("pk"), number=OuterRef("current_stage"))
+                                          .values("status")[:1]),
+            patient_last_changed_at=Greatest("patient__updated_at", Coalesce(Subquery(last_event), "patient__updated_at")),
+        )
+        .order_by(Case(When(status__in=OPEN_JOURNEY_STATUSES, then=0), default=1), "-started_at")
+        .first()
+    )
+    if journey is None:
+        patient = patients_with_last_change(patients).filter(public_id=public_id).first()
+        return None if patient is None else {"patient": patient, "journey": None, "next_step": None,
+                                             "overdue_steps": [], "day_number": None,
+                                             "last_changed_at": patient.last_changed_at}
+    next_step, overdue = _next_and_overdue_steps(journey, now)
+    return {"patient": journey.patient, "journey": journey, "next_step": next_step, "overdue_steps": overdue,
+            "day_number": journey.day_number(today), "last_changed_at": journey.patient_last_changed_at}

@@ -16,6 +16,8 @@ class Role(models.TextChoices):
     PHYSICIAN = "physician", "Physician"
     VIEWER = "viewer", "Viewer (read-only)"
     ADMIN = "admin", "Administrator"
+    # An outside system (the hospital's EHR integration engine) that may read and record step completions.
+    INTEGRATION = "integration", "Integration (API client)"
 
 
 class Action(models.TextChoices):
@@ -34,11 +36,11 @@ class Action(models.TextChoices):
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
-    Action.VIEW_CLINICAL: frozenset(_ALL_CLINICAL),
+    Action.VIEW_CLINICAL: frozenset(_ALL_CLINICAL | {Role.INTEGRATION}),
     Action.ENROL_PATIENT: frozenset({Role.COORDINATOR, Role.ADMIN}),
     Action.EDIT_PATIENT: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN}),
     Action.START_JOURNEY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
-    Action.COMPLETE_STEP: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN}),
+    Action.COMPLETE_STEP: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN, Role.INTEGRATION}),
     Action.SKIP_STEP: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.RESCHEDULE_DAY0: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.HOLD_JOURNEY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),

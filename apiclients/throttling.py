@@ -1,0 +1,48 @@
+"""Per-client throttling: each API client has its own rate; signed-in staff share one rate per person.
+
+A fixed-window counter (one atomic INCR per request) rather than DRF's SimpleRateThrottle, which keeps a
+list of every request time in the window: at a rate of thousands a minute that list is read, pickled
+and written back on each request, and two workers updating it at once lose counts. Counts live in
+Django's default cache; set CACHE_URL to Redis when several web workers serve the API, so that they
+count together. A fixed window may let up to twice the rate through across a window boundary; for
+protecting the server from a runaway integration that is close enough.
+"""
+
+import time
+
+from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle
+
+from apiclients.models import ApiClient
+
+STAFF_SESSION_RATE = "600/min"
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    number, period = rate.split("/")
+    return int(number), _PERIODS[period[0]]
+
+
+class PerClientRateThrottle(BaseThrottle):
+    def allow_request(self, request, view):
+        if isinstance(request.auth, ApiClient):
+            ident, rate = f"client:{request.auth.pk}", request.auth.throttle_rate
+        elif request.user and request.user.is_authenticated:
+            ident, rate = f"user:{request.user.pk}", STAFF_SESSION_RATE
+        else:
+            ident, rate = f"anon:{self.get_ident(request)}", STAFF_SESSION_RATE
+        allowed, period = parse_rate(rate)
+        now = time.time()
+        window = int(now // period)
+        key = f"throttle:api:{ident}:{period}:{window}"
+        try:
+            count = cache.incr(key)  # one round trip in the common case: the window's counter exists
+        except ValueError:
+            # the first request of the window opens it; if a twin opened it a moment earlier, count on it
+            count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
+        self._wait = (window + 1) * period - now
+        return count <= allowed
+
+    def wait(self):
+        return self._wait
