@@ -129,3 +129,21 @@ def test_health_figures_and_staff_only_view(start_journey, client, make_user):
     client.force_login(make_user("admin", is_staff=True))
     body = client.get(url).json()
     assert body["pending_due"] == Reminder.objects.filter(state="pending").exclude(send_after__gt=body["now"]).count()
+
+
+def test_every_channel_acts_on_the_persons_copies_only_and_the_second_caller_loses(scheduled, coordinator, physician):
+    _, reminder = scheduled
+    copies = Reminder.objects.filter(step=reminder.step, kind=reminder.kind, recipient=reminder.recipient,
+                                     for_day=reminder.for_day)
+    assert copies.count() == 2  # in the app and by e-mail
+    untouched = set(Reminder.objects.filter(state=ReminderState.PENDING).exclude(id__in=copies).values_list("id", flat=True))
+    until = reminder.due_at + timedelta(hours=2)
+    reminder_snooze(actor=coordinator, reminder_id=reminder.id, until=until, reason="ward round", every_channel=True)
+    assert {(c.snoozed_until, c.send_after) for c in copies.all()} == {(until, until)}
+    assert ReminderEvent.objects.filter(action="snoozed").count() == 2
+    reminder_cancel(actor=physician, reminder_id=reminder.id, reason="plan changed", every_channel=True)
+    assert {c.state for c in copies.all()} == {ReminderState.CANCELLED}
+    with pytest.raises(Conflict):  # a second coordinator, a moment later, changes nothing and is told so
+        reminder_cancel(actor=coordinator, reminder_id=reminder.id, reason="also", every_channel=True)
+    assert ReminderEvent.objects.filter(action="cancelled").count() == 2
+    assert set(Reminder.objects.filter(state=ReminderState.PENDING).values_list("id", flat=True)) == untouched
