@@ -25,18 +25,6 @@ class DateTimeLocalInput(forms.DateTimeInput):
         super().__init__(format=DATETIME_LOCAL, **kwargs)
 
 
-def apply_domain_error(form: forms.Form, error) -> None:
-    """Put a DomainError's per-field messages next to their fields, and the rest at the top of the form."""
-    placed = False
-    for field, messages in error.field_errors.items():
-        target = field if field in form.fields else None
-        for message in messages:
-            form.add_error(target, message)
-            placed = True
-    if not placed:
-        form.add_error(None, error.message)
-
-
 class DashboardFilterForm(forms.Form):
     q = forms.CharField(label="Search by MRN or name", required=False, max_length=100)
     indication = forms.ChoiceField(label="Indication", required=False,

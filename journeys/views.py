@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from carclinic.errors import Conflict, DomainError
+from carclinic.forms import form_submit
 from journeys import selectors, services
 from journeys.clock import day_label
 from journeys.forms import (
@@ -26,7 +26,6 @@ from journeys.forms import (
     JourneyStatusForm,
     StepCompleteForm,
     StepSkipForm,
-    apply_domain_error,
 )
 from journeys.models import Journey, StageNumber, Step, StepStatus
 from patients.models import Patient
@@ -207,25 +206,13 @@ def _form_page(request, *, template="journeys/journey_form.html", status=200, **
 def journey_start(request, public_id):
     patient = get_object_or_404(Patient, public_id=public_id)
     form = JourneyStartForm(request.POST or None, initial={"leukapheresis_date": timezone.localdate() + timedelta(days=7)})
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                services.journey_start(actor=request.user, patient_id=patient.id,
-                                       protocol_id=form.cleaned_data["protocol"].id,
-                                       leukapheresis_date=form.cleaned_data["leukapheresis_date"],
-                                       day0_planned=form.cleaned_data["day0_planned"])
-            except NotPermitted as error:
-                raise PermissionDenied(error.message) from error
-            except DomainError as error:
-                apply_domain_error(form, error)
-                status = error.http_status
-            else:
-                messages.success(request, "Journey started. Stage 1 (leukapheresis) is under way.")
-                return redirect("patient_detail", public_id=patient.public_id)
-        else:
-            status = 400
-    return _form_page(request, status=status, form=form, patient=patient, title="Start a journey",
+    submission = form_submit(request, form, lambda data: services.journey_start(
+        actor=request.user, patient_id=patient.id, protocol_id=data["protocol"].id,
+        leukapheresis_date=data["leukapheresis_date"], day0_planned=data["day0_planned"]))
+    if submission.done:
+        messages.success(request, "Journey started. Stage 1 (leukapheresis) is under way.")
+        return redirect("patient_detail", public_id=patient.public_id)
+    return _form_page(request, status=submission.status, form=form, patient=patient, title="Start a journey",
                       submit="Start journey", intro="Every step of the protocol is scheduled from the leukapheresis date and Day 0.")
 
 
@@ -234,25 +221,14 @@ def journey_start(request, public_id):
 def day0_reschedule(request, public_id):
     journey = _journey_or_404(public_id)
     form = Day0RescheduleForm(request.POST or None, initial={"new_day0": journey.day0_planned, "version": journey.version})
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                services.day0_reschedule(actor=request.user, journey_id=journey.id,
-                                         new_day0=form.cleaned_data["new_day0"], reason=form.cleaned_data["reason"],
-                                         expected_version=form.cleaned_data["version"])
-            except NotPermitted as error:
-                raise PermissionDenied(error.message) from error
-            except DomainError as error:
-                apply_domain_error(form, error)
-                status = error.http_status
-            else:
-                messages.success(request, f"Day 0 moved to {form.cleaned_data['new_day0']:%d %b %Y}; "
-                                          "the steps anchored on it moved with it.")
-                return redirect("patient_detail", public_id=journey.patient.public_id)
-        else:
-            status = 400
-    return _form_page(request, status=status, form=form, patient=journey.patient, journey=journey,
+    submission = form_submit(request, form, lambda data: services.day0_reschedule(
+        actor=request.user, journey_id=journey.id, new_day0=data["new_day0"], reason=data["reason"],
+        expected_version=data["version"]))
+    if submission.done:
+        messages.success(request, f"Day 0 moved to {form.cleaned_data['new_day0']:%d %b %Y}; "
+                                  "the steps anchored on it moved with it.")
+        return redirect("patient_detail", public_id=journey.patient.public_id)
+    return _form_page(request, status=submission.status, form=form, patient=journey.patient, journey=journey,
                       title="Reschedule Day 0", submit="Move Day 0",
                       intro=f"Planned Day 0 is {journey.day0_planned:%d %b %Y}. Every pending step anchored on Day 0 moves with it.")
 
@@ -276,23 +252,12 @@ def journey_status(request, public_id, change: str):
         raise PermissionDenied("Your role does not allow this.")
     journey = _journey_or_404(public_id)
     form = JourneyStatusForm(request.POST or None, initial={"version": journey.version})
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                service(actor=request.user, journey_id=journey.id, reason=form.cleaned_data["reason"],
-                        expected_version=form.cleaned_data["version"])
-            except NotPermitted as error:
-                raise PermissionDenied(error.message) from error
-            except DomainError as error:
-                apply_domain_error(form, error)
-                status = error.http_status
-            else:
-                messages.success(request, f"{title}: done.")
-                return redirect("patient_detail", public_id=journey.patient.public_id)
-        else:
-            status = 400
-    return _form_page(request, status=status, form=form, patient=journey.patient, journey=journey, title=title,
+    submission = form_submit(request, form, lambda data: service(
+        actor=request.user, journey_id=journey.id, reason=data["reason"], expected_version=data["version"]))
+    if submission.done:
+        messages.success(request, f"{title}: done.")
+        return redirect("patient_detail", public_id=journey.patient.public_id)
+    return _form_page(request, status=submission.status, form=form, patient=journey.patient, journey=journey, title=title,
                       submit=submit, intro=intro, danger=change == "withdraw")
 
 
@@ -323,46 +288,31 @@ def step_complete(request, public_id):
     if not _may_resolve(request.user, step):
         raise PermissionDenied(f"Only a {step.template.get_responsible_role_display().lower()} may record this step.")
     form = StepCompleteForm(request.POST or None, signer=request.user, initial={"version": step.version})
-    status = 200
-    conflict = None
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                services.step_complete(actor=request.user, step_id=step.id,
-                                       performed_at=form.cleaned_data["performed_at"],
-                                       notes=form.cleaned_data["notes"],
-                                       signature_meaning=form.cleaned_data["signature_meaning"],
-                                       expected_version=form.cleaned_data["version"])
-            except NotPermitted as error:
-                raise PermissionDenied(error.message) from error
-            except Conflict as error:
-                # Someone else recorded it first (or changed its schedule): say so plainly, never overwrite.
-                conflict = error.message
-                status = 409
-                step = _step_or_404(public_id)
-            except DomainError as error:
-                apply_domain_error(form, error)
-                status = error.http_status
-            else:
-                request.session.pop(SIGNATURE_FAILURES_KEY, None)
-                messages.success(request, f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.")
-                return redirect(_safe_next(request))
-        else:
-            status = 400
-            if "password" in form.errors and request.POST.get("password"):
-                failures = request.session.get(SIGNATURE_FAILURES_KEY, 0) + 1
-                request.session[SIGNATURE_FAILURES_KEY] = failures
-                logger.warning("Wrong signature password: user %s, step %s, attempt %s", request.user.pk, step.public_id, failures)
-                if failures >= SIGNATURE_ATTEMPTS_LIMIT:
-                    logout(request)
-                    messages.error(request, f"You were signed out after {failures} wrong signature passwords. "
-                                            "Nothing was recorded. Sign in again to go on.")
-                    return redirect("login")
+    # A conflict (someone else recorded it first, or its schedule changed) is said plainly above the
+    # step as it is now; nothing is overwritten.
+    submission = form_submit(request, form, lambda data: services.step_complete(
+        actor=request.user, step_id=step.id, performed_at=data["performed_at"], notes=data["notes"],
+        signature_meaning=data["signature_meaning"], expected_version=data["version"]), conflict_apart=True)
+    if submission.done:
+        request.session.pop(SIGNATURE_FAILURES_KEY, None)
+        messages.success(request, f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.")
+        return redirect(_safe_next(request))
+    if submission.conflict:
+        step = _step_or_404(public_id)
+    if "password" in form.errors and request.POST.get("password"):
+        failures = request.session.get(SIGNATURE_FAILURES_KEY, 0) + 1
+        request.session[SIGNATURE_FAILURES_KEY] = failures
+        logger.warning("Wrong signature password: user %s, step %s, attempt %s", request.user.pk, step.public_id, failures)
+        if failures >= SIGNATURE_ATTEMPTS_LIMIT:
+            logout(request)
+            messages.error(request, f"You were signed out after {failures} wrong signature passwords. "
+                                    "Nothing was recorded. Sign in again to go on.")
+            return redirect("login")
     journey = step.journey
     return render(request, "journeys/step_complete.html", {
-        "step": step, "form": form, "conflict": conflict, "patient": journey.patient,
+        "step": step, "form": form, "conflict": submission.conflict, "patient": journey.patient,
         "day_text": day_label(journey.day_number(timezone.localdate())), "next": _safe_next(request),
-    }, status=status)
+    }, status=submission.status)
 
 
 @role_required(Action.SKIP_STEP)
@@ -372,23 +322,12 @@ def step_skip(request, public_id):
     if not _may_resolve(request.user, step, Action.SKIP_STEP):
         raise PermissionDenied(f"Only a {step.template.get_responsible_role_display().lower()} may skip this step.")
     form = StepSkipForm(request.POST or None, initial={"version": step.version})
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                services.step_skip(actor=request.user, step_id=step.id, reason=form.cleaned_data["reason"],
-                                   expected_version=form.cleaned_data["version"])
-            except NotPermitted as error:
-                raise PermissionDenied(error.message) from error
-            except DomainError as error:
-                apply_domain_error(form, error)
-                status = error.http_status
-            else:
-                messages.success(request, f"Skipped: {step.template.name}.")
-                return redirect("patient_detail", public_id=step.journey.patient.public_id)
-        else:
-            status = 400
-    return _form_page(request, status=status, form=form, patient=step.journey.patient, journey=step.journey,
+    submission = form_submit(request, form, lambda data: services.step_skip(
+        actor=request.user, step_id=step.id, reason=data["reason"], expected_version=data["version"]))
+    if submission.done:
+        messages.success(request, f"Skipped: {step.template.name}.")
+        return redirect("patient_detail", public_id=step.journey.patient.public_id)
+    return _form_page(request, status=submission.status, form=form, patient=step.journey.patient, journey=step.journey,
                       title=f"Skip: {step.template.name}", submit="Skip this step",
                       intro=f"Due {step.due_on:%d %b %Y}. Skipping counts as resolved; the reason goes into the audit trail.")
 

@@ -23,14 +23,13 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from carclinic.errors import Conflict, DomainError
-from journeys.forms import apply_domain_error
+from carclinic.forms import form_submit
 from journeys.models import Journey, Step
 from notifications import selectors, services
 from notifications.forms import PreferencesForm, ReminderCancelForm, ReminderLogFilterForm, ReminderSnoozeForm
 from notifications.models import Channel, Notification, Reminder, ReminderKind, ReminderState
 from staff.access import role_required
-from staff.roles import Action, NotPermitted, roles_of
+from staff.roles import Action, roles_of
 
 NOTIFICATIONS_PER_PAGE = 25
 LOG_PER_PAGE = 50
@@ -226,29 +225,17 @@ def _change_reminder(request, public_id, *, form_class, initial, apply, title, s
                     if reminder.step_id else reverse("notifications:log"))
     back = _safe_next(request, default_back)
     form = form_class(request.POST or None, initial=initial(reminder))
-    status, conflict = 200, None
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                apply(reminder, form.cleaned_data)
-            except NotPermitted as error:
-                raise PermissionDenied(error.message) from error
-            except Conflict as error:
-                # Sent, cancelled or being sent meanwhile: say so plainly; nothing was changed.
-                conflict, status = error.message, error.http_status
-                reminder = _reminder_or_404(public_id)
-            except DomainError as error:
-                apply_domain_error(form, error)
-                status = error.http_status
-            else:
-                messages.success(request, done(form.cleaned_data))
-                return redirect(back)
-        else:
-            status = 400
+    # Sent, cancelled or being sent meanwhile: the page says so plainly; nothing was changed.
+    submission = form_submit(request, form, lambda data: apply(reminder, data), conflict_apart=True)
+    if submission.done:
+        messages.success(request, done(form.cleaned_data))
+        return redirect(back)
+    if submission.conflict:
+        reminder = _reminder_or_404(public_id)
     return render(request, "notifications/reminder_change.html", {
-        "reminder": reminder, "form": form, "conflict": conflict, "title": title, "submit": submit, "back": back,
-        "danger": form_class is ReminderCancelForm,
-    }, status=status)
+        "reminder": reminder, "form": form, "conflict": submission.conflict, "title": title, "submit": submit,
+        "back": back, "danger": form_class is ReminderCancelForm,
+    }, status=submission.status)
 
 
 @login_required
