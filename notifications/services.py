@@ -158,13 +158,14 @@ def reminders_revive_after_resume(*, now: datetime) -> int:
     """Put back the overdue and escalation reminders that a hold cancelled, once the journey is active
     and the step is late again. Without this the unique row, already cancelled, would keep the step from
     ever being reminded again after a resume. Reminders a person cancelled stay cancelled."""
+    # Start from the flagged steps (few, and indexed), not from the ever-growing pile of cancelled rows.
+    late_steps = Step.objects.filter(overdue_since__isnull=False, status=StepStatus.PENDING,
+                                     journey_id__in=_active_journey_ids()).values("id")
     return Reminder.objects.filter(
-        state=ReminderState.CANCELLED, cancelled_by__isnull=True, cancel_reason__in=[NOT_ACTIVE, NO_LONGER_OVERDUE],
-        kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION], step_id__isnull=False,
-    ).filter(
-        _its_step(status=StepStatus.PENDING, journey__status=JourneyStatus.ACTIVE, overdue_since__isnull=False,
-                  due_on=OuterRef("for_day"))
-    ).update(state=ReminderState.PENDING, cancelled_at=None, cancel_reason="", due_at=now, send_after=now)
+        step_id__in=late_steps, state=ReminderState.CANCELLED, cancelled_by__isnull=True,
+        cancel_reason__in=[NOT_ACTIVE, NO_LONGER_OVERDUE], kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION],
+    ).filter(_its_step(due_on=OuterRef("for_day"))).update(
+        state=ReminderState.PENDING, cancelled_at=None, cancel_reason="", due_at=now, send_after=now)
 
 
 def overdue_scan(*, now: datetime | None = None) -> ScanResult:
