@@ -532,7 +532,9 @@ def _prepared_cursor():
         # reaches keeps automatic preparation off (Django's cursors bind on the client and never prepare),
         # so only statements run with prepare=True, like this one, are prepared.
         raw.prepare_threshold = 2**31 - 1
-    return connection._prepare_cursor(_preparing_cursor_class()(raw))
+    cursor = _preparing_cursor_class()(raw)
+    cursor.log_query = connection.queries_logged
+    return connection._prepare_cursor(cursor)
 
 
 @functools.cache
@@ -540,8 +542,15 @@ def _preparing_cursor_class():
     from django.db.backends.postgresql.base import ServerBindingCursor  # PostgreSQL only
 
     class PreparingCursor(ServerBindingCursor):
+        log_query = False
+
         def execute(self, query, params=None, **options):
-            return super().execute(query, params, prepare=True)
+            result = super().execute(query, params, prepare=True)
+            if self.log_query and self._query is None:
+                # psycopg keeps the statement's text only when it did not run it prepared; Django's query
+                # log (DEBUG, the query-count tests) reads it from there.
+                self._query = self._convert_query(query, params)
+            return result
 
     return PreparingCursor
 

@@ -1,0 +1,110 @@
+"""The status read has two implementations: one hand-written statement on PostgreSQL (what the API runs in
+production) and the ORM (SQLite under `make run`). Both run here on the same data and must give the same
+answer, in every state a journey can be in and for clients with and without a scope."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from apiclients.selectors import patients_visible_to
+from apiclients.services import api_client_create
+from journeys import selectors
+from journeys.api.serializers import PatientStatusSerializer
+from journeys.services import journey_hold, journey_start, journey_withdraw, step_complete
+from patients.models import Patient
+from tests.factories import PatientFactory
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql",
+                                reason="the hand-written statement is PostgreSQL's; SQLite runs the ORM path only")
+
+
+def both(patients, public_id, now):
+    """(SQL answer, ORM answer), each as the API would serialize it, or None for 'not found'."""
+    today = timezone.localdate(now)
+    answers = []
+    for read in (selectors._patient_status_sql, selectors._patient_status_orm):
+        status = read(patients=patients, public_id=public_id, now=now, today=today)
+        answers.append(None if status is None else PatientStatusSerializer.from_status(status))
+    return answers
+
+
+def assert_same(patients, public_id, now):
+    sql, orm = both(patients, public_id, now)
+    assert sql == orm
+    return sql
+
+
+@pytest.fixture
+def lead(make_user):
+    return make_user("coordinator", "physician", "nurse")
+
+
+@pytest.fixture
+def clinic(lead, protocol):
+    """Patients in the states that shape a status: on track, late, on hold, withdrawn, restarted, no journey."""
+    today = timezone.localdate()
+    patients = {}
+
+    def start(name, days_to_collection):
+        patient = PatientFactory()
+        journey = journey_start(actor=lead, patient_id=patient.pk, protocol_id=protocol.pk,
+                                leukapheresis_date=today + timedelta(days=days_to_collection))
+        patients[name] = patient
+        return journey
+
+    on_track = start("on_track", 14)
+    step_complete(actor=lead, step_id=on_track.steps.get(template__code="eligibility-labs").pk)  # done early
+    start("late", 0)  # collecting today: the eligibility labs are already late
+    held = start("on_hold", 0)
+    journey_hold(actor=lead, journey_id=held.pk, reason="infection")
+    withdrawn = start("withdrawn", 0)
+    journey_withdraw(actor=lead, journey_id=withdrawn.pk, reason="patient's wish")
+    restarted = start("restarted", 0)
+    journey_withdraw(actor=lead, journey_id=restarted.pk, reason="new protocol")
+    journey_start(actor=lead, patient_id=restarted.patient_id, protocol_id=protocol.pk,
+                  leukapheresis_date=today + timedelta(days=7))
+    patients["no_journey"] = PatientFactory()
+    return patients
+
+
+@pytest.mark.parametrize("days_later", [0, 1, 14, 40, 400])
+def test_sql_and_orm_give_the_same_status(clinic, days_later):
+    now = timezone.now() + timedelta(days=days_later)
+    everyone = Patient.objects.all()
+    for name, patient in clinic.items():
+        body = assert_same(everyone, patient.public_id, now)
+        assert body["patient"] == str(patient.public_id), name
+    # the shapes the comparison covers, so it cannot pass on empty answers alone
+    late = assert_same(everyone, clinic["late"].public_id, now)
+    assert late["overdue_steps"] and late["next_step"] is not None
+    held = assert_same(everyone, clinic["on_hold"].public_id, now)
+    assert held["journey_status"] == "on_hold" and held["overdue_steps"] == [] and held["next_step"] is not None
+    withdrawn = assert_same(everyone, clinic["withdrawn"].public_id, now)
+    assert withdrawn["journey_status"] == "withdrawn" and withdrawn["next_step"] is None
+    assert assert_same(everyone, clinic["restarted"].public_id, now)["journey_status"] == "active"
+    assert assert_same(everyone, clinic["no_journey"].public_id, now)["journey"] is None
+
+
+def test_sql_and_orm_respect_a_clients_scope_alike(clinic):
+    client, _ = api_client_create(name="payer")
+    client.sees_all_patients = False
+    client.save()
+    client.patients.add(clinic["late"], clinic["no_journey"])
+    scope = patients_visible_to(client=client)
+    now = timezone.now()
+    for name, patient in clinic.items():
+        sql, orm = both(scope, patient.public_id, now)
+        assert sql == orm
+        assert (sql is not None) == (name in ("late", "no_journey")), name
+    assert both(scope, PatientFactory.build().public_id, now) == [None, None]  # no such patient
+
+
+def test_the_endpoint_runs_the_statement_once(viewer_api, clinic, django_assert_num_queries):
+    url = f"/api/v1/patients/{clinic['late'].public_id}/status/"
+    viewer_api.get(url)
+    with django_assert_num_queries(2) as captured:  # the key (no shared cache here), then the status
+        body = viewer_api.get(url).json()
+    assert "LATERAL" in captured.captured_queries[-1]["sql"]
+    assert body["overdue_steps"] and body["next_step"] is not None
