@@ -525,6 +525,7 @@ def _prepared_cursor():
     logged and counted like any other."""
     if not getattr(settings, "STATUS_PREPARED_STATEMENTS", True):
         return connection.cursor()
+    connection.close_if_health_check_failed()  # as Django's own cursor() does, before the first query
     connection.ensure_connection()
     raw = connection.connection
     if raw.prepare_threshold is None:
