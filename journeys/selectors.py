@@ -5,7 +5,7 @@ import functools
 from datetime import date, datetime
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection
 from django.db.models import Case, Count, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Subquery, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -525,7 +525,6 @@ def _prepared_cursor():
     logged and counted like any other."""
     if not getattr(settings, "STATUS_PREPARED_STATEMENTS", True):
         return connection.cursor()
-    connection.close_if_health_check_failed()  # as Django's own cursor() does, before the first query
     connection.ensure_connection()
     raw = connection.connection
     if raw.prepare_threshold is None:
@@ -536,6 +535,22 @@ def _prepared_cursor():
     cursor = _preparing_cursor_class()(raw)
     cursor.log_query = connection.queries_logged
     return connection._prepare_cursor(cursor)
+
+
+def _read_rows(statement: str, params: list) -> list[tuple]:
+    """Run a read-only statement; on a connection the server has dropped (a restart, an idle timeout),
+    reconnect and run it once more. This stands in for Django's per-request health check (a SELECT 1
+    round trip before the first query), which would cost this one-query request a second round trip."""
+    for attempt in (1, 2):
+        try:
+            with _prepared_cursor() as cursor:
+                cursor.execute(statement, params)
+                return cursor.fetchall()
+        except (OperationalError, InterfaceError):
+            if attempt == 2 or connection.in_atomic_block:
+                raise
+            connection.close()
+    raise AssertionError("unreachable")
 
 
 @functools.cache
@@ -565,9 +580,7 @@ def _patient_status_sql(*, patients: QuerySet[Patient], public_id, now: datetime
         scope_sql, scope_params = patients.values("pk").query.sql_with_params()
         scope = f"AND p.id IN ({scope_sql})"
         params.extend(scope_params)
-    with _prepared_cursor() as cursor:
-        cursor.execute(_status_statement().replace("{scope}", scope), params)
-        rows = cursor.fetchall()
+    rows = _read_rows(_status_statement().replace("{scope}", scope), params)
     if not rows:
         return None
     first = rows[0]

@@ -125,3 +125,23 @@ def test_the_built_body_is_the_declared_serializers_body(clinic, days_later):
             built, declared = PatientStatusSerializer.from_status(status), PatientStatusSerializer.from_status_declared(status)
             assert built == declared
             assert render(built) == render(declared)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_dropped_is_replaced_once(clinic):
+    """The statement skips Django's per-request health check; a dead connection is replaced instead."""
+    patient = clinic["late"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    from django.db import connections
+
+    # Another connection ends this one's server process, as a PostgreSQL restart would.
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        other.close()
+    status = selectors.patient_status_by_id(patients=Patient.objects.all(), public_id=patient.public_id)
+    assert status["patient"].public_id == patient.public_id and status["overdue_steps"]
