@@ -127,7 +127,8 @@ def test_the_built_body_is_the_declared_serializers_body(clinic, days_later):
             assert render(built) == render(declared)
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the flush after a transactional test would otherwise take the shipped protocol
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_connection_the_server_dropped_is_replaced_once(clinic):
     """The statement skips Django's per-request health check; a dead connection is replaced instead."""
     patient = clinic["late"]
