@@ -9,7 +9,8 @@ Creates a scratch database (carclinic_benchapi), migrates it, seeds patients wit
 gunicorn on 127.0.0.1 with the bench-only constant view switched on, and runs wrk against:
 
   1. /bench/constant/                      a constant JSON body, same middleware, no database
-  2. /api/v1/patients/{id}/status/         the call most clients make (key check, throttle, 3 queries)
+  2. /api/v1/patients/{id}/status/         the call most clients make (key check, throttle, one statement)
+     and /bench/api-constant/              a constant body behind the same key check and throttle
   3. /api/v1/patients/?page_size=50        the list, at 100 and at 10,000 patients
 
 It prints requests/s, p50 and p99 for each, and the ratio status / bare. The database is dropped at the
@@ -195,6 +196,8 @@ def main() -> None:
         print(f"  ratio status / bare: {status['rps'] / bare['rps']:.2f}  (aim >= 0.5)")
         print("  each run, req/s: bare " + " / ".join(f"{r['rps']:.0f}" for r in bare_runs)
               + ", status " + " / ".join(f"{r['rps']:.0f}" for r in status_runs))
+        api_constant = wrk("/bench/api-constant/", key, options.duration, options.connections)
+        print(line("  constant body behind key+throttle (no DB)", api_constant))
         if options.status_only:
             return
         small = wrk(list_path, key, options.duration, options.connections)

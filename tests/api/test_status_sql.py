@@ -146,3 +146,12 @@ def test_a_connection_the_server_dropped_is_replaced_once(clinic):
         other.close()
     status = selectors.patient_status_by_id(patients=Patient.objects.all(), public_id=patient.public_id)
     assert status["patient"].public_id == patient.public_id and status["overdue_steps"]
+
+
+def test_without_prepared_statements_the_answer_is_the_same(clinic, settings):
+    """STATUS_PREPARED_STATEMENTS = False (a transaction-mode pooler in front of PostgreSQL): plain cursor."""
+    now = timezone.now() + timedelta(days=14)
+    prepared = {name: both(Patient.objects.all(), patient.public_id, now)[0] for name, patient in clinic.items()}
+    settings.STATUS_PREPARED_STATEMENTS = False
+    for name, patient in clinic.items():
+        assert assert_same(Patient.objects.all(), patient.public_id, now) == prepared[name]
