@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
 from journeys.services import journey_start, step_complete
@@ -206,7 +207,8 @@ def test_status_is_one_query_after_the_key(viewer_api, journey, django_assert_nu
     viewer_api.get(url)
     with time_machine.travel(timezone.now() + timedelta(days=14)):  # with overdue steps too
         viewer_api.get(url)
-        with django_assert_num_queries(2):  # the key, then the status in one statement
+        # the key, then the status: one statement on PostgreSQL, two ORM queries elsewhere (SQLite)
+        with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3):
             body = viewer_api.get(url).json()
     assert body["next_step"]["code"] == "eligibility-labs"
     assert [step["code"] for step in body["overdue_steps"]] == ["eligibility-labs"]
