@@ -577,7 +577,7 @@ def _patient_status_sql(*, patients: QuerySet[Patient], public_id, now: datetime
     scope = ""
     if patients.query.has_filters():
         # The caller's scope exactly as its queryset says; compiled only for clients that have one.
-        scope_sql, scope_params = patients.values("pk").query.sql_with_params()
+        scope_sql, scope_params = patients.order_by().values("pk").query.sql_with_params()
         scope = f"AND p.id IN ({scope_sql})"
         params.extend(scope_params)
     rows = _read_rows(_status_statement().replace("{scope}", scope), params)
