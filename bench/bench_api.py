@@ -1,12 +1,16 @@
 """Benchmark of the REST API under gunicorn on PostgreSQL, measured side by side with a bare Django view.
 
-    .venv/bin/python bench/bench_api.py [--workers 2] [--duration 10] [--connections 16]
+    .venv/bin/python bench/bench_api.py [--workers 2] [--duration 10] [--connections 16] [--status-only]
+
+BENCH_DB, BENCH_PORT and BENCH_REDIS choose the scratch database, port and Redis db, so that two
+checkouts can measure on one machine without trampling each other.
 
 Creates a scratch database (carclinic_benchapi), migrates it, seeds patients with journeys, starts
 gunicorn on 127.0.0.1 with the bench-only constant view switched on, and runs wrk against:
 
   1. /bench/constant/                      a constant JSON body, same middleware, no database
-  2. /api/v1/patients/{id}/status/         the call most clients make (key check, throttle, 3 queries)
+  2. /api/v1/patients/{id}/status/         the call most clients make (key check, throttle, one statement)
+     and /bench/api-constant/              a constant body behind the same key check and throttle
   3. /api/v1/patients/?page_size=50        the list, at 100 and at 10,000 patients
 
 It prints requests/s, p50 and p99 for each, and the ratio status / bare. The database is dropped at the
@@ -25,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DB_NAME = "carclinic_benchapi"
+DB_NAME = os.environ.get("BENCH_DB", "carclinic_benchapi")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/14")
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
@@ -162,6 +166,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--big", type=int, default=10_000, help="patients for the large list measurement")
+    parser.add_argument("--status-only", action="store_true", help="only the bare view and the status call")
     options = parser.parse_args()
 
     psql(f"DROP DATABASE IF EXISTS {DB_NAME}")
@@ -189,6 +194,12 @@ def main() -> None:
         print(line("bare Django view (constant JSON)", bare))
         print(line("GET /api/v1/patients/{id}/status/", status))
         print(f"  ratio status / bare: {status['rps'] / bare['rps']:.2f}  (aim >= 0.5)")
+        print("  each run, req/s: bare " + " / ".join(f"{r['rps']:.0f}" for r in bare_runs)
+              + ", status " + " / ".join(f"{r['rps']:.0f}" for r in status_runs))
+        api_constant = wrk("/bench/api-constant/", key, options.duration, options.connections)
+        print(line("  constant body behind key+throttle (no DB)", api_constant))
+        if options.status_only:
+            return
         small = wrk(list_path, key, options.duration, options.connections)
         print(line("GET /api/v1/patients/ (50 of 100)", small))
 

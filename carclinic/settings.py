@@ -219,7 +219,7 @@ SPECTACULAR_SETTINGS = {
 # Per-client API throttling counts requests here; with several web workers set CACHE_URL to Redis
 # (e.g. redis://127.0.0.1:6379/1) so they count together. Unset: per-process memory, Django's default.
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}
+    "default": {"BACKEND": "carclinic.cache.RedisCache", "LOCATION": os.environ["CACHE_URL"]}
     if os.environ.get("CACHE_URL")
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }

@@ -21,6 +21,7 @@ urlpatterns = [
 
 if os.environ.get("CARCLINIC_BENCH_VIEWS") == "1":
     # A constant JSON answer through the same middleware: the benchmark's baseline. Never in production.
-    from bench.views import constant_json
+    from bench.views import ApiConstantView, constant_json
 
     urlpatterns.append(path("bench/constant/", constant_json))
+    urlpatterns.append(path("bench/api-constant/", ApiConstantView.as_view()))

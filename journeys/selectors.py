@@ -1,8 +1,11 @@
 """Every read the pages, the API and the workers share. Each returns a queryset (or a small dict) with its
 joins already applied, so a list costs the same number of queries for 10 patients or 10,000."""
 
+import functools
 from datetime import date, datetime
 
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection
 from django.db.models import Case, Count, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Subquery, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -16,6 +19,7 @@ from journeys.models import (
     StageNumber,
     Step,
     StepStatus,
+    StepTemplate,
 )
 from patients.models import Measurement, Patient
 
@@ -400,10 +404,18 @@ def patient_status_by_id(*, patients: QuerySet[Patient], public_id, now: datetim
                          today: date | None = None) -> dict | None:
     """`patient_status` for the patient with this public id among `patients`, or None if not among them.
 
-    The call outside systems poll most, so it costs two small queries: the journey (with its patient,
-    current stage status and the patient's last change), then the next and the overdue steps."""
+    The call outside systems poll most. On PostgreSQL it is one hand-written statement (one round trip,
+    nothing for Django to compile); elsewhere (SQLite under `make run`) two ORM queries. A test runs both
+    on the same data and holds them to the same answer."""
     now = now or timezone.now()
     today = today or timezone.localdate(now)
+    read = _patient_status_sql if connection.vendor == "postgresql" else _patient_status_orm
+    return read(patients=patients, public_id=public_id, now=now, today=today)
+
+
+def _patient_status_orm(*, patients: QuerySet[Patient], public_id, now: datetime, today: date) -> dict | None:
+    """Two small queries: the journey (with its patient, current stage status and the patient's last
+    change), then the next and the overdue steps."""
     journeys = Journey.objects.filter(patient__public_id=public_id)
     if patients.query.has_filters():
         journeys = journeys.filter(patient__in=patients)
@@ -427,3 +439,170 @@ def patient_status_by_id(*, patients: QuerySet[Patient], public_id, now: datetim
     next_step, overdue = _next_and_overdue_steps(journey, now)
     return {"patient": journey.patient, "journey": journey, "next_step": next_step, "overdue_steps": overdue,
             "day_number": journey.day_number(today), "last_changed_at": journey.patient_last_changed_at}
+
+
+# The columns each object of the status is built from, in the order the statement selects them. Only
+# these are loaded: touching any other field would cost a query, which the query-count test would catch.
+_STATUS_PATIENT_FIELDS = ("id", "public_id")
+_STATUS_JOURNEY_FIELDS = ("id", "public_id", "patient_id", "status", "current_stage", "leukapheresis_date",
+                          "day0_planned", "day0_actual")
+_STATUS_STEP_FIELDS = ("id", "public_id", "journey_id", "stage_id", "template_id", "status", "due_on",
+                       "window_closes_on", "overdue_after", "overdue_since", "version")
+_STATUS_TEMPLATE_FIELDS = ("id", "code", "name", "responsible_role", "position")
+_STATUS_STAGE_FIELDS = ("id", "number")
+
+
+@functools.cache
+def _status_statement() -> str:
+    """Patient, last change, the open (else latest) journey with its current stage's status, and one row
+    per pending step that is next or overdue, in the order `_next_and_overdue_steps` gives them.
+    Parameters, in order: now, the patient's public id, then those of the caller's scope (`{scope}`)."""
+    patient, journey, event = Patient._meta.db_table, Journey._meta.db_table, JourneyEvent._meta.db_table
+    stage, step, template = Stage._meta.db_table, Step._meta.db_table, StepTemplate._meta.db_table
+    # Our own status constants, written into the text so the statement needs no parameters for them.
+    open_statuses = ", ".join(f"'{status.value}'" for status in OPEN_JOURNEY_STATUSES)
+    pending, active = f"'{StepStatus.PENDING.value}'", f"'{JourneyStatus.ACTIVE.value}'"
+    step_columns = ", ".join(f"s.{Step._meta.get_field(name).column}" for name in _STATUS_STEP_FIELDS)
+    row_step_columns = ", ".join(f"st.{Step._meta.get_field(name).column}" for name in _STATUS_STEP_FIELDS)
+    # OFFSET 0 keeps each LATERAL subquery a per-row lookup by the ids on its left (index scans), so the
+    # planner cannot flatten it into a hash join over every pending step of the clinic.
+    return f"""
+SELECT p.id, p.public_id, GREATEST(p.updated_at, COALESCE(last_event.at, p.updated_at)),
+       j.id, j.public_id, j.patient_id, j.status, j.current_stage, j.leukapheresis_date, j.day0_planned,
+       j.day0_actual, j.current_stage_status,
+       {row_step_columns}, st.template_id, st.code, st.name, st.responsible_role, st.position,
+       st.stage_id, st.stage_number
+FROM {patient} p
+LEFT JOIN LATERAL (
+    SELECT max(e.at) AS at FROM {event} e
+    WHERE e.journey_id IN (SELECT ej.id FROM {journey} ej WHERE ej.patient_id = p.id)
+) last_event ON TRUE
+LEFT JOIN LATERAL (
+    SELECT j.id, j.public_id, j.patient_id, j.status, j.current_stage, j.leukapheresis_date, j.day0_planned,
+           j.day0_actual,
+           (SELECT g.status FROM {stage} g WHERE g.journey_id = j.id AND g.number = j.current_stage
+            LIMIT 1) AS current_stage_status
+    FROM {journey} j WHERE j.patient_id = p.id
+    ORDER BY CASE WHEN j.status IN ({open_statuses}) THEN 0 ELSE 1 END, j.started_at DESC LIMIT 1
+) j ON TRUE
+LEFT JOIN LATERAL (
+    SELECT n.id FROM {step} n JOIN {template} nt ON nt.id = n.template_id
+    WHERE n.journey_id = j.id AND n.status = {pending} AND j.status IN ({open_statuses})
+    ORDER BY n.due_on, nt.position, n.id LIMIT 1
+) next_step ON TRUE
+LEFT JOIN LATERAL (
+    SELECT {step_columns}, t.code, t.name, t.responsible_role, t.position, g.number AS stage_number
+    FROM {step} s JOIN {template} t ON t.id = s.template_id JOIN {stage} g ON g.id = s.stage_id
+    WHERE s.journey_id = j.id AND s.status = {pending}
+      AND (s.id = next_step.id OR (j.status = {active} AND s.overdue_after <= %s))
+    OFFSET 0
+) st ON TRUE
+WHERE p.public_id = %s {{scope}}
+ORDER BY st.due_on, st.position, st.id
+"""
+
+
+@functools.cache
+def _model_order(model, names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """`names` in the model's field order (as `Model.from_db` wants them), and where each one is in `names`."""
+    ordered = tuple(field.attname for field in model._meta.concrete_fields if field.attname in names)
+    assert len(ordered) == len(names), f"not all of {names} are columns of {model.__name__}"
+    return ordered, tuple(names.index(name) for name in ordered)
+
+
+def _loaded(model, names: tuple[str, ...], values) -> object:
+    """A model instance holding only these fields, as the ORM builds one from a row; any other field
+    would be read from the database on first use (and the query-count test would see it)."""
+    ordered, positions = _model_order(model, names)
+    return model.from_db(DEFAULT_DB_ALIAS, ordered, [values[i] for i in positions])
+
+
+def _prepared_cursor():
+    """A cursor that runs its statement as a server-side prepared statement, planned once per database
+    connection (the plan of this statement costs more than running it). Django turns psycopg's automatic
+    preparation off for the sake of transaction-mode poolers; with one in front of PostgreSQL, set
+    STATUS_PREPARED_STATEMENTS = False. Wrapped as Django wraps its own cursors, so the statement is
+    logged and counted like any other."""
+    if not getattr(settings, "STATUS_PREPARED_STATEMENTS", True):
+        return connection.cursor()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # psycopg prepares nothing while the threshold is None, even when asked. A threshold no statement
+        # reaches keeps automatic preparation off (Django's cursors bind on the client and never prepare),
+        # so only statements run with prepare=True, like this one, are prepared.
+        raw.prepare_threshold = 2**31 - 1
+    cursor = _preparing_cursor_class()(raw)
+    cursor.log_query = connection.queries_logged
+    return connection._prepare_cursor(cursor)
+
+
+def _read_rows(statement: str, params: list) -> list[tuple]:
+    """Run a read-only statement; on a connection the server has dropped (a restart, an idle timeout),
+    reconnect and run it once more. This stands in for Django's per-request health check (a SELECT 1
+    round trip before the first query), which would cost this one-query request a second round trip."""
+    for attempt in (1, 2):
+        try:
+            with _prepared_cursor() as cursor:
+                cursor.execute(statement, params)
+                return cursor.fetchall()
+        except (OperationalError, InterfaceError):
+            if attempt == 2 or connection.in_atomic_block:
+                raise
+            connection.close()
+    raise AssertionError("unreachable")
+
+
+@functools.cache
+def _preparing_cursor_class():
+    from django.db.backends.postgresql.base import ServerBindingCursor  # PostgreSQL only
+
+    class PreparingCursor(ServerBindingCursor):
+        log_query = False
+
+        def execute(self, query, params=None, **options):
+            result = super().execute(query, params, prepare=True)
+            if self.log_query and self._query is None:
+                # psycopg keeps the statement's text only when it did not run it prepared; Django's query
+                # log (DEBUG, the query-count tests) reads it from there.
+                self._query = self._convert_query(query, params)
+            return result
+
+    return PreparingCursor
+
+
+def _patient_status_sql(*, patients: QuerySet[Patient], public_id, now: datetime, today: date) -> dict | None:
+    """One round trip on PostgreSQL; the same answer as `_patient_status_orm`."""
+    params = [now, public_id]
+    scope = ""
+    if patients.query.has_filters():
+        # The caller's scope exactly as its queryset says; compiled only for clients that have one.
+        scope_sql, scope_params = patients.order_by().values("pk").query.sql_with_params()
+        scope = f"AND p.id IN ({scope_sql})"
+        params.extend(scope_params)
+    rows = _read_rows(_status_statement().replace("{scope}", scope), params)
+    if not rows:
+        return None
+    first = rows[0]
+    patient = _loaded(Patient, _STATUS_PATIENT_FIELDS, first[0:2])
+    last_changed_at = first[2]
+    if first[3] is None:
+        return {"patient": patient, "journey": None, "next_step": None, "overdue_steps": [], "day_number": None,
+                "last_changed_at": last_changed_at}
+    journey = _loaded(Journey, _STATUS_JOURNEY_FIELDS, first[3:11])
+    journey.current_stage_status = first[11]
+    steps = []
+    step_end = 12 + len(_STATUS_STEP_FIELDS)
+    for row in rows:
+        if row[12] is None:
+            break  # the journey has no pending step that is next or overdue
+        step = _loaded(Step, _STATUS_STEP_FIELDS, row[12:step_end])
+        template_id, code, name, role, position, stage_id, stage_number = row[step_end:]
+        step.template = _loaded(StepTemplate, _STATUS_TEMPLATE_FIELDS, (template_id, code, name, role, position))
+        step.stage = _loaded(Stage, _STATUS_STAGE_FIELDS, (stage_id, stage_number))
+        steps.append(step)
+    # Every row is pending and the first is the earliest: the next step (as in `_next_and_overdue_steps`).
+    active = journey.status == JourneyStatus.ACTIVE
+    return {"patient": patient, "journey": journey, "next_step": steps[0] if steps else None,
+            "overdue_steps": [step for step in steps if active and step.overdue_after <= now],
+            "day_number": journey.day_number(today), "last_changed_at": last_changed_at}

@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -135,7 +136,8 @@ def test_with_a_shared_cache_the_key_costs_no_query_and_revocation_is_immediate(
     client, key = api_client_create(name="cached")
     http = _bearer(key)
     assert http.get(f"/api/v1/patients/{patient.public_id}/status/").status_code == 200
-    with django_assert_num_queries(2):  # the status itself; the key came from the cache
+    # the status itself (one statement on PostgreSQL, two ORM queries elsewhere); the key came from the cache
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 2):
         assert http.get(f"/api/v1/patients/{patient.public_id}/status/").status_code == 200
     api_client_revoke(name="cached")
     assert http.get(f"/api/v1/patients/{patient.public_id}/status/").status_code == 401

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
 from journeys.services import journey_start, step_complete
@@ -201,12 +202,13 @@ def test_unknown_api_path_answers_json_404(viewer_api):
     assert response.status_code == 404 and response.json()["code"] == "not_found"
 
 
-def test_status_is_two_queries_after_the_key(viewer_api, journey, django_assert_num_queries):
+def test_status_is_one_query_after_the_key(viewer_api, journey, django_assert_num_queries):
     url = f"/api/v1/patients/{journey.patient.public_id}/status/"
     viewer_api.get(url)
     with time_machine.travel(timezone.now() + timedelta(days=14)):  # with overdue steps too
         viewer_api.get(url)
-        with django_assert_num_queries(3):
+        # the key, then the status: one statement on PostgreSQL, two ORM queries elsewhere (SQLite)
+        with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3):
             body = viewer_api.get(url).json()
     assert body["next_step"]["code"] == "eligibility-labs"
     assert [step["code"] for step in body["overdue_steps"]] == ["eligibility-labs"]
