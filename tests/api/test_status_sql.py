@@ -16,9 +16,6 @@ from journeys.services import journey_hold, journey_start, journey_withdraw, ste
 from patients.models import Patient
 from tests.factories import PatientFactory
 
-postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql",
-                                     reason="the hand-written statement is PostgreSQL's; SQLite runs the ORM path only")
-
 
 def both(patients, public_id, now):
     """(SQL answer, ORM answer), each as the API would serialize it, or None for 'not found'."""
@@ -70,7 +67,6 @@ def clinic(lead, protocol):
     return patients
 
 
-@postgresql_only
 @pytest.mark.parametrize("days_later", [0, 1, 14, 40, 400])
 def test_sql_and_orm_give_the_same_status(clinic, days_later):
     now = timezone.now() + timedelta(days=days_later)
@@ -89,7 +85,6 @@ def test_sql_and_orm_give_the_same_status(clinic, days_later):
     assert assert_same(everyone, clinic["no_journey"].public_id, now)["journey"] is None
 
 
-@postgresql_only
 def test_sql_and_orm_respect_a_clients_scope_alike(clinic):
     client, _ = api_client_create(name="payer")
     client.sees_all_patients = False
@@ -104,7 +99,6 @@ def test_sql_and_orm_respect_a_clients_scope_alike(clinic):
     assert both(scope, PatientFactory.build().public_id, now) == [None, None]  # no such patient
 
 
-@postgresql_only
 def test_the_endpoint_runs_the_statement_once(viewer_api, clinic, django_assert_num_queries):
     url = f"/api/v1/patients/{clinic['late'].public_id}/status/"
     viewer_api.get(url)
@@ -133,7 +127,6 @@ def test_the_built_body_is_the_declared_serializers_body(clinic, days_later):
             assert render(built) == render(declared)
 
 
-@postgresql_only
 # serialized_rollback: the flush after a transactional test would otherwise take the shipped protocol
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_connection_the_server_dropped_is_replaced_once(clinic):
@@ -155,7 +148,6 @@ def test_a_connection_the_server_dropped_is_replaced_once(clinic):
     assert status["patient"].public_id == patient.public_id and status["overdue_steps"]
 
 
-@postgresql_only
 def test_without_prepared_statements_the_answer_is_the_same(clinic, settings):
     """STATUS_PREPARED_STATEMENTS = False (a transaction-mode pooler in front of PostgreSQL): plain cursor."""
     now = timezone.now() + timedelta(days=14)
