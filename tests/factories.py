@@ -1,9 +1,12 @@
 from datetime import date, timedelta
 
 import factory
+from faker import Faker
 
 from patients.models import Indication, Patient, Sex
 from staff.models import User
+
+_fake = Faker()
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -29,7 +32,9 @@ class PatientFactory(factory.django.DjangoModelFactory):
 
     mrn = factory.Sequence(lambda n: f"MRN{n:07d}")
     given_name = factory.Faker("first_name")
-    family_name = factory.Faker("last_name")
+    # A real surname with a fixed-width serial: tests assert one patient's name is on a page and
+    # another's is not, and a bare "Chan" or "Day" also hides inside "Channel" or "Day +12".
+    family_name = factory.Sequence(lambda n: f"{_fake.last_name()}-{n:05d}")
     date_of_birth = factory.Faker("date_between", start_date=date(1960, 1, 1), end_date=date(2004, 12, 31))
     sex = Sex.FEMALE
     indication = Indication.SLE
