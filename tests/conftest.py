@@ -113,3 +113,18 @@ def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness (~0.3 s a user on this machine) is the point in production and pure
     # waiting in tests that make several users each.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_connection_outlives_the_suite(django_db_setup, django_db_blocker):
+    """Close what server threads and worker subprocesses left open, so the test database can be dropped.
+
+    The live server's request threads each keep a connection of their own; without this, teardown
+    warns that the database "is being accessed by other users" and leaves it behind for the next run.
+    """
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
