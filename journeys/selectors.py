@@ -253,7 +253,7 @@ def patient_timeline(*, journey: Journey) -> dict:
 def my_steps_today(*, user, today: date) -> QuerySet[Step]:
     """Steps the user's roles do, due today or already late, in stages under way on active journeys.
 
-    A patient with a named nurse (or coordinator) shows on that person's list only; patients without one
+    A patient with a named nurse (or coordinator, or treating physician) shows on that person's list only; patients without one
     show to everyone of the role. The list starts from the user's own patients, so its cost follows the
     size of a caseload rather than of the clinic."""
     from staff.roles import Role
@@ -261,12 +261,10 @@ def my_steps_today(*, user, today: date) -> QuerySet[Step]:
     roles = set(getattr(user, "roles", ()))
     active = Journey.objects.filter(status=JourneyStatus.ACTIVE)
     mine = Q(pk__in=[])
-    for role, field in ((Role.NURSE, "nurse"), (Role.COORDINATOR, "coordinator")):
+    for role, field in ((Role.NURSE, "nurse"), (Role.COORDINATOR, "coordinator"), (Role.PHYSICIAN, "physician")):
         if role in roles:
             caseload = active.filter(Q(**{f"patient__{field}": user}) | Q(**{f"patient__{field}__isnull": True}))
             mine |= Q(template__responsible_role=role, journey_id__in=caseload.values("id"))
-    if Role.PHYSICIAN in roles:
-        mine |= Q(template__responsible_role=Role.PHYSICIAN, journey__status=JourneyStatus.ACTIVE)
     steps = _dashboard_steps().filter(mine, status=StepStatus.PENDING, due_on__lte=today, stage__status="in_progress")
     return steps.order_by("due_on", "overdue_after", "id")
 

@@ -153,7 +153,7 @@ def _step_state(step: Step, now, today) -> tuple[str, str]:
 
 @role_required(Action.VIEW_CLINICAL)
 def patient_detail(request, public_id):
-    patient = get_object_or_404(Patient.objects.select_related("coordinator", "nurse"), public_id=public_id)
+    patient = get_object_or_404(Patient.objects.select_related("coordinator", "nurse", "physician"), public_id=public_id)
     now = timezone.now()
     today = timezone.localdate(now)
     journey = selectors.patient_journey(patient_id=patient.id)

@@ -209,10 +209,11 @@ class _Directory:
         directory.no_email = set(UserNotificationPreference.objects.filter(email=False).values_list("user_id", "kind"))
         return directory
 
-    def responsible(self, role: str, nurse_id: int | None, coordinator_id: int | None) -> list[int]:
-        """The patient's own nurse or coordinator when the step is theirs; else everyone with the role."""
-        assigned = {Role.NURSE: nurse_id, Role.COORDINATOR: coordinator_id}.get(role)
-        if assigned is not None and assigned in self.emails:
+    def responsible(self, role: str, step: dict) -> list[int]:
+        """The patient's own nurse, coordinator or physician when the step is theirs (and they still work
+        here); else everyone with the role."""
+        assigned = step.get(_NAMED_CARER.get(role, ""))
+        if assigned is not None and assigned in self.by_role.get(role, ()):
             return [assigned]
         return list(self.by_role.get(role, []))
 
@@ -229,9 +230,11 @@ class _Directory:
         return rows
 
 
-_STEP_FIELDS = ("id", "due_on", "overdue_after", "template__responsible_role", "journey__patient__nurse_id",
-                "journey__patient__coordinator_id", "template__reminder_policy__upcoming_lead_hours",
-                "template__reminder_policy__remind_on_the_day", "template__reminder_policy__id")
+_NAMED_CARER = {Role.NURSE: "journey__patient__nurse_id", Role.COORDINATOR: "journey__patient__coordinator_id",
+                Role.PHYSICIAN: "journey__patient__physician_id"}
+_STEP_FIELDS = ("id", "due_on", "overdue_after", "template__responsible_role", *_NAMED_CARER.values(),
+                "template__reminder_policy__upcoming_lead_hours", "template__reminder_policy__remind_on_the_day",
+                "template__reminder_policy__id")
 
 
 def _without(kind: str):
@@ -251,8 +254,7 @@ def reminders_plan(*, now: datetime) -> int:
     rows: list[tuple] = []
 
     def recipients_for(step) -> list[int]:
-        recipients = directory.responsible(step["template__responsible_role"], step["journey__patient__nurse_id"],
-                                           step["journey__patient__coordinator_id"])
+        recipients = directory.responsible(step["template__responsible_role"], step)
         if not recipients:
             # Nobody holds the role: the scan will try again each minute; say so rather than stay silent.
             log.warning("no recipient for step id=%s role=%s", step["id"], step["template__responsible_role"])
@@ -267,9 +269,10 @@ def reminders_plan(*, now: datetime) -> int:
     escalate_before = now - timedelta(hours=settings.REMINDER_ESCALATION_AFTER_HOURS)
     for step in (active_pending.filter(overdue_since__isnull=False, overdue_after__lte=escalate_before)
                  .filter(_without(ReminderKind.ESCALATION)).values(*_STEP_FIELDS)):
-        if not directory.by_role.get(Role.PHYSICIAN):
+        physicians = directory.responsible(Role.PHYSICIAN, step)
+        if not physicians:
             log.warning("no physician to escalate step id=%s to", step["id"])
-        rows += directory.rows(kind=ReminderKind.ESCALATION, recipients=directory.by_role.get(Role.PHYSICIAN, []),
+        rows += directory.rows(kind=ReminderKind.ESCALATION, recipients=physicians,
                                due_at=now, for_day=step["due_on"], step_id=step["id"])
 
     # "Coming up": planned ahead so the log shows what is scheduled, and so it can be snoozed or cancelled.

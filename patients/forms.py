@@ -19,11 +19,14 @@ class PatientEnrolForm(forms.Form):
                                          empty_label="Not assigned yet")
     nurse = forms.ModelChoiceField(label="Named nurse", required=False, queryset=User.objects.none(),
                                    empty_label="Any nurse on the ward")
+    physician = forms.ModelChoiceField(label="Treating physician", required=False, queryset=User.objects.none(),
+                                       empty_label="Any physician of the clinic")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["coordinator"].queryset = User.objects.filter(groups__name=Role.COORDINATOR, is_active=True).distinct()
         self.fields["nurse"].queryset = User.objects.filter(groups__name=Role.NURSE, is_active=True).distinct()
+        self.fields["physician"].queryset = User.objects.filter(groups__name=Role.PHYSICIAN, is_active=True).distinct()
 
     def clean(self):
         data = super().clean()

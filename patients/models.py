@@ -45,6 +45,12 @@ class Patient(models.Model):
     nurse = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="nursed_patients"
     )
+    # The physician who answers for this patient: escalations of late steps and the physician's own
+    # steps go to them rather than to every physician in the clinic.
+    physician = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="treated_patients",
+        verbose_name="treating physician",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     version = models.PositiveIntegerField(default=1)

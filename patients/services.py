@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from carclinic.errors import InvalidInput, StaleVersion, check_model
 from patients.models import Consent, Measurement, Patient
-from staff.roles import Action, authorize
+from staff.roles import Action, Role, authorize
 
 PATIENT_EDITABLE_FIELDS = (
     "mrn",
@@ -22,12 +22,27 @@ PATIENT_EDITABLE_FIELDS = (
     "email",
     "coordinator",
     "nurse",
+    "physician",
 )
+
+# Each named carer must hold the role the field names: a reminder for the coordinator that lands with a
+# nurse, or an escalation with a viewer, is a reminder lost.
+CARER_ROLES = {"coordinator": Role.COORDINATOR, "nurse": Role.NURSE, "physician": Role.PHYSICIAN}
 
 
 def _check_date_of_birth(value: date | None) -> None:
     if value and value > timezone.localdate():
         raise InvalidInput("Some values need correcting.", field_errors={"date_of_birth": ["Cannot be in the future."]})
+
+
+def _check_carers(fields: dict) -> None:
+    errors = {}
+    for name, role in CARER_ROLES.items():
+        person = fields.get(name)
+        if person is not None and (not person.is_active or role not in person.roles):
+            errors[name] = [f"{person.get_full_name() or person.get_username()} is not an active {role}."]
+    if errors:
+        raise InvalidInput("Some values need correcting.", field_errors=errors)
 
 
 @transaction.atomic
@@ -38,6 +53,7 @@ def patient_enrol(*, actor, **fields) -> Patient:
     if unknown:
         raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
     _check_date_of_birth(fields.get("date_of_birth"))
+    _check_carers(fields)
     patient = Patient(**fields)
     if patient.indication != "other":
         patient.indication_other = ""
@@ -58,6 +74,7 @@ def patient_update(*, actor, patient_id: int, expected_version: int, **changes) 
     if patient.version != expected_version:
         raise StaleVersion("patient record", expected_version, patient.version)
     _check_date_of_birth(changes.get("date_of_birth"))
+    _check_carers(changes)
     for name, value in changes.items():
         setattr(patient, name, value)
     if patient.indication != "other":

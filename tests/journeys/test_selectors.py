@@ -71,3 +71,20 @@ def test_patients_per_stage_counts_open_journeys_only(at_clinic, coordinator, pr
     assert patients_per_stage()[1] == 5  # on hold still stands in its stage
     first.__class__.objects.filter(pk=first.pk).update(status=JourneyStatus.WITHDRAWN)
     assert patients_per_stage()[1] == 4
+
+
+def test_my_steps_shows_a_physician_their_own_patients_and_those_without_a_treating_physician(
+    at_clinic, coordinator, physician, make_user, protocol
+):
+    from journeys.selectors import my_steps_today
+
+    colleague = make_user("physician")
+    at_clinic(2026, 3, 3, 9, 0)
+    mine, theirs, nobodys = (
+        journey_start(actor=coordinator, patient_id=PatientFactory(physician=who).id, protocol_id=protocol.id,
+                      leukapheresis_date=LEUKAPHERESIS)
+        for who in (physician, colleague, None)
+    )
+    # A week on, the eligibility sign-off (a physician's step) is late on all three journeys.
+    listed = {step.journey_id for step in my_steps_today(user=physician, today=date(2026, 3, 10))}
+    assert listed == {mine.id, nobodys.id}

@@ -46,6 +46,26 @@ def test_overdue_reminder_goes_to_the_patients_own_nurse_and_physicians_get_the_
     assert {r.recipient for r in escalation} == {staff_team["physician"]}
 
 
+def test_escalation_goes_to_the_treating_physician_not_to_every_physician(start_journey, staff_team, make_user):
+    treating = make_user("physician")
+    journey = start_journey()
+    journey.patient.physician = treating
+    journey.patient.save()
+    overdue_scan(now=LABS_OVERDUE_AT + timedelta(hours=24))
+    escalation = Reminder.objects.filter(kind=ReminderKind.ESCALATION, step=_step(journey, "eligibility-labs"))
+    assert {r.recipient for r in escalation} == {treating}
+
+
+def test_escalation_falls_back_to_every_physician_when_the_treating_one_has_left(start_journey, staff_team, make_user):
+    departed = make_user("physician", is_active=False)
+    journey = start_journey()
+    journey.patient.physician = departed
+    journey.patient.save()
+    overdue_scan(now=LABS_OVERDUE_AT + timedelta(hours=24))
+    escalation = Reminder.objects.filter(kind=ReminderKind.ESCALATION, step=_step(journey, "eligibility-labs"))
+    assert {r.recipient for r in escalation} == {staff_team["physician"]}
+
+
 def test_unassigned_patient_falls_back_to_everyone_with_the_role(start_journey, staff_team, make_user):
     other_nurse = make_user("nurse")
     journey = start_journey(assigned=False)

@@ -106,7 +106,7 @@ class Command(BaseCommand):
                     family_name=FAMILY[(index * 7) % len(FAMILY)],
                     date_of_birth=date(1975 + rng.randint(0, 28), rng.randint(1, 12), rng.randint(1, 28)),
                     sex=rng.choice([Sex.FEMALE, Sex.FEMALE, Sex.MALE]), indication=indications[index % len(indications)],
-                    coordinator=coordinator, nurse=nurse,
+                    coordinator=coordinator, nurse=nurse, physician=physician,
                 )
                 measurement_record(actor=nurse, patient_id=patient.id, measured_on=today - timedelta(days=max(days_since, 0) + 10),
                                    height_cm=rng.randint(155, 190), weight_kg=rng.randint(50, 95))
