@@ -205,16 +205,15 @@ def patient_search(*, text: str, limit: int = DASHBOARD_LIST_LIMIT):
     """Patients whose MRN starts with, or whose name contains, `text`; with the open journey's stage if any."""
     from django.db.models import OuterRef, Subquery
 
-    from patients.models import Patient
+    from patients.models import Patient, name_search_key
 
     text = (text or "").strip()
     if not text:
         return Patient.objects.none()
-    words = text.split()
     query = Q(mrn__istartswith=text)
     name = Q()
-    for word in words:
-        name &= Q(given_name__icontains=word) | Q(family_name__icontains=word)
+    for word in name_search_key(text).split():
+        name &= Q(name_key__contains=word)
     open_journeys = Journey.objects.filter(patient=OuterRef("pk"), status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD])
     return (
         Patient.objects.filter(query | name)

@@ -1,4 +1,5 @@
 import math
+import unicodedata
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -8,6 +9,12 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
+
+
+def name_search_key(text: str) -> str:
+    """Names as a ward types them: without accents or case, so "muller" finds Müller and "bjork" Björk."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).casefold().split())
 
 
 class Indication(models.TextChoices):
@@ -24,6 +31,15 @@ class Sex(models.TextChoices):
     MALE = "male", "Male"
     OTHER = "other", "Other"
     UNKNOWN = "unknown", "Unknown"
+
+
+class PatientQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        # bulk_create skips save(); imports and the demo loader must still be findable by name.
+        objs = list(objs)
+        for patient in objs:
+            patient.refresh_name_key()
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class Patient(models.Model):
@@ -54,8 +70,11 @@ class Patient(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     version = models.PositiveIntegerField(default=1)
+    # Derived from the names on every save; what the search box matches against.
+    name_key = models.CharField(max_length=201, blank=True, editable=False)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=["name_key"])
+    objects = PatientQuerySet.as_manager()
 
     class Meta:
         ordering = ["family_name", "given_name"]
@@ -70,6 +89,15 @@ class Patient(models.Model):
     def __str__(self) -> str:
         # Ids only: this string ends up in logs and admin breadcrumbs.
         return f"Patient {self.mrn}"
+
+    def refresh_name_key(self) -> None:
+        self.name_key = name_search_key(f"{self.given_name} {self.family_name}")
+
+    def save(self, *args, **kwargs):
+        self.refresh_name_key()
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "name_key"}
+        super().save(*args, **kwargs)
 
     @property
     def full_name(self) -> str:

@@ -36,3 +36,12 @@ def test_a_departed_physician_cannot_be_named(coordinator, make_user):
         patient_update(actor=coordinator, patient_id=patient.id, expected_version=1, physician=departed)
     patient.refresh_from_db()
     assert patient.physician is None and patient.version == 1
+
+
+@pytest.mark.django_db
+def test_bulk_created_patients_are_findable_by_name_too():
+    from patients.models import name_search_key
+
+    Patient.objects.bulk_create([Patient(mrn="MRN-B-1", given_name="Sörén", family_name="Øster Åberg",
+                                         date_of_birth=date(1980, 1, 1), sex=Sex.MALE, indication=Indication.SLE)])
+    assert Patient.objects.get(mrn="MRN-B-1").name_key == name_search_key("soren øster aberg")

@@ -15,6 +15,7 @@ from journeys import services
 from journeys.models import EventKind, Journey, JourneyEvent, JourneyStatus, Step, StepStatus
 from patients.models import Patient
 from staff.middleware import LAST_ACTIVITY_KEY
+from tests.factories import PatientFactory
 from tests.web.bulk import build_patients
 
 PASSWORD = "correct-horse-battery"  # tests.factories.UserFactory
@@ -244,6 +245,15 @@ def test_dashboard_search_by_mrn_and_name(client, coordinator):
     assert str(target.public_id) in by_name.content.decode()
     nothing = client.get(reverse("dashboard"), {"q": "nobody-by-this-name"})
     assert b"No patient has that MRN or name" in nothing.content
+
+
+@pytest.mark.django_db
+def test_dashboard_search_ignores_accents_and_case_both_ways(client, coordinator):
+    muller, bjork = PatientFactory(family_name="Müller", given_name="Zoë"), PatientFactory(family_name="Bjork")
+    client.force_login(coordinator)
+    for typed, expected in (("muller", muller), ("MÜLLER zoe", muller), ("zoë", muller), ("björk", bjork)):
+        found = client.get(reverse("dashboard"), {"q": typed}).context["search_results"]
+        assert [p.mrn for p in found] == [expected.mrn], typed
 
 
 @pytest.mark.django_db
