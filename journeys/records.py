@@ -15,6 +15,8 @@ A spec:
 - `min`/`max` (numbers only), `step` (decimal only: the input's step, e.g. 0.1).
 - `choices`: [value, label] or [value, label, short]; the short form is what the timeline shows.
 - `short`: the timeline's name for the value (default: the label).
+- `per_m2` (numbers only): a dose per m² of body surface area; the form shows the dose calculated from the
+  patient's latest height and weight beside the field (a help, never a value filled in for the nurse).
 
 Stored values, normalised: integers and decimals as JSON numbers (a decimal is read exactly as a
 Decimal, checked, then stored as a number: clinic values have few significant digits, which a JSON
@@ -36,7 +38,8 @@ from carclinic.errors import InvalidInput
 
 FIELD_TYPES = ("integer", "decimal", "choice", "boolean", "text", "date")
 NUMBER_TYPES = ("integer", "decimal")
-SPEC_KEYS = {"name", "label", "type", "unit", "min", "max", "step", "choices", "required", "help", "short", "max_length"}
+SPEC_KEYS = {"name", "label", "type", "unit", "min", "max", "step", "choices", "required", "help", "short", "max_length",
+             "per_m2"}
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 TEXT_MAX_LENGTH = 200
 _TRUE = {"true", "yes", "on", "1"}
@@ -83,9 +86,9 @@ def spec_errors(specs) -> list[str]:
                 errors.append(f"{where}: {key} must be text.")
         if "required" in spec and not isinstance(spec["required"], bool):
             errors.append(f"{where}: required must be true or false.")
-        bounds = {key: spec[key] for key in ("min", "max", "step") if key in spec}
+        bounds = {key: spec[key] for key in ("min", "max", "step", "per_m2") if key in spec}
         if bounds and kind not in NUMBER_TYPES:
-            errors.append(f"{where}: min, max and step are for numbers only.")
+            errors.append(f"{where}: min, max, step and per_m2 are for numbers only.")
         for key, value in bounds.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 errors.append(f"{where}: {key} must be a number.")
@@ -94,8 +97,9 @@ def spec_errors(specs) -> list[str]:
         if all(isinstance(spec.get(k), int | float) and not isinstance(spec.get(k), bool) for k in ("min", "max")):
             if spec["min"] > spec["max"]:
                 errors.append(f"{where}: min is greater than max.")
-        if "step" in bounds and isinstance(bounds["step"], int | float) and not bounds["step"] > 0:
-            errors.append(f"{where}: step must be greater than zero.")
+        for key in ("step", "per_m2"):
+            if isinstance(bounds.get(key), int | float) and not isinstance(bounds[key], bool) and not bounds[key] > 0:
+                errors.append(f"{where}: {key} must be greater than zero.")
         if kind == "choice":
             errors.extend(f"{where}: {message}" for message in _choice_errors(spec.get("choices")))
         elif "choices" in spec:
@@ -259,6 +263,10 @@ def display_value(spec: dict, value) -> str:
         except (TypeError, ValueError):
             return str(value)
     text = str(value)
+    if kind == "decimal" and spec.get("step") and isinstance(value, int | float):
+        # As precise as the input asks for: a temperature of 37 reads "37.0 °C", like the thermometer.
+        places = max(0, -Decimal(str(spec["step"])).normalize().as_tuple().exponent)
+        text = f"{value:.{places}f}"
     return f"{text} {spec['unit']}" if spec.get("unit") and kind in NUMBER_TYPES else text
 
 
@@ -271,3 +279,12 @@ def summary(specs: list[dict], record: dict | None) -> str:
         if spec.get("name") in record:
             parts.append(f"{spec.get('short') or spec['label']} {display_value(spec, record[spec['name']])}")
     return " · ".join(parts)
+
+
+def calculated_dose(spec: dict, bsa_m2) -> str:
+    """ "25 mg/m² × 1.72 m² = 43.0 mg" for a per-m² dose field, or "" when the field or the BSA says nothing."""
+    if not spec.get("per_m2") or not bsa_m2:
+        return ""
+    unit = spec.get("unit", "")
+    dose = Decimal(str(spec["per_m2"])) * Decimal(str(bsa_m2))
+    return f"{_plain(spec['per_m2'])} {unit}/m² × {bsa_m2} m² = {display_value(spec, float(dose))}"

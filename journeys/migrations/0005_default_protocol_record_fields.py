@@ -54,7 +54,7 @@ CRS_ICANS = [
 BSA = number("bsa", "Body surface area", "decimal", "m²", 0.5, 3, step=0.01, short="BSA",
              help="Mosteller: √(height cm × weight kg / 3600).")
 FLUDARABINE = number("fludarabine_mg", "Fludarabine given", "decimal", "mg", 0, 100, step=0.1, short="Fludarabine",
-                     help="25 mg/m² × BSA (e.g. 45 mg for 1.80 m²); reduced if the renal review said so.")
+                     per_m2=25, help="25 mg/m² × BSA; reduced if the renal review said so.")
 DOUBLE_CHECK = text("double_checked_by", "Dose double-checked by", short="Checked by")
 LYMPHODEPLETION_DAY = [BSA, FLUDARABINE, DOUBLE_CHECK]
 
@@ -128,7 +128,7 @@ RECORD_FIELDS = {
     "ld-day-3": [
         BSA, FLUDARABINE,
         number("cyclophosphamide_mg", "Cyclophosphamide given", "decimal", "mg", 0, 3000, step=1,
-               short="Cyclophosphamide", help="1000 mg/m² × BSA (e.g. 1800 mg for 1.80 m²)."),
+               short="Cyclophosphamide", per_m2=1000, help="1000 mg/m² × BSA."),
         DOUBLE_CHECK,
     ],
     "coi-check": [

@@ -2,6 +2,7 @@
 stored with the step in the same transaction and shown in the audit."""
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -64,6 +65,8 @@ def test_every_spec_of_the_shipped_protocol_is_valid_and_the_key_steps_have_thei
     ([{"name": "x", "label": "", "type": "text"}], "label is required"),
     ([{"name": "x", "label": "X", "type": "text", "colour": "red"}], "unknown keys colour"),
     ([{"name": "x", "label": "X", "type": "decimal", "step": 0}], "greater than zero"),
+    ([{"name": "x", "label": "X", "type": "text", "per_m2": 25}], "numbers only"),
+    ([{"name": "x", "label": "X", "type": "decimal", "per_m2": -25}], "greater than zero"),
     ({"name": "x"}, "must be a list"),
 ])
 def test_a_bad_spec_is_refused_with_words_for_the_protocol_editor(protocol, specs, words):
@@ -138,6 +141,7 @@ def test_the_timeline_summary_is_short_and_in_the_specs_order():
               "discharge_date": "2026-03-31"}
     assert records.summary(VITALS, record) == "Tmax 38.2 °C · CRS grade 1 · ICE 10 · Steroids no · Discharged 31 Mar 2026"
     assert records.summary(VITALS, {}) == ""
+    assert records.summary(VITALS, {"temperature_max": 37}) == "Tmax 37.0 °C"  # as precise as its input
 
 
 # --- through the service ---------------------------------------------------------------------------
@@ -199,3 +203,42 @@ def test_the_default_protocol_walks_to_the_end_with_minimal_records(journey, phy
     journey.refresh_from_db()
     assert journey.status == "completed"
     assert journey.steps.filter(status=StepStatus.DONE).count() == journey.steps.count()
+
+
+def test_a_dose_per_m2_is_calculated_from_the_body_surface_area():
+    fludarabine = {"name": "fludarabine_mg", "label": "Fludarabine", "type": "decimal", "unit": "mg", "step": 0.1,
+                   "per_m2": 25}
+    assert records.calculated_dose(fludarabine, Decimal("1.72")) == "25 mg/m² × 1.72 m² = 43.0 mg"
+    assert records.calculated_dose(fludarabine, None) == ""
+    assert records.calculated_dose({**fludarabine, "per_m2": None}, Decimal("1.72")) == ""
+
+
+def test_admin_refuses_a_bad_spec_next_to_the_step_and_saves_a_good_one(client, superuser):
+    import json
+
+    from django.urls import reverse
+
+    protocol = make_protocol(name="Admin records", steps=[
+        dict(stage=1, code="labs", anchor="leukapheresis", offset_days=-3, responsible_role="nurse")])
+    template = protocol.step_templates.get()
+    client.force_login(superuser)
+
+    def post(record_fields):
+        row = {"id": template.pk, "protocol": protocol.pk, "position": 0, "stage": 1, "code": "labs", "name": "Labs",
+               "anchor": "leukapheresis", "offset_days": -3, "window_before_days": 0, "window_after_days": 0,
+               "grace_hours": 0, "responsible_role": "nurse", "required": "on", "milestone": "",
+               "record_fields": json.dumps(record_fields)}
+        data = {"name": protocol.name, "version": 1, "description": "", "indication": "", "planned_vein_to_vein_days": 21,
+                "is_active": "on", "step_templates-TOTAL_FORMS": 1, "step_templates-INITIAL_FORMS": 1,
+                "step_templates-MIN_NUM_FORMS": 0, "step_templates-MAX_NUM_FORMS": 1000,
+                **{f"step_templates-0-{key}": value for key, value in row.items()}}
+        return client.post(reverse("admin:journeys_protocoltemplate_change", args=[protocol.pk]), data)
+
+    refused = post([{"name": "cd3", "label": "CD3+", "type": "integer", "min": 5, "max": 1}])
+    assert refused.status_code == 200 and "min is greater than max" in refused.content.decode()
+    template.refresh_from_db()
+    assert template.record_fields == []
+    good = [{"name": "cd3", "label": "CD3+", "type": "integer", "unit": "/µL", "min": 0, "max": 10000}]
+    assert post(good).status_code == 302
+    template.refresh_from_db()
+    assert template.record_fields == good
