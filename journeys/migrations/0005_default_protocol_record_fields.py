@@ -40,12 +40,13 @@ ICANS_GRADES = [
     ("4", "Grade 4: unrousable, prolonged seizure or cerebral oedema", "4"),
 ]
 
+# The grades are what a monitoring day is for, so they are required; the rest is recorded when measured or given.
 CRS_ICANS = [
     number("temperature_max", "Highest temperature", "decimal", "°C", 34, 43, step=0.1, short="Tmax"),
-    choice("crs_grade", "CRS grade (ASTCT)", CRS_GRADES, short="CRS grade"),
+    choice("crs_grade", "CRS grade (ASTCT)", CRS_GRADES, short="CRS grade", required=True),
     number("ice_score", "ICE score (0–10)", "integer", "", 0, 10, short="ICE",
            help="Orientation 4, naming 3, commands 1, writing 1, counting back 1."),
-    choice("icans_grade", "ICANS grade (ASTCT)", ICANS_GRADES, short="ICANS grade"),
+    choice("icans_grade", "ICANS grade (ASTCT)", ICANS_GRADES, short="ICANS grade", required=True),
     number("tocilizumab_mg", "Tocilizumab given", "integer", "mg", 0, 800, short="Tocilizumab",
            help="8 mg/kg, at most 800 mg per dose. Leave empty if none."),
     text("steroids", "Steroids given (drug and dose)", short="Steroids", help="Leave empty if none."),
@@ -143,8 +144,9 @@ RECORD_FIELDS = {
     ],
     **{f"monitoring-day-{n}": CRS_ICANS for n in range(1, 8)},
     "crs-icans-review": [
-        choice("crs_grade", "Highest CRS grade so far (ASTCT)", CRS_GRADES, short="Highest CRS grade"),
-        choice("icans_grade", "Highest ICANS grade so far (ASTCT)", ICANS_GRADES, short="Highest ICANS grade"),
+        choice("crs_grade", "Highest CRS grade so far (ASTCT)", CRS_GRADES, short="Highest CRS grade", required=True),
+        choice("icans_grade", "Highest ICANS grade so far (ASTCT)", ICANS_GRADES, short="Highest ICANS grade",
+               required=True),
     ],
     "discharge": [
         {"name": "discharge_date", "label": "Discharge date", "type": "date", "short": "Discharged"},

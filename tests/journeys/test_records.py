@@ -48,7 +48,8 @@ def test_every_spec_of_the_shipped_protocol_is_valid_and_the_key_steps_have_thei
     assert {"cd19_b_cells", "igg", "disease_activity", "infection_since_last_visit"} <= names["visit-month-12"]
     assert names["remission-month-24"] >= {"remission"}
     required = {(code, spec["name"]) for code, t in templates.items() for spec in t.record_fields if spec.get("required")}
-    assert {("leukapheresis", "coi_id"), ("qc-release", "lot_number"), ("coi-check", "coi_match")} <= required
+    assert {("leukapheresis", "coi_id"), ("qc-release", "lot_number"), ("coi-check", "coi_match"),
+            ("monitoring-day-1", "crs_grade"), ("monitoring-day-1", "icans_grade")} <= required
     tocilizumab = next(s for s in templates["monitoring-day-1"].record_fields if s["name"] == "tocilizumab_mg")
     assert (tocilizumab["min"], tocilizumab["max"], tocilizumab["unit"]) == (0, 800, "mg")
 

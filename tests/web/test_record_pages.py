@@ -44,6 +44,7 @@ def test_the_monitoring_form_asks_for_each_field_with_the_right_input_and_its_un
     assert 'inputmode="numeric"' in ice and 'step="1"' in ice and 'max="10"' in ice
     crs = _field_block(page, "crs_grade")
     assert "<select" in crs and '<option value="1">Grade 1: fever ≥ 38 °C</option>' in crs
+    assert "(optional)" not in crs  # the grade is what a monitoring day is for
     tocilizumab = _field_block(page, "tocilizumab_mg")
     assert 'max="800"' in tocilizumab and ">mg</span>" in tocilizumab and "(optional)" in tocilizumab
     # The step's own fields come after the time performed and before the signature.
@@ -66,9 +67,10 @@ def test_a_required_yes_no_is_asked_as_a_question_and_an_optional_one_as_a_box(c
 def test_a_wrong_value_is_shown_next_to_its_field_and_what_was_typed_stays(client, nurse, journey):
     step = _step(journey, "monitoring-day-1")
     client.force_login(nurse)
-    response = _post(client, step, {"temperature_max": "45", "crs_grade": "1", "ice_score": "9", "steroids": "none"})
+    response = _post(client, step, {"temperature_max": "45", "crs_grade": "1", "ice_score": "9", "icans_grade": "1",
+                                   "steroids": "none"})
     assert response.status_code == 400
-    assert response.context["form"].errors["record.temperature_max"] == ["Must be from 34 to 43 °C."]
+    assert dict(response.context["form"].errors) == {"record.temperature_max": ["Must be from 34 to 43 °C."]}
     page = response.content.decode()
     temperature = _field_block(page, "temperature_max")
     assert "Must be from 34 to 43 °C." in temperature and 'value="45"' in temperature
@@ -99,6 +101,8 @@ def test_the_recorded_values_are_stored_and_shown_on_the_patient_page(client, nu
     page = client.get(reverse("patient_detail", args=[journey.patient.public_id])).content.decode()
     row = re.search(rf'id="step-{step.public_id}".*?</li>', page, re.S).group(0)
     assert '<span class="tl-record">CD3+ 850 /µL · Pregnancy test Negative</span>' in row
+    audit = page[page.index('id="audit-heading"'):]
+    assert "Recorded: CD3+ 850 /µL · Pregnancy test Negative" in audit
 
 
 @pytest.mark.django_db
@@ -117,3 +121,30 @@ def test_a_dosing_step_shows_the_dose_calculated_from_the_latest_height_and_weig
     assert "25 mg/m² × 1.72 m² = 43.0 mg" in _field_block(page, "fludarabine_mg")
     assert "1000 mg/m² × 1.72 m² = 1720 mg" in _field_block(page, "cyclophosphamide_mg")
     assert "m² =" not in _field_block(page, "double_checked_by")
+
+
+@pytest.mark.django_db
+def test_recorded_values_cost_the_patient_page_no_extra_queries(client, physician, journey, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from journeys import services
+    from tests.factories import minimal_record
+
+    url = reverse("patient_detail", args=[journey.patient.public_id])
+    client.force_login(physician)
+    client.get(url)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    before = count()
+    for code, record in [("eligibility-labs", {"cd3_count": 700}), ("eligibility-signoff", {}),
+                         ("leukapheresis", {"coi_id": "COI-1", "bag_id": "B-1"}), ("shipment", {"courier": "MedLogistik"})]:
+        step = _step(journey, code)
+        services.step_complete(actor=physician, step_id=step.id, record=record or minimal_record(step))
+    with django_assert_max_num_queries(before):
+        page = client.get(url).content.decode()
+    assert "COI COI-1" in page and "Courier MedLogistik" in page
