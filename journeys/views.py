@@ -169,11 +169,11 @@ def patient_detail(request, public_id):
                 step.may_record = _may_resolve(request.user, step)
                 step.may_skip = _may_resolve(request.user, step, Action.SKIP_STEP)
                 step.record_text = records.summary(step.template.record_fields, step.record)
+                overdue_count += step.state_class == "overdue"
         for event in timeline["events"]:
             # The values as signed, from the event itself: the audit does not borrow the step's current state.
             if event.step_id and event.detail.get("record"):
                 event.record_text = records.summary(event.step.template.record_fields, event.detail["record"])
-                overdue_count += step.state_class == "overdue"
         context.update(
             timeline,
             day_text=day_label(journey.day_number(today)),
