@@ -103,6 +103,7 @@ class RecordFieldSpecSerializer(serializers.Serializer):
     help = serializers.CharField(required=False)
     short = serializers.CharField(required=False)
     max_length = serializers.IntegerField(required=False)
+    per_m2 = serializers.FloatField(required=False, help_text="A dose per m² of body surface area, in `unit`/m².")
 
 
 class StepSerializer(serializers.Serializer):
