@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.db import models
+from django.forms import Textarea
 from simple_history.admin import SimpleHistoryAdmin
 
 from carclinic.errors import DomainError
@@ -10,7 +12,9 @@ class StepTemplateInline(admin.TabularInline):
     model = StepTemplate
     extra = 0
     fields = ("position", "stage", "code", "name", "anchor", "offset_days", "window_before_days",
-              "window_after_days", "grace_hours", "responsible_role", "required", "milestone")
+              "window_after_days", "grace_hours", "responsible_role", "required", "milestone", "record_fields")
+    # The specs are JSON, checked on save by journeys.records.validate_specs (errors show under the row).
+    formfield_overrides = {models.JSONField: {"widget": Textarea(attrs={"rows": 3, "cols": 60})}}
 
     # A version that journeys use is never edited in place: their schedules were computed from it.
     def has_change_permission(self, request, obj=None):

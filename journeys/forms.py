@@ -3,6 +3,7 @@
 from django import forms
 from django.utils import timezone
 
+from journeys import records
 from journeys.models import ProtocolTemplate, SignatureMeaning, StageNumber
 from patients.models import Indication
 from staff.models import User
@@ -61,9 +62,17 @@ class StepCompleteForm(forms.Form):
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
     version = forms.IntegerField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, signer=None, **kwargs):
+    def __init__(self, *args, signer=None, record_fields=(), measurement=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.signer = signer
+        # The step's own fields, named "record.<name>" like the service's errors, so each lands by its input.
+        self.record_specs = list(record_fields or [])
+        for spec in self.record_specs:
+            field = self.fields[records.error_key(spec["name"])] = record_form_field(spec)
+            if calculated := records.calculated_dose(spec, measurement and measurement.body_surface_area_m2):
+                field.help_text = (f"{field.help_text} Calculated from the height and weight of "
+                                   f"{measurement.measured_on:%d %b %Y}: {calculated}.").strip()
+        self.order_fields(["performed_at", *(records.error_key(spec["name"]) for spec in self.record_specs)])
         if not self.is_bound:
             self.initial.setdefault("performed_at", timezone.localtime().replace(second=0, microsecond=0))
 
@@ -72,6 +81,44 @@ class StepCompleteForm(forms.Form):
         if self.signer is None or not self.signer.check_password(password):
             raise forms.ValidationError("That is not your password. The step was not recorded.")
         return password
+
+    def clean(self):
+        cleaned = super().clean()
+        raw = {spec["name"]: cleaned.get(records.error_key(spec["name"])) for spec in self.record_specs}
+        cleaned["record"], errors = records.record_errors(self.record_specs, raw)
+        for key, messages in errors.items():
+            if key in self.fields and key not in self.errors:
+                for message in messages:
+                    self.add_error(key, message)
+        return cleaned
+
+
+def record_form_field(spec: dict) -> forms.Field:
+    """A bedside input for one record field spec. Fields only shape the input (number keypad, a select, a
+    date picker); `journeys.records` judges the value, as it does for the API."""
+    kind = spec["type"]
+    required = bool(spec.get("required"))
+    common = {"label": spec["label"], "help_text": spec.get("help", ""), "required": required,
+              "error_messages": {"required": "Required for this step."}}
+    if kind in records.NUMBER_TYPES:
+        attrs = {"inputmode": "numeric" if kind == "integer" else "decimal",
+                 "step": 1 if kind == "integer" else spec.get("step", "any")}
+        attrs.update({key: spec[key] for key in ("min", "max") if key in spec})
+        field = forms.CharField(widget=forms.NumberInput(attrs=attrs), **common)
+    elif kind == "choice":
+        field = forms.CharField(widget=forms.Select(choices=[("", "Choose…"), *[(c[0], c[1]) for c in spec["choices"]]]),
+                                **common)
+    elif kind == "boolean" and required:
+        # A required yes/no is asked as a question: an unticked box cannot tell "no" from "not looked".
+        field = forms.CharField(widget=forms.RadioSelect(choices=[("yes", "Yes"), ("no", "No")]), **common)
+    elif kind == "boolean":
+        field = forms.BooleanField(**{**common, "required": False})
+    elif kind == "date":
+        field = forms.CharField(widget=DateInput(), **common)
+    else:
+        field = forms.CharField(max_length=spec.get("max_length", records.TEXT_MAX_LENGTH), **common)
+    field.unit = spec.get("unit", "")
+    return field
 
 
 class StepSkipForm(forms.Form):

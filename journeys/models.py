@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
+from journeys.records import validate_specs
 from patients.models import Indication, Patient
 from staff.roles import Role
 
@@ -87,6 +88,12 @@ class StepTemplate(models.Model):
     required = models.BooleanField(default=True, help_text="Must be done or skipped with a reason to finish the stage.")
     milestone = models.CharField(max_length=20, choices=Milestone.choices, blank=True, default=Milestone.NONE)
     position = models.PositiveIntegerField(default=0)
+    record_fields = models.JSONField(
+        default=list, blank=True, validators=[validate_specs],
+        help_text='What completing the step records: a list of field specs, e.g. [{"name": "crs_grade", '
+        '"label": "CRS grade (ASTCT)", "type": "choice", "choices": [["0", "Grade 0"], ["1", "Grade 1"]], '
+        '"required": true}]. Types: integer, decimal, choice, boolean, text, date; numbers take unit, min, max.',
+    )
 
     history = HistoricalRecords()
 
@@ -223,6 +230,8 @@ class Step(models.Model):
     completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     signature_meaning = models.CharField(max_length=16, choices=SignatureMeaning.choices, blank=True)
     notes = models.TextField(blank=True)
+    record = models.JSONField(default=dict, blank=True,
+                              help_text="The values recorded at completion, by the template's record_fields.")
     skip_reason = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(auto_now=True)

@@ -380,6 +380,11 @@ def measurements_for_patient(*, patient_id: int) -> QuerySet[Measurement]:
     return Measurement.objects.filter(patient_id=patient_id).order_by("measured_on", "id")
 
 
+def latest_measurement(*, patient_id: int) -> Measurement | None:
+    """The height and weight a dose is calculated from today: the most recent."""
+    return Measurement.objects.filter(patient_id=patient_id).order_by("-measured_on", "-id").first()
+
+
 def _next_and_overdue_steps(journey: Journey, now: datetime) -> tuple[Step | None, list[Step]]:
     """The journey's next pending step and its overdue ones, in one query that reads only those rows."""
     if not journey.is_open:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from carclinic.errors import InvalidInput, StaleVersion
-from journeys import clock
+from journeys import clock, records
 from journeys.errors import JourneyAlreadyOpen, TransitionNotAllowed
 from journeys.models import (
     OPEN_JOURNEY_STATUSES,
@@ -211,12 +211,15 @@ def _check_step_version(step: Step, expected_version: int | None) -> None:
 
 @transaction.atomic
 def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, notes: str = "",
-                  expected_version: int | None = None, signature_meaning: str = "performed") -> Step:
-    """Record a step as done. The second of two people recording the same step is told who was first."""
+                  expected_version: int | None = None, signature_meaning: str = "performed",
+                  record: dict | None = None) -> Step:
+    """Record a step as done, with the values its template asks for (`record`, checked against the template's
+    `record_fields`). The second of two people recording the same step is told who was first."""
     journey, step = _lock_step(step_id)
     authorize_step_resolution(actor, step.template.responsible_role)
     guard_step(journey, step, StepStatus.DONE)
     _check_step_version(step, expected_version)
+    record = records.clean_record(step.template.record_fields, record)
     now = timezone.now()
     performed_at = performed_at or now
     if performed_at > now + PERFORMED_AT_TOLERANCE:
@@ -231,13 +234,15 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     step.completed_by = actor
     step.signature_meaning = signature_meaning
     step.notes = notes
+    step.record = record
     step.overdue_since = None
     step.version += 1
     step._history_user = actor
     step.save()
     _event(journey, EventKind.STEP_DONE, actor=actor, at=now, step=step, from_state=StepStatus.PENDING,
            to_state=StepStatus.DONE, detail={"performed_at": performed_at.isoformat(),
-                                             "was_overdue_since": was_overdue_since.isoformat() if was_overdue_since else None})
+                                             "was_overdue_since": was_overdue_since.isoformat() if was_overdue_since else None,
+                                             "record": record})
     _apply_milestone(journey, step, actor=actor, at=now)
     _advance(journey, actor=actor, at=now)
     return step

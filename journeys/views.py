@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from carclinic.forms import form_submit
-from journeys import selectors, services
+from journeys import records, selectors, services
 from journeys.clock import day_label
 from journeys.forms import (
     DashboardFilterForm,
@@ -168,7 +168,12 @@ def patient_detail(request, public_id):
                 step.day_text = day_label(journey.day_number(step.due_on))
                 step.may_record = _may_resolve(request.user, step)
                 step.may_skip = _may_resolve(request.user, step, Action.SKIP_STEP)
+                step.record_text = records.summary(step.template.record_fields, step.record)
                 overdue_count += step.state_class == "overdue"
+        for event in timeline["events"]:
+            # The values as signed, from the event itself: the audit does not borrow the step's current state.
+            if event.step_id and event.detail.get("record"):
+                event.record_text = records.summary(event.step.template.record_fields, event.detail["record"])
         context.update(
             timeline,
             day_text=day_label(journey.day_number(today)),
@@ -287,12 +292,18 @@ def step_complete(request, public_id):
     step = _step_or_404(public_id)
     if not _may_resolve(request.user, step):
         raise PermissionDenied(f"Only a {step.template.get_responsible_role_display().lower()} may record this step.")
-    form = StepCompleteForm(request.POST or None, signer=request.user, initial={"version": step.version})
+    specs = step.template.record_fields
+    # Only a dosing step pays the query for the height and weight its calculated dose needs.
+    measurement = (selectors.latest_measurement(patient_id=step.journey.patient_id)
+                   if any(spec.get("per_m2") for spec in specs) else None)
+    form = StepCompleteForm(request.POST or None, signer=request.user, record_fields=specs, measurement=measurement,
+                            initial={"version": step.version})
     # A conflict (someone else recorded it first, or its schedule changed) is said plainly above the
     # step as it is now; nothing is overwritten.
     submission = form_submit(request, form, lambda data: services.step_complete(
         actor=request.user, step_id=step.id, performed_at=data["performed_at"], notes=data["notes"],
-        signature_meaning=data["signature_meaning"], expected_version=data["version"]), conflict_apart=True)
+        signature_meaning=data["signature_meaning"], expected_version=data["version"], record=data["record"]),
+        conflict_apart=True)
     if submission.done:
         request.session.pop(SIGNATURE_FAILURES_KEY, None)
         messages.success(request, f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.")

@@ -120,3 +120,23 @@ def bulk_journeys(*, protocol, count: int, leukapheresis_date: date, actor=None,
             ))
     Step.objects.bulk_create(steps, batch_size=2000)
     return journeys
+
+
+# --- Step records --------------------------------------------------------------------------------
+
+def minimal_record(step_or_template) -> dict:
+    """The least a step's template requires to be recorded (its required fields, plausibly filled):
+    for tests about something other than the record itself."""
+    template = getattr(step_or_template, "template", step_or_template)
+    values = {"text": "TEST-0001", "boolean": True, "date": date(2026, 3, 3).isoformat()}
+    record = {}
+    for spec in template.record_fields:
+        if not spec.get("required"):
+            continue
+        if spec["type"] == "choice":
+            record[spec["name"]] = spec["choices"][0][0]
+        elif spec["type"] in ("integer", "decimal"):
+            record[spec["name"]] = spec.get("min", 0)
+        else:
+            record[spec["name"]] = values[spec["type"]]
+    return record

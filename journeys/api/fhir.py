@@ -1,5 +1,6 @@
 """The patient's journey as a FHIR R4 `collection` Bundle, for hospital systems and registries that speak
-FHIR: Patient, a CarePlan for the journey, a Task per step, an Observation per height and weight.
+FHIR: Patient, a CarePlan for the journey, a Task per step (with what was recorded as `Task.output`), an
+Observation per height and weight.
 
 Plain dicts, built from the selectors; `tests/api/test_fhir.py` validates them with `fhir.resources`.
 """
@@ -9,11 +10,12 @@ from datetime import date, datetime, time
 
 from django.utils import timezone
 
-from journeys import selectors
+from journeys import records, selectors
 from journeys.models import JourneyStatus, StepStatus
 
 MRN_SYSTEM = "urn:carclinic:mrn"
 STEP_CODE_SYSTEM = "urn:carclinic:step"
+RECORD_FIELD_SYSTEM = "urn:carclinic:record-field"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 OBSERVATION_NAMESPACE = uuid.UUID("6b1f3c1e-8f0e-4c43-9c4e-2f8b0f6c2a11")
@@ -92,7 +94,30 @@ def _task(step, journey, patient_id, now: datetime) -> dict:
         task["executionPeriod"] = {"start": _instant(step.performed_at), "end": _instant(step.performed_at)}
     if step.status in (StepStatus.SKIPPED, StepStatus.NOT_APPLICABLE) and step.skip_reason:
         task["statusReason"] = {"text": step.skip_reason}
+    outputs = [_output(spec, step.record[spec["name"]]) for spec in step.template.record_fields
+               if spec["name"] in (step.record or {})]
+    if outputs:
+        task["output"] = outputs
     return task
+
+
+def _output(spec: dict, value) -> dict:
+    """One recorded value as a Task output. Units are the clinic's words ("×10⁶ CAR-T cells/kg"), not UCUM
+    codes, so a quantity carries `unit` only and claims no code system."""
+    output = {"type": {"coding": [{"system": RECORD_FIELD_SYSTEM, "code": spec["name"]}], "text": spec["label"]}}
+    kind = spec["type"]
+    if kind in records.NUMBER_TYPES:
+        output["valueQuantity"] = {"value": value, **({"unit": spec["unit"]} if spec.get("unit") else {})}
+    elif kind == "choice":
+        output["valueCoding"] = {"system": f"{RECORD_FIELD_SYSTEM}:{spec['name']}", "code": value,
+                                 "display": next((c[1] for c in spec["choices"] if c[0] == value), value)}
+    elif kind == "boolean":
+        output["valueBoolean"] = value
+    elif kind == "date":
+        output["valueDate"] = value
+    else:
+        output["valueString"] = value
+    return output
 
 
 def _observation(measurement, kind: str, patient_id) -> dict:

@@ -7,7 +7,7 @@ import uuid
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from journeys import clock
+from journeys import clock, records
 from journeys.models import JourneyStatus, SignatureMeaning, StageNumber, StageStatus, StepStatus
 from patients.models import Indication, Sex
 
@@ -79,6 +79,33 @@ class JourneySummarySerializer(serializers.Serializer):
         return journey.day0_actual is not None
 
 
+RECORD_VALUE_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]}
+RECORD_SCHEMA = {
+    "type": "object", "additionalProperties": RECORD_VALUE_SCHEMA,
+    "description": "Values recorded at completion, by field name (see record_fields). Numbers as JSON numbers, "
+    "choices as their value, dates as YYYY-MM-DD.",
+}
+
+
+class RecordFieldSpecSerializer(serializers.Serializer):
+    """One value a step records when completed (journeys.records describes the spec)."""
+
+    name = serializers.CharField(help_text='The key to send in `record`, e.g. "crs_grade".')
+    label = serializers.CharField()
+    type = serializers.ChoiceField(choices=[(kind, kind) for kind in records.FIELD_TYPES])
+    unit = serializers.CharField(required=False)
+    min = serializers.FloatField(required=False)
+    max = serializers.FloatField(required=False)
+    step = serializers.FloatField(required=False)
+    choices = serializers.ListField(child=serializers.ListField(child=serializers.CharField(), min_length=2, max_length=3),
+                                    required=False, help_text="[value, label] or [value, label, short]; send the value.")
+    required = serializers.BooleanField(required=False)
+    help = serializers.CharField(required=False)
+    short = serializers.CharField(required=False)
+    max_length = serializers.IntegerField(required=False)
+    per_m2 = serializers.FloatField(required=False, help_text="A dose per m² of body surface area, in `unit`/m².")
+
+
 class StepSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
     code = serializers.CharField(source="template.code")
@@ -95,8 +122,19 @@ class StepSerializer(serializers.Serializer):
     performed_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
     completed_by = serializers.SerializerMethodField()
+    record = serializers.SerializerMethodField()
+    record_fields = serializers.SerializerMethodField(help_text="What completing this step records (send in `record`).")
     version = serializers.IntegerField()
     etag = serializers.SerializerMethodField(help_text="Send this in If-Match to complete the step.")
+
+    # Both are JSON already: handed over as stored rather than copied field by field for every step of a list.
+    @extend_schema_field(RECORD_SCHEMA)
+    def get_record(self, step):
+        return step.record or {}
+
+    @extend_schema_field(RecordFieldSpecSerializer(many=True))
+    def get_record_fields(self, step):
+        return step.template.record_fields or []
 
     def get_overdue(self, step) -> bool:
         now = self.context["now"]
@@ -310,10 +348,19 @@ class JourneyDetailSerializer(JourneySummarySerializer):
 
 # --- completing a step --------------------------------------------------------------------------
 
+@extend_schema_field({**RECORD_SCHEMA, "additionalProperties": {"anyOf": [*RECORD_VALUE_SCHEMA["anyOf"], {"type": "null"}]}})
+class RecordInputField(serializers.DictField):
+    """An object of field name to value; journeys.records judges names and values against the step."""
+
+    child = serializers.JSONField(allow_null=True)  # null: left empty, as if not sent
+
+
 class StepCompleteInputSerializer(serializers.Serializer):
     performed_at = serializers.DateTimeField(required=False, help_text="When it was done; default: now.")
     notes = StrictRegexField(NOTES_PATTERN, required=False, allow_blank=True, max_length=2000, default="")
     signature_meaning = serializers.ChoiceField(choices=SignatureMeaning.choices, default=SignatureMeaning.PERFORMED)
+    record = RecordInputField(required=False, help_text="The step's own values, by field name (see the step's "
+                              "record_fields). A wrong value answers 400 with field_errors keyed \"record.<name>\".")
 
 
 class StepConflictSerializer(ErrorSerializer):

@@ -144,3 +144,57 @@ def test_the_purge_and_scan_are_scheduled(db):
 
     assert set(PeriodicTask.objects.values_list("task", flat=True)) >= {
         "apiclients.tasks.webhooks_scan_task", "apiclients.tasks.idempotent_requests_purge_task"}
+
+
+# --- the step's own fields ---------------------------------------------------------------------------
+
+
+def test_a_record_is_stored_and_returned_with_the_spec_that_describes_it(integration_api, labs):
+    response = _complete(integration_api, labs, record={"cd3_count": 850, "pregnancy_test": "not_applicable",
+                                                        "infection_screen": None})  # null: left empty
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["record"] == {"cd3_count": 850, "pregnancy_test": "not_applicable"}
+    spec = {field["name"]: field for field in body["record_fields"]}
+    assert spec["cd3_count"]["type"] == "integer" and spec["cd3_count"]["unit"] == "/µL"
+    assert ["negative", "Negative"] in spec["pregnancy_test"]["choices"]
+    labs.refresh_from_db()
+    assert labs.record == body["record"]
+
+
+def test_a_wrong_record_answers_400_per_field_and_records_nothing(integration_api, labs):
+    response = _complete(integration_api, labs, record={"cd3_count": -5, "pregnancy_test": "maybe", "mood": "good"})
+    assert response.status_code == 400
+    errors = response.json()["field_errors"]
+    assert set(errors) == {"record.cd3_count", "record.pregnancy_test", "record.mood"}
+    assert errors["record.cd3_count"] == ["Must be from 0 to 10000 /µL."]
+    assert errors["record.mood"] == ["This step records no such field."]
+    labs.refresh_from_db()
+    assert labs.status == StepStatus.PENDING and labs.record == {}
+    assert not JourneyEvent.objects.filter(step=labs, kind=EventKind.STEP_DONE).exists()
+    not_an_object = _complete(integration_api, labs, record=["850"])
+    assert not_an_object.status_code == 400 and set(not_an_object.json()["field_errors"]) == {"record"}
+
+
+def test_a_missing_required_field_answers_400_naming_it(integration_api, journey, nurse, physician):
+    step_complete(actor=nurse, step_id=journey.steps.get(template__code="eligibility-labs").pk)
+    step_complete(actor=physician, step_id=journey.steps.get(template__code="eligibility-signoff").pk)
+    collection = journey.steps.get(template__code="leukapheresis")
+    response = _complete(integration_api, collection, record={"bag_id": "BAG-7"})
+    assert response.status_code == 400
+    assert response.json()["field_errors"] == {"record.coi_id": ["Required for this step."]}
+    assert _complete(integration_api, collection, record={"coi_id": "COI-2026-0042"}).json()["record"] == {
+        "coi_id": "COI-2026-0042"}
+
+
+def test_the_journey_and_step_list_carry_each_steps_fields_and_record(viewer_api, journey, nurse):
+    step_complete(actor=nurse, step_id=journey.steps.get(template__code="eligibility-labs").pk, record={"cd3_count": "640"})
+    body = viewer_api.get(f"/api/v1/patients/{journey.patient.public_id}/journey/").json()
+    steps = {step["code"]: step for stage in body["stages"] for step in stage["steps"]}
+    assert steps["eligibility-labs"]["record"] == {"cd3_count": 640}
+    assert {f["name"] for f in steps["monitoring-day-3"]["record_fields"]} >= {"crs_grade", "ice_score", "icans_grade"}
+    assert steps["monitoring-day-3"]["record"] == {}
+    listed = viewer_api.get("/api/v1/steps/", {"patient": str(journey.patient.public_id), "page_size": 100}).json()
+    by_code = {step["code"]: step for step in listed["results"]}
+    assert by_code["eligibility-labs"]["record"] == {"cd3_count": 640}
+    assert by_code["qc-release"]["record_fields"][0]["name"] == "lot_number"

@@ -35,7 +35,8 @@ from patients.services import measurement_record
 def test_bundle_validates_and_holds_patient_careplan_tasks_observations(viewer_api, journey, nurse, coordinator):
     measurement_record(actor=nurse, patient_id=journey.patient_id, measured_on=date.today(),
                        height_cm=Decimal("168.0"), weight_kg=Decimal("61.5"))
-    step_complete(actor=nurse, step_id=journey.steps.get(template__code="eligibility-labs").pk)
+    step_complete(actor=nurse, step_id=journey.steps.get(template__code="eligibility-labs").pk,
+                  record={"cd3_count": 850, "pregnancy_test": "negative"})
     step_skip(actor=coordinator, step_id=journey.steps.get(template__code="shipment").pk,
               reason="Point-of-care manufacturing on site: no courier")
 
@@ -57,6 +58,10 @@ def test_bundle_validates_and_holds_patient_careplan_tasks_observations(viewer_a
     assert resources[str(journey.public_id)]["status"] == "active"
     tasks = {r["code"]["coding"][0]["code"]: r for r in resources.values() if r["resourceType"] == "Task"}
     assert tasks["eligibility-labs"]["status"] == "completed"
+    outputs = {o["type"]["coding"][0]["code"]: o for o in tasks["eligibility-labs"]["output"]}
+    assert outputs["cd3_count"]["valueQuantity"] == {"value": 850, "unit": "/µL"}
+    assert outputs["pregnancy_test"]["valueCoding"]["code"] == "negative"
+    assert "output" not in tasks["leukapheresis"]
     assert tasks["shipment"]["status"] == "cancelled"
     assert tasks["shipment"]["statusReason"]["text"] == "Point-of-care manufacturing on site: no courier"
     assert tasks["leukapheresis"]["status"] == "requested"

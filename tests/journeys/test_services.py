@@ -32,7 +32,7 @@ from journeys.services import (
     step_skip,
 )
 from journeys.transitions import guard_stage_start
-from tests.factories import PatientFactory, make_protocol
+from tests.factories import PatientFactory, make_protocol, minimal_record
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = ZoneInfo("UTC")
@@ -60,7 +60,7 @@ def complete_stage(journey, number: int, actor, *, except_codes=()) -> None:
     # One at a time: completing the last required step closes the stage and its optional leftovers.
     while step := (Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
                    .exclude(template__code__in=except_codes).order_by("id").first()):
-        step_complete(actor=actor, step_id=step.id)
+        step_complete(actor=actor, step_id=step.id, record=minimal_record(step))
 
 
 def advance_to(journey, number: int, actor) -> None:
@@ -204,7 +204,8 @@ def test_lymphodepletion_waits_for_the_product_release(journey, physician):
     assert stage_statuses(journey)[1:3] == ["in_progress", "pending"]
     with pytest.raises(StageOrderViolation):
         step_complete(actor=physician, step_id=step_of(journey, "ld-day-5").id)
-    step_complete(actor=physician, step_id=step_of(journey, "qc-release").id)
+    step_complete(actor=physician, step_id=step_of(journey, "qc-release").id,
+                  record=minimal_record(step_of(journey, "qc-release")))
     journey = fresh(journey)
     assert journey.product_released_at == datetime(2026, 3, 3, 9, 0, tzinfo=BERLIN)
     assert journey.current_stage == 3
@@ -391,7 +392,8 @@ def test_a_stale_expected_version_is_refused(journey, nurse, coordinator):
 
 def test_rescheduling_day0_moves_pending_day0_steps_only(journey, coordinator, physician):
     advance_to(journey, 2, physician)
-    step_complete(actor=physician, step_id=step_of(journey, "qc-release").id)  # a done Day-0 step
+    step_complete(actor=physician, step_id=step_of(journey, "qc-release").id,
+                  record=minimal_record(step_of(journey, "qc-release")))  # a done Day-0 step
     before = {s.template.code: s for s in Step.objects.filter(journey=journey).select_related("template")}
     day0_reschedule(actor=coordinator, journey_id=journey.id, new_day0=date(2026, 3, 31), reason="Plant slot moved")
     after = {s.template.code: s for s in Step.objects.filter(journey=journey).select_related("template")}
@@ -433,7 +435,8 @@ def test_infusion_on_another_day_reanchors_day0_and_then_day0_is_fixed(journey, 
     step_complete(actor=physician, step_id=step_of(journey, "admission").id)
     monitoring = step_of(journey, "monitoring-day-1")
     assert monitoring.due_on == date(2026, 3, 25)
-    step_complete(actor=physician, step_id=step_of(journey, "coi-check").id)
+    step_complete(actor=physician, step_id=step_of(journey, "coi-check").id,
+                  record=minimal_record(step_of(journey, "coi-check")))
     step_complete(actor=physician, step_id=step_of(journey, "infusion").id)  # today, 3 March, not 24 March
     journey = fresh(journey)
     assert (journey.day0_planned, journey.day0_actual, journey.day0) == (DAY0, date(2026, 3, 3), date(2026, 3, 3))

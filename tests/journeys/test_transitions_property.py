@@ -34,10 +34,15 @@ from journeys.services import (
     step_skip,
 )
 from journeys.transitions import UNSKIPPABLE_MILESTONES
-from tests.factories import PatientFactory, UserFactory, make_protocol
+from tests.factories import PatientFactory, UserFactory, make_protocol, minimal_record
 
 _mrns = itertools.count()
 ROLES = ["coordinator", "nurse", "physician", "viewer"]
+
+
+def _record(step_id: int) -> dict:
+    # The walk is about transitions, not records: every step carries what its template requires.
+    return minimal_record(Step.objects.select_related("template").get(pk=step_id))
 
 
 def pick(data, queryset):
@@ -74,7 +79,7 @@ class JourneyMachine(RuleBasedStateMachine):
             steps = steps.filter(stage__status=StageStatus.IN_PROGRESS)
         if step_id := pick(data, steps):
             was_active = Journey.objects.get(pk=self.journey.pk).status == JourneyStatus.ACTIVE
-            self.attempt(step_complete, actor=self.users[role], step_id=step_id)
+            self.attempt(step_complete, actor=self.users[role], step_id=step_id, record=_record(step_id))
             if not was_active:  # on hold, withdrawn or completed: no step may be recorded
                 assert Step.objects.get(pk=step_id).status != StepStatus.DONE
 
@@ -83,7 +88,7 @@ class JourneyMachine(RuleBasedStateMachine):
         # Walks a whole stage at once so that twenty actions can reach the later stages.
         for step_id in Step.objects.filter(journey=self.journey, status=StepStatus.PENDING,
                                            stage__status=StageStatus.IN_PROGRESS).values_list("id", flat=True):
-            self.attempt(step_complete, actor=self.users["physician"], step_id=step_id)
+            self.attempt(step_complete, actor=self.users["physician"], step_id=step_id, record=_record(step_id))
 
     @rule(data=st.data(), reason=st.sampled_from(["", "Patient declined the visit", "Done at the referring site"]),
           in_current_stage=st.booleans())
@@ -98,7 +103,7 @@ class JourneyMachine(RuleBasedStateMachine):
     def record_a_resolved_step_again(self, data, role):
         if step_id := pick(data, Step.objects.filter(journey=self.journey).exclude(status=StepStatus.PENDING)):
             before = Step.objects.values("status", "completed_by", "completed_at", "version").get(pk=step_id)
-            self.attempt(step_complete, actor=self.users[role], step_id=step_id)
+            self.attempt(step_complete, actor=self.users[role], step_id=step_id, record=_record(step_id))
             assert Step.objects.values("status", "completed_by", "completed_at", "version").get(pk=step_id) == before
 
     @rule(days=st.integers(min_value=-10, max_value=30), reason=st.sampled_from(["", "Plant slot moved"]))

@@ -3,6 +3,7 @@
 Everything goes through the real services, so the demo data obeys the same rules as real data.
 """
 
+import math
 import random
 import sys
 from datetime import date, datetime, time, timedelta
@@ -108,8 +109,9 @@ class Command(BaseCommand):
                     sex=rng.choice([Sex.FEMALE, Sex.FEMALE, Sex.MALE]), indication=indications[index % len(indications)],
                     coordinator=coordinator, nurse=nurse, physician=physician,
                 )
+                height_cm, weight_kg = rng.randint(155, 190), rng.randint(50, 95)
                 measurement_record(actor=nurse, patient_id=patient.id, measured_on=today - timedelta(days=max(days_since, 0) + 10),
-                                   height_cm=rng.randint(155, 190), weight_kg=rng.randint(50, 95))
+                                   height_cm=height_cm, weight_kg=weight_kg)
                 consent_record(actor=coordinator, patient_id=patient.id,
                                signed_on=today - timedelta(days=max(days_since, 0) + 14), document_version="2026-01")
                 journey = journey_services.journey_start(
@@ -118,13 +120,13 @@ class Command(BaseCommand):
                 )
                 # About one patient in six has a step left undone a day or two ago: the overdue list.
                 leave_overdue = index % 6 == 2
-                self._walk(journey, today, by_role, leave_overdue)
+                self._walk(journey, today, by_role, leave_overdue, DemoRecords(rng, journey, height_cm, weight_kg))
                 if index == count - 3 and journey.status == JourneyStatus.ACTIVE:
                     journey_services.journey_hold(actor=physician, journey_id=journey.id,
                                                   reason="Upper respiratory infection; reassess in a week")
             progress.advance()
 
-    def _walk(self, journey, today: date, by_role: dict, leave_overdue: bool) -> None:
+    def _walk(self, journey, today: date, by_role: dict, leave_overdue: bool, demo_records: "DemoRecords") -> None:
         """Record every step due before today, in date order, as the ward would have."""
         zone = clinic_zone()
         while True:
@@ -137,4 +139,69 @@ class Command(BaseCommand):
                 return
             performed = datetime.combine(step.due_on, time(10, 30), tzinfo=zone)
             journey_services.step_complete(actor=by_role[step.template.responsible_role], step_id=step.id,
-                                           performed_at=performed, notes="")
+                                           performed_at=performed, notes="", record=demo_records.for_step(step))
+
+
+class DemoRecords:
+    """Plausible values for what each step records, so the demo's timeline reads like a ward's: CRS grade 0
+    or 1 almost always (autoimmune series report mostly grade 1), B cells absent for about 100 days, then back."""
+
+    def __init__(self, rng: random.Random, journey, height_cm: int, weight_kg: int):
+        self.rng, self.journey, self.weight_kg = rng, journey, weight_kg
+        self.bsa = round(math.sqrt(height_cm * weight_kg / 3600), 2)  # Mosteller
+        self.activity = rng.choice([8, 10, 12, 16, 20])
+
+    def for_step(self, step) -> dict:
+        rng, journey = self.rng, self.journey
+        day = (step.due_on - journey.day0).days
+        crs = rng.choices(["0", "1", "2"], weights=[70, 27, 3])[0]
+        icans = rng.choices(["0", "1"], weights=[95, 5])[0]
+        if day >= 28:
+            self.activity = max(0, self.activity - rng.choice([2, 4, 6]))
+        values = {
+            "cd3_count": rng.randint(600, 1600),
+            "pregnancy_test": rng.choice(["negative", "not_applicable"]),
+            "infection_screen": "clear",
+            "volume_processed": round(rng.uniform(8, 14), 1),
+            "volume_collected": rng.randint(120, 260),
+            "cd3_yield": round(rng.uniform(2, 8), 2),
+            "bag_id": f"BAG-{journey.pk:05d}",
+            "coi_id": f"COI-{journey.leukapheresis_date:%Y}-{journey.pk:05d}",
+            "courier": "MedLogistik",
+            "tracking_number": f"ML{rng.randint(10**7, 10**8 - 1)}",
+            "temperature_on_arrival": round(rng.uniform(3, 7), 1),
+            "temperature_log_ok": True,
+            "lot_number": f"LOT-{journey.pk:05d}-A",
+            "sterility": "no_growth",
+            "viability": round(rng.uniform(85, 97), 1),
+            "car_expression": round(rng.uniform(25, 60), 1),
+            "vector_copy_number": round(rng.uniform(0.8, 3.5), 2),
+            "creatinine_clearance": rng.randint(70, 130),
+            "dose_adjustment": "none",
+            "bsa": self.bsa,
+            "fludarabine_mg": round(25 * self.bsa, 1),
+            "cyclophosphamide_mg": round(1000 * self.bsa),
+            "double_checked_by": "Paul Richter",
+            "coi_match": True,
+            "second_checker": "Paul Richter",
+            "dose_per_kg": 1.0,
+            "total_cells": float(self.weight_kg),
+            "temperature_max": round(rng.uniform(38.0, 38.9) if crs != "0" else rng.uniform(36.4, 37.8), 1),
+            "crs_grade": crs,
+            "ice_score": 10 if icans == "0" else rng.choice([7, 8, 9]),
+            "icans_grade": icans,
+            "tocilizumab_mg": min(800, 8 * self.weight_kg) if crs == "2" else None,
+            "discharge_date": step.due_on.isoformat(),
+            "restrictions_until": (journey.day0 + timedelta(days=14)).isoformat(),
+            "cd19_b_cells": 0.0 if day < 100 else round(rng.uniform(50, 400), 1),
+            "igg": round(rng.uniform(5.5, 10.5), 1),
+            "creatinine": rng.randint(55, 95),
+            "egfr": rng.randint(80, 115),
+            "disease_activity": self.activity,
+            "infection_since_last_visit": rng.choices(["none", "mild"], weights=[85, 15])[0],
+            "remission": rng.choices(["doris", "lldas"], weights=[80, 20])[0],
+            "contact": rng.choice(["visit", "phone", "questionnaire"]),
+            "new_malignancy": "none",
+        }
+        return {spec["name"]: values[spec["name"]] for spec in step.template.record_fields
+                if values.get(spec["name"]) is not None}

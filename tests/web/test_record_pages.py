@@ -1,0 +1,155 @@
+"""The bedside completion form asks for the step's own fields, says what is wrong next to the field,
+keeps what was typed, and the patient page shows what was recorded."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from journeys.models import Step, StepStatus
+
+PASSWORD = "correct-horse-battery"  # tests.factories.UserFactory
+
+
+def _step(journey, code):
+    return journey.steps.select_related("template").get(template__code=code)
+
+
+def _post(client, step, record: dict, *, password=PASSWORD):
+    performed = timezone.localtime().replace(second=0, microsecond=0) - timedelta(minutes=10)
+    return client.post(reverse("step_complete", args=[step.public_id]), {
+        "performed_at": performed.strftime("%Y-%m-%dT%H:%M"), "notes": "", "signature_meaning": "performed",
+        "password": password, "version": step.version, **{f"record.{name}": value for name, value in record.items()},
+    })
+
+
+def _field_block(page: str, name: str) -> str:
+    """The HTML of one field's block: from its <div class="field"> to the next one."""
+    start = page.rindex('<div class="field', 0, page.index(f'name="record.{name}"'))
+    end = page.find('<div class="field', start + 1)
+    return page[start:end if end != -1 else len(page)]
+
+
+@pytest.mark.django_db
+def test_the_monitoring_form_asks_for_each_field_with_the_right_input_and_its_unit(client, nurse, journey):
+    client.force_login(nurse)
+    page = client.get(reverse("step_complete", args=[_step(journey, "monitoring-day-1").public_id])).content.decode()
+    temperature = _field_block(page, "temperature_max")
+    assert 'type="number"' in temperature and 'inputmode="decimal"' in temperature
+    assert 'min="34"' in temperature and 'max="43"' in temperature and 'step="0.1"' in temperature
+    assert ">°C</span>" in temperature and "Highest temperature" in temperature
+    ice = _field_block(page, "ice_score")
+    assert 'inputmode="numeric"' in ice and 'step="1"' in ice and 'max="10"' in ice
+    crs = _field_block(page, "crs_grade")
+    assert "<select" in crs and '<option value="1">Grade 1: fever ≥ 38 °C</option>' in crs
+    assert "(optional)" not in crs  # the grade is what a monitoring day is for
+    tocilizumab = _field_block(page, "tocilizumab_mg")
+    assert 'max="800"' in tocilizumab and ">mg</span>" in tocilizumab and "(optional)" in tocilizumab
+    # The step's own fields come after the time performed and before the signature.
+    assert page.index('name="performed_at"') < page.index('name="record.temperature_max"') < page.index('name="password"')
+
+
+@pytest.mark.django_db
+def test_a_required_yes_no_is_asked_as_a_question_and_an_optional_one_as_a_box(client, physician, journey):
+    client.force_login(physician)  # a physician may record any step
+    coi = client.get(reverse("step_complete", args=[_step(journey, "coi-check").public_id])).content.decode()
+    block = _field_block(coi, "coi_match")
+    assert block.count('type="radio"') == 2 and "Yes" in block and "No" in block and "(optional)" not in block
+    receipt = client.get(reverse("step_complete", args=[_step(journey, "plant-receipt").public_id])).content.decode()
+    assert 'type="checkbox"' in _field_block(receipt, "temperature_log_ok")
+    discharge = client.get(reverse("step_complete", args=[_step(journey, "discharge").public_id])).content.decode()
+    assert 'type="date"' in _field_block(discharge, "restrictions_until")
+
+
+@pytest.mark.django_db
+def test_a_wrong_value_is_shown_next_to_its_field_and_what_was_typed_stays(client, nurse, journey):
+    step = _step(journey, "monitoring-day-1")
+    client.force_login(nurse)
+    response = _post(client, step, {"temperature_max": "45", "crs_grade": "1", "ice_score": "9", "icans_grade": "1",
+                                   "steroids": "none"})
+    assert response.status_code == 400
+    assert dict(response.context["form"].errors) == {"record.temperature_max": ["Must be from 34 to 43 °C."]}
+    page = response.content.decode()
+    temperature = _field_block(page, "temperature_max")
+    assert "Must be from 34 to 43 °C." in temperature and 'value="45"' in temperature
+    assert 'aria-describedby="id_record.temperature_max_error' in temperature
+    assert '<option value="1" selected>' in _field_block(page, "crs_grade")
+    assert 'value="9"' in _field_block(page, "ice_score") and "error" not in _field_block(page, "ice_score")
+    assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
+
+
+@pytest.mark.django_db
+def test_a_missing_required_field_is_said_even_when_the_password_is_wrong_too(client, nurse, journey):
+    step = _step(journey, "leukapheresis")
+    client.force_login(nurse)
+    response = _post(client, step, {"bag_id": "BAG-7"}, password="not-mine")
+    errors = response.context["form"].errors
+    assert errors["record.coi_id"] == ["Required for this step."] and "password" in errors
+    assert 'value="BAG-7"' in _field_block(response.content.decode(), "bag_id")
+
+
+@pytest.mark.django_db
+def test_the_recorded_values_are_stored_and_shown_on_the_patient_page(client, nurse, journey):
+    step = _step(journey, "eligibility-labs")
+    client.force_login(nurse)
+    response = _post(client, step, {"cd3_count": "850", "pregnancy_test": "negative", "infection_screen": ""})
+    assert response.status_code == 302
+    step.refresh_from_db()
+    assert (step.status, step.record) == (StepStatus.DONE, {"cd3_count": 850, "pregnancy_test": "negative"})
+    page = client.get(reverse("patient_detail", args=[journey.patient.public_id])).content.decode()
+    row = re.search(rf'id="step-{step.public_id}".*?</li>', page, re.S).group(0)
+    assert '<span class="tl-record">CD3+ 850 /µL · Pregnancy test Negative</span>' in row
+    audit = page[page.index('id="audit-heading"'):]
+    assert "Recorded: CD3+ 850 /µL · Pregnancy test Negative" in audit
+
+
+@pytest.mark.django_db
+def test_a_dosing_step_shows_the_dose_calculated_from_the_latest_height_and_weight(client, nurse, journey):
+    from decimal import Decimal
+
+    from patients.services import measurement_record
+
+    today = timezone.localdate()
+    measurement_record(actor=nurse, patient_id=journey.patient_id, measured_on=today - timedelta(days=30),
+                       height_cm=Decimal("150.0"), weight_kg=Decimal("50.0"))
+    measurement_record(actor=nurse, patient_id=journey.patient_id, measured_on=today - timedelta(days=2),
+                       height_cm=Decimal("170.0"), weight_kg=Decimal("62.5"))  # BSA 1.72 m²
+    client.force_login(nurse)
+    page = client.get(reverse("step_complete", args=[_step(journey, "ld-day-3").public_id])).content.decode()
+    assert "25 mg/m² × 1.72 m² = 43.0 mg" in _field_block(page, "fludarabine_mg")
+    assert "1000 mg/m² × 1.72 m² = 1720 mg" in _field_block(page, "cyclophosphamide_mg")
+    assert "m² =" not in _field_block(page, "double_checked_by")
+
+
+@pytest.mark.django_db
+def test_recorded_values_cost_the_patient_page_no_extra_queries(client, physician, journey, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from journeys import services
+    from tests.factories import minimal_record
+
+    url = reverse("patient_detail", args=[journey.patient.public_id])
+    client.force_login(physician)
+    client.get(url)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    before = count()
+    services.step_complete(actor=physician, step_id=_step(journey, "leukapheresis").id,
+                           record={"coi_id": "COI-1", "bag_id": "B-1"})
+    # The header's count of late steps counts steps, however many recorded events the audit below it shows.
+    overdue = Step.objects.filter(journey=journey, status=StepStatus.PENDING, overdue_after__lte=timezone.now()).count()
+    assert overdue and f"{overdue} overdue</span>" in client.get(url).content.decode()
+    for code, record in [("eligibility-labs", {"cd3_count": 700}), ("eligibility-signoff", {}),
+                         ("shipment", {"courier": "MedLogistik"})]:
+        step = _step(journey, code)
+        services.step_complete(actor=physician, step_id=step.id, record=record or minimal_record(step))
+    with django_assert_max_num_queries(before):
+        page = client.get(url).content.decode()
+    assert "COI COI-1" in page and "Courier MedLogistik" in page
