@@ -12,7 +12,7 @@ class StepTemplateInline(admin.TabularInline):
     model = StepTemplate
     extra = 0
     fields = ("position", "stage", "code", "name", "anchor", "offset_days", "window_before_days",
-              "window_after_days", "grace_hours", "responsible_role", "required", "milestone", "record_fields")
+              "window_after_days", "grace_hours", "responsible_role", "required", "milestone", "done_after", "record_fields")
     # The specs are JSON, checked on save by journeys.records.validate_specs (errors show under the row).
     formfield_overrides = {models.JSONField: {"widget": Textarea(attrs={"rows": 3, "cols": 60})}}
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import date
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
@@ -88,6 +89,12 @@ class StepTemplate(models.Model):
     required = models.BooleanField(default=True, help_text="Must be done or skipped with a reason to finish the stage.")
     milestone = models.CharField(max_length=20, choices=Milestone.choices, blank=True, default=Milestone.NONE)
     position = models.PositiveIntegerField(default=0)
+    # A safety order inside a stage, by code so that a new protocol version copies it as it is:
+    # the bag's chain of identity is checked before the cells go in, never after.
+    done_after = models.SlugField(
+        max_length=60, blank=True,
+        help_text="Code of a step of the same protocol that must be recorded as done before this one.",
+    )
     record_fields = models.JSONField(
         default=list, blank=True, validators=[validate_specs],
         help_text='What completing the step records: a list of field specs, e.g. [{"name": "crs_grade", '
@@ -106,6 +113,17 @@ class StepTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.protocol} / {self.name}"
+
+    def clean(self):
+        super().clean()
+        if self.done_after:
+            if self.done_after == self.code:
+                raise ValidationError({"done_after": "A step cannot wait for itself."})
+            earlier = StepTemplate.objects.filter(protocol_id=self.protocol_id, code=self.done_after).first()
+            if earlier is None:
+                raise ValidationError({"done_after": "No step of this protocol has that code."})
+            if earlier.stage > self.stage:
+                raise ValidationError({"done_after": "That step belongs to a later stage."})
 
 
 class JourneyStatus(models.TextChoices):

@@ -15,6 +15,8 @@ A spec:
 - `min`/`max` (numbers only), `step` (decimal only: the input's step, e.g. 0.1).
 - `choices`: [value, label] or [value, label, short]; the short form is what the timeline shows.
 - `short`: the timeline's name for the value (default: the label).
+- `must_be` (yes/no only): the one answer that lets the step be recorded as done; any other answer is
+  refused with the field's help (a failed COI check is not a completed one).
 - `per_m2` (numbers only): a dose per m² of body surface area; the form shows the dose calculated from the
   patient's latest height and weight beside the field (a help, never a value filled in for the nurse).
 
@@ -39,7 +41,7 @@ from carclinic.errors import InvalidInput
 FIELD_TYPES = ("integer", "decimal", "choice", "boolean", "text", "date")
 NUMBER_TYPES = ("integer", "decimal")
 SPEC_KEYS = {"name", "label", "type", "unit", "min", "max", "step", "choices", "required", "help", "short", "max_length",
-             "per_m2"}
+             "per_m2", "must_be"}
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 TEXT_MAX_LENGTH = 200
 _TRUE = {"true", "yes", "on", "1"}
@@ -86,6 +88,8 @@ def spec_errors(specs) -> list[str]:
                 errors.append(f"{where}: {key} must be text.")
         if "required" in spec and not isinstance(spec["required"], bool):
             errors.append(f"{where}: required must be true or false.")
+        if "must_be" in spec and (kind != "boolean" or not isinstance(spec["must_be"], bool)):
+            errors.append(f"{where}: must_be is true or false, for yes/no fields only.")
         bounds = {key: spec[key] for key in ("min", "max", "step", "per_m2") if key in spec}
         if bounds and kind not in NUMBER_TYPES:
             errors.append(f"{where}: min, max, step and per_m2 are for numbers only.")
@@ -235,6 +239,12 @@ def record_errors(specs: list[dict], record) -> tuple[dict, dict[str, list[str]]
             cleaned[spec["name"]] = _clean_value(spec, raw)
         except ValueError as error:
             errors[error_key(spec["name"])] = [str(error)]
+            continue
+        if "must_be" in spec and cleaned[spec["name"]] != spec["must_be"]:
+            # A safety check answered the wrong way stops the step: recording "done" would let the
+            # journey move on (the infusion follows the COI check) on a failed check.
+            errors[error_key(spec["name"])] = [" ".join(filter(None, (
+                f"Only “{'yes' if spec['must_be'] else 'no'}” lets this step be recorded as done.", spec.get("help"))))]
     return cleaned, errors
 
 

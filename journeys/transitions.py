@@ -82,6 +82,12 @@ def guard_step(journey, step, to_status: str) -> None:
         raise StageOrderViolation(
             f"{step.stage.get_number_display()} has not started yet; finish the stage before it first."
         )
+    if to_status == StepStatus.DONE and step.template.done_after:
+        earlier = journey.steps.select_related("template").filter(template__code=step.template.done_after).first()
+        if earlier is not None and earlier.status != StepStatus.DONE:
+            raise TransitionNotAllowed(
+                f"Record '{earlier.template.name}' as done first: '{step.template.name}' may only follow it."
+            )
     if to_status == StepStatus.SKIPPED and step.template.milestone in UNSKIPPABLE_MILESTONES:
         raise TransitionNotAllowed(
             f"'{step.template.name}' records {Milestone(step.template.milestone).label.split(':')[0].lower()} "

@@ -138,5 +138,5 @@ def minimal_record(step_or_template) -> dict:
         elif spec["type"] in ("integer", "decimal"):
             record[spec["name"]] = spec.get("min", 0)
         else:
-            record[spec["name"]] = values[spec["type"]]
+            record[spec["name"]] = spec.get("must_be", values[spec["type"]])
     return record

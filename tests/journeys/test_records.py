@@ -243,3 +243,49 @@ def test_admin_refuses_a_bad_spec_next_to_the_step_and_saves_a_good_one(client, 
     assert post(good).status_code == 302
     template.refresh_from_db()
     assert template.record_fields == good
+
+
+def _to_stage_4(journey, actor):
+    """Every step of stages 1–3 done with a minimal record, so the infusion stage is under way."""
+    while step := journey.steps.select_related("template").filter(
+            status=StepStatus.PENDING, stage__status="in_progress", stage__number__lt=4).order_by("id").first():
+        step_complete(actor=actor, step_id=step.id, record=minimal_record(step))
+
+
+def test_a_failed_coi_check_is_refused_and_the_infusion_cannot_be_recorded_before_a_passed_one(journey, physician):
+    from journeys.errors import TransitionNotAllowed
+
+    _to_stage_4(journey, physician)
+    check = journey.steps.select_related("template").get(template__code="coi-check")
+    infusion = journey.steps.get(template__code="infusion")
+    with pytest.raises(TransitionNotAllowed, match="Chain-of-identity check"):
+        step_complete(actor=physician, step_id=infusion.id, record=minimal_record(infusion))
+
+    mismatch = lambda: step_complete(actor=physician, step_id=check.id, record={"coi_match": "no"})  # noqa: E731
+    assert list(error_keys(mismatch)) == ["record.coi_match"]
+    with pytest.raises(InvalidInput) as refused:
+        mismatch()
+    assert "do not infuse" in refused.value.field_errors["record.coi_match"][0]
+    assert Step.objects.get(pk=check.pk).status == StepStatus.PENDING
+
+    step_complete(actor=physician, step_id=check.id, record={"coi_match": "yes"})
+    assert step_complete(actor=physician, step_id=infusion.id, record=minimal_record(infusion)).status == StepStatus.DONE
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"name": "ok", "label": "OK", "type": "text", "must_be": True}, "must_be is true or false, for yes/no fields only"),
+    ({"name": "ok", "label": "OK", "type": "boolean", "must_be": "yes"}, "must_be is true or false"),
+])
+def test_must_be_only_fits_a_yes_no_field(spec, words):
+    assert any(words in error for error in records.spec_errors([spec]))
+
+
+@pytest.mark.django_db
+def test_a_step_cannot_wait_for_itself_or_for_a_step_the_protocol_lacks(protocol):
+    infusion = protocol.step_templates.get(code="infusion")
+    assert infusion.done_after == "coi-check"
+    infusion.full_clean()
+    for code, words in (("infusion", "cannot wait for itself"), ("no-such-step", "No step of this protocol")):
+        infusion.done_after = code
+        with pytest.raises(ValidationError, match=words):
+            infusion.full_clean()
