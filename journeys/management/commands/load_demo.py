@@ -199,7 +199,8 @@ class DemoRecords:
             "egfr": rng.randint(80, 115),
             "disease_activity": self.activity,
             "infection_since_last_visit": rng.choices(["none", "mild"], weights=[85, 15])[0],
-            "remission": rng.choices(["doris", "lldas"], weights=[80, 20])[0],
+            # DORIS asks for a clinical SLEDAI of 0; LLDAS allows up to 4.
+            "remission": "doris" if self.activity == 0 else "lldas" if self.activity <= 4 else "active",
             "contact": rng.choice(["visit", "phone", "questionnaire"]),
             "new_malignancy": "none",
         }
