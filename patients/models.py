@@ -11,10 +11,14 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 
+# Letters that Unicode does not decompose into a base letter and an accent.
+_PLAIN_LETTERS = str.maketrans({"ı": "i", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe"})
+
+
 def name_search_key(text: str) -> str:
-    """Names as a ward types them: without accents or case, so "muller" finds Müller and "bjork" Björk."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).casefold().split())
+    """Names as a ward types them: without accents or case, so "muller" finds Müller, "yilmaz" Yılmaz."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_PLAIN_LETTERS))
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
 
 
 class Indication(models.TextChoices):

@@ -33,8 +33,8 @@ DEMO_USERS = [
 # Fictional people; any likeness to a real patient is chance.
 GIVEN = ["Maria", "Lena", "Aylin", "Sophie", "Jonas", "Elif", "Hannah", "Mila", "Noah", "Emma", "Lea", "Anna",
          "Paula", "Ida", "Ben", "Clara", "Zoe", "Mira", "Lina", "Theo"]
-FAMILY = ["Ortiz", "Becker", "Yilmaz", "Hoffmann", "Schulz", "Novak", "Keller", "Fischer", "Wagner", "Braun",
-          "Wolf", "Neumann", "Krause", "Vogel", "Jung", "Roth", "Frank", "Berg", "Haas", "Lorenz"]
+FAMILY = ["Ortiz", "Becker", "Yılmaz", "Hoffmann", "Schulz", "Novák", "Keller", "Müller", "Wagner", "Braun",
+          "Wolf", "Neumann", "Krause", "Vogel", "Jäger", "Roth", "Frank", "Berg", "Haas", "Lorenz"]
 # Days since leukapheresis, chosen to put patients in every stage: before collection, in the plant,
 # in lymphodepletion, on the ward after infusion, and in follow-up for up to three years.
 DAYS_SINCE_LEUKAPHERESIS = [-9, -6, -3, -1, 0, 1, 3, 6, 9, 12, 14, 15, 16, 17, 18, 19, 21, 22, 24, 26, 28,
