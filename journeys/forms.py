@@ -50,17 +50,13 @@ class DashboardFilterForm(forms.Form):
         }
 
 
-class StepCompleteForm(forms.Form):
-    """Recording a step, signed electronically: the signer re-enters the password (21 CFR Part 11 spirit)."""
+class SignedRecordForm(forms.Form):
+    """A step's own fields, signed electronically: the signer re-enters the password (21 CFR Part 11 spirit)."""
 
-    performed_at = forms.DateTimeField(label="Time performed", widget=DateTimeLocalInput(),
-                                       input_formats=[DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"])
-    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
-    signature_meaning = forms.ChoiceField(label="Meaning of your signature", choices=SignatureMeaning.choices,
-                                          widget=forms.RadioSelect, initial=SignatureMeaning.PERFORMED)
     password = forms.CharField(label="Your password (electronic signature)", strip=False,
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
     version = forms.IntegerField(widget=forms.HiddenInput)
+    refused_signature = "That is not your password. The step was not recorded."
 
     def __init__(self, *args, signer=None, record_fields=(), measurement=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -72,14 +68,15 @@ class StepCompleteForm(forms.Form):
             if calculated := records.calculated_dose(spec, measurement and measurement.body_surface_area_m2):
                 field.help_text = (f"{field.help_text} Calculated from the height and weight of "
                                    f"{measurement.measured_on:%d %b %Y}: {calculated}.").strip()
-        self.order_fields(["performed_at", *(records.error_key(spec["name"]) for spec in self.record_specs)])
-        if not self.is_bound:
-            self.initial.setdefault("performed_at", timezone.localtime().replace(second=0, microsecond=0))
+
+    @property
+    def record_field_names(self) -> list[str]:
+        return [records.error_key(spec["name"]) for spec in self.record_specs]
 
     def clean_password(self):
         password = self.cleaned_data["password"]
         if self.signer is None or not self.signer.check_password(password):
-            raise forms.ValidationError("That is not your password. The step was not recorded.")
+            raise forms.ValidationError(self.refused_signature)
         return password
 
     def clean(self):
@@ -91,6 +88,48 @@ class StepCompleteForm(forms.Form):
                 for message in messages:
                     self.add_error(key, message)
         return cleaned
+
+
+class StepCompleteForm(SignedRecordForm):
+    """Recording a pending step as done."""
+
+    performed_at = forms.DateTimeField(label="Time performed", widget=DateTimeLocalInput(),
+                                       input_formats=[DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"])
+    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
+    signature_meaning = forms.ChoiceField(label="Meaning of your signature", choices=SignatureMeaning.choices,
+                                          widget=forms.RadioSelect, initial=SignatureMeaning.PERFORMED)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The signature comes last, after everything it signs.
+        self.order_fields(["performed_at", *self.record_field_names, "notes", "signature_meaning", "password", "version"])
+        if not self.is_bound:
+            self.initial.setdefault("performed_at", timezone.localtime().replace(second=0, microsecond=0))
+
+
+class StepCorrectForm(SignedRecordForm):
+    """Correcting what a done step recorded: the values as they stand, changed, with a reason, signed again."""
+
+    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
+    reason = forms.CharField(label="Reason for the correction (goes into the audit trail)", max_length=2000,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+    refused_signature = "That is not your password. Nothing was corrected."
+
+    def __init__(self, *args, step=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.order_fields([*self.record_field_names, "notes", "reason", "password", "version"])
+        if not self.is_bound and step is not None:
+            self.initial.update({"notes": step.notes, "version": step.version})
+            for spec in self.record_specs:
+                if spec["name"] in (step.record or {}):
+                    self.initial[records.error_key(spec["name"])] = form_value(spec, step.record[spec["name"]])
+
+
+def form_value(spec: dict, stored):
+    """A stored value as its input shows it: a required yes/no as the radio's "yes"/"no"."""
+    if spec["type"] == "boolean" and spec.get("required"):
+        return "yes" if stored else "no"
+    return stored
 
 
 def record_form_field(spec: dict) -> forms.Field:

@@ -295,6 +295,7 @@ class EventKind(models.TextChoices):
     STEP_DONE = "step_done", "Step done"
     STEP_SKIPPED = "step_skipped", "Step skipped"
     STEP_NOT_APPLICABLE = "step_not_applicable", "Step not applicable"
+    STEP_CORRECTED = "step_corrected", "Record corrected"
     ANCHOR_MOVED = "anchor_moved", "Schedule moved"
     PRODUCT_RELEASED = "product_released", "Product released"
 

@@ -291,6 +291,17 @@ def summary(specs: list[dict], record: dict | None) -> str:
     return " · ".join(parts)
 
 
+def changes(specs: list[dict], before: dict, after: dict) -> str:
+    """What a correction changed, in the specs' order: "CRS grade 1 → 0 · Tmax 38.2 °C → 37.2 °C"."""
+    parts = []
+    for spec in specs or []:
+        old, new = before.get(spec["name"]), after.get(spec["name"])
+        if old != new:
+            shown = [display_value(spec, value) if value is not None else "—" for value in (old, new)]
+            parts.append(f"{spec.get('short') or spec['label']} {shown[0]} → {shown[1]}")
+    return " · ".join(parts)
+
+
 def calculated_dose(spec: dict, bsa_m2) -> str:
     """ "25 mg/m² × 1.72 m² = 43.0 mg" for a per-m² dose field, or "" when the field or the BSA says nothing."""
     if not spec.get("per_m2") or not bsa_m2:

@@ -31,7 +31,7 @@ from journeys.models import (
 )
 from journeys.transitions import guard_journey, guard_stage_complete, guard_stage_start, guard_step
 from patients.models import Patient
-from staff.roles import Action, authorize, authorize_step_resolution
+from staff.roles import Action, NotPermitted, Role, authorize, authorize_step_resolution
 
 # A performed time a few minutes ahead of the server's clock is a ward clock running fast, not a
 # prediction; more than that is a typing error.
@@ -317,6 +317,61 @@ def step_skip(*, actor, step_id: int, reason: str, expected_version: int | None 
     _event(journey, EventKind.STEP_SKIPPED, actor=actor, at=now, step=step, reason=reason,
            from_state=StepStatus.PENDING, to_state=StepStatus.SKIPPED)
     _advance(journey, actor=actor, at=now)
+    return step
+
+
+# Who may correct a record someone else signed: the nurse who recorded it, or a supervisor role.
+_CORRECT_ANYONES = frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN})
+
+
+def may_correct_step(actor, step: Step) -> bool:
+    """Whether this user may correct this step's record: its role's rule, and a nurse only what she recorded."""
+    try:
+        authorize_step_resolution(actor, step.template.responsible_role, Action.CORRECT_STEP)
+    except NotPermitted:
+        return False
+    return step.completed_by_id == actor.pk or bool(actor.roles & _CORRECT_ANYONES)
+
+
+def authorize_step_correction(actor, step: Step) -> None:
+    authorize_step_resolution(actor, step.template.responsible_role, Action.CORRECT_STEP)
+    if not may_correct_step(actor, step):
+        raise NotPermitted(Action.CORRECT_STEP, f"{step.completed_by} recorded this step; ask them, a coordinator "
+                                                "or a physician to correct it.")
+
+
+@transaction.atomic
+def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason: str,
+                        expected_version: int | None = None) -> Step:
+    """Correct what a done step recorded (a value typed wrong), with a reason. The first record stays in
+    the step's history and the correction's event holds both, so what was signed is never lost.
+
+    The time performed is not corrected here: on a collection or an infusion it moves the schedule."""
+    authorize(actor, Action.CORRECT_STEP)
+    reason = _require_reason(reason)
+    journey, step = _lock_step(step_id)
+    authorize_step_correction(actor, step)
+    if step.status != StepStatus.DONE:
+        raise TransitionNotAllowed(f"Only a step recorded as done has values to correct; this one is "
+                                   f"{step.get_status_display().lower()}.")
+    _check_step_version(step, expected_version)
+    corrected = records.clean_record(step.template.record_fields, record)
+    notes = (notes or "").strip()
+    before = {"record": step.record or {}, "notes": step.notes}
+    after = {"record": corrected, "notes": notes}
+    if before == after:
+        raise InvalidInput("Nothing was changed.", field_errors={"__all__": ["Change a value to correct it."]})
+    changed = sorted({name for name in {*before["record"], *corrected}
+                      if before["record"].get(name) != corrected.get(name)} | ({"notes"} if before["notes"] != notes else set()))
+    now = timezone.now()
+    step.record, step.notes = corrected, notes
+    step.version += 1
+    step._history_user = actor
+    step._change_reason = reason
+    step.save()
+    _event(journey, EventKind.STEP_CORRECTED, actor=actor, at=now, step=step, reason=reason,
+           from_state=StepStatus.DONE, to_state=StepStatus.DONE,
+           detail={"changed": changed, "before": before, "after": after})
     return step
 
 

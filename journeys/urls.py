@@ -14,4 +14,5 @@ urlpatterns = [
     path("my-steps/", views.my_steps, name="my_steps"),
     path("steps/<uuid:public_id>/complete/", views.step_complete, name="step_complete"),
     path("steps/<uuid:public_id>/skip/", views.step_skip, name="step_skip"),
+    path("steps/<uuid:public_id>/correct/", views.step_correct, name="step_correct"),
 ]

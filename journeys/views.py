@@ -25,9 +25,10 @@ from journeys.forms import (
     JourneyStartForm,
     JourneyStatusForm,
     StepCompleteForm,
+    StepCorrectForm,
     StepSkipForm,
 )
-from journeys.models import Journey, StageNumber, Step, StepStatus
+from journeys.models import EventKind, Journey, StageNumber, Step, StepStatus
 from patients.models import Patient
 from staff.access import role_required
 from staff.roles import Action, NotPermitted, Role, authorize_step_resolution, can
@@ -168,12 +169,18 @@ def patient_detail(request, public_id):
                 step.day_text = day_label(journey.day_number(step.due_on))
                 step.may_record = _may_resolve(request.user, step)
                 step.may_skip = _may_resolve(request.user, step, Action.SKIP_STEP)
+                step.may_correct = step.status == StepStatus.DONE and services.may_correct_step(request.user, step)
                 step.record_text = records.summary(step.template.record_fields, step.record)
                 overdue_count += step.state_class == "overdue"
         for event in timeline["events"]:
             # The values as signed, from the event itself: the audit does not borrow the step's current state.
             if event.step_id and event.detail.get("record"):
                 event.record_text = records.summary(event.step.template.record_fields, event.detail["record"])
+            if event.kind == EventKind.STEP_CORRECTED:
+                before, after = event.detail.get("before", {}), event.detail.get("after", {})
+                event.correction_text = " · ".join(filter(None, (
+                    records.changes(event.step.template.record_fields, before.get("record", {}), after.get("record", {})),
+                    "notes changed" if before.get("notes") != after.get("notes") else "")))
         context.update(
             timeline,
             day_text=day_label(journey.day_number(today)),
@@ -310,19 +317,53 @@ def step_complete(request, public_id):
         return redirect(_safe_next(request))
     if submission.conflict:
         step = _step_or_404(public_id)
-    if "password" in form.errors and request.POST.get("password"):
-        failures = request.session.get(SIGNATURE_FAILURES_KEY, 0) + 1
-        request.session[SIGNATURE_FAILURES_KEY] = failures
-        logger.warning("Wrong signature password: user %s, step %s, attempt %s", request.user.pk, step.public_id, failures)
-        if failures >= SIGNATURE_ATTEMPTS_LIMIT:
-            logout(request)
-            messages.error(request, f"You were signed out after {failures} wrong signature passwords. "
-                                    "Nothing was recorded. Sign in again to go on.")
-            return redirect("login")
+    if signed_out := _after_wrong_signature(request, form, step):
+        return signed_out
     journey = step.journey
     return render(request, "journeys/step_complete.html", {
         "step": step, "form": form, "conflict": submission.conflict, "patient": journey.patient,
         "day_text": day_label(journey.day_number(timezone.localdate())), "next": _safe_next(request),
+    }, status=submission.status)
+
+
+def _after_wrong_signature(request, form, step):
+    """Count a wrong signature password; after too many, sign the person out (someone else may be at the
+    screen). Returns the redirect to the sign-in page then, else None."""
+    if not ("password" in form.errors and request.POST.get("password")):
+        return None
+    failures = request.session.get(SIGNATURE_FAILURES_KEY, 0) + 1
+    request.session[SIGNATURE_FAILURES_KEY] = failures
+    logger.warning("Wrong signature password: user %s, step %s, attempt %s", request.user.pk, step.public_id, failures)
+    if failures < SIGNATURE_ATTEMPTS_LIMIT:
+        return None
+    logout(request)
+    messages.error(request, f"You were signed out after {failures} wrong signature passwords. "
+                            "Nothing was recorded. Sign in again to go on.")
+    return redirect("login")
+
+
+@role_required(Action.CORRECT_STEP)
+@require_http_methods(["GET", "POST"])
+def step_correct(request, public_id):
+    step = _step_or_404(public_id)
+    if step.status != StepStatus.DONE or not services.may_correct_step(request.user, step):
+        raise PermissionDenied("You may not correct this step's record.")
+    form = StepCorrectForm(request.POST or None, signer=request.user, record_fields=step.template.record_fields, step=step)
+    submission = form_submit(request, form, lambda data: services.step_record_correct(
+        actor=request.user, step_id=step.id, record=data["record"], notes=data["notes"], reason=data["reason"],
+        expected_version=data["version"]), conflict_apart=True)
+    if submission.done:
+        request.session.pop(SIGNATURE_FAILURES_KEY, None)
+        messages.success(request, f"Corrected and signed: {step.template.name}. The first record stays in the history.")
+        return redirect("patient_detail", public_id=step.journey.patient.public_id)
+    if submission.conflict:
+        step = _step_or_404(public_id)
+    if signed_out := _after_wrong_signature(request, form, step):
+        return signed_out
+    journey = step.journey
+    return render(request, "journeys/step_correct.html", {
+        "step": step, "form": form, "conflict": submission.conflict, "patient": journey.patient,
+        "day_text": day_label(journey.day_number(timezone.localdate())),
     }, status=submission.status)
 
 

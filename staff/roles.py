@@ -27,6 +27,7 @@ class Action(models.TextChoices):
     START_JOURNEY = "start_journey", "Start a journey on a protocol"
     COMPLETE_STEP = "complete_step", "Record a step as done"
     SKIP_STEP = "skip_step", "Skip a step, with a reason"
+    CORRECT_STEP = "correct_step", "Correct what a done step recorded, with a reason"
     RESCHEDULE_DAY0 = "reschedule_day0", "Move Day 0, with a reason"
     HOLD_JOURNEY = "hold_journey", "Put a journey on hold or resume it"
     WITHDRAW_JOURNEY = "withdraw_journey", "Withdraw a patient from a journey"
@@ -42,6 +43,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Action.START_JOURNEY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.COMPLETE_STEP: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN, Role.INTEGRATION}),
     Action.SKIP_STEP: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    # A nurse corrects her own records only (the service checks); the others correct anyone's.
+    Action.CORRECT_STEP: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN}),
     Action.RESCHEDULE_DAY0: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.HOLD_JOURNEY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.WITHDRAW_JOURNEY: frozenset({Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
@@ -85,5 +88,5 @@ def authorize_step_resolution(user, responsible_role: str, action: str = Action.
     if responsible_role in STEPS_ONLY_THEIR_ROLE_MAY_COMPLETE:
         roles = roles_of(user)
         if responsible_role not in roles and Role.ADMIN not in roles:
-            verb = "skip" if action == Action.SKIP_STEP else "record"
+            verb = {Action.SKIP_STEP: "skip", Action.CORRECT_STEP: "correct"}.get(action, "record")
             raise NotPermitted(action, f"Only a {Role(responsible_role).label.lower()} may {verb} this step.")

@@ -16,12 +16,13 @@ from journeys.services import (
     journey_withdraw,
     protocol_new_version,
     step_complete,
+    step_record_correct,
     step_skip,
 )
 from patients.models import Indication, Sex
 from patients.services import consent_record, measurement_record, patient_enrol, patient_update
-from staff.roles import PERMISSIONS, Action, NotPermitted, Role, authorize
-from tests.factories import PatientFactory
+from staff.roles import PERMISSIONS, Action, NotPermitted, Role, authorize, can
+from tests.factories import PatientFactory, minimal_record
 
 WHO = ["coordinator", "nurse", "physician", "viewer", "admin_group", "superuser", "no_role", "inactive", "anonymous"]
 
@@ -71,6 +72,12 @@ def call_service(action: str, actor, journey, protocol):
                       leukapheresis_date=timezone.localdate())
     elif action == Action.COMPLETE_STEP:
         step_complete(actor=actor, step_id=step.id)
+    elif action == Action.CORRECT_STEP:
+        # Someone allowed to correct records the step first (a nurse corrects her own records only).
+        recorder = actor if can(actor, Action.COMPLETE_STEP) else journey.started_by
+        step_complete(actor=recorder, step_id=step.id, record=minimal_record(step))
+        step_record_correct(actor=actor, step_id=step.id, record=minimal_record(step), notes="Haemolysed sample",
+                            reason="Note added later")
     elif action == Action.SKIP_STEP:
         step_skip(actor=actor, step_id=step.id, reason="Labs from the referring hospital")
     elif action == Action.RESCHEDULE_DAY0:
