@@ -305,24 +305,30 @@ def step_complete(request, public_id):
                    if any(spec.get("per_m2") for spec in specs) else None)
     form = StepCompleteForm(request.POST or None, signer=request.user, record_fields=specs, measurement=measurement,
                             initial={"version": step.version})
-    # A conflict (someone else recorded it first, or its schedule changed) is said plainly above the
-    # step as it is now; nothing is overwritten.
-    submission = form_submit(request, form, lambda data: services.step_complete(
-        actor=request.user, step_id=step.id, performed_at=data["performed_at"], notes=data["notes"],
-        signature_meaning=data["signature_meaning"], expected_version=data["version"], record=data["record"]),
-        conflict_apart=True)
+    return _signed_step_page(
+        request, step, form, template="journeys/step_complete.html", done_url=_safe_next(request),
+        done_message=f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.",
+        call=lambda data: services.step_complete(
+            actor=request.user, step_id=step.id, performed_at=data["performed_at"], notes=data["notes"],
+            signature_meaning=data["signature_meaning"], expected_version=data["version"], record=data["record"]))
+
+
+def _signed_step_page(request, step, form, *, template: str, call, done_message: str, done_url: str):
+    """Run a signed form over a step. A conflict (someone else was first, or its schedule changed) is said
+    plainly above the step as it is now; nothing is overwritten."""
+    submission = form_submit(request, form, call, conflict_apart=True)
     if submission.done:
         request.session.pop(SIGNATURE_FAILURES_KEY, None)
-        messages.success(request, f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.")
-        return redirect(_safe_next(request))
+        messages.success(request, done_message)
+        return redirect(done_url)
     if submission.conflict:
-        step = _step_or_404(public_id)
+        step = _step_or_404(step.public_id)
     if signed_out := _after_wrong_signature(request, form, step):
         return signed_out
     journey = step.journey
-    return render(request, "journeys/step_complete.html", {
+    return render(request, template, {
         "step": step, "form": form, "conflict": submission.conflict, "patient": journey.patient,
-        "day_text": day_label(journey.day_number(timezone.localdate())), "next": _safe_next(request),
+        "day_text": day_label(journey.day_number(timezone.localdate())), "next": done_url,
     }, status=submission.status)
 
 
@@ -349,22 +355,13 @@ def step_correct(request, public_id):
     if step.status != StepStatus.DONE or not services.may_correct_step(request.user, step):
         raise PermissionDenied("You may not correct this step's record.")
     form = StepCorrectForm(request.POST or None, signer=request.user, record_fields=step.template.record_fields, step=step)
-    submission = form_submit(request, form, lambda data: services.step_record_correct(
-        actor=request.user, step_id=step.id, record=data["record"], notes=data["notes"], reason=data["reason"],
-        expected_version=data["version"]), conflict_apart=True)
-    if submission.done:
-        request.session.pop(SIGNATURE_FAILURES_KEY, None)
-        messages.success(request, f"Corrected and signed: {step.template.name}. The first record stays in the history.")
-        return redirect("patient_detail", public_id=step.journey.patient.public_id)
-    if submission.conflict:
-        step = _step_or_404(public_id)
-    if signed_out := _after_wrong_signature(request, form, step):
-        return signed_out
-    journey = step.journey
-    return render(request, "journeys/step_correct.html", {
-        "step": step, "form": form, "conflict": submission.conflict, "patient": journey.patient,
-        "day_text": day_label(journey.day_number(timezone.localdate())),
-    }, status=submission.status)
+    return _signed_step_page(
+        request, step, form, template="journeys/step_correct.html",
+        done_url=reverse("patient_detail", args=[step.journey.patient.public_id]),
+        done_message=f"Corrected and signed: {step.template.name}. The first record stays in the history.",
+        call=lambda data: services.step_record_correct(
+            actor=request.user, step_id=step.id, record=data["record"], notes=data["notes"], reason=data["reason"],
+            expected_version=data["version"]))
 
 
 @role_required(Action.SKIP_STEP)
