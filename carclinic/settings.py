@@ -260,6 +260,8 @@ REMINDER_MAX_ATTEMPTS = int(os.environ.get("REMINDER_MAX_ATTEMPTS", "5"))
 REMINDER_RETRY_BASE_SECONDS = int(os.environ.get("REMINDER_RETRY_BASE_SECONDS", "60"))
 REMINDER_CLAIM_TIMEOUT_SECONDS = int(os.environ.get("REMINDER_CLAIM_TIMEOUT_SECONDS", "300"))
 REMINDER_WEBHOOK_URL = os.environ.get("REMINDER_WEBHOOK_URL", "")
+# The domain part of reminder e-mails' Message-ID (a retried message keeps its id, so mail systems drop the repeat).
+REMINDER_MESSAGE_ID_DOMAIN = os.environ.get("REMINDER_MESSAGE_ID_DOMAIN", "carclinic.local")
 REMINDER_LINK_BASE = os.environ.get("REMINDER_LINK_BASE", "")
 CELERY_BEAT_SCHEDULE: dict = {
     "scan-overdue": {"task": "notifications.scan_overdue", "schedule": float(REMINDER_SCAN_INTERVAL_SECONDS)},

@@ -569,14 +569,21 @@ def _deliver_in_app(reminders: list[Reminder], *, token: uuid.UUID, now: datetim
     return sent
 
 
+def delivery_key(reminders: list[Reminder]) -> uuid.UUID:
+    """The same for the same reminders however often they are tried (a new claim gets a new token)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, "carclinic-reminders:" + ",".join(sorted(str(r.public_id) for r in reminders)))
+
+
 def _deliver_email(reminders: list[Reminder], *, token: uuid.UUID, now: datetime) -> int:
     # At least once: if the worker dies between the SMTP hand-off and the mark below, the claim times out
     # and this one message goes again. Marking first would risk losing it, which is worse for a step.
+    # The retry carries the same Message-ID, by which mail servers and clients drop a repeat.
     title, body, _, _ = compose(reminders)
     recipient = reminders[0].recipient
     if not recipient.email:
         raise DeliveryError("The recipient has no e-mail address.")
-    EmailMessage(subject=title, body=body, to=[recipient.email]).send(fail_silently=False)
+    message_id = f"<{delivery_key(reminders)}@{settings.REMINDER_MESSAGE_ID_DOMAIN}>"
+    EmailMessage(subject=title, body=body, to=[recipient.email], headers={"Message-ID": message_id}).send(fail_silently=False)
     sent = _mark_sent([r.id for r in reminders], token=token, now=now)
     for r in reminders:
         log.info("reminder sent id=%s kind=%s channel=email recipient=%s", r.public_id, r.kind, r.recipient_id)
@@ -590,7 +597,7 @@ def _deliver_webhook(reminders: list[Reminder], *, token: uuid.UUID, now: dateti
     payload = json.dumps({"title": title, "kind": kind, "recipient": reminders[0].recipient_id, "items": items,
                           "reminders": [str(r.public_id) for r in reminders]}).encode()
     request = urllib.request.Request(settings.REMINDER_WEBHOOK_URL, data=payload, method="POST",
-                                     headers={"Content-Type": "application/json", "Idempotency-Key": str(token)})
+                                     headers={"Content-Type": "application/json", "Idempotency-Key": str(delivery_key(reminders))})
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the URL is the operator's setting
         if response.status >= 300:
             raise DeliveryError(f"Webhook answered {response.status}.")

@@ -118,6 +118,25 @@ def test_worker_killed_mid_send_is_sent_once_after_the_claim_times_out(start_jou
     assert set(nurse_rows.values_list("state", "attempts")) == {(ReminderState.SENT, 2)}
 
 
+def test_an_email_handed_over_but_not_marked_goes_again_with_the_same_message_id(start_journey, staff_team, mailoutbox):
+    from notifications.services import _deliver_email
+
+    start_journey()
+    overdue_scan(now=AT)
+    nurse_rows = Reminder.objects.filter(recipient=staff_team["nurse"], channel=Channel.EMAIL)
+    assert _claim(nurse_rows, now=AT, token=uuid.uuid4())
+    mailoutbox.clear()
+    # Worker A hands the message to the mail server and dies before marking it: its mark finds no claim.
+    assert _deliver_email(list(nurse_rows.select_related("recipient")), token=uuid.uuid4(), now=AT) == 0
+    reminders_send_due(now=AT + timedelta(seconds=301))
+    first, again = [m for m in mailoutbox if m.to == [staff_team["nurse"].email]]
+    assert first.extra_headers["Message-ID"] == again.extra_headers["Message-ID"]
+    assert first.extra_headers["Message-ID"].endswith("@carclinic.local>")
+    assert set(nurse_rows.values_list("state", flat=True)) == {ReminderState.SENT}
+    physician_mail = [m for m in mailoutbox if m.to == [staff_team["physician"].email]]
+    assert physician_mail and physician_mail[0].extra_headers["Message-ID"] != first.extra_headers["Message-ID"]
+
+
 def test_reminder_for_a_step_done_after_planning_is_cancelled_not_sent(start_journey, nurse, mailoutbox):
     from journeys.models import Step
     from journeys.services import step_complete
