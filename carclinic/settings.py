@@ -59,15 +59,17 @@ INSTALLED_APPS = [
     "apiclients",
 ]
 
+# carclinic.middleware.X is the usual X, stepped around for /api/v1/ requests that carry an API key: they
+# are answered by the key or refused, never by a session (see carclinic/middleware.py).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "carclinic.middleware.Session",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "staff.middleware.IdleSignOutMiddleware",
+    "carclinic.middleware.Csrf",
+    "carclinic.middleware.Authentication",
+    "carclinic.middleware.Messages",
+    "carclinic.middleware.IdleSignOut",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: it must see the outcome of authentication.
