@@ -2,14 +2,12 @@
 
 A call to /api/v1/ with `Authorization: Bearer <key>` (or `Token <key>`) is answered by the key or refused
 with 401: `ApiKeyAuthentication` comes first and never falls through to the session (apiclients/base.py).
-Sessions, the CSRF cookie, the signed-in user, messages and the idle sign-out have nothing to do for it,
-yet cost a good part of the API's most polled answer. For every other request the wrapped middleware runs
-unchanged. Not stepped around: security headers, static files, common (trailing slashes),
-X-Frame-Options, simple-history's request (it attributes the history rows of an API write) and
-django-axes (cheap, and its check wants it by name).
-
-Without a session a bearer request cannot be served as a signed-in user even when the browser that sends
-it also holds a session cookie: no session is loaded, none is saved, no cookie is set.
+So such a request carries no cookies as far as the app is concerned (`IgnoreCookiesOnApiKeyRequests`,
+placed before the session and CSRF middleware): no session is loaded, refreshed or saved, even when the
+browser that sends it also holds a session cookie. The signed-in user, messages and the idle sign-out
+then have nothing to do for it, yet cost a good part of the API's most polled answer, and are passed
+over (`unless_api_key`). For every other request all of them run unchanged. The session and CSRF
+middleware stay in MIDDLEWARE under their own names: Django's deploy checks look for them there.
 """
 
 from django.utils.module_loading import import_string
@@ -23,6 +21,16 @@ def is_api_key_request(request) -> bool:
         return False
     header = request.META.get("HTTP_AUTHORIZATION", "").split(None, 1)
     return bool(header) and header[0].lower() in _KEY_SCHEMES
+
+
+class IgnoreCookiesOnApiKeyRequests:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if is_api_key_request(request):
+            request.COOKIES = {}
+        return self.get_response(request)
 
 
 def unless_api_key(dotted_path: str) -> type:
@@ -52,8 +60,6 @@ def _hook(name):
     return hook
 
 
-Session = unless_api_key("django.contrib.sessions.middleware.SessionMiddleware")
-Csrf = unless_api_key("django.middleware.csrf.CsrfViewMiddleware")
 Authentication = unless_api_key("django.contrib.auth.middleware.AuthenticationMiddleware")
 Messages = unless_api_key("django.contrib.messages.middleware.MessageMiddleware")
 IdleSignOut = unless_api_key("staff.middleware.IdleSignOutMiddleware")
