@@ -3,7 +3,8 @@ roles are the client's role, so `staff.roles.authorize()` treats it like any mem
 
 from rest_framework import authentication, exceptions
 
-from apiclients.services import api_client_for_key
+from apiclients.services import api_client_for_key_counted
+from apiclients.throttling import COUNTED_ATTRIBUTE
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -19,10 +20,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             key = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("The key is not valid.") from None
-        client = api_client_for_key(key)
+        client, counted = api_client_for_key_counted(key)
         if client is None:
             # One message for unknown, revoked and expired keys: a caller learns nothing about which.
             raise exceptions.AuthenticationFailed("The key is not valid, revoked or expired.")
+        if counted is not None:
+            setattr(request, COUNTED_ATTRIBUTE, counted)
         user = client.user
         # The client's role is its only role; setting it here spares a query for the user's groups.
         user.__dict__["roles"] = frozenset({client.role})

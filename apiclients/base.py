@@ -8,6 +8,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import permissions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -29,6 +30,21 @@ class CanViewClinical(permissions.BasePermission):
         return True
 
 
+class JsonFirstNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, answered without parsing when there is nothing to choose: no format override
+    and an Accept that takes the first renderer as it is (absent, */* or its own type). DRF's answer in
+    those cases is the same; every other request goes through DRF's parsing (406, ?format=...)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        accept = request.META.get("HTTP_ACCEPT")
+        first = renderers[0] if renderers else None
+        override = self.settings.URL_FORMAT_OVERRIDE
+        if (first is not None and not format_suffix and accept in (None, "*/*", first.media_type)
+                and not (override and override in request.query_params)):
+            return first, first.media_type
+        return super().select_renderer(request, renderers, format_suffix)
+
+
 class ApiV1Mixin:
     # The key first: its challenge header makes a missing or bad key answer 401, not 403.
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
@@ -37,6 +53,7 @@ class ApiV1Mixin:
     # JSON in, JSON out: one request format to document and to test.
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonFirstNegotiation
     # OPTIONS answers 405: the OpenAPI document at /api/schema/ is the description of every operation.
     metadata_class = None
 

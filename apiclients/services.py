@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from apiclients import throttling
 from apiclients.models import ApiClient, ApiClientRole
 from carclinic.errors import InvalidInput, check_model
 from staff.models import User
@@ -78,45 +80,91 @@ _stamp_asked_at: dict = {}  # client pk -> when this process last asked to stamp
 
 
 def key_cache_seconds() -> int:
-    """How long a worker may answer from the cached client row. Only with a cache every worker shares
-    (Redis), because revoking deletes the entry there and must take effect at once everywhere."""
-    default = 0 if "locmem" in settings.CACHES["default"]["BACKEND"].lower() else 30
+    """How long a worker may answer from the client row it verified in-process. Only with a cache every
+    worker shares (Redis): each request reads the key's generation there (in the same round trip as the
+    throttle counter), and any change through the services or the admin bumps it, so revocation takes
+    effect at the next request everywhere. The bound covers changes made behind the services' back (an
+    SQL UPDATE, a service user switched off in the user admin): they take effect within this time."""
+    default = 0 if "locmem" in settings.CACHES["default"]["BACKEND"].lower() else 5
     return getattr(settings, "API_KEY_CACHE_SECONDS", default)
 
 
-def _cache_key(prefix: str) -> str:
-    return f"apikey:{prefix}"
+def _generation_key(prefix: str) -> str:
+    return f"apikey-generation:{prefix}"
 
 
-def _client_by_prefix(prefix: str) -> ApiClient | None:
-    seconds = key_cache_seconds()
-    if seconds:
-        cached = cache.get(_cache_key(prefix))
-        if cached is not None:
-            return cached
-    client = ApiClient.objects.select_related("user").filter(key_prefix=prefix).first()
-    if client is not None and seconds:
-        cache.set(_cache_key(prefix), client, timeout=seconds)
-    return client
+# key prefix -> (client row with its user, the generation it was read under, time.monotonic() then)
+_verified: dict[str, tuple[ApiClient, int | None, float]] = {}
 
 
 def api_client_forget_cached(client: ApiClient) -> None:
-    """After any change to a client (revoked, rate, scope), workers must read it afresh."""
-    cache.delete(_cache_key(client.key_prefix))
+    """After any change to a client (revoked, rate, scope), workers must read it afresh: a new generation
+    makes every worker's copy stale at its next request."""
+    key = _generation_key(client.key_prefix)
+    try:
+        cache.incr(key)
+    except ValueError:
+        if not cache.add(key, 1, timeout=None):
+            cache.incr(key)
+    _verified.pop(client.key_prefix, None)
+
+
+def _client_by_prefix(prefix: str, key_hash: str) -> tuple[ApiClient | None, tuple[str, int] | None]:
+    """The client row for this prefix, and the throttle count taken on the way if there was one."""
+    seconds = key_cache_seconds()
+    if not seconds:
+        return ApiClient.objects.select_related("user").filter(key_prefix=prefix).first(), None
+    known = _verified.get(prefix)
+    counted = None
+    # Counted only for the key itself: a wrong key that merely shares the prefix must not use up the
+    # client's rate.
+    if (known is not None and time.monotonic() - known[2] < seconds
+            and hmac.compare_digest(known[0].key_hash, key_hash)):
+        client = known[0]
+        counter, _, period, _ = throttling.window(throttling.client_ident(client), client.throttle_rate, time.time())
+        count, generation = _count_and_read(counter, period + 1, _generation_key(prefix))
+        counted = (counter, count)
+        if generation == known[1]:
+            return client, counted
+    else:
+        generation = cache.get(_generation_key(prefix))
+    # Read the row only after the generation: a change committed after this read bumps the generation
+    # again, so the copy kept here cannot outlive it.
+    client = ApiClient.objects.select_related("user").filter(key_prefix=prefix).first()
+    if client is not None:
+        _verified[prefix] = (client, generation, time.monotonic())
+    return client, counted
+
+
+def _count_and_read(counter: str, timeout: int, read: str) -> tuple[int, int | None]:
+    if hasattr(cache, "count_and_get"):  # carclinic.cache.RedisCache: one round trip
+        return cache.count_and_get(counter, timeout, read)
+    try:
+        count = cache.incr(counter)
+    except ValueError:
+        count = 1 if cache.add(counter, 1, timeout=timeout) else cache.incr(counter)
+    return count, cache.get(read)
 
 
 def api_client_for_key(key: str) -> ApiClient | None:
     """The usable client this key belongs to, or None. Constant-time comparison of the hash; revocation
     and expiry are checked on every request, also when the row comes from the cache."""
+    return api_client_for_key_counted(key)[0]
+
+
+def api_client_for_key_counted(key: str) -> tuple[ApiClient | None, tuple[str, int] | None]:
+    """`api_client_for_key`, and the client's throttle count if the key check took it in the same round
+    trip: (counter key, count) for `PerClientRateThrottle`, else None."""
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_SCHEME:
-        return None
-    client = _client_by_prefix(parts[1])
-    if client is None or not hmac.compare_digest(client.key_hash, _hash(key)):
-        return None
+        return None, None
+    key_hash = _hash(key)
+    client, counted = _client_by_prefix(parts[1], key_hash)
+    if client is None or not hmac.compare_digest(client.key_hash, key_hash):
+        return None, None
     now = timezone.now()
     if not client.is_usable(now) or not client.user.is_active:
-        return None
+        return None, None
     # Stamped at most once a minute per client: a process asks the shared cache only if it has not asked
     # within the minute itself, and only the first worker to ask writes the row.
     asked = _stamp_asked_at.get(client.pk)
@@ -126,4 +174,4 @@ def api_client_for_key(key: str) -> ApiClient | None:
         if cache.add(f"apikey-used:{client.pk}", 1, timeout=int(LAST_USED_RESOLUTION.total_seconds())):
             ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
             client.last_used_at = now
-    return client
+    return client, counted

@@ -24,24 +24,41 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(number), _PERIODS[period[0]]
 
 
+def window(ident: str, rate: str, now: float) -> tuple[str, int, int, float]:
+    """(the counter's cache key for the window `now` falls in, requests allowed, seconds the window lasts,
+    seconds until it ends)."""
+    allowed, period = parse_rate(rate)
+    number = int(now // period)
+    return f"throttle:api:{ident}:{period}:{number}", allowed, period, (number + 1) * period - now
+
+
+def client_ident(client: ApiClient) -> str:
+    return f"client:{client.pk}"
+
+
+# Set by the key check on the request it has already counted (one Redis round trip for both): the
+# counter's key and its value. The throttle uses it only if it would count on that very key.
+COUNTED_ATTRIBUTE = "counted_in_window"
+
+
 class PerClientRateThrottle(BaseThrottle):
     def allow_request(self, request, view):
         if isinstance(request.auth, ApiClient):
-            ident, rate = f"client:{request.auth.pk}", request.auth.throttle_rate
+            ident, rate = client_ident(request.auth), request.auth.throttle_rate
         elif request.user and request.user.is_authenticated:
             ident, rate = f"user:{request.user.pk}", STAFF_SESSION_RATE
         else:
             ident, rate = f"anon:{self.get_ident(request)}", STAFF_SESSION_RATE
-        allowed, period = parse_rate(rate)
-        now = time.time()
-        window = int(now // period)
-        key = f"throttle:api:{ident}:{period}:{window}"
-        try:
-            count = cache.incr(key)  # one round trip in the common case: the window's counter exists
-        except ValueError:
-            # the first request of the window opens it; if a twin opened it a moment earlier, count on it
-            count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
-        self._wait = (window + 1) * period - now
+        key, allowed, period, self._wait = window(ident, rate, time.time())
+        counted = getattr(request, COUNTED_ATTRIBUTE, None)
+        if counted is not None and counted[0] == key:
+            count = counted[1]
+        else:
+            try:
+                count = cache.incr(key)  # one round trip in the common case: the window's counter exists
+            except ValueError:
+                # the first request of the window opens it; if a twin opened it a moment earlier, count on it
+                count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
         return count <= allowed
 
     def wait(self):

@@ -1,20 +1,22 @@
 """Benchmark of the REST API under gunicorn on PostgreSQL, measured side by side with a bare Django view.
 
-    .venv/bin/python bench/bench_api.py [--workers 2] [--duration 10] [--connections 16] [--status-only]
+    .venv/bin/python bench/bench_api.py [--workers 2] [--duration 10] [--connections 8] [--rounds 2] [--status-only]
 
 BENCH_DB, BENCH_PORT and BENCH_REDIS choose the scratch database, port and Redis db, so that two
 checkouts can measure on one machine without trampling each other.
 
-Creates a scratch database (carclinic_benchapi), migrates it, seeds patients with journeys, starts
+Creates a scratch database (carclinic_benchapi), migrates it, seeds patients with journeys, ANALYZEs, starts
 gunicorn on 127.0.0.1 with the bench-only constant view switched on, and runs wrk against:
 
   1. /bench/constant/                      a constant JSON body, same middleware, no database
   2. /api/v1/patients/{id}/status/         the call most clients make (key check, throttle, one statement)
-     and /bench/api-constant/              a constant body behind the same key check and throttle
+     and /api/v1/bench-constant/           a constant body behind the same key check, throttle and middleware
   3. /api/v1/patients/?page_size=50        the list, at 100 and at 10,000 patients
 
-It prints requests/s, p50 and p99 for each, and the ratio status / bare. The database is dropped at the
-end. Loopback only; every run is bounded by --duration.
+It prints requests/s, p50 and p99 for each, and per round the ratios status / bare and key+throttle / bare
+(both sides of a ratio measured seconds apart in the same round: on a shared machine compare within a
+round, not across runs). The database is dropped at the end. Loopback only; every run is bounded by
+--duration.
 """
 
 import argparse
@@ -115,6 +117,10 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env(), check=True, capture_output=True)
 
 
+def analyze() -> None:
+    manage("shell", "-c", "from django.db import connection; connection.cursor().execute('ANALYZE')")
+
+
 def seed(total: int, make_key: bool) -> list[str]:
     args = [sys.executable, "-c", SEED, str(total)] + (["key"] if make_key else [])
     out = subprocess.run(args, cwd=ROOT, env=env(), check=True, capture_output=True, text=True).stdout
@@ -167,6 +173,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--big", type=int, default=10_000, help="patients for the large list measurement")
     parser.add_argument("--status-only", action="store_true", help="only the bare view and the status call")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of bare, status and constant-behind-key")
     options = parser.parse_args()
 
     psql(f"DROP DATABASE IF EXISTS {DB_NAME}")
@@ -175,6 +182,9 @@ def main() -> None:
     try:
         manage("migrate", "--noinput")
         key, patient = seed(100, make_key=True)
+        # Planner statistics as autovacuum keeps them in a running clinic; without them the freshly seeded
+        # tables are planned as if empty (a bitmap scan over every pending step of the clinic).
+        analyze()
         server = start_server(options.workers)
         status_path = f"/api/v1/patients/{patient}/status/"
         list_path = "/api/v1/patients/?page_size=50"
@@ -184,20 +194,20 @@ def main() -> None:
 
         print(f"gunicorn {options.workers} sync workers, wrk 2 threads x {options.connections} connections, "
               f"{options.duration} s each, PostgreSQL, Redis throttle counter")
-        # Alternate bare and status twice, so a noisy neighbour on the machine hits both alike.
-        bare_runs, status_runs = [], []
-        for _ in range(2):
-            bare_runs.append(wrk("/bench/constant/", None, options.duration, options.connections))
-            status_runs.append(wrk(status_path, key, options.duration, options.connections))
-        bare = max(bare_runs, key=lambda r: r["rps"])
-        status = max(status_runs, key=lambda r: r["rps"])
-        print(line("bare Django view (constant JSON)", bare))
-        print(line("GET /api/v1/patients/{id}/status/", status))
-        print(f"  ratio status / bare: {status['rps'] / bare['rps']:.2f}  (aim >= 0.5)")
-        print("  each run, req/s: bare " + " / ".join(f"{r['rps']:.0f}" for r in bare_runs)
-              + ", status " + " / ".join(f"{r['rps']:.0f}" for r in status_runs))
-        api_constant = wrk("/bench/api-constant/", key, options.duration, options.connections)
-        print(line("  constant body behind key+throttle (no DB)", api_constant))
+        # Alternate bare, status and the constant API body, so a noisy neighbour on the machine hits all
+        # alike; each round's ratio compares measurements taken a few seconds apart.
+        rounds = []
+        for _ in range(options.rounds):
+            rounds.append({"bare": wrk("/bench/constant/", None, options.duration, options.connections),
+                           "status": wrk(status_path, key, options.duration, options.connections),
+                           "api": wrk("/api/v1/bench-constant/", key, options.duration, options.connections)})
+        for number, measured in enumerate(rounds, 1):
+            print(f"  round {number}:")
+            print(line("bare Django view (constant JSON)", measured["bare"]))
+            print(line("GET /api/v1/patients/{id}/status/", measured["status"]))
+            print(line("constant body behind key+throttle (no DB)", measured["api"]))
+            print(f"    ratio status / bare: {measured['status']['rps'] / measured['bare']['rps']:.2f}  (aim >= 0.5)"
+                  f"   key+throttle / bare: {measured['api']['rps'] / measured['bare']['rps']:.2f}")
         if options.status_only:
             return
         small = wrk(list_path, key, options.duration, options.connections)
@@ -208,7 +218,7 @@ def main() -> None:
         server = None
         print(f"  seeding {options.big} patients ...", flush=True)
         seed(options.big, make_key=False)
-        manage("shell", "-c", "from django.db import connection; connection.cursor().execute('ANALYZE')")
+        analyze()
         server = start_server(options.workers)
         big = wrk(list_path, key, options.duration, options.connections)
         print(line(f"GET /api/v1/patients/ (50 of {options.big})", big))

@@ -1,4 +1,4 @@
-"""Django's Redis cache, made cheaper per call for the API's hot path (key lookup and throttle counter on
+"""Django's Redis cache, made cheaper per call for the API's hot path (key check and throttle counter on
 every request).
 
 Django's client builds a new `redis.Redis` object for every operation (cheap to hold, costly to build:
@@ -16,12 +16,22 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], 
 return false
 """
 
+# The throttle's window counter and the key's generation in one round trip: the API's only Redis call per
+# request. INCR then EXPIRE on the window's first request means what `add(key, 1, timeout)` then `incr`
+# means, and the script runs atomically, so a twin request cannot see the counter without its expiry.
+_COUNT_AND_GET = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return {count, redis.call('GET', KEYS[2])}
+"""
+
 
 class _Client(RedisCacheClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._clients = {}
         self._incr_script = None
+        self._count_and_get_script = None
 
     def get_client(self, key=None, *, write=False):
         index = self._get_connection_pool_index(write)
@@ -40,7 +50,19 @@ class _Client(RedisCacheClient):
         return value
 
 
+    def count_and_get(self, counter_key, timeout, read_key):
+        client = self.get_client(counter_key, write=True)
+        if self._count_and_get_script is None:
+            self._count_and_get_script = client.register_script(_COUNT_AND_GET)
+        count, value = self._count_and_get_script(keys=[counter_key, read_key], args=[timeout], client=client)
+        return count, None if value is None else self._serializer.loads(value)
+
+
 class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = _Client
+
+    def count_and_get(self, counter_key: str, timeout: int, read_key: str):
+        """(the counter after adding one, opened with this timeout if new; the value at read_key or None)."""
+        return self._cache.count_and_get(self.make_key(counter_key), timeout, self.make_key(read_key))

@@ -59,15 +59,18 @@ INSTALLED_APPS = [
     "apiclients",
 ]
 
+# API-key requests to /api/v1/ are answered by the key or refused, never by a session: their cookies are
+# ignored and carclinic.middleware.X (the usual X) passes them over (see carclinic/middleware.py).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "carclinic.middleware.IgnoreCookiesOnApiKeyRequests",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "staff.middleware.IdleSignOutMiddleware",
+    "carclinic.middleware.Authentication",
+    "carclinic.middleware.Messages",
+    "carclinic.middleware.IdleSignOut",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: it must see the outcome of authentication.

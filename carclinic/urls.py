@@ -24,4 +24,5 @@ if os.environ.get("CARCLINIC_BENCH_VIEWS") == "1":
     from bench.views import ApiConstantView, constant_json
 
     urlpatterns.append(path("bench/constant/", constant_json))
-    urlpatterns.append(path("bench/api-constant/", ApiConstantView.as_view()))
+    # Under /api/v1/ (ahead of the API's catch-all), so it is served exactly as the API's own calls are.
+    urlpatterns.insert(0, path("api/v1/bench-constant/", ApiConstantView.as_view()))

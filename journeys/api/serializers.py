@@ -4,8 +4,11 @@ writes go through `journeys.services`."""
 import re
 import uuid
 
+from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 from journeys import clock, records
 from journeys.models import JourneyStatus, SignatureMeaning, StageNumber, StageStatus, StepStatus
@@ -251,7 +254,7 @@ class PatientStatusSerializer(serializers.Serializer):
                              "name": str(journey.get_current_stage_display()),
                              "status": _value(_STAGE_STATUS, journey.current_stage_status)}
             day = {"number": int(status["day_number"]), "label": str(clock.day_label(status["day_number"])),
-                   "day0": _value(_DATE, journey.day0), "day0_confirmed": journey.day0_actual is not None}
+                   "day0": _date(journey.day0), "day0_confirmed": journey.day0_actual is not None}
         return {
             "patient": _UUID.to_representation(status["patient"].public_id),
             "journey": _UUID.to_representation(journey.public_id) if journey is not None else None,
@@ -260,7 +263,7 @@ class PatientStatusSerializer(serializers.Serializer):
             "day": day,
             "next_step": _next_step(status["next_step"]) if status["next_step"] is not None else None,
             "overdue_steps": overdue,
-            "last_changed_at": _value(_DATETIME, status["last_changed_at"]),
+            "last_changed_at": _datetime(status["last_changed_at"]),
         }
 
     @classmethod
@@ -295,6 +298,28 @@ _STAGE_NUMBER = serializers.ChoiceField(choices=StageNumber.choices)
 _STAGE_STATUS = serializers.ChoiceField(choices=StageStatus.choices)
 
 
+def _date(value):
+    """`_DATE.to_representation`, written out for the ISO 8601 format (DRF's default)."""
+    if value is None:
+        return None
+    return value.isoformat() if _ISO_DATES else _DATE.to_representation(value)
+
+
+def _datetime(value):
+    """`_DATETIME.to_representation`, written out for the ISO 8601 format: the time in the current zone,
+    UTC written as Z. Naive values (none come from the database) go through DRF."""
+    if value is None:
+        return None
+    if not _ISO_DATES or value.utcoffset() is None:
+        return _DATETIME.to_representation(value)
+    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+_ISO_DATES = (api_settings.DATE_FORMAT.lower() == ISO_8601 == api_settings.DATETIME_FORMAT.lower()
+              and settings.USE_TZ)
+
+
 def _value(field, value):
     return None if value is None else field.to_representation(value)
 
@@ -306,16 +331,16 @@ def _next_step(step) -> dict:
         "code": str(template.code),
         "name": str(template.name),
         "stage": int(step.stage.number),
-        "due_on": _value(_DATE, step.due_on),
-        "window_closes_on": _value(_DATE, step.window_closes_on),
+        "due_on": _date(step.due_on),
+        "window_closes_on": _date(step.window_closes_on),
         "responsible_role": str(template.responsible_role),
         "etag": step_etag(step),
     }
 
 
 def _overdue_step(step) -> dict:
-    return {**_next_step(step), "overdue_after": _value(_DATETIME, step.overdue_after),
-            "overdue_since": _value(_DATETIME, step.overdue_since)}
+    return {**_next_step(step), "overdue_after": _datetime(step.overdue_after),
+            "overdue_since": _datetime(step.overdue_since)}
 
 
 # --- journey ------------------------------------------------------------------------------------

@@ -45,3 +45,14 @@ def test_one_client_per_process_and_values_round_trip(caches):
     assert ours._cache.get_client(write=True) is client
     ours.delete("row")
     assert django.get("row") is None
+
+
+def test_count_and_get_counts_opens_the_window_and_reads_in_one_call(caches):
+    ours, django = caches
+    django.set("row", 7, timeout=30)
+    assert ours.count_and_get("counter", 30, "row") == (1, 7)
+    assert ours.count_and_get("counter", 30, "row") == (2, 7)
+    assert django.incr("counter") == 3  # the same counter Django's client sees
+    ttl = ours._cache.get_client(write=True).ttl(ours.make_and_validate_key("counter"))
+    assert 0 < ttl <= 30  # opened with the window's expiry, kept by later counts
+    assert ours.count_and_get("counter", 30, "missing") == (4, None)
