@@ -159,7 +159,7 @@ def patient_detail(request, public_id):
     today = timezone.localdate(now)
     journey = selectors.patient_journey(patient_id=patient.id)
     context = {"patient": patient, "age": patient.age_on(today), "journey": journey, "now": now, "today": today,
-               "poll_seconds": poll_seconds()}
+               "poll_seconds": poll_seconds(), "measurement": selectors.latest_measurement(patient_id=patient.id)}
     if journey is not None:
         timeline = selectors.patient_timeline(journey=journey)
         overdue_count = 0

@@ -33,3 +33,22 @@ class PatientEnrolForm(forms.Form):
         if data.get("indication") == Indication.OTHER and not data.get("indication_other"):
             self.add_error("indication_other", "Describe the indication.")
         return data
+
+
+class PatientDetailsForm(PatientEnrolForm):
+    """The same details after enrolment, with the version they were read at: two people editing one record
+    at once must not overwrite each other."""
+
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class MeasurementForm(forms.Form):
+    measured_on = forms.DateField(label="Measured on", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    height_cm = forms.DecimalField(label="Height", max_digits=4, decimal_places=1, min_value=50, max_value=250,
+                                   widget=forms.NumberInput(attrs={"inputmode": "decimal", "step": "0.1"}))
+    weight_kg = forms.DecimalField(label="Weight", max_digits=4, decimal_places=1, min_value=20, max_value=350,
+                                   widget=forms.NumberInput(attrs={"inputmode": "decimal", "step": "0.1"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["height_cm"].unit, self.fields["weight_kg"].unit = "cm", "kg"

@@ -4,4 +4,6 @@ from patients import views
 
 urlpatterns = [
     path("patients/new/", views.patient_enrol, name="patient_enrol"),
+    path("patients/<uuid:public_id>/details/", views.patient_edit, name="patient_edit"),
+    path("patients/<uuid:public_id>/measurements/new/", views.measurement_new, name="measurement_new"),
 ]
