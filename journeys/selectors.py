@@ -110,27 +110,21 @@ def _dashboard_steps() -> QuerySet[Step]:
     )
 
 
-def filter_steps(steps: QuerySet[Step], *, indication: str = "", stage: int | None = None,
-                 coordinator_id: int | None = None) -> QuerySet[Step]:
-    """Narrow a step list by the dashboard's filters (the patient's indication, the journey's stage, the coordinator)."""
-    if indication:
-        steps = steps.filter(journey__patient__indication=indication)
-    if stage:
-        steps = steps.filter(journey__current_stage=stage)
-    if coordinator_id:
-        steps = steps.filter(journey__patient__coordinator_id=coordinator_id)
-    return steps
+def _dashboard_filters(journey: str, *, indication: str = "", stage: int | None = None,
+                       coordinator_id: int | None = None) -> Q:
+    """The dashboard's filters (the patient's indication, the journey's stage, the coordinator), reached
+    from a journey through the lookup prefix `journey`."""
+    chosen = {"patient__indication": indication, "current_stage": stage, "patient__coordinator_id": coordinator_id}
+    return Q(**{f"{journey}{lookup}": value for lookup, value in chosen.items() if value})
 
 
-def filter_journeys(journeys: QuerySet[Journey], *, indication: str = "", stage: int | None = None,
-                    coordinator_id: int | None = None) -> QuerySet[Journey]:
-    if indication:
-        journeys = journeys.filter(patient__indication=indication)
-    if stage:
-        journeys = journeys.filter(current_stage=stage)
-    if coordinator_id:
-        journeys = journeys.filter(patient__coordinator_id=coordinator_id)
-    return journeys
+def filter_steps(steps: QuerySet[Step], **filters) -> QuerySet[Step]:
+    """Narrow a step list by the dashboard's filters."""
+    return steps.filter(_dashboard_filters("journey__", **filters))
+
+
+def filter_journeys(journeys: QuerySet[Journey], **filters) -> QuerySet[Journey]:
+    return journeys.filter(_dashboard_filters("", **filters))
 
 
 def dashboard_overdue(*, now: datetime | None = None, **filters) -> QuerySet[Step]:

@@ -48,13 +48,23 @@ def browser():
         chromium.close()
 
 
+# The same three people in every browser test, so screenshots and sign-ins read alike.
+WARD = {"coordinator": ("cora", "Cora", "Ordinator"), "nurse": ("nina", "Nina", "Nurse"),
+        "physician": ("phil", "Phil", "Physician")}
+
+
+def ward_member(role: str):
+    username, first_name, last_name = WARD[role]
+    user = UserFactory(username=username, first_name=first_name, last_name=last_name)
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
 @pytest.fixture
 def clinic(settings):
     settings.CLINIC_POLL_SECONDS = 2  # the dashboard's refresh, shortened so the test sees it happen
-    coordinator = UserFactory(username="cora", first_name="Cora", last_name="Ordinator")
-    coordinator.groups.add(Group.objects.get(name="coordinator"))
-    nurse = UserFactory(username="nina", first_name="Nina", last_name="Nurse")
-    nurse.groups.add(Group.objects.get(name="nurse"))
+    coordinator = ward_member("coordinator")
+    nurse = ward_member("nurse")
     build_patients(30, prefix="MRN00", coordinator=coordinator)
     patient = PatientFactory(mrn="MRN0042001", given_name="Hanna", family_name="Lindqvist", coordinator=coordinator,
                              indication="lupus_nephritis")

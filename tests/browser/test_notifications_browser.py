@@ -11,15 +11,14 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from journeys import services as journey_services
 from journeys.models import ProtocolTemplate
 from notifications.models import Notification, Reminder, ReminderEvent, ReminderState
 from notifications.services import overdue_scan, reminders_send_due
-from tests.browser.test_journeys_browser import DESKTOP, PHONE, SHOTS, browser, shot, sign_in  # noqa: F401 - browser is a fixture
-from tests.factories import PatientFactory, UserFactory
+from tests.browser.test_journeys_browser import DESKTOP, PHONE, SHOTS, browser, shot, sign_in, ward_member  # noqa: F401 - browser is a fixture
+from tests.factories import PatientFactory
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -28,12 +27,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 
 @pytest.fixture
 def clinic():
-    coordinator = UserFactory(username="cora", first_name="Cora", last_name="Ordinator")
-    coordinator.groups.add(Group.objects.get(name="coordinator"))
-    nurse = UserFactory(username="nina", first_name="Nina", last_name="Nurse")
-    nurse.groups.add(Group.objects.get(name="nurse"))
-    physician = UserFactory(username="phil", first_name="Phil", last_name="Physician")
-    physician.groups.add(Group.objects.get(name="physician"))
+    coordinator = ward_member("coordinator")
+    nurse = ward_member("nurse")
+    physician = ward_member("physician")
     protocol = ProtocolTemplate.objects.get(version=1, name__startswith="CD19")
     today = timezone.localdate()
     # Collected five days ago and nothing recorded since: the courier hand-off (the coordinator's step) is late.

@@ -4,13 +4,12 @@ then signed), and corrects it afterwards with a reason the patient page's histor
 import os
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from journeys import services
 from journeys.models import ProtocolTemplate, Step, StepStatus
-from tests.browser.test_journeys_browser import PHONE, browser, shot, sign_in  # noqa: F401 - browser is a fixture
-from tests.factories import PatientFactory, UserFactory, minimal_record
+from tests.browser.test_journeys_browser import PHONE, browser, shot, sign_in, ward_member  # noqa: F401 - browser is a fixture
+from tests.factories import PatientFactory, minimal_record
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -19,10 +18,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 
 @pytest.fixture
 def ward():
-    physician = UserFactory(username="phil", first_name="Phil", last_name="Physician")
-    physician.groups.add(Group.objects.get(name="physician"))
-    nurse = UserFactory(username="nina", first_name="Nina", last_name="Nurse")
-    nurse.groups.add(Group.objects.get(name="nurse"))
+    physician = ward_member("physician")
+    nurse = ward_member("nurse")
     patient = PatientFactory(mrn="MRN0077001", given_name="Ida", family_name="Sørensen", nurse=nurse)
     protocol = ProtocolTemplate.objects.get(version=1, name__startswith="CD19")
     journey = services.journey_start(actor=physician, patient_id=patient.id, protocol_id=protocol.id,
