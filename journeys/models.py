@@ -225,6 +225,30 @@ class StepStatus(models.TextChoices):
 RESOLVED_STEP_STATUSES = (StepStatus.DONE, StepStatus.SKIPPED, StepStatus.NOT_APPLICABLE)
 
 
+def late_condition(at, prefix: str = "") -> Q:
+    """The one overdue rule, as a filter: a pending step of an active journey, past its window and grace,
+    in a stage that has started. `prefix` reaches the step from another model (e.g. "steps__").
+
+    A step whose stage has not started is *blocked*, not late: it cannot be done yet (the lymphodepletion
+    days before the product's release), and what is late is the gate in front of it."""
+    return Q(**{f"{prefix}status": StepStatus.PENDING, f"{prefix}overdue_after__lte": at,
+                f"{prefix}journey__status": JourneyStatus.ACTIVE, f"{prefix}stage__status": StageStatus.IN_PROGRESS})
+
+
+def blocked_condition(prefix: str = "") -> Q:
+    """A pending step that cannot be done yet because the stage it belongs to has not started."""
+    return Q(**{f"{prefix}status": StepStatus.PENDING, f"{prefix}stage__status": StageStatus.PENDING})
+
+
+class StepQuerySet(models.QuerySet):
+    def overdue(self, at):
+        """Steps that are late at `at` (see `late_condition`)."""
+        return self.filter(late_condition(at))
+
+    def blocked(self):
+        return self.filter(blocked_condition())
+
+
 class SignatureMeaning(models.TextChoices):
     PERFORMED = "performed", "Performed"
     VERIFIED = "verified", "Verified"
@@ -255,6 +279,7 @@ class Step(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     history = HistoricalRecords()
+    objects = StepQuerySet.as_manager()
 
     class Meta:
         ordering = ["due_on", "template__position"]
@@ -282,6 +307,15 @@ class Step(models.Model):
     @property
     def is_resolved(self) -> bool:
         return self.status in RESOLVED_STEP_STATUSES
+
+    @property
+    def is_blocked(self) -> bool:
+        return self.status == StepStatus.PENDING and self.stage.status == StageStatus.PENDING
+
+    def is_overdue(self, at) -> bool:
+        """`late_condition` for a loaded step (its journey and stage loaded with it, to cost no query)."""
+        return (self.status == StepStatus.PENDING and self.overdue_after <= at
+                and self.journey.status == JourneyStatus.ACTIVE and self.stage.status == StageStatus.IN_PROGRESS)
 
 
 class EventKind(models.TextChoices):
