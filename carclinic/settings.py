@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "journeys",
     "notifications",
     "apiclients",
+    "alerts",
 ]
 
 # API-key requests to /api/v1/ are answered by the key or refused, never by a session: their cookies are
@@ -92,6 +93,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "staff.context_processors.clinic_permissions",
                 "notifications.context_processors.unread_notifications",
+                "alerts.context_processors.open_alerts",
             ],
         },
     },
@@ -268,7 +270,16 @@ REMINDER_WEBHOOK_URL = os.environ.get("REMINDER_WEBHOOK_URL", "")
 # The domain part of reminder e-mails' Message-ID (a retried message keeps its id, so mail systems drop the repeat).
 REMINDER_MESSAGE_ID_DOMAIN = os.environ.get("REMINDER_MESSAGE_ID_DOMAIN", "carclinic.local")
 REMINDER_LINK_BASE = os.environ.get("REMINDER_LINK_BASE", "")
+# --- Clinical alerts (alerts/) ----------------------------------------------------------------------
+# How long an alert may stay unacknowledged is protocol data; these are delivery mechanics only.
+ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", REMINDER_WEBHOOK_URL)
+ALERT_SCAN_INTERVAL_SECONDS = int(os.environ.get("ALERT_SCAN_INTERVAL_SECONDS", "60"))
+ALERT_MAX_ATTEMPTS = int(os.environ.get("ALERT_MAX_ATTEMPTS", "8"))
+ALERT_RETRY_BASE_SECONDS = int(os.environ.get("ALERT_RETRY_BASE_SECONDS", "30"))
+ALERT_CLAIM_TIMEOUT_SECONDS = int(os.environ.get("ALERT_CLAIM_TIMEOUT_SECONDS", "120"))
+ALERT_SEND_TIMEOUT_SECONDS = int(os.environ.get("ALERT_SEND_TIMEOUT_SECONDS", "10"))
 CELERY_BEAT_SCHEDULE: dict = {
+    "alerts-scan": {"task": "alerts.scan", "schedule": float(ALERT_SCAN_INTERVAL_SECONDS)},
     "scan-overdue": {"task": "notifications.scan_overdue", "schedule": float(REMINDER_SCAN_INTERVAL_SECONDS)},
     "send-due-reminders": {"task": "notifications.send_due_reminders", "schedule": float(REMINDER_SCAN_INTERVAL_SECONDS)},
 }

@@ -32,6 +32,7 @@ class Action(models.TextChoices):
     HOLD_JOURNEY = "hold_journey", "Put a journey on hold or resume it"
     WITHDRAW_JOURNEY = "withdraw_journey", "Withdraw a patient from a journey"
     MANAGE_PROTOCOLS = "manage_protocols", "Create protocol template versions"
+    ACKNOWLEDGE_ALERT = "acknowledge_alert", "Acknowledge a clinical alert, with a signature"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -49,6 +50,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Action.HOLD_JOURNEY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.WITHDRAW_JOURNEY: frozenset({Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
     Action.MANAGE_PROTOCOLS: frozenset({Role.ADMIN}),
+    # Acknowledging stops the escalation, so it is for those who act on the finding; most kinds need a
+    # physician (see authorize_alert_acknowledgement).
+    Action.ACKNOWLEDGE_ALERT: frozenset({Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or
@@ -90,3 +94,11 @@ def authorize_step_resolution(user, responsible_role: str, action: str = Action.
         if responsible_role not in roles and Role.ADMIN not in roles:
             verb = {Action.SKIP_STEP: "skip", Action.CORRECT_STEP: "correct"}.get(action, "record")
             raise NotPermitted(action, f"Only a {Role(responsible_role).label.lower()} may {verb} this step.")
+
+
+def authorize_alert_acknowledgement(user, *, physician_only: bool) -> None:
+    """May this user acknowledge an alert? A finding about the patient's body (a CRS or ICANS grade, a
+    positive pregnancy test) is for a physician; a custody excursion may be taken by the coordinator."""
+    authorize(user, Action.ACKNOWLEDGE_ALERT)
+    if physician_only and not roles_of(user) & {Role.PHYSICIAN, Role.ADMIN}:
+        raise NotPermitted(Action.ACKNOWLEDGE_ALERT, "Only a physician may acknowledge this alert.")

@@ -7,6 +7,8 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
+from alerts.models import AlertKind
+from alerts.services import alert_acknowledge, alert_raise
 from journeys.models import Step, StepStatus
 from journeys.services import (
     day0_reschedule,
@@ -90,6 +92,11 @@ def call_service(action: str, actor, journey, protocol):
         journey_withdraw(actor=actor, journey_id=journey.id, reason="Patient's wish")
     elif action == Action.MANAGE_PROTOCOLS:
         protocol_new_version(actor=actor, protocol_id=protocol.id)
+    elif action == Action.ACKNOWLEDGE_ALERT:
+        # A custody excursion: the kind a coordinator may acknowledge too (a CRS grade needs a physician).
+        alert, _ = alert_raise(patient_id=patient.id, kind=AlertKind.CUSTODY_EXCURSION, key=f"matrix:{patient.id}",
+                               summary="Temperature excursion", escalate_after_minutes=30)
+        alert_acknowledge(actor=actor, alert_id=alert.id, password="correct-horse-battery")
     else:  # a new action without a case here must not pass unnoticed
         raise AssertionError(f"No service mapped for {action}")
 
