@@ -294,7 +294,7 @@ def parse(text: str | bytes) -> ProtocolFile:
 def _protocol_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
     """What a schema of single values cannot see: codes used twice, safety orders that cannot hold,
     record fields that journeys.records refuses."""
-    errors = []
+    errors = [(loc, "contains a NUL character, which cannot be stored") for loc in _nul_places(protocol.model_dump())]
     first_with_code: dict[str, int] = {}
     stage_of = {}
     for index, step in enumerate(protocol.steps):
@@ -319,6 +319,16 @@ def _protocol_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
                 errors.append((("steps", index, "done_after"), f"“{step.done_after}” belongs to a later stage"))
         errors.extend(_record_field_errors(index, step.record_fields))
     return errors
+
+
+def _nul_places(value, loc: tuple = ()) -> list[tuple]:
+    if isinstance(value, str):
+        return [loc] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [place for key, item in value.items() for place in _nul_places(item, loc + (key,))]
+    if isinstance(value, list):
+        return [place for index, item in enumerate(value) for place in _nul_places(item, loc + (index,))]
+    return []
 
 
 _SPEC_PREFIX = re.compile(r"^Field (\d+|“[^”]*”): ")
