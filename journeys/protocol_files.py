@@ -299,7 +299,8 @@ def _protocol_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
     stage_of = {}
     for index, step in enumerate(protocol.steps):
         if step.code in first_with_code:
-            errors.append((("steps", index, "code"), f"“{step.code}” is already the code of steps[{first_with_code[step.code]}]"))
+            errors.append((("steps", index, "code"),
+                           f"“{step.code}” is already the code of steps[{first_with_code[step.code]}]"))
         else:
             first_with_code[step.code] = index
             stage_of[step.code] = step.stage
@@ -314,7 +315,8 @@ def _protocol_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
             if step.done_after == step.code:
                 errors.append((("steps", index, "done_after"), "a step cannot wait for itself"))
             elif step.done_after not in stage_of:
-                errors.append((("steps", index, "done_after"), f"no step of this protocol has the code “{step.done_after}”"))
+                errors.append((("steps", index, "done_after"),
+                               f"no step of this protocol has the code “{step.done_after}”"))
             elif stage_of[step.done_after] > step.stage:
                 errors.append((("steps", index, "done_after"), f"“{step.done_after}” belongs to a later stage"))
         errors.extend(_record_field_errors(index, step.record_fields))
@@ -356,7 +358,10 @@ HEADER = """\
 
 
 def _literal(value) -> str:
-    return tomli_w.dumps({"v": value}, multiline_strings=True)[len("v = "):].rstrip("\n")
+    # A long text keeps its line breaks as lines ("""…"""), except one with a carriage return: TOML readers
+    # turn CR LF inside such a string into LF, so it is written escaped and reads back exactly.
+    multiline = not (isinstance(value, str) and "\r" in value)
+    return tomli_w.dumps({"v": value}, multiline_strings=multiline)[len("v = "):].rstrip("\n")
 
 
 def _key(name: str) -> str:

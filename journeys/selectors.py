@@ -637,3 +637,11 @@ def protocol_document(protocol: ProtocolTemplate) -> dict:
     steps = [{field: getattr(template, field) for field in step_fields} for template in protocol.step_templates.all()]
     document["steps"] = sorted(steps, key=protocol_files.step_order)
     return document
+
+
+def protocol_versions_with_same_content(protocol: ProtocolTemplate) -> list[int]:
+    """The other versions of this protocol whose content hash equals its own (a file loaded twice)."""
+    if not protocol.content_hash:
+        return []
+    return list(ProtocolTemplate.objects.filter(name=protocol.name, content_hash=protocol.content_hash)
+                .exclude(pk=protocol.pk).order_by("version").values_list("version", flat=True))

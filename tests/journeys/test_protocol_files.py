@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.core.management.sql import emit_post_migrate_signal
 from django.db import transaction
 from django.urls import reverse
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from journeys import protocol_files, selectors
@@ -382,7 +382,15 @@ documents = st.builds(
     st.lists(step, min_size=1, max_size=5), st.lists(codes, min_size=5, max_size=5, unique=True))
 
 
+CARRIAGE_RETURNS = {  # found by hypothesis: TOML readers turn CR LF inside a """…""" string into LF
+    "name": "x", "description": "a\r\nb\nc\r", "indication": "", "planned_vein_to_vein_days": 1,
+    "steps": [dict(stage=1, position=0, code="a", name="0\r\n", anchor="day0", offset_days=0, window_before_days=0,
+                   window_after_days=0, grace_hours=0, responsible_role="nurse", required=True, milestone="",
+                   done_after="", record_fields=[])]}
+
+
 @given(documents)
+@example(CARRIAGE_RETURNS)
 @settings(max_examples=60, deadline=None)
 def test_any_protocol_written_reads_back_the_same(document):
     text = to_toml(document)

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from carclinic.errors import DomainError
+from journeys import selectors
 from journeys.protocol_files import InvalidProtocolFile
 from journeys.services import SYSTEM, protocol_load
 
@@ -39,9 +40,9 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: {error.message}") from None
         except DomainError as error:
             raise CommandError(error.message) from None
-        state = "active: offered for new journeys" if protocol.is_active else "inactive: activate it in admin to offer it"
-        steps = protocol.step_templates.count()
-        self.stdout.write(f"Created {protocol} ({steps} steps, {state}) from {file}, content sha256 {protocol.content_hash[:12]}.")
-        same = protocol.__class__.objects.filter(name=protocol.name, content_hash=protocol.content_hash).exclude(pk=protocol.pk)
-        for twin in same.order_by("version"):
-            self.stdout.write(f"  Same content as version {twin.version}.")
+        state = ("active: offered for new journeys" if protocol.is_active
+                 else "inactive: activate it in admin to offer it")
+        self.stdout.write(f"Created {protocol} ({protocol.step_templates.count()} steps, {state}) from {file}, "
+                          f"content sha256 {protocol.content_hash[:12]}.")
+        for version in selectors.protocol_versions_with_same_content(protocol):
+            self.stdout.write(f"  Same content as version {version}.")
