@@ -5,7 +5,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from carclinic.errors import DomainError
 from journeys.models import Journey, JourneyEvent, ProtocolTemplate, Stage, Step, StepTemplate
-from journeys.services import protocol_new_version
+from journeys.services import protocol_new_version, protocol_rehash
 
 
 class StepTemplateInline(admin.TabularInline):
@@ -30,9 +30,14 @@ class StepTemplateInline(admin.TabularInline):
 @admin.register(ProtocolTemplate)
 class ProtocolTemplateAdmin(SimpleHistoryAdmin):
     list_display = ("name", "version", "is_active", "locked_at", "planned_vein_to_vein_days")
-    readonly_fields = ("locked_at", "created_at")
+    readonly_fields = ("locked_at", "created_at", "content_hash")
     inlines = [StepTemplateInline]
     actions = ["make_new_version"]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # The hash says what the version holds; `migrate` compares shipped files with it.
+        protocol_rehash(protocol_id=form.instance.pk)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.is_locked:

@@ -56,6 +56,12 @@ class ProtocolTemplate(models.Model):
     is_active = models.BooleanField(default=True, help_text="Offered when starting new journeys.")
     locked_at = models.DateTimeField(null=True, blank=True, help_text="Set when the first journey used it.")
     created_at = models.DateTimeField(auto_now_add=True)
+    # What `migrate` compares a shipped protocol file with, so that loading it again finds the version it
+    # already made (journeys.protocol_files.content_hash). Kept true by every write to the version's content.
+    content_hash = models.CharField(
+        max_length=64, blank=True, editable=False,
+        help_text="SHA-256 of the version's content as a protocol file; blank until first computed.",
+    )
 
     history = HistoricalRecords()
 

@@ -11,11 +11,13 @@ from django.db.models.base import ModelState
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from journeys import protocol_files
 from journeys.models import (
     OPEN_JOURNEY_STATUSES,
     Journey,
     JourneyEvent,
     JourneyStatus,
+    ProtocolTemplate,
     Stage,
     StageNumber,
     Step,
@@ -612,3 +614,34 @@ def _patient_status_sql(*, patients: QuerySet[Patient], public_id, now: datetime
     return {"patient": patient, "journey": journey, "next_step": steps[0] if steps else None,
             "overdue_steps": [step for step in steps if active and step.overdue_after <= now],
             "day_number": journey.day_number(today), "last_changed_at": last_changed_at}
+
+
+# --- protocols --------------------------------------------------------------------------------------
+
+def protocol_version(*, name: str, version: int | None = None) -> ProtocolTemplate:
+    """A protocol by name, at `version` or else its latest; ProtocolTemplate.DoesNotExist when there is none."""
+    versions = ProtocolTemplate.objects.filter(name=name)
+    if version is not None:
+        return versions.get(version=version)
+    latest = versions.order_by("-version").first()
+    if latest is None:
+        raise ProtocolTemplate.DoesNotExist(f"No protocol is named {name!r}.")
+    return latest
+
+
+def protocol_document(protocol: ProtocolTemplate) -> dict:
+    """The version's content in the shape of a protocol file (journeys.protocol_files): what `dump_protocol`
+    writes and what its content hash is computed from. Every schema field is read from its column."""
+    document = {field: getattr(protocol, field) for field in protocol_files.ProtocolFile.model_fields if field != "steps"}
+    step_fields = protocol_files.StepFile.model_fields
+    steps = [{field: getattr(template, field) for field in step_fields} for template in protocol.step_templates.all()]
+    document["steps"] = sorted(steps, key=protocol_files.step_order)
+    return document
+
+
+def protocol_versions_with_same_content(protocol: ProtocolTemplate) -> list[int]:
+    """The other versions of this protocol whose content hash equals its own (a file loaded twice)."""
+    if not protocol.content_hash:
+        return []
+    return list(ProtocolTemplate.objects.filter(name=protocol.name, content_hash=protocol.content_hash)
+                .exclude(pk=protocol.pk).order_by("version").values_list("version", flat=True))

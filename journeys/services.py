@@ -10,8 +10,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from carclinic.errors import InvalidInput, StaleVersion
-from journeys import clock, records
+from carclinic.errors import Conflict, InvalidInput, StaleVersion
+from journeys import clock, protocol_files, records, selectors
 from journeys.errors import JourneyAlreadyOpen, TransitionNotAllowed
 from journeys.models import (
     OPEN_JOURNEY_STATUSES,
@@ -450,7 +450,7 @@ def protocol_new_version(*, actor, protocol_id: int) -> ProtocolTemplate:
     latest = ProtocolTemplate.objects.filter(name=source.name).order_by("-version").values_list("version", flat=True).first()
     copy = ProtocolTemplate.objects.create(
         name=source.name, version=latest + 1, description=source.description, indication=source.indication,
-        planned_vein_to_vein_days=source.planned_vein_to_vein_days, is_active=False,
+        planned_vein_to_vein_days=source.planned_vein_to_vein_days, is_active=False, content_hash=source.content_hash,
     )
     templates = list(source.step_templates.all())
     for template in templates:
@@ -458,3 +458,85 @@ def protocol_new_version(*, actor, protocol_id: int) -> ProtocolTemplate:
         template.protocol = copy
     StepTemplate.objects.bulk_create(templates)
     return copy
+
+
+class _System:
+    """The product acting on its own: `migrate` loading a shipped protocol, a command run on the server by
+    whoever runs the server. Recorded as no user, like the overdue scan."""
+
+    def __repr__(self) -> str:
+        return "SYSTEM"
+
+
+SYSTEM = _System()
+
+
+def _protocol_editor(actor):
+    """The user to record for a protocol change (None for the system), once the actor may make one."""
+    if actor is SYSTEM:
+        return None
+    authorize(actor, Action.MANAGE_PROTOCOLS)
+    return actor
+
+
+def _protocol_create(*, user, document: dict, activate: bool | None, reason: str) -> ProtocolTemplate:
+    name = document["name"]
+    latest = ProtocolTemplate.objects.filter(name=name).order_by("-version").values_list("version", flat=True).first()
+    # The first version of a protocol is the one to offer; a later one waits until an administrator
+    # activates it, as a copy made in admin does, so that loading a file never changes what new journeys get.
+    is_active = latest is None if activate is None else activate
+    protocol = ProtocolTemplate(
+        name=name, version=(latest or 0) + 1, is_active=is_active, content_hash=protocol_files.content_hash(document),
+        **{field: value for field, value in document.items() if field not in ("name", "steps")},
+    )
+    protocol._history_user = user
+    protocol._change_reason = reason
+    try:
+        with transaction.atomic():
+            protocol.save()
+    except IntegrityError:
+        raise Conflict(f"Someone made version {protocol.version} of “{name}” at the same moment; load the file again.") from None
+    templates = [StepTemplate(protocol=protocol, **step) for step in document["steps"]]
+    bulk_create_with_history(templates, StepTemplate, default_user=user, default_change_reason=reason,
+                             default_date=protocol.created_at)
+    return protocol
+
+
+@transaction.atomic
+def protocol_load(*, actor, text: str | bytes, source: str = "", activate: bool | None = None) -> ProtocolTemplate:
+    """Make the next version of the protocol a file describes (journeys.protocol_files); no existing version
+    is touched. An invalid file raises InvalidProtocolFile, listing each problem with its place and line."""
+    user = _protocol_editor(actor)
+    document = protocol_files.parse(text).model_dump(mode="json")
+    return _protocol_create(user=user, document=document, activate=activate,
+                            reason=f"Loaded from {source or 'a protocol file'}")
+
+
+@transaction.atomic
+def protocol_load_shipped() -> list[ProtocolTemplate]:
+    """Load each protocol file carclinic ships (journeys/protocols/) unless a version of that protocol already
+    has its content; run on every `migrate`. A release that changes a shipped file adds a new inactive version."""
+    created = []
+    for path in protocol_files.shipped_files():
+        document = protocol_files.parse(path.read_bytes()).model_dump(mode="json")
+        digest = protocol_files.content_hash(document)
+        versions = list(ProtocolTemplate.objects.select_for_update().filter(name=document["name"]))
+        for version in versions:
+            if not version.content_hash:
+                # A version made before the hash existed (version 1 from the old data migrations): its hash is
+                # computed from what it holds, so identical content is found and nothing new is made.
+                version.content_hash = protocol_files.content_hash(selectors.protocol_document(version))
+                ProtocolTemplate.objects.filter(pk=version.pk).update(content_hash=version.content_hash)
+        if any(version.content_hash == digest for version in versions):
+            continue
+        created.append(_protocol_create(user=None, document=document, activate=None,
+                                        reason=f"Shipped with carclinic ({path.name})"))
+    return created
+
+
+def protocol_rehash(*, protocol_id: int) -> str:
+    """Recompute a version's content hash after its content changed (admin's editor of an unlocked version)."""
+    protocol = ProtocolTemplate.objects.get(pk=protocol_id)
+    digest = protocol_files.content_hash(selectors.protocol_document(protocol))
+    ProtocolTemplate.objects.filter(pk=protocol_id).update(content_hash=digest)
+    return digest

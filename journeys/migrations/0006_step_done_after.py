@@ -2,30 +2,8 @@
 
 from django.db import migrations, models
 
-PROTOCOL_NAME = "CD19 CAR-T for autoimmune disease (Erlangen-style)"
-
-
-def infusion_follows_a_passed_coi_check(apps, schema_editor):
-    # The shipped default, in place: like its record fields, this says how a step is recorded, not when
-    # it falls, so journeys already on the version keep their schedule.
-    StepTemplate = apps.get_model("journeys", "StepTemplate")
-    shipped = StepTemplate.objects.filter(protocol__name=PROTOCOL_NAME, protocol__version=1)
-    shipped.filter(code="infusion").update(done_after="coi-check")
-    for check in shipped.filter(code="coi-check"):
-        for spec in check.record_fields:
-            if spec.get("name") == "coi_match":
-                spec["must_be"] = True
-        check.save(update_fields=["record_fields"])
-
-
-def undo(apps, schema_editor):
-    StepTemplate = apps.get_model("journeys", "StepTemplate")
-    shipped = StepTemplate.objects.filter(protocol__name=PROTOCOL_NAME, protocol__version=1)
-    shipped.filter(code="infusion").update(done_after="")
-    for check in shipped.filter(code="coi-check"):
-        for spec in check.record_fields:
-            spec.pop("must_be", None)
-        check.save(update_fields=["record_fields"])
+# The data step that made the shipped default's infusion wait for its COI check is gone: the shipped
+# protocol is a data file now (journeys/protocols/, loaded on migrate; see 0003). The schema stays.
 
 
 class Migration(migrations.Migration):
@@ -45,5 +23,4 @@ class Migration(migrations.Migration):
             name='done_after',
             field=models.SlugField(blank=True, help_text='Code of a step of the same protocol that must be recorded as done before this one.', max_length=60),
         ),
-        migrations.RunPython(infusion_follows_a_passed_coi_check, undo),
     ]

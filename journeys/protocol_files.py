@@ -1,0 +1,436 @@
+"""A protocol as a file a clinic can read, diff and load: the schema that checks it, and its TOML form.
+
+A protocol file is TOML (Python reads it with `tomllib`; `tomli_w` formats each value written back):
+
+    name = "CD19 CAR-T for autoimmune disease (Erlangen-style)"
+    description = "..."
+    planned_vein_to_vein_days = 21
+
+    [[steps]]
+    stage = 4
+    position = 13
+    code = "infusion"
+    name = "CAR-T infusion (1 × 10⁶ CAR-T cells/kg)"
+    anchor = "day0"
+    offset_days = 0
+    ...
+    done_after = "coi-check"
+
+    [[steps.record_fields]]
+    name = "dose_per_kg"
+    label = "Dose"
+    type = "decimal"
+    ...
+
+The file has no version number: `load_protocol` always makes the next version of the protocol it names,
+so the same file loaded twice makes two versions, and dump → load → dump gives the same text.
+
+To add a protocol parameter: give `ProtocolFile` (or `StepFile`) a field and `ProtocolTemplate` (or
+`StepTemplate`) a column of the same name. The loader copies every schema field to its column and the
+dump reads it back, in the schema's order; a field that is a table (a dict or a pydantic model) is
+written as its own `[table]`.
+
+Problems are reported as `steps[12].offset_days: must be a whole number (line 88)`: the place in the
+file (steps counted from 0, as in the file's order), what is wrong in words an administrator can act
+on, and the line when it can be found.
+"""
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from carclinic.errors import InvalidInput
+from journeys import records
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "protocols"
+
+# The database's own limits (SlugField, CharField max_length), so what the schema accepts the tables can hold.
+Code = Annotated[str, StringConstraints(pattern=r"^[-a-zA-Z0-9_]+$", max_length=60)]
+# Far beyond any protocol (the long-term follow-up runs 15 years) and well inside date arithmetic.
+MAX_DAYS = 36_500
+
+STAGES = (1, 2, 3, 4, 5)
+ANCHORS = ("leukapheresis", "day0")
+RESPONSIBLE_ROLES = ("coordinator", "nurse", "physician")
+MILESTONES = ("", "collection", "product_released", "infusion")
+INDICATIONS = ("", "sle", "lupus_nephritis", "myasthenia_gravis", "systemic_sclerosis", "multiple_sclerosis", "other")
+
+# The order a record field's keys are written in: what it is first, its limits next, its help last.
+SPEC_KEY_ORDER = ("name", "label", "short", "type", "unit", "min", "max", "step", "per_m2", "max_length",
+                  "choices", "required", "must_be", "help")
+
+
+class StepFile(BaseModel):
+    """One `[[steps]]` table: the columns of a StepTemplate."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    stage: Literal[STAGES]
+    position: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    code: Code
+    name: Annotated[str, StringConstraints(min_length=1, max_length=160)]
+    anchor: Literal[ANCHORS]
+    offset_days: Annotated[int, Field(ge=-MAX_DAYS, le=MAX_DAYS)]
+    window_before_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 0
+    window_after_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 0
+    grace_hours: Annotated[int, Field(ge=0, le=MAX_DAYS * 24)] = 0
+    responsible_role: Literal[RESPONSIBLE_ROLES]
+    required: bool = True
+    milestone: Literal[MILESTONES] = ""
+    done_after: Annotated[str, StringConstraints(pattern=r"^[-a-zA-Z0-9_]*$", max_length=60)] = ""
+    # Each spec is judged by journeys.records (spec_errors), the same judge as the admin's protocol editor.
+    record_fields: list[dict[str, Any]] = []
+
+
+class ProtocolFile(BaseModel):
+    """A whole protocol file: the columns of a ProtocolTemplate (but its version) and its steps."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    description: str = ""
+    indication: Literal[INDICATIONS] = ""
+    planned_vein_to_vein_days: Annotated[int, Field(ge=0, le=MAX_DAYS)]
+    steps: Annotated[list[StepFile], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _positions_from_order(self):
+        # A hand-written file may leave positions out: the order of the steps in the file is their order.
+        for index, step in enumerate(self.steps):
+            if step.position is None:
+                step.position = index
+        return self
+
+
+# --- problems -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Problem:
+    where: str  # "steps[12].offset_days", or "file" for the file as a whole
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" + (f" (line {self.line})" if self.line else "")
+
+
+class InvalidProtocolFile(InvalidInput):
+    """The file was refused; nothing was written. `problems` lists each one with its place and line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        count = f"{len(problems)} problems" if len(problems) != 1 else "1 problem"
+        super().__init__(f"The protocol file has {count}; nothing was loaded:\n"
+                         + "\n".join(f"  {problem}" for problem in problems),
+                         field_errors=_field_errors(problems))
+
+
+def _field_errors(problems: list[Problem]) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for problem in problems:
+        errors.setdefault(problem.where, []).append(
+            problem.message + (f" (line {problem.line})" if problem.line else ""))
+    return errors
+
+
+def _where(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "file"
+
+
+def _message(error: dict) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a protocol setting here (check the spelling)"
+    if kind in ("int_type", "int_from_float", "int_parsing"):
+        return "must be a whole number"
+    if kind == "bool_type":
+        return "must be true or false"
+    if kind == "string_type":
+        return "must be text in quotes"
+    if kind in ("list_type", "tuple_type"):
+        return "must be a list"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "must be a table"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}".replace("'", '"')
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters"
+    if kind == "string_pattern_mismatch":
+        return "must be letters, digits, hyphens and underscores only, like “ld-day-5”"
+    if kind == "too_short":
+        return "needs at least one step"
+    return error["msg"][0].lower() + error["msg"][1:]
+
+
+def _clean_loc(loc: tuple) -> tuple:
+    # A nullable field reports its inner type as a step of the path; the field is what matters.
+    return tuple(part for part in loc if part not in ("int", "str", "bool"))
+
+
+# --- where in the text ----------------------------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r'^\s*("[^"]+"|[A-Za-z0-9_-]+)\s*=')
+
+
+def line_numbers(text: str) -> dict[tuple, int]:
+    """Where each table and key of the file starts, by its place (("steps", 12, "offset_days") → 88).
+
+    tomllib gives no positions for valid TOML, so this follows the file's headers and keys the way
+    the dump writes them (and the usual hand-written forms); a place it cannot find has no line."""
+    found: dict[tuple, int] = {}
+    counts: dict[tuple, int] = {}
+    table: tuple = ()
+    in_string, array_depth = None, 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if in_string:
+            if line.count(in_string) % 2 == 1:
+                in_string = None
+            continue
+        if array_depth:
+            # Inside a list that spans lines (a field's choices): nothing here is a header or a key.
+            array_depth += _depth_change(line)
+            continue
+        header = _HEADER.match(line)
+        if header and not _KEY.match(line):
+            names = tuple(part.strip().strip('"') for part in header.group(2).split("."))
+            if header.group(1) == "[[":
+                # [[steps.record_fields]] adds a field to the latest step.
+                parent = _resolve(names[:-1], counts)
+                key = parent + (names[-1],)
+                counts[key] = counts.get(key, -1) + 1
+                table = key + (counts[key],)
+            else:
+                table = _resolve(names, counts)
+            found.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            found.setdefault(table + (key.group(1).strip('"'),), number)
+            rest = line[key.end():]
+            for quote in ('"""', "'''"):
+                if rest.count(quote) % 2 == 1:
+                    in_string = quote
+            if not in_string:
+                array_depth = max(0, _depth_change(rest))
+    return found
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
+
+
+def _depth_change(text: str) -> int:
+    bare = _STRING.sub("", text).split("#")[0]
+    return bare.count("[") + bare.count("{") - bare.count("]") - bare.count("}")
+
+
+def _resolve(names: tuple, counts: dict) -> tuple:
+    place: tuple = ()
+    for name in names:
+        place += (name,)
+        if place in counts:
+            place += (counts[place],)
+    return place
+
+
+def _line_of(loc: tuple, lines: dict[tuple, int]) -> int | None:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+def parse(text: str | bytes) -> ProtocolFile:
+    """The file's protocol, checked by the schema and by journeys.records; InvalidProtocolFile if not."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidProtocolFile([Problem("file", f"is not UTF-8 text (byte {error.start})")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        found = re.search(r"\(at line (\d+), column (\d+)\)", str(error))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
+        if found:
+            message += f", column {found.group(2)}"
+        raise InvalidProtocolFile([Problem("file", f"is not valid TOML: {message}",
+                                           int(found.group(1)) if found else None)]) from None
+    lines = line_numbers(text)
+    try:
+        protocol = ProtocolFile.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors(include_url=False):
+            loc = _clean_loc(item["loc"])
+            problems.append(Problem(_where(loc), _message(item), _line_of(loc, lines)))
+        raise InvalidProtocolFile(problems) from None
+    problems = [Problem(_where(loc), message, _line_of(loc, lines)) for loc, message in _protocol_errors(protocol)]
+    if problems:
+        raise InvalidProtocolFile(problems)
+    return protocol
+
+
+def _protocol_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
+    """What a schema of single values cannot see: codes used twice, safety orders that cannot hold,
+    record fields that journeys.records refuses."""
+    errors = [(loc, "contains a NUL character, which cannot be stored") for loc in _nul_places(protocol.model_dump())]
+    first_with_code: dict[str, int] = {}
+    stage_of = {}
+    for index, step in enumerate(protocol.steps):
+        if step.code in first_with_code:
+            errors.append((("steps", index, "code"),
+                           f"“{step.code}” is already the code of steps[{first_with_code[step.code]}]"))
+        else:
+            first_with_code[step.code] = index
+            stage_of[step.code] = step.stage
+    milestone_at: dict[str, int] = {}
+    for index, step in enumerate(protocol.steps):
+        if step.milestone:
+            if step.milestone in milestone_at:
+                errors.append((("steps", index, "milestone"),
+                               f"“{step.milestone}” is already the milestone of steps[{milestone_at[step.milestone]}]"))
+            milestone_at.setdefault(step.milestone, index)
+        if step.done_after:
+            if step.done_after == step.code:
+                errors.append((("steps", index, "done_after"), "a step cannot wait for itself"))
+            elif step.done_after not in stage_of:
+                errors.append((("steps", index, "done_after"),
+                               f"no step of this protocol has the code “{step.done_after}”"))
+            elif stage_of[step.done_after] > step.stage:
+                errors.append((("steps", index, "done_after"), f"“{step.done_after}” belongs to a later stage"))
+        errors.extend(_record_field_errors(index, step.record_fields))
+    return errors
+
+
+def _nul_places(value, loc: tuple = ()) -> list[tuple]:
+    if isinstance(value, str):
+        return [loc] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [place for key, item in value.items() for place in _nul_places(item, loc + (key,))]
+    if isinstance(value, list):
+        return [place for index, item in enumerate(value) for place in _nul_places(item, loc + (index,))]
+    return []
+
+
+_SPEC_PREFIX = re.compile(r"^Field (\d+|“[^”]*”): ")
+
+
+def _record_field_errors(index: int, specs: list[dict]) -> list[tuple[tuple, str]]:
+    errors = []
+    for position, spec in enumerate(specs):
+        for message in records.spec_errors([spec]):
+            errors.append((("steps", index, "record_fields", position), _SPEC_PREFIX.sub("", message).rstrip(".")))
+    if not errors:
+        # What only the whole list shows (a name used twice).
+        errors.extend((("steps", index, "record_fields"), message.rstrip("."))
+                      for message in records.spec_errors(specs))
+    return errors
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+HEADER = """\
+# A carclinic protocol. `python manage.py load_protocol FILE` makes it the next version of the
+# protocol named here (never changing a version journeys use); `dump_protocol NAME` writes one back.
+# Days are counted from the anchor (negative: before); steps are listed in their order.
+"""
+
+
+def _literal(value) -> str:
+    # A long text keeps its line breaks as lines ("""…"""), except one with a carriage return: TOML readers
+    # turn CR LF inside such a string into LF, so it is written escaped and reads back exactly.
+    multiline = not (isinstance(value, str) and "\r" in value)
+    return tomli_w.dumps({"v": value}, multiline_strings=multiline)[len("v = "):].rstrip("\n")
+
+
+def _key(name: str) -> str:
+    return tomli_w.dumps({name: 0})[: -len(" = 0\n")]
+
+
+def _lines(table: dict) -> list[str]:
+    out = []
+    for key, value in table.items():
+        if isinstance(value, list) and value and all(isinstance(item, list) for item in value):
+            # A choice list: one choice a line, its parts side by side, so a diff shows the choice that changed.
+            out.append(f"{_key(key)} = [")
+            out.extend(f"  [{', '.join(_literal(part) for part in item)}]," for item in value)
+            out.append("]")
+        else:
+            out.append(f"{_key(key)} = {_literal(value)}")
+    return out
+
+
+def _spec_in_order(spec: dict) -> dict:
+    ordered = {key: spec[key] for key in SPEC_KEY_ORDER if key in spec}
+    ordered.update({key: spec[key] for key in sorted(spec) if key not in ordered})
+    return ordered
+
+
+def _omit_empty(table: dict, keys: tuple) -> dict:
+    return {key: value for key, value in table.items() if not (key in keys and value in ("", [], None))}
+
+
+def to_toml(document: dict) -> str:
+    """The protocol `document` (ProtocolFile.model_dump's shape) as the text of a protocol file.
+
+    The layout is fixed (the schema's order, one key a line, empty optional keys left out), so that the
+    text of two versions diffs line by line and dump → load → dump gives the same text."""
+    document = dict(document)
+    steps = document.pop("steps")
+    scalars = {k: v for k, v in _in_schema_order(document, ProtocolFile).items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in _in_schema_order(document, ProtocolFile).items() if isinstance(v, dict)}
+    out = [HEADER.rstrip("\n"), *_lines(_omit_empty(scalars, ("indication",)))]
+    for key, table in tables.items():
+        out += ["", f"[{_key(key)}]", *_lines(table)]
+    for step in sorted(steps, key=step_order):
+        step = _in_schema_order(step, StepFile)
+        fields = step.pop("record_fields", [])
+        out += ["", "[[steps]]", *_lines(_omit_empty(step, ("milestone", "done_after")))]
+        for spec in fields:
+            out += ["", "[[steps.record_fields]]", *_lines(_spec_in_order(spec))]
+    return "\n".join(out) + "\n"
+
+
+def _in_schema_order(table: dict, schema: type[BaseModel]) -> dict:
+    ordered = {key: table[key] for key in schema.model_fields if key in table}
+    ordered.update({key: table[key] for key in table if key not in ordered})
+    return ordered
+
+
+def step_order(step: dict) -> tuple:
+    """The order steps are listed in (a dump, the hash): StepTemplate's own ordering, then the code."""
+    return (step["stage"], step["position"], step["offset_days"], step["code"])
+
+
+def content_hash(document: dict) -> str:
+    """SHA-256 of a protocol's content (every field, in a canonical JSON form, the steps in `step_order`):
+    two versions with the same hash schedule and record the same things."""
+    document = {**document, "steps": sorted(document["steps"], key=step_order)}
+    canonical = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def shipped_files() -> list[Path]:
+    """The protocols carclinic ships, loaded on `migrate` (journeys.apps)."""
+    return sorted(SHIPPED_DIR.glob("*.toml"))
