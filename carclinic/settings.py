@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "journeys",
     "notifications",
     "apiclients",
+    "api",
 ]
 
 # API-key requests to /api/v1/ are answered by the key or refused, never by a session: their cookies are
@@ -197,7 +198,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # --- the REST API's own words (apiclients/, journeys/api/) ---
+    # --- the REST API's own words (api/) ---
     "DESCRIPTION": (
         "Patient journeys of the CD19 CAR-T programme, for hospital systems, payers and registries.\n\n"
         "**Keys.** An administrator makes a client with `manage.py create_api_client NAME --role viewer` "

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from carclinic.errors import NotPermitted
 from carclinic.forms import form_submit
 from journeys import records, selectors, services
 from journeys.clock import day_label
@@ -31,7 +32,7 @@ from journeys.forms import (
 from journeys.models import EventKind, Journey, StageNumber, Step, StepStatus
 from patients.models import Patient
 from staff.access import role_required
-from staff.roles import Action, NotPermitted, Role, authorize_step_resolution, can
+from staff.roles import Action, Role, authorize_step_resolution, can
 
 logger = logging.getLogger(__name__)
 

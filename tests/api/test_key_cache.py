@@ -12,7 +12,7 @@ import time_machine
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from apiclients import services, throttling
+from apiclients import rates, services
 from apiclients.models import ApiClient
 from apiclients.services import api_client_create, api_client_revoke
 
@@ -42,7 +42,7 @@ def _prefix(key):
 
 
 def _counter(client):
-    return throttling.window(throttling.client_ident(client), client.throttle_rate, time.time())[0]
+    return rates.window(rates.client_ident(client), client.throttle_rate, time.time())[0]
 
 
 def test_a_verified_key_costs_no_query_and_counts_each_request_once(
