@@ -38,6 +38,7 @@ from api.serializers import (
 from apiclients.selectors import patients_visible_to
 from carclinic.errors import Conflict, DomainError
 from journeys import selectors
+from journeys import status as journey_status
 from journeys.services import step_complete
 from staff.roles import Action, authorize
 
@@ -198,7 +199,7 @@ class PatientStatusView(ReadView):
                    "overdue steps, and the time of the last change. Send If-None-Match to poll cheaply.",
                    responses={200: PatientStatusSerializer, 304: NOT_MODIFIED, **errors(404)})
     def get(self, request, patient_id):
-        status = selectors.patient_status_by_id(patients=self.visible_patients(), public_id=patient_id)
+        status = journey_status.patient_status_by_id(patients=self.visible_patients(), public_id=patient_id)
         if status is None:
             raise Http404
         return conditional_response(request, PatientStatusSerializer.from_status(status))

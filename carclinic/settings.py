@@ -227,6 +227,9 @@ CACHES = {
     if os.environ.get("CACHE_URL")
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+# The API's status call runs as a server-side prepared statement, planned once per database connection
+# (journeys/status.py). Set 0 when a transaction-mode pooler (PgBouncer) stands in front of PostgreSQL.
+STATUS_PREPARED_STATEMENTS = env_bool("STATUS_PREPARED_STATEMENTS", True)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
