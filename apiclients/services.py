@@ -85,8 +85,7 @@ def key_cache_seconds() -> int:
     throttle counter), and any change through the services or the admin bumps it, so revocation takes
     effect at the next request everywhere. The bound covers changes made behind the services' back (an
     SQL UPDATE, a service user switched off in the user admin): they take effect within this time."""
-    default = 0 if "locmem" in settings.CACHES["default"]["BACKEND"].lower() else 5
-    return getattr(settings, "API_KEY_CACHE_SECONDS", default)
+    return int(settings.API_KEY_CACHE_SECONDS)
 
 
 def _generation_key(prefix: str) -> str:

@@ -36,9 +36,8 @@ from staff.roles import Action, Role, authorize_step_resolution, can
 
 logger = logging.getLogger(__name__)
 
-# How often open dashboards and ward lists ask for fresh rows (CLINIC_POLL_SECONDS overrides it).
+# How often open dashboards and ward lists ask for fresh rows: settings.CLINIC_POLL_SECONDS.
 # Polling does not count as activity for the idle sign-out (staff.middleware).
-DEFAULT_POLL_SECONDS = 20
 OVERDUE_COUNT_CAP = 500
 # Wrong signature passwords before the session is ended: someone other than the signed-in person may be
 # at the screen (21 CFR 11.300(d): attempts at unauthorised use are detected and acted on).
@@ -50,7 +49,7 @@ MY_STEPS_LIMIT = 200
 def poll_seconds() -> int:
     from django.conf import settings
 
-    return int(getattr(settings, "CLINIC_POLL_SECONDS", DEFAULT_POLL_SECONDS))
+    return int(settings.CLINIC_POLL_SECONDS)
 
 
 @login_required
