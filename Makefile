@@ -25,5 +25,7 @@ run: install
 	bin/run
 
 test: install-test
+	@# The layers of pyproject.toml's [tool.importlinter]: an import that points up fails before any test runs.
+	$(BIN)/lint-imports --no-cache
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) DJANGO_DEBUG=1 \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)

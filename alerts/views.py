@@ -9,9 +9,9 @@ from django.views.decorators.http import require_http_methods
 from alerts import selectors, services
 from alerts.forms import AlertAcknowledgeForm
 from alerts.models import ClinicalAlert
-from carclinic.errors import DomainError
+from carclinic.errors import DomainError, NotPermitted
 from staff.access import role_required
-from staff.roles import Action, NotPermitted, authorize_alert_acknowledgement
+from staff.roles import Action, authorize_alert_acknowledgement
 
 
 @role_required(Action.VIEW_CLINICAL)

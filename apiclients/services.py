@@ -14,8 +14,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from apiclients import throttling
-from apiclients.models import ApiClient, ApiClientRole
+from apiclients import rates
+from apiclients.models import ApiClient, ApiClientRole, IdempotentRequest
 from carclinic.errors import InvalidInput, check_model
 from staff.models import User
 
@@ -85,8 +85,7 @@ def key_cache_seconds() -> int:
     throttle counter), and any change through the services or the admin bumps it, so revocation takes
     effect at the next request everywhere. The bound covers changes made behind the services' back (an
     SQL UPDATE, a service user switched off in the user admin): they take effect within this time."""
-    default = 0 if "locmem" in settings.CACHES["default"]["BACKEND"].lower() else 5
-    return getattr(settings, "API_KEY_CACHE_SECONDS", default)
+    return int(settings.API_KEY_CACHE_SECONDS)
 
 
 def _generation_key(prefix: str) -> str:
@@ -121,7 +120,7 @@ def _client_by_prefix(prefix: str, key_hash: str) -> tuple[ApiClient | None, tup
     if (known is not None and time.monotonic() - known[2] < seconds
             and hmac.compare_digest(known[0].key_hash, key_hash)):
         client = known[0]
-        counter, _, period, _ = throttling.window(throttling.client_ident(client), client.throttle_rate, time.time())
+        counter, _, period, _ = rates.window(rates.client_ident(client), client.throttle_rate, time.time())
         count, generation = _count_and_read(counter, period + 1, _generation_key(prefix))
         counted = (counter, count)
         if generation == known[1]:
@@ -175,3 +174,15 @@ def api_client_for_key_counted(key: str) -> tuple[ApiClient | None, tuple[str, i
             ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
             client.last_used_at = now
     return client, counted
+
+
+# A client retries within minutes; a day is generous, and keeps the table small.
+KEEP_ANSWERS = 24 * 3600
+
+
+def idempotent_requests_purge(*, now=None) -> int:
+    """Forget stored Idempotency-Key answers (`api/idempotency.py` keeps them) older than a day; returns
+    how many went."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=KEEP_ANSWERS)
+    deleted, _ = IdempotentRequest.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from apiclients import idempotency, webhooks
+from apiclients import services, webhooks
 
 
 @shared_task(acks_late=True)
@@ -22,4 +22,4 @@ def webhook_deliver_task(delivery_id: int) -> str:
 @shared_task(acks_late=True)
 def idempotent_requests_purge_task() -> int:
     """Hourly (beat): stored Idempotency-Key answers older than a day are dropped."""
-    return idempotency.idempotent_requests_purge()
+    return services.idempotent_requests_purge()

@@ -6,9 +6,12 @@ BENCH_DB, BENCH_PORT and BENCH_REDIS choose the scratch database, port and Redis
 checkouts can measure on one machine without trampling each other.
 
 Creates a scratch database (carclinic_benchapi), migrates it, seeds patients with journeys, ANALYZEs, starts
-gunicorn on 127.0.0.1 with the bench-only constant view switched on, and runs wrk against:
+two gunicorns on 127.0.0.1 with the same number of workers: the product with the benchmark's URL conf
+(bench.settings: the product's URLs plus two constant views) and a bare Django (bench.settings_bare: one
+constant view behind only Django's default middleware, on BENCH_PORT + 1), and runs wrk against:
 
-  1. /bench/constant/                      a constant JSON body, same middleware, no database
+  1. bare /bench/constant/                 a constant JSON body, Django's default middleware only: the baseline
+     and /bench/constant/ on the product   the same body through the product's own middleware
   2. /api/v1/patients/{id}/status/         the call most clients make (key check, throttle, one statement)
      and /api/v1/bench-constant/           a constant body behind the same key check, throttle and middleware
   3. /api/v1/patients/?page_size=50        the list, at 100 and at 10,000 patients
@@ -48,9 +51,8 @@ def env() -> dict:
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_HTTPS": "0",
         "STATIC_MANIFEST": "0",
-        "CARCLINIC_BENCH_VIEWS": "1",
         "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "carclinic.settings",
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
         "PYTHONPATH": str(ROOT),
     }
 
@@ -127,16 +129,16 @@ def seed(total: int, make_key: bool) -> list[str]:
     return out.split()
 
 
-def start_server(workers: int) -> subprocess.Popen:
+def start_server(workers: int, *, settings: str = "bench.settings", port: int = PORT) -> subprocess.Popen:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     server = subprocess.Popen(
-        [gunicorn, "carclinic.wsgi:application", "--workers", str(workers), "--bind", f"127.0.0.1:{PORT}",
+        [gunicorn, "carclinic.wsgi:application", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
          "--log-level", "warning"],
-        cwd=ROOT, env=env(),
+        cwd=ROOT, env={**env(), "DJANGO_SETTINGS_MODULE": settings},
     )
     for _ in range(100):
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/bench/constant/", timeout=1)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/bench/constant/", timeout=1)
             return server
         except OSError:
             time.sleep(0.2)
@@ -149,8 +151,8 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
 
-def wrk(path: str, key: str | None, duration: int, connections: int) -> dict:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{PORT}{path}"]
+def wrk(path: str, key: str | None, duration: int, connections: int, port: int = PORT) -> dict:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}{path}"]
     if key:
         command[1:1] = ["-H", f"Authorization: Bearer {key}"]
     out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=duration + 30).stdout
@@ -178,7 +180,7 @@ def main() -> None:
 
     psql(f"DROP DATABASE IF EXISTS {DB_NAME}")
     psql(f"CREATE DATABASE {DB_NAME}")
-    server = None
+    server = bare = None
     try:
         manage("migrate", "--noinput")
         key, patient = seed(100, make_key=True)
@@ -186,6 +188,7 @@ def main() -> None:
         # tables are planned as if empty (a bitmap scan over every pending step of the clinic).
         analyze()
         server = start_server(options.workers)
+        bare = start_server(options.workers, settings="bench.settings_bare", port=PORT + 1)
         status_path = f"/api/v1/patients/{patient}/status/"
         list_path = "/api/v1/patients/?page_size=50"
         for path in (status_path, list_path):  # warm the workers and check the key works
@@ -198,16 +201,22 @@ def main() -> None:
         # alike; each round's ratio compares measurements taken a few seconds apart.
         rounds = []
         for _ in range(options.rounds):
-            rounds.append({"bare": wrk("/bench/constant/", None, options.duration, options.connections),
+            rounds.append({"bare": wrk("/bench/constant/", None, options.duration, options.connections, PORT + 1),
+                           "product": wrk("/bench/constant/", None, options.duration, options.connections),
                            "status": wrk(status_path, key, options.duration, options.connections),
                            "api": wrk("/api/v1/bench-constant/", key, options.duration, options.connections)})
         for number, measured in enumerate(rounds, 1):
             print(f"  round {number}:")
-            print(line("bare Django view (constant JSON)", measured["bare"]))
+            print(line("bare Django view (default middleware)", measured["bare"]))
+            print(line("constant JSON, the product's middleware", measured["product"]))
             print(line("GET /api/v1/patients/{id}/status/", measured["status"]))
             print(line("constant body behind key+throttle (no DB)", measured["api"]))
             print(f"    ratio status / bare: {measured['status']['rps'] / measured['bare']['rps']:.2f}  (aim >= 0.5)"
-                  f"   key+throttle / bare: {measured['api']['rps'] / measured['bare']['rps']:.2f}")
+                  f"   key+throttle / bare: {measured['api']['rps'] / measured['bare']['rps']:.2f}"
+                  f"   status / product-middleware constant: {measured['status']['rps'] / measured['product']['rps']:.2f}")
+        bare.send_signal(signal.SIGTERM)
+        bare.wait(timeout=30)
+        bare = None
         if options.status_only:
             return
         small = wrk(list_path, key, options.duration, options.connections)
@@ -227,6 +236,9 @@ def main() -> None:
         overdue = wrk(list_path + "&overdue=true", key, options.duration, options.connections)
         print(line(f"  ... &overdue=true ({options.big})", overdue))
     finally:
+        if bare is not None:
+            bare.send_signal(signal.SIGTERM)
+            bare.wait(timeout=30)
         if server is not None:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)

@@ -1,7 +1,7 @@
 from django.http import JsonResponse
 from rest_framework.response import Response
 
-from apiclients.base import ApiV1View
+from api.base import ApiV1View
 
 
 def constant_json(request):

@@ -22,6 +22,18 @@ class Conflict(DomainError):
     http_status = 409
 
 
+class NotPermitted(DomainError):
+    """The user's role does not allow this action (`staff/roles.py` decides; this is only the answer)."""
+
+    http_status = 403
+
+    def __init__(self, action: str, message: str | None = None):
+        self.action = action
+        # An `Action` member carries its label ("Record a step as done"); a bare name is shown as it is.
+        label = str(getattr(action, "label", action))
+        super().__init__(message or f"Your role does not allow this: {label.lower()}.")
+
+
 class StaleVersion(Conflict):
     def __init__(self, what: str, expected: int, current: int):
         super().__init__(

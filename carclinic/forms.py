@@ -7,8 +7,7 @@ from typing import Any, Callable
 from django import forms
 from django.core.exceptions import PermissionDenied
 
-from carclinic.errors import Conflict, DomainError
-from staff.roles import NotPermitted
+from carclinic.errors import Conflict, DomainError, NotPermitted
 
 
 def apply_domain_error(form: forms.Form, error: DomainError) -> None:

@@ -1,7 +1,7 @@
 """The browser's middleware, stepped around for requests an API key authenticates.
 
 A call to /api/v1/ with `Authorization: Bearer <key>` (or `Token <key>`) is answered by the key or refused
-with 401: `ApiKeyAuthentication` comes first and never falls through to the session (apiclients/base.py).
+with 401: `ApiKeyAuthentication` comes first and never falls through to the session (api/base.py).
 So such a request carries no cookies as far as the app is concerned (`IgnoreCookiesOnApiKeyRequests`,
 placed before the session and CSRF middleware): no session is loaded, refreshed or saved, even when the
 browser that sends it also holds a session cookie. The signed-in user, messages and the idle sign-out
@@ -13,7 +13,7 @@ middleware stay in MIDDLEWARE under their own names: Django's deploy checks look
 from django.utils.module_loading import import_string
 
 API_PREFIX = "/api/v1/"
-_KEY_SCHEMES = ("bearer", "token")  # as apiclients.auth.ApiKeyAuthentication reads the header
+_KEY_SCHEMES = ("bearer", "token")  # as api.auth.ApiKeyAuthentication reads the header
 
 
 def is_api_key_request(request) -> bool:

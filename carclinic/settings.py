@@ -11,8 +11,10 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Where the embedded defaults keep their files (SQLite, the filesystem broker, saved mail). Importing the
+# settings creates nothing: `carclinic.local_folders.make_local_folders()` does, from manage.py, wsgi/asgi
+# and the Celery app, for the defaults actually in use.
 VAR_DIR = Path(os.environ.get("CARCLINIC_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -58,6 +60,7 @@ INSTALLED_APPS = [
     "notifications",
     "apiclients",
     "alerts",
+    "api",
 ]
 
 # API-key requests to /api/v1/ are answered by the key or refused, never by a session: their cookies are
@@ -199,7 +202,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # --- the REST API's own words (apiclients/, journeys/api/) ---
+    # --- the REST API's own words (api/) ---
     "DESCRIPTION": (
         "Patient journeys of the CD19 CAR-T programme, for hospital systems, payers and registries.\n\n"
         "**Keys.** An administrator makes a client with `manage.py create_api_client NAME --role viewer` "
@@ -228,13 +231,26 @@ CACHES = {
     if os.environ.get("CACHE_URL")
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+# How long a web worker may answer from the API client row it verified in-process (apiclients/services.py
+# `key_cache_seconds`). Only with a shared cache: each request still reads the key's generation there, so a
+# revocation through the services or the admin takes effect at once; this bounds changes made behind
+# their back. Without CACHE_URL there is nothing shared to read the generation from: 0, never kept.
+API_KEY_CACHE_SECONDS = int(os.environ.get("API_KEY_CACHE_SECONDS", "5" if os.environ.get("CACHE_URL") else "0"))
+
+# The API's status call runs as a server-side prepared statement, planned once per database connection
+# (journeys/status.py). Set 0 when a transaction-mode pooler (PgBouncer) stands in front of PostgreSQL.
+STATUS_PREPARED_STATEMENTS = env_bool("STATUS_PREPARED_STATEMENTS", True)
+
+# --- Pages that refresh themselves ----------------------------------------------------------------
+# How often open dashboards and ward lists ask for fresh rows.
+CLINIC_POLL_SECONDS = int(os.environ.get("CLINIC_POLL_SECONDS", "20"))
+# How often an open page asks for the unread count; reminders go out once a minute at most.
+NOTIFICATION_POLL_SECONDS = int(os.environ.get("NOTIFICATION_POLL_SECONDS", "60"))
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery-broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

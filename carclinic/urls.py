@@ -1,5 +1,3 @@
-import os
-
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -7,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/v1/", include("journeys.api.urls")),
+    path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("notifications/", include("notifications.urls")),
@@ -19,11 +17,3 @@ urlpatterns = [
     path("", include("patients.urls")),
     path("", include("journeys.urls")),
 ]
-
-if os.environ.get("CARCLINIC_BENCH_VIEWS") == "1":
-    # A constant JSON answer through the same middleware: the benchmark's baseline. Never in production.
-    from bench.views import ApiConstantView, constant_json
-
-    urlpatterns.append(path("bench/constant/", constant_json))
-    # Under /api/v1/ (ahead of the API's catch-all), so it is served exactly as the API's own calls are.
-    urlpatterns.insert(0, path("api/v1/bench-constant/", ApiConstantView.as_view()))

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from carclinic.errors import Conflict, InvalidInput, StaleVersion
+from carclinic.errors import Conflict, InvalidInput, NotPermitted, StaleVersion
 from journeys import clock, protocol_files, records, selectors
 from journeys.errors import JourneyAlreadyOpen, TransitionNotAllowed
 from journeys.models import (
@@ -31,7 +31,7 @@ from journeys.models import (
 )
 from journeys.transitions import guard_journey, guard_stage_complete, guard_stage_start, guard_step
 from patients.models import Patient
-from staff.roles import Action, NotPermitted, Role, authorize, authorize_step_resolution
+from staff.roles import Action, Role, authorize, authorize_step_resolution
 
 # A performed time a few minutes ahead of the server's clock is a ward clock running fast, not a
 # prediction; more than that is a typing error.

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from carclinic.errors import NotPermitted
 from carclinic.forms import form_submit
 from journeys import records, selectors, services
 from journeys.clock import day_label
@@ -31,13 +32,12 @@ from journeys.forms import (
 from journeys.models import EventKind, Journey, StageNumber, Step, StepStatus
 from patients.models import Patient
 from staff.access import role_required
-from staff.roles import Action, NotPermitted, Role, authorize_step_resolution, can
+from staff.roles import Action, Role, authorize_step_resolution, can
 
 logger = logging.getLogger(__name__)
 
-# How often open dashboards and ward lists ask for fresh rows (CLINIC_POLL_SECONDS overrides it).
+# How often open dashboards and ward lists ask for fresh rows: settings.CLINIC_POLL_SECONDS.
 # Polling does not count as activity for the idle sign-out (staff.middleware).
-DEFAULT_POLL_SECONDS = 20
 OVERDUE_COUNT_CAP = 500
 # Wrong signature passwords before the session is ended: someone other than the signed-in person may be
 # at the screen (21 CFR 11.300(d): attempts at unauthorised use are detected and acted on).
@@ -49,7 +49,7 @@ MY_STEPS_LIMIT = 200
 def poll_seconds() -> int:
     from django.conf import settings
 
-    return int(getattr(settings, "CLINIC_POLL_SECONDS", DEFAULT_POLL_SECONDS))
+    return int(settings.CLINIC_POLL_SECONDS)
 
 
 @login_required

@@ -6,13 +6,10 @@ from django.conf import settings
 
 from notifications.selectors import unread_notification_count
 
-# How often an open page asks for the unread count (NOTIFICATION_POLL_SECONDS overrides it). Reminders
-# go out once a minute at most, so asking more often would only add load.
-DEFAULT_POLL_SECONDS = 60
-
 
 def poll_seconds() -> int:
-    return int(getattr(settings, "NOTIFICATION_POLL_SECONDS", DEFAULT_POLL_SECONDS))
+    """How often an open page asks for the unread count (settings.NOTIFICATION_POLL_SECONDS)."""
+    return int(settings.NOTIFICATION_POLL_SECONDS)
 
 
 def unread_notifications(request):

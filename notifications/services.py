@@ -23,7 +23,7 @@ from django.db.models import Exists, F, Max, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from carclinic.errors import Conflict, InvalidInput
+from carclinic.errors import Conflict, InvalidInput, NotPermitted
 from journeys.clock import clinic_zone, day_label
 from journeys.models import Journey, JourneyStatus, Step, StepStatus
 from notifications.models import (
@@ -38,7 +38,7 @@ from notifications.models import (
     UserNotificationPreference,
 )
 from staff.models import User
-from staff.roles import NotPermitted, Role, roles_of
+from staff.roles import Role, roles_of
 
 log = logging.getLogger("carclinic.reminders")
 

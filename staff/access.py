@@ -5,7 +5,7 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
-from staff.roles import NotPermitted, can
+from staff.roles import can, refusal
 
 
 def role_required(action: str):
@@ -16,7 +16,7 @@ def role_required(action: str):
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             if not can(request.user, action):
-                raise PermissionDenied(NotPermitted(action).message)
+                raise PermissionDenied(refusal(action).message)
             return view(request, *args, **kwargs)
 
         wrapped.required_action = action

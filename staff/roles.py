@@ -7,7 +7,7 @@ render, to answer 403 instead of showing a form that cannot be sent.
 
 from django.db import models
 
-from carclinic.errors import DomainError
+from carclinic.errors import NotPermitted
 
 
 class Role(models.TextChoices):
@@ -60,17 +60,6 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 STEPS_ONLY_THEIR_ROLE_MAY_COMPLETE = frozenset({Role.PHYSICIAN})
 
 
-class NotPermitted(DomainError):
-    """The user's role does not allow this action."""
-
-    http_status = 403
-
-    def __init__(self, action: str, message: str | None = None):
-        self.action = action
-        label = Action(action).label if action in Action.values else action
-        super().__init__(message or f"Your role does not allow this: {label.lower()}.")
-
-
 def roles_of(user) -> frozenset[str]:
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return frozenset()
@@ -81,9 +70,14 @@ def can(user, action: str) -> bool:
     return bool(roles_of(user) & PERMISSIONS[action])
 
 
+def refusal(action: str, message: str | None = None) -> NotPermitted:
+    """The NotPermitted for `action`, named by its label when it is one of ours."""
+    return NotPermitted(Action(action) if action in Action.values else action, message)
+
+
 def authorize(user, action: str) -> None:
     if not can(user, action):
-        raise NotPermitted(action)
+        raise refusal(action)
 
 
 def authorize_step_resolution(user, responsible_role: str, action: str = Action.COMPLETE_STEP) -> None:

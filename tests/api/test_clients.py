@@ -111,7 +111,7 @@ def test_no_stack_trace_ever(viewer_api, monkeypatch, settings, patient):
     def broken(**kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("journeys.selectors.patient_status_by_id", broken)
+    monkeypatch.setattr("journeys.status.patient_status_by_id", broken)
     response = viewer_api.get(f"/api/v1/patients/{patient.public_id}/status/")
     assert response.status_code == 500
     assert response.json() == {"status": 500, "code": "server_error",

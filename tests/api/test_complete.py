@@ -131,7 +131,7 @@ def test_a_step_of_a_journey_on_hold_cannot_be_completed(integration_api, labs, 
 
 
 def test_stored_answers_are_forgotten_after_a_day(integration_api, labs):
-    from apiclients.idempotency import idempotent_requests_purge
+    from apiclients.services import idempotent_requests_purge
 
     assert _complete(integration_api, labs, key="old").status_code == 200
     assert idempotent_requests_purge(now=timezone.now() + timedelta(hours=23)) == 0

@@ -1,17 +1,18 @@
-"""The status read has two implementations: one hand-written statement on PostgreSQL (what the API runs in
-production) and the ORM (SQLite under `make run`). Both run here on the same data and must give the same
+"""The status read (journeys/status.py) has two implementations: one hand-written statement on PostgreSQL
+(what the API runs in production) and the ORM (SQLite under `make run`). Both run here on the same data and must give the same
 answer, in every state a journey can be in and for clients with and without a scope."""
 
+import functools
 from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
+from api.serializers import PatientStatusSerializer
 from apiclients.selectors import patients_visible_to
 from apiclients.services import api_client_create
-from journeys import selectors
-from journeys.api.serializers import PatientStatusSerializer
+from journeys import status as journey_status
 from journeys.services import journey_hold, journey_start, journey_withdraw, step_complete
 from patients.models import Patient
 from tests.factories import PatientFactory
@@ -21,7 +22,7 @@ def both(patients, public_id, now):
     """(SQL answer, ORM answer), each as the API would serialize it, or None for 'not found'."""
     today = timezone.localdate(now)
     answers = []
-    for read in (selectors._patient_status_sql, selectors._patient_status_orm):
+    for read in (journey_status._patient_status_sql, journey_status._patient_status_orm):
         status = read(patients=patients, public_id=public_id, now=now, today=today)
         answers.append(None if status is None else PatientStatusSerializer.from_status(status))
     return answers
@@ -104,8 +105,24 @@ def test_the_endpoint_runs_the_statement_once(viewer_api, clinic, django_assert_
     viewer_api.get(url)
     with django_assert_num_queries(2) as captured:  # the key (no shared cache here), then the status
         body = viewer_api.get(url).json()
-    assert "LATERAL" in captured.captured_queries[-1]["sql"]
+    assert captured.captured_queries[-1]["sql"].startswith("EXECUTE carclinic_status_")  # prepared by the first
     assert body["overdue_steps"] and body["next_step"] is not None
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # it closes the connection
+def test_the_statement_is_prepared_once_per_connection(clinic, django_assert_num_queries):
+    """PREPARE on a connection's first status call only; a new connection prepares it again."""
+    patient = clinic["late"]
+    connection.close()  # a fresh connection, as after a restart or CONN_MAX_AGE
+    read = functools.partial(journey_status.patient_status_by_id, patients=Patient.objects.all(),
+                             public_id=patient.public_id)
+    with django_assert_num_queries(2) as first:
+        assert read()["overdue_steps"]
+    assert [query["sql"].split()[0] for query in first.captured_queries] == ["PREPARE", "EXECUTE"]
+    assert "LATERAL" in first.captured_queries[0]["sql"]
+    with django_assert_num_queries(1) as again:
+        assert read()["overdue_steps"]
+    assert again.captured_queries[0]["sql"].startswith("EXECUTE carclinic_status_")
 
 
 @pytest.mark.parametrize("days_later", [0, 14, 400])
@@ -116,9 +133,9 @@ def test_the_built_body_is_the_declared_serializers_body(clinic, days_later):
     now = timezone.now() + timedelta(days=days_later)
     render = JSONRenderer().render
     for patient in clinic.values():
-        reads = [selectors._patient_status_orm]
+        reads = [journey_status._patient_status_orm]
         if connection.vendor == "postgresql":
-            reads.append(selectors._patient_status_sql)
+            reads.append(journey_status._patient_status_sql)
         for read in reads:
             status = read(patients=Patient.objects.all(), public_id=patient.public_id, now=now,
                           today=timezone.localdate(now))
@@ -144,7 +161,7 @@ def test_a_connection_the_server_dropped_is_replaced_once(clinic):
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
     finally:
         other.close()
-    status = selectors.patient_status_by_id(patients=Patient.objects.all(), public_id=patient.public_id)
+    status = journey_status.patient_status_by_id(patients=Patient.objects.all(), public_id=patient.public_id)
     assert status["patient"].public_id == patient.public_id and status["overdue_steps"]
 
 

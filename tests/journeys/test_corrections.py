@@ -5,11 +5,10 @@ from datetime import date
 
 import pytest
 
-from carclinic.errors import InvalidInput, StaleVersion
+from carclinic.errors import InvalidInput, NotPermitted, StaleVersion
 from journeys.errors import TransitionNotAllowed
 from journeys.models import EventKind, JourneyEvent, Step
 from journeys.services import journey_start, step_complete, step_record_correct
-from staff.roles import NotPermitted
 from tests.factories import PatientFactory, make_protocol
 
 VITALS = [

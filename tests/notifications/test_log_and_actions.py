@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import pytest
 from django.urls import reverse
 
-from carclinic.errors import Conflict, InvalidInput
+from carclinic.errors import Conflict, InvalidInput, NotPermitted
 from notifications.models import Channel, Notification, Reminder, ReminderEvent, ReminderKind, ReminderState
 from notifications.selectors import (
     clinic_reminder_log,
@@ -22,7 +22,6 @@ from notifications.services import (
     reminder_snooze,
     reminders_send_due,
 )
-from staff.roles import NotPermitted
 from tests.notifications.conftest import local
 
 PLANNED_AT = local(date(2026, 2, 24), 9)  # leukapheresis on 2 March: its reminders are scheduled, not yet due

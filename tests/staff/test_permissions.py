@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from alerts.models import AlertKind
 from alerts.services import alert_acknowledge, alert_raise
+from carclinic.errors import NotPermitted
 from journeys.models import Step, StepStatus
 from journeys.services import (
     day0_reschedule,
@@ -23,7 +24,7 @@ from journeys.services import (
 )
 from patients.models import Indication, Sex
 from patients.services import consent_record, measurement_record, patient_enrol, patient_update
-from staff.roles import PERMISSIONS, Action, NotPermitted, Role, authorize, can
+from staff.roles import PERMISSIONS, Action, Role, authorize, can
 from tests.factories import PatientFactory, minimal_record
 
 WHO = ["coordinator", "nurse", "physician", "viewer", "admin_group", "superuser", "no_role", "inactive", "anonymous"]

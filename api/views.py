@@ -19,14 +19,10 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from apiclients import idempotency
-from apiclients.base import ApiV1Mixin, ApiV1View, conditional_response
-from apiclients.selectors import patients_visible_to
-from carclinic.errors import Conflict, DomainError
-from journeys import selectors
-from journeys.api import fhir
-from journeys.api.filters import PatientFilter, StepFilter
-from journeys.api.serializers import (
+from api import fhir, idempotency
+from api.base import ApiV1Mixin, ApiV1View, conditional_response
+from api.filters import PatientFilter, StepFilter
+from api.serializers import (
     ErrorSerializer,
     JourneyDetailSerializer,
     PatientDetailSerializer,
@@ -39,6 +35,10 @@ from journeys.api.serializers import (
     parse_step_etag,
     step_etag,
 )
+from apiclients.selectors import patients_visible_to
+from carclinic.errors import Conflict, DomainError
+from journeys import selectors
+from journeys import status as journey_status
 from journeys.services import step_complete
 from staff.roles import Action, authorize
 
@@ -199,7 +199,7 @@ class PatientStatusView(ReadView):
                    "overdue steps, and the time of the last change. Send If-None-Match to poll cheaply.",
                    responses={200: PatientStatusSerializer, 304: NOT_MODIFIED, **errors(404)})
     def get(self, request, patient_id):
-        status = selectors.patient_status_by_id(patients=self.visible_patients(), public_id=patient_id)
+        status = journey_status.patient_status_by_id(patients=self.visible_patients(), public_id=patient_id)
         if status is None:
             raise Http404
         return conditional_response(request, PatientStatusSerializer.from_status(status))
@@ -340,7 +340,7 @@ def api_not_found(request, *args, **kwargs):
     """Unknown /api/v1/ paths answer 404 in the API's JSON shape, not the HTML page."""
     from django.http import JsonResponse
 
-    from apiclients.exception_handler import error_body
+    from api.exception_handler import error_body
 
     return JsonResponse(error_body(404, "not_found", "No such endpoint. See /api/docs/."), status=404)
 

@@ -3,8 +3,8 @@ roles are the client's role, so `staff.roles.authorize()` treats it like any mem
 
 from rest_framework import authentication, exceptions
 
+from apiclients.rates import COUNTED_ATTRIBUTE
 from apiclients.services import api_client_for_key_counted
-from apiclients.throttling import COUNTED_ATTRIBUTE
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -13,10 +13,10 @@ from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from apiclients.auth import ApiKeyAuthentication
-from apiclients.exception_handler import api_exception_handler
+from api.auth import ApiKeyAuthentication
+from api.exception_handler import api_exception_handler
+from api.throttling import PerClientRateThrottle
 from apiclients.models import ApiClient
-from apiclients.throttling import PerClientRateThrottle
 from staff.roles import Action, authorize
 
 

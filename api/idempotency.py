@@ -62,18 +62,3 @@ def store_answer(*, user, key: str, fingerprint: str, response: Response) -> Non
     headers = {name: response[name] for name in ("ETag",) if response.has_header(name)}
     IdempotentRequest.objects.create(user=user, key=key, fingerprint=fingerprint, response_status=response.status_code,
                                      response_body=body, response_headers=headers)
-
-
-# A client retries within minutes; a day is generous, and keeps the table small.
-KEEP_ANSWERS = 24 * 3600
-
-
-def idempotent_requests_purge(*, now=None) -> int:
-    """Forget stored answers older than a day; returns how many went."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    cutoff = (now or timezone.now()) - timedelta(seconds=KEEP_ANSWERS)
-    deleted, _ = IdempotentRequest.objects.filter(created_at__lt=cutoff).delete()
-    return deleted

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from journeys.api import views
+from api import views
 
 app_name = "api-v1"
 
