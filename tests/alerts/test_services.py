@@ -63,7 +63,8 @@ def test_the_same_finding_raised_twice_is_one_alert(ward, django_capture_on_comm
     assert enqueued == []
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback, as every transactional test here: the flush after it must leave what the next one loads
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_recordings_at_the_same_moment_raise_one_alert(make_user):
     patient = PatientFactory(physician=make_user("physician"))
     barrier = threading.Barrier(2)
