@@ -37,6 +37,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.exceptions import ValidationError
 
 from carclinic.errors import InvalidInput
+from clinical.dosing import dose_from_bsa
 
 FIELD_TYPES = ("integer", "decimal", "choice", "boolean", "text", "date")
 NUMBER_TYPES = ("integer", "decimal")
@@ -307,5 +308,5 @@ def calculated_dose(spec: dict, bsa_m2) -> str:
     if not spec.get("per_m2") or not bsa_m2:
         return ""
     unit = spec.get("unit", "")
-    dose = Decimal(str(spec["per_m2"])) * Decimal(str(bsa_m2))
+    dose = dose_from_bsa(spec["per_m2"], bsa_m2)
     return f"{_plain(spec['per_m2'])} {unit}/m² × {bsa_m2} m² = {display_value(spec, float(dose))}"
