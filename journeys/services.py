@@ -11,7 +11,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from carclinic.errors import InvalidInput, StaleVersion
-from journeys import clock, records
+from journeys import clock, records, selectors
 from journeys.errors import JourneyAlreadyOpen, TransitionNotAllowed
 from journeys.models import (
     OPEN_JOURNEY_STATUSES,
@@ -204,6 +204,13 @@ def _lock_step(step_id: int) -> tuple[Journey, Step]:
     return journey, step
 
 
+def _facts(journey: Journey, specs, performed_at: datetime | None):
+    """The patient's facts for the computed fields of `specs` (no query when the step computes nothing)."""
+    if not records.needs_patient_facts(specs):
+        return None
+    return selectors.patient_facts(patient_id=journey.patient_id, on=timezone.localdate(performed_at or timezone.now()))
+
+
 def _check_step_version(step: Step, expected_version: int | None) -> None:
     if expected_version is not None and step.version != expected_version:
         raise StaleVersion("step", expected_version, step.version)
@@ -219,9 +226,10 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     authorize_step_resolution(actor, step.template.responsible_role)
     guard_step(journey, step, StepStatus.DONE)
     _check_step_version(step, expected_version)
-    record = records.clean_record(step.template.record_fields, record)
     now = timezone.now()
     performed_at = performed_at or now
+    record = records.clean_record(step.template.record_fields, record,
+                                  facts=_facts(journey, step.template.record_fields, performed_at))
     if performed_at > now + PERFORMED_AT_TOLERANCE:
         raise InvalidInput("The time performed is in the future.", field_errors={"performed_at": ["Cannot be in the future."]})
     if timezone.localdate(performed_at) < journey.leukapheresis_date - EARLIEST_WORK_UP_DAYS:
@@ -355,7 +363,9 @@ def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason
         raise TransitionNotAllowed(f"Only a step recorded as done has values to correct; this one is "
                                    f"{step.get_status_display().lower()}.")
     _check_step_version(step, expected_version)
-    corrected = records.clean_record(step.template.record_fields, record)
+    # Computed fields are computed again from the corrected values and the patient as on the day performed.
+    corrected = records.clean_record(step.template.record_fields, record,
+                                     facts=_facts(journey, step.template.record_fields, step.performed_at))
     notes = (notes or "").strip()
     before = {"record": step.record or {}, "notes": step.notes}
     after = {"record": corrected, "notes": notes}
