@@ -104,6 +104,16 @@ class Computed(BaseModel):
         return problems
 
 
+class Override(BaseModel):
+    """This field records a value other than the one computed for field `of` (a physician's different grade);
+    `reason` names the text field that must then say why. Who may do it is staff.roles' OVERRIDE_COMPUTED."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    of: str = Field(alias="of", pattern=NAME_PATTERN.pattern, description="The computed field this one overrides.")
+    reason: str = Field(pattern=NAME_PATTERN.pattern, description="The text field that gives the reason.")
+
+
 class FieldSpec(BaseModel):
     """One value a step records when completed."""
 
@@ -127,6 +137,8 @@ class FieldSpec(BaseModel):
     must_be: bool | None = Field(None, description="The one yes/no answer that lets the step be recorded as done.")
     computed: Computed | None = Field(None, description="Computed from other fields and the patient's data; "
                                       "shown and stored, never sent.")
+    override: Override | None = Field(None, description="Records a value other than the computed one of another "
+                                      "field, with a reason (a physician's different grade).")
 
     @model_validator(mode="after")
     def _rules(self):
@@ -157,8 +169,8 @@ class FieldSpec(BaseModel):
             problems.append("max_length is a whole number from 1 to 4000, for text fields.")
         if self.computed is not None:
             problems.extend(self.computed.problems())
-            if self.must_be is not None or self.per_m2 is not None:
-                problems.append("a computed field takes no must_be or per_m2.")
+            if self.must_be is not None or self.per_m2 is not None or self.override is not None:
+                problems.append("a computed field takes no must_be, per_m2 or override.")
         return problems
 
     # --- its values ---
@@ -257,7 +269,7 @@ class FieldSpec(BaseModel):
             exact = Decimal(result) if isinstance(result, int) else result
             if self.places is not None:
                 exact = rounded(exact, self.places)
-            return self._number(exact)
+            return self._number(int(exact) if self.type == "integer" else exact)
         if self.type == "choice" and isinstance(result, int):
             result = str(result)
         return self.clean(result)
@@ -371,6 +383,24 @@ def spec_errors(specs) -> list[str]:
                               for other in parsed.computed.references() if other not in seen)
         if isinstance(name, str):
             seen.append(name)
+    errors.extend(_override_errors(specs))
+    return errors
+
+
+def _override_errors(specs: list) -> list[str]:
+    by_name = {spec.get("name"): spec for spec in specs if isinstance(spec, dict)}
+    order = list(by_name)
+    errors = []
+    for name, spec in by_name.items():
+        override = spec.get("override")
+        if not isinstance(override, dict):
+            continue
+        target, reason = by_name.get(override.get("of")), by_name.get(override.get("reason"))
+        if (target is None or not target.get("computed") or target.get("type") != spec.get("type")
+                or order.index(override["of"]) > order.index(name)):
+            errors.append(f"Field “{name}”: override.of names a computed field of the same type before it.")
+        if reason is None or reason.get("type") != "text":
+            errors.append(f"Field “{name}”: override.reason names a text field of this step.")
     return errors
 
 
@@ -462,7 +492,26 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                 cleaned[spec.name] = value
             elif spec.required:
                 errors[error_key(spec.name)] = [f"Cannot be computed: {missing_inputs(spec, cleaned, facts)}."]
+        for change in overrides(specs, cleaned):
+            if not change["reason"]:
+                errors[error_key(change["reason_field"])] = [
+                    f"{change['label']} differs from the computed one: say why (it goes into the audit trail)."]
     return cleaned, errors
+
+
+def overrides(specs, record: dict) -> list[dict]:
+    """Where the record holds a value other than the computed one: which field, both values, the reason."""
+    specs = parse_specs(specs)
+    changes = []
+    for spec in specs:
+        if spec.override is None or spec.name not in record:
+            continue
+        computed = record.get(spec.override.of)
+        if record[spec.name] != computed:
+            changes.append({"field": spec.override.of, "by_field": spec.name, "label": spec.label,
+                            "computed": computed, "recorded": record[spec.name],
+                            "reason_field": spec.override.reason, "reason": record.get(spec.override.reason, "")})
+    return changes
 
 
 def missing_inputs(spec: FieldSpec, record: dict, facts: PatientFacts) -> str:
@@ -538,7 +587,8 @@ def summary(specs: list[dict], record: dict | None) -> str:
     parts = []
     for spec in specs or []:
         if spec.get("name") in record:
-            parts.append(f"{spec.get('short') or spec['label']} {display_value(spec, record[spec['name']])}")
+            computed = " (computed)" if spec.get("computed") else ""
+            parts.append(f"{spec.get('short') or spec['label']} {display_value(spec, record[spec['name']])}{computed}")
     return " · ".join(parts)
 
 

@@ -32,6 +32,7 @@ class Action(models.TextChoices):
     HOLD_JOURNEY = "hold_journey", "Put a journey on hold or resume it"
     WITHDRAW_JOURNEY = "withdraw_journey", "Withdraw a patient from a journey"
     MANAGE_PROTOCOLS = "manage_protocols", "Create protocol template versions"
+    OVERRIDE_COMPUTED = "override_computed", "Record a value other than the computed one (a grade), with a reason"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -49,6 +50,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Action.HOLD_JOURNEY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.WITHDRAW_JOURNEY: frozenset({Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
     Action.MANAGE_PROTOCOLS: frozenset({Role.ADMIN}),
+    # A computed CRS/ICANS grade is the ASTCT rule applied to what was recorded; only a physician overrules it.
+    Action.OVERRIDE_COMPUTED: frozenset({Role.PHYSICIAN, Role.ADMIN}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or

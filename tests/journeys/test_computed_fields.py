@@ -167,7 +167,7 @@ def test_a_correction_computes_again_from_the_corrected_values(ld_step, nurse):
         "dose_per_m2": 25, "bsa_m2": "record.bsa"}}},
       {"name": "bsa", "label": "BSA", "type": "decimal"}], "not a field before it"),
     ([{"name": "x", "label": "X", "type": "decimal", "per_m2": 25,
-       "computed": {"by": "dose_from_bsa", "from": {"dose_per_m2": 25, "bsa_m2": 1}}}], "no must_be or per_m2"),
+       "computed": {"by": "dose_from_bsa", "from": {"dose_per_m2": 25, "bsa_m2": 1}}}], "no must_be, per_m2 or override"),
     ([{"name": "x", "label": "X", "type": "decimal", "computed": {"by": "dose_from_bsa"}}], "computed is"),
 ])
 def test_a_bad_computed_spec_is_refused_in_words(specs, words):

@@ -1,5 +1,6 @@
 """The permission matrix, action by action and role by role, through the real services that enforce it."""
 
+import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -22,7 +23,7 @@ from journeys.services import (
 from patients.models import Indication, Sex
 from patients.services import consent_record, measurement_record, patient_enrol, patient_update
 from staff.roles import PERMISSIONS, Action, NotPermitted, Role, authorize, can
-from tests.factories import PatientFactory, minimal_record
+from tests.factories import PatientFactory, make_protocol, minimal_record
 
 WHO = ["coordinator", "nurse", "physician", "viewer", "admin_group", "superuser", "no_role", "inactive", "anonymous"]
 
@@ -90,6 +91,20 @@ def call_service(action: str, actor, journey, protocol):
         journey_withdraw(actor=actor, journey_id=journey.id, reason="Patient's wish")
     elif action == Action.MANAGE_PROTOCOLS:
         protocol_new_version(actor=actor, protocol_id=protocol.id)
+    elif action == Action.OVERRIDE_COMPUTED:
+        if not can(actor, Action.COMPLETE_STEP):
+            authorize(actor, action)  # who cannot record a step at all cannot overrule what it computes either
+        graded = make_protocol(name=f"Override {uuid.uuid4()}", steps=[dict(
+            stage=1, code="graded", anchor="leukapheresis", offset_days=0, responsible_role="nurse", record_fields=[
+                {"name": "ice", "label": "ICE", "type": "integer", "computed": {"by": "ice_score", "from": {
+                    "orientation": 4, "naming": 3, "commands": 1, "writing": 1, "attention": 1}}},
+                {"name": "ice_physician", "label": "ICE by the physician", "type": "integer",
+                 "override": {"of": "ice", "reason": "why"}},
+                {"name": "why", "label": "Why", "type": "text"}])])
+        other = journey_start(actor=journey.started_by, patient_id=PatientFactory().id, protocol_id=graded.id,
+                              leukapheresis_date=timezone.localdate())
+        step_complete(actor=actor, step_id=other.steps.get(template__code="graded").id,
+                      record={"ice_physician": 9, "why": "Aphasic from a known stroke, not ICANS"})
     else:  # a new action without a case here must not pass unnoticed
         raise AssertionError(f"No service mapped for {action}")
 
