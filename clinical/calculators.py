@@ -67,8 +67,7 @@ CALCULATORS: dict[str, Calculator] = {
     "creatinine_clearance": Calculator(
         lambda *, age_years, weight_kg, creatinine, female, creatinine_unit: renal.creatinine_clearance(
             age_years, weight_kg, creatinine, female, creatinine_unit=creatinine_unit),
-        "Cockcroft–Gault: (140 − {age_years} y) × {weight_kg} kg / (72 × creatinine {creatinine} {creatinine_unit} "
-        "in mg/dL), × 0.85 for women",
+        "Cockcroft–Gault: (140 − {age_years} y) × {weight_kg} kg / (72 × {creatinine} in mg/dL), × 0.85 for women",
         ("age_years", "weight_kg", "creatinine", "female", "creatinine_unit")),
     "renal_dose_percent": Calculator(
         lambda *, clearance_ml_min, bands: renal.renal_band(clearance_ml_min, bands).dose_percent,

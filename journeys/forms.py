@@ -64,8 +64,9 @@ class SignedRecordForm(forms.Form):
         # The step's own fields, named "record.<name>" like the service's errors, so each lands by its input.
         self.record_specs = records.parse_specs(record_fields)
         self.facts = facts
+        labels = {spec.name: spec.label.lower() for spec in self.record_specs}
         for raw, spec in zip(record_fields or [], self.record_specs):
-            field = self.fields[records.error_key(spec.name)] = record_form_field(spec, facts=facts)
+            field = self.fields[records.error_key(spec.name)] = record_form_field(spec, facts=facts, labels=labels)
             if calculated := records.calculated_dose(raw, measurement and measurement.body_surface_area_m2):
                 field.help_text = (f"{field.help_text} Calculated from the height and weight of "
                                    f"{measurement.measured_on:%d %b %Y}: {calculated}.").strip()
@@ -136,7 +137,7 @@ def form_value(spec: records.FieldSpec, stored):
     return stored
 
 
-def record_form_field(spec: records.FieldSpec, *, facts=None) -> forms.Field:
+def record_form_field(spec: records.FieldSpec, *, facts=None, labels=None) -> forms.Field:
     """A bedside input for one record field spec. Fields only shape the input (number keypad, a select, a
     date picker); `journeys.records` judges the value, as it does for the API. A computed field is shown
     read-only with its formula, and its value when the patient's facts alone give it."""
@@ -152,7 +153,7 @@ def record_form_field(spec: records.FieldSpec, *, facts=None) -> forms.Field:
             except ValueError:
                 value = None
         shown = records.display_value(spec.model_dump(exclude_none=True), value) if value is not None else ""
-        help_text = " ".join(filter(None, (spec.help, records.computed_help(spec, facts) + ".",
+        help_text = " ".join(filter(None, (spec.help, records.computed_help(spec, facts, labels) + ".",
                                            "Calculated when you sign." if value is None else "")))
         field = forms.CharField(label=f"{spec.label} (computed)", required=False, disabled=True, initial=shown,
                                 help_text=help_text, widget=forms.TextInput(attrs={"readonly": True}))

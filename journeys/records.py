@@ -537,15 +537,16 @@ def clean_record(specs, record, *, facts: PatientFacts | None = None) -> dict:
     return cleaned
 
 
-def computed_help(spec: FieldSpec, facts: PatientFacts | None) -> str:
-    """The formula of a computed field for its read-only input, with the patient's values where known:
-    "Mosteller: √(170.0 cm × 70.0 kg / 3600)"."""
+def computed_help(spec: FieldSpec, facts: PatientFacts | None, labels: dict[str, str] | None = None) -> str:
+    """The formula of a computed field for its read-only input, with the patient's values where known and the
+    other fields by their labels: "Mosteller: √(170.0 cm × 70.0 kg / 3600)"."""
     calculator = CALCULATORS[spec.computed.by]
     shown = {}
     for argument in calculator.arguments:
         source = spec.computed.sources.get(argument)
         if isinstance(source, str) and source.startswith(RECORD_PREFIX):
-            shown[argument] = source[len(RECORD_PREFIX):]
+            name = source[len(RECORD_PREFIX):]
+            shown[argument] = (labels or {}).get(name, name)
         elif isinstance(source, str) and source.startswith(PATIENT_PREFIX):
             fact = facts.get(source[len(PATIENT_PREFIX):]) if facts else None
             shown[argument] = fact if fact is not None else source[len(PATIENT_PREFIX):].replace("_", " ")
