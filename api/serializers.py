@@ -90,25 +90,6 @@ RECORD_SCHEMA = {
 }
 
 
-class RecordFieldSpecSerializer(serializers.Serializer):
-    """One value a step records when completed (journeys.records describes the spec)."""
-
-    name = serializers.CharField(help_text='The key to send in `record`, e.g. "crs_grade".')
-    label = serializers.CharField()
-    type = serializers.ChoiceField(choices=[(kind, kind) for kind in records.FIELD_TYPES])
-    unit = serializers.CharField(required=False)
-    min = serializers.FloatField(required=False)
-    max = serializers.FloatField(required=False)
-    step = serializers.FloatField(required=False)
-    choices = serializers.ListField(child=serializers.ListField(child=serializers.CharField(), min_length=2, max_length=3),
-                                    required=False, help_text="[value, label] or [value, label, short]; send the value.")
-    required = serializers.BooleanField(required=False)
-    help = serializers.CharField(required=False)
-    short = serializers.CharField(required=False)
-    max_length = serializers.IntegerField(required=False)
-    per_m2 = serializers.FloatField(required=False, help_text="A dose per m² of body surface area, in `unit`/m².")
-
-
 class StepSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
     code = serializers.CharField(source="template.code")
@@ -135,7 +116,8 @@ class StepSerializer(serializers.Serializer):
     def get_record(self, step):
         return step.record or {}
 
-    @extend_schema_field(RecordFieldSpecSerializer(many=True))
+    # The schema of a spec is the pydantic model that validates it (journeys.records.FieldSpec).
+    @extend_schema_field(records.field_specs_openapi())
     def get_record_fields(self, step):
         return step.template.record_fields or []
 

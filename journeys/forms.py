@@ -58,20 +58,22 @@ class SignedRecordForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput)
     refused_signature = "That is not your password. The step was not recorded."
 
-    def __init__(self, *args, signer=None, record_fields=(), measurement=None, **kwargs):
+    def __init__(self, *args, signer=None, record_fields=(), measurement=None, facts=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.signer = signer
         # The step's own fields, named "record.<name>" like the service's errors, so each lands by its input.
-        self.record_specs = list(record_fields or [])
-        for spec in self.record_specs:
-            field = self.fields[records.error_key(spec["name"])] = record_form_field(spec)
-            if calculated := records.calculated_dose(spec, measurement and measurement.body_surface_area_m2):
+        self.record_specs = records.parse_specs(record_fields)
+        self.facts = facts
+        labels = {spec.name: spec.label.lower() for spec in self.record_specs}
+        for raw, spec in zip(record_fields or [], self.record_specs):
+            field = self.fields[records.error_key(spec.name)] = record_form_field(spec, facts=facts, labels=labels)
+            if calculated := records.calculated_dose(raw, measurement and measurement.body_surface_area_m2):
                 field.help_text = (f"{field.help_text} Calculated from the height and weight of "
                                    f"{measurement.measured_on:%d %b %Y}: {calculated}.").strip()
 
     @property
     def record_field_names(self) -> list[str]:
-        return [records.error_key(spec["name"]) for spec in self.record_specs]
+        return [records.error_key(spec.name) for spec in self.record_specs]
 
     def clean_password(self):
         password = self.cleaned_data["password"]
@@ -81,8 +83,11 @@ class SignedRecordForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        raw = {spec["name"]: cleaned.get(records.error_key(spec["name"])) for spec in self.record_specs}
-        cleaned["record"], errors = records.record_errors(self.record_specs, raw)
+        # A computed field's input is read-only and never sent back: the service computes it.
+        raw = {spec.name: cleaned.get(records.error_key(spec.name)) for spec in self.record_specs if not spec.computed}
+        record, errors = records.record_errors(self.record_specs, raw, facts=self.facts)
+        # The service computes them again, as on the day performed: the form only shows what would be refused.
+        cleaned["record"] = {name: value for name, value in record.items() if name in raw}
         for key, messages in errors.items():
             if key in self.fields and key not in self.errors:
                 for message in messages:
@@ -121,31 +126,46 @@ class StepCorrectForm(SignedRecordForm):
         if not self.is_bound and step is not None:
             self.initial.update({"notes": step.notes, "version": step.version})
             for spec in self.record_specs:
-                if spec["name"] in (step.record or {}):
-                    self.initial[records.error_key(spec["name"])] = form_value(spec, step.record[spec["name"]])
+                if spec.name in (step.record or {}):
+                    self.initial[records.error_key(spec.name)] = form_value(spec, step.record[spec.name])
 
 
-def form_value(spec: dict, stored):
+def form_value(spec: records.FieldSpec, stored):
     """A stored value as its input shows it: a required yes/no as the radio's "yes"/"no"."""
-    if spec["type"] == "boolean" and spec.get("required"):
+    if spec.type == "boolean" and spec.required and not spec.computed:
         return "yes" if stored else "no"
     return stored
 
 
-def record_form_field(spec: dict) -> forms.Field:
+def record_form_field(spec: records.FieldSpec, *, facts=None, labels=None) -> forms.Field:
     """A bedside input for one record field spec. Fields only shape the input (number keypad, a select, a
-    date picker); `journeys.records` judges the value, as it does for the API."""
-    kind = spec["type"]
-    required = bool(spec.get("required"))
-    common = {"label": spec["label"], "help_text": spec.get("help", ""), "required": required,
+    date picker); `journeys.records` judges the value, as it does for the API. A computed field is shown
+    read-only with its formula, and its value when the patient's facts alone give it."""
+    kind = spec.type
+    required = spec.required
+    common = {"label": spec.label, "help_text": spec.help or "", "required": required,
               "error_messages": {"required": "Required for this step."}}
+    if spec.computed is not None:
+        value = None
+        if facts is not None:
+            try:
+                value = spec.computed_value({}, facts)
+            except ValueError:
+                value = None
+        shown = records.display_value(spec.model_dump(exclude_none=True), value) if value is not None else ""
+        help_text = " ".join(filter(None, (spec.help, records.computed_help(spec, facts, labels) + ".",
+                                           "Calculated when you sign." if value is None else "")))
+        field = forms.CharField(label=f"{spec.label} (computed)", required=False, disabled=True, initial=shown,
+                                help_text=help_text, widget=forms.TextInput(attrs={"readonly": True}))
+        field.unit = ""
+        return field
     if kind in records.NUMBER_TYPES:
         attrs = {"inputmode": "numeric" if kind == "integer" else "decimal",
-                 "step": 1 if kind == "integer" else spec.get("step", "any")}
-        attrs.update({key: spec[key] for key in ("min", "max") if key in spec})
+                 "step": 1 if kind == "integer" else (spec.step if spec.step is not None else "any")}
+        attrs.update({key: getattr(spec, key) for key in ("min", "max") if getattr(spec, key) is not None})
         field = forms.CharField(widget=forms.NumberInput(attrs=attrs), **common)
     elif kind == "choice":
-        field = forms.CharField(widget=forms.Select(choices=[("", "Choose…"), *[(c[0], c[1]) for c in spec["choices"]]]),
+        field = forms.CharField(widget=forms.Select(choices=[("", "Choose…"), *[(c[0], c[1]) for c in spec.choices]]),
                                 **common)
     elif kind == "boolean" and required:
         # A required yes/no is asked as a question: an unticked box cannot tell "no" from "not looked".
@@ -155,8 +175,8 @@ def record_form_field(spec: dict) -> forms.Field:
     elif kind == "date":
         field = forms.CharField(widget=DateInput(), **common)
     else:
-        field = forms.CharField(max_length=spec.get("max_length", records.TEXT_MAX_LENGTH), **common)
-    field.unit = spec.get("unit", "")
+        field = forms.CharField(max_length=spec.max_length or records.TEXT_MAX_LENGTH, **common)
+    field.unit = spec.unit or ""
     return field
 
 

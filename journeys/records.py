@@ -29,30 +29,331 @@ Errors are keyed "record.<name>" (and "record" for the record as a whole); the p
 inputs the same way, so a service error lands next to its field.
 """
 
-import math
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
 
 from django.core.exceptions import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
+from pydantic import ValidationError as SpecInvalid
+from pydantic_core import PydanticCustomError
 
 from carclinic.errors import InvalidInput
+from clinical.calculators import CALCULATORS, PATIENT_FACTS, PatientFacts
+from clinical.dosing import dose_from_bsa
+from clinical.numbers import rounded
 
 FIELD_TYPES = ("integer", "decimal", "choice", "boolean", "text", "date")
 NUMBER_TYPES = ("integer", "decimal")
-SPEC_KEYS = {"name", "label", "type", "unit", "min", "max", "step", "choices", "required", "help", "short", "max_length",
-             "per_m2", "must_be"}
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 TEXT_MAX_LENGTH = 200
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+RECORD_PREFIX, PATIENT_PREFIX = "record.", "patient."
+
+__all__ = ["FieldSpec", "PatientFacts", "clean_record", "record_errors", "spec_errors", "validate_specs"]
 
 
 def error_key(name: str) -> str:
-    return f"record.{name}"
+    return f"{RECORD_PREFIX}{name}"
 
 
-# --- the specs ------------------------------------------------------------------------------------
+# --- the spec: one pydantic model ------------------------------------------------------------------
+# Validation of specs (`spec_errors`, the admin's validator), of values (`FieldSpec.clean`), the page's
+# inputs (journeys.forms.record_form_field reads a FieldSpec) and the API's OpenAPI schema (the
+# serializer names `FieldSpecList`) all come from these two classes.
+
+Number = int | float  # JSON numbers; ints stay ints, so a spec reads back as it was written
+Text = Annotated[str, StringConstraints(max_length=4000)]
+Choice = Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=2, max_length=3)]
+
+
+class Computed(BaseModel):
+    """A value the record computes instead of asking for it: calculator `by` (clinical.calculators) with each
+    argument `from` another field ("record.bsa"), a patient fact ("patient.weight_kg") or a value written
+    into the protocol (25, [...], "µmol/L")."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    by: str = Field(description="The calculator, e.g. body_surface_area, dose_from_bsa, crs_grade.",
+                    json_schema_extra={"enum": sorted(CALCULATORS)})
+    sources: dict[str, Any] = Field(alias="from", description='Argument name → "record.<field>", '
+                                    '"patient.<fact>" or a value given by the protocol.')
+
+    def references(self) -> list[str]:
+        return [value[len(RECORD_PREFIX):] for value in self.sources.values()
+                if isinstance(value, str) and value.startswith(RECORD_PREFIX)]
+
+    def problems(self) -> list[str]:
+        calculator = CALCULATORS.get(self.by)
+        if calculator is None:
+            return [f"computed.by must be one of {', '.join(sorted(CALCULATORS))}."]
+        problems = []
+        unknown = set(self.sources) - set(calculator.arguments)
+        missing = set(calculator.arguments) - set(self.sources) - calculator.optional
+        if unknown:
+            problems.append(f"{self.by} takes no {', '.join(sorted(unknown))}.")
+        if missing:
+            problems.append(f"{self.by} needs {', '.join(sorted(missing))} in computed.from.")
+        for argument, value in self.sources.items():
+            if isinstance(value, str) and value.startswith(PATIENT_PREFIX) and value[len(PATIENT_PREFIX):] not in PATIENT_FACTS:
+                problems.append(f"{argument}: patient facts are {', '.join(PATIENT_FACTS)}.")
+            elif isinstance(value, str) and value.startswith(RECORD_PREFIX) and not NAME_PATTERN.match(value[len(RECORD_PREFIX):]):
+                problems.append(f"{argument}: {value!r} names no field.")
+        return problems
+
+
+class Override(BaseModel):
+    """This field records a value other than the one computed for field `of` (a physician's different grade);
+    `reason` names the text field that must then say why. Who may do it is staff.roles' OVERRIDE_COMPUTED."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    of: str = Field(alias="of", pattern=NAME_PATTERN.pattern, description="The computed field this one overrides.")
+    reason: str = Field(pattern=NAME_PATTERN.pattern, description="The text field that gives the reason.")
+
+
+class FieldSpec(BaseModel):
+    """One value a step records when completed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False,
+                              json_schema_extra={"description": "One value a step records when completed "
+                                                 "(journeys.records describes the spec)."})
+
+    name: str = Field(pattern=NAME_PATTERN.pattern, description='The key to send in `record`, e.g. "crs_grade".')
+    label: Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=r"\S")]
+    type: Literal["integer", "decimal", "choice", "boolean", "text", "date"]
+    unit: Text | None = None
+    min: Number | None = None
+    max: Number | None = None
+    step: Number | None = None
+    choices: list[Choice] | None = Field(None, description="[value, label] or [value, label, short]; send the value.")
+    required: bool = False
+    help: Text | None = None
+    short: Text | None = None
+    max_length: int | None = None
+    per_m2: Number | None = Field(None, description="A dose per m² of body surface area, in `unit`/m².")
+    must_be: bool | None = Field(None, description="The one yes/no answer that lets the step be recorded as done.")
+    computed: Computed | None = Field(None, description="Computed from other fields and the patient's data; "
+                                      "shown and stored, never sent.")
+    override: Override | None = Field(None, description="Records a value other than the computed one of another "
+                                      "field, with a reason (a physician's different grade).")
+
+    @model_validator(mode="after")
+    def _rules(self):
+        if problems := self.rule_problems():
+            raise PydanticCustomError("spec_rules", "{message}", {"message": " ".join(problems), "problems": problems})
+        return self
+
+    def rule_problems(self) -> list[str]:
+        """What the types alone cannot say: which keys fit which type, and how they fit together."""
+        problems, kind = [], self.type
+        if self.must_be is not None and kind != "boolean":
+            problems.append("must_be is true or false, for yes/no fields only.")
+        bounds = {key: getattr(self, key) for key in ("min", "max", "step", "per_m2") if getattr(self, key) is not None}
+        if bounds and kind not in NUMBER_TYPES:
+            problems.append("min, max, step and per_m2 are for numbers only.")
+        elif kind == "integer":
+            problems.extend(f"{key} of a whole-number field must be a whole number." for key in ("min", "max")
+                            if key in bounds and bounds[key] != int(bounds[key]))
+        if self.min is not None and self.max is not None and self.min > self.max:
+            problems.append("min is greater than max.")
+        problems.extend(f"{key} must be greater than zero." for key in ("step", "per_m2")
+                        if key in bounds and not bounds[key] > 0)
+        if kind == "choice":
+            problems.extend(_choice_errors(self.choices))
+        elif self.choices is not None:
+            problems.append("choices are for choice fields only.")
+        if self.max_length is not None and (kind != "text" or not 1 <= self.max_length <= 4000):
+            problems.append("max_length is a whole number from 1 to 4000, for text fields.")
+        if self.computed is not None:
+            problems.extend(self.computed.problems())
+            if self.must_be is not None or self.per_m2 is not None or self.override is not None:
+                problems.append("a computed field takes no must_be, per_m2 or override.")
+        return problems
+
+    # --- its values ---
+
+    @property
+    def places(self) -> int | None:
+        """Decimal places of the input's step (0.1 → 1), the precision a computed value is stored at."""
+        if self.type == "integer":
+            return 0
+        if self.step is None:
+            return None
+        return max(0, -Decimal(str(self.step)).normalize().as_tuple().exponent)
+
+    def clean(self, raw):
+        """The value normalised for storage, or ValueError in words for the person who typed it."""
+        kind = self.type
+        if kind in NUMBER_TYPES:
+            return self._number(raw)
+        if kind == "choice":
+            if isinstance(raw, str) and raw.strip() in [choice[0] for choice in self.choices]:
+                return raw.strip()
+            raise ValueError(f"Choose one of: {', '.join(choice[1] for choice in self.choices)}.")
+        if kind == "boolean":
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+                return raw.strip().lower() in _TRUE
+            raise ValueError("Answer yes or no.")
+        if kind == "date":
+            if isinstance(raw, date):
+                return raw.isoformat()
+            # Only the plain form: fromisoformat would also take week dates and other forms a person never types.
+            if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw.strip()):
+                try:
+                    return date.fromisoformat(raw.strip()).isoformat()
+                except ValueError:
+                    pass
+            raise ValueError("Enter a date as YYYY-MM-DD.")
+        if not isinstance(raw, str):
+            raise ValueError("Enter text.")
+        text = raw.strip()
+        limit = self.max_length or TEXT_MAX_LENGTH
+        if len(text) > limit:
+            raise ValueError(f"At most {limit} characters.")
+        if "\x00" in text:
+            raise ValueError("Contains a character that cannot be stored.")
+        return text
+
+    def _number(self, raw) -> int | float:
+        if isinstance(raw, bool):
+            raise ValueError("Enter a number.")
+        if self.type == "integer":
+            if isinstance(raw, int):
+                value = raw
+            elif isinstance(raw, float) and raw.is_integer():
+                value = int(raw)
+            elif isinstance(raw, str) and re.fullmatch(r"\s*[-+]?\d{1,12}\s*", raw):
+                value = int(raw)
+            else:
+                raise ValueError("Enter a whole number.")
+            exact = Decimal(value)
+        else:
+            try:
+                exact = (Decimal(raw.strip().replace(",", ".")) if isinstance(raw, str)
+                         else raw if isinstance(raw, Decimal) else Decimal(str(raw)))
+            except (InvalidOperation, TypeError):
+                raise ValueError("Enter a number, e.g. 38.5.") from None
+            if not exact.is_finite() or abs(exact) >= Decimal("1e12"):
+                raise ValueError("Enter a number, e.g. 38.5.")
+            value = int(exact) if exact == exact.to_integral_value() else float(exact)
+        unit = f" {self.unit}" if self.unit else ""
+        low, high = self.min, self.max
+        if low is not None and exact < Decimal(str(low)):
+            raise ValueError(f"Must be at least {_plain(low)}{unit}." if high is None
+                             else f"Must be from {_plain(low)} to {_plain(high)}{unit}.")
+        if high is not None and exact > Decimal(str(high)):
+            raise ValueError(f"Must be at most {_plain(high)}{unit}." if low is None
+                             else f"Must be from {_plain(low)} to {_plain(high)}{unit}.")
+        return value
+
+    def computed_value(self, record: dict, facts: PatientFacts):
+        """The value the calculator gives from the record so far and the patient's facts: None when an input is
+        missing or the calculator gives none (a renal band where a physician decides); ValueError when it
+        cannot be computed from what was given, or the result is outside the field's range."""
+        calculator = CALCULATORS[self.computed.by]
+        arguments = {}
+        for argument in calculator.arguments:
+            value = _source_value(self.computed.sources.get(argument), record, facts)
+            if value is None and argument not in calculator.optional:
+                return None
+            arguments[argument] = value
+        result = calculator(**arguments)
+        if result is None:
+            return None
+        if self.type in NUMBER_TYPES:
+            exact = Decimal(result) if isinstance(result, int) else result
+            if self.places is not None:
+                exact = rounded(exact, self.places)
+            return self._number(int(exact) if self.type == "integer" else exact)
+        if self.type == "choice" and isinstance(result, int):
+            result = str(result)
+        return self.clean(result)
+
+
+def _source_value(source, record: dict, facts: PatientFacts):
+    if isinstance(source, str) and source.startswith(RECORD_PREFIX):
+        return record.get(source[len(RECORD_PREFIX):])
+    if isinstance(source, str) and source.startswith(PATIENT_PREFIX):
+        return facts.get(source[len(PATIENT_PREFIX):])
+    return source  # a value the protocol gives (or None: an optional argument left out)
+
+
+class FieldSpecList(RootModel[list[FieldSpec]]):
+    """What a step records: its field specs, in the order the form asks for them."""
+
+
+def field_specs_openapi() -> dict:
+    """The JSON schema of a list of field specs as OpenAPI 3.0 reads it, from the same model that validates
+    them: keys are left out rather than null, so nullability is dropped; sub-models are inlined."""
+    schema = FieldSpecList.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def tidy(node):
+        if isinstance(node, list):
+            return [tidy(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            return tidy({**definitions[node["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in node.items() if k != "$ref"}})
+        node = {key: tidy(value) for key, value in node.items() if key != "title" and not (key == "default" and value is None)}
+        if "anyOf" in node:
+            options = [option for option in node["anyOf"] if option != {"type": "null"}]
+            if {"type": "integer"} in options and {"type": "number"} in options:
+                options.remove({"type": "integer"})  # an integer is a number
+            node.pop("anyOf")
+            node = {**options[0], **node} if len(options) == 1 else {**node, "anyOf": options}
+        return node
+
+    return tidy(schema)
+
+
+def parse_specs(specs) -> list[FieldSpec]:
+    """Stored specs (dicts, already checked on save) as FieldSpecs."""
+    return [spec if isinstance(spec, FieldSpec) else FieldSpec.model_validate(spec) for spec in specs or []]
+
+
+# --- the specs, in words for the protocol editor ---------------------------------------------------
+
+_TYPE_WORDS = {
+    "name": "name must be lower-case letters, digits and underscores, starting with a letter.",
+    "label": "a label is required.",
+    "type": f"type must be one of {', '.join(FIELD_TYPES)}.",
+    "required": "required must be true or false.",
+    "must_be": "must_be is true or false, for yes/no fields only.",
+    "max_length": "max_length is a whole number from 1 to 4000, for text fields.",
+    "choices": "a choice field needs a list of [value, label] choices.",
+    "computed": 'computed is {"by": a calculator, "from": {argument: source}}.',
+}
+
+
+def _words(error: SpecInvalid) -> list[str]:
+    words, unknown = [], []
+    for item in error.errors():
+        key = item["loc"][0] if item["loc"] else None
+        if item["type"] == "spec_rules":
+            words.extend(item["ctx"]["problems"])
+        elif item["type"] == "extra_forbidden" and len(item["loc"]) == 1:
+            unknown.append(str(key))
+        elif item["type"] == "missing" and key == "label":
+            words.append(_TYPE_WORDS["label"])
+        elif key in ("unit", "help", "short"):
+            words.append(f"{key} must be text.")
+        elif key in ("min", "max", "step", "per_m2"):
+            words.append(f"{key} must be a number.")
+        elif key == "choices":
+            words.append(f"each choice is [value, label] or [value, label, short] in text, not {item['input']!r}."
+                         if len(item["loc"]) > 1 else _TYPE_WORDS["choices"])
+        else:
+            words.append(_TYPE_WORDS.get(key, f"{'.'.join(map(str, item['loc']))}: {item['msg']}."))
+    if unknown:
+        words.insert(0, f"unknown keys {', '.join(sorted(unknown))}.")
+    return list(dict.fromkeys(words))  # one message per problem, even when a union reports it twice
+
 
 def spec_errors(specs) -> list[str]:
     """Everything wrong with a list of field specs, in words for the protocol editor (empty: all good)."""
@@ -60,67 +361,55 @@ def spec_errors(specs) -> list[str]:
         return []
     if not isinstance(specs, list):
         return ["Record fields must be a list of field specs."]
-    errors, seen = [], set()
+    errors, seen = [], []
     for position, spec in enumerate(specs, start=1):
         where = f"Field {position}"
         if not isinstance(spec, dict):
             errors.append(f"{where}: must be an object with name, label and type.")
             continue
         name = spec.get("name")
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            errors.append(f"{where}: name must be lower-case letters, digits and underscores, starting with a letter.")
-        else:
+        if isinstance(name, str) and NAME_PATTERN.match(name):
             where = f"Field “{name}”"
             if name in seen:
                 errors.append(f"{where}: the name is used twice.")
-            seen.add(name)
-        unknown = set(spec) - SPEC_KEYS
-        if unknown:
-            errors.append(f"{where}: unknown keys {', '.join(sorted(unknown))}.")
-        if not isinstance(spec.get("label"), str) or not spec["label"].strip():
-            errors.append(f"{where}: a label is required.")
-        kind = spec.get("type")
-        if kind not in FIELD_TYPES:
-            errors.append(f"{where}: type must be one of {', '.join(FIELD_TYPES)}.")
+        try:
+            parsed = FieldSpec.model_validate(spec)
+        except SpecInvalid as error:
+            errors.extend(f"{where}: {words}" for words in _words(error))
+        else:
+            # A computed field reads fields asked before it (the form fills them in that order).
+            if parsed.computed is not None:
+                errors.extend(f"{where}: computed from “{other}”, which is not a field before it."
+                              for other in parsed.computed.references() if other not in seen)
+        if isinstance(name, str):
+            seen.append(name)
+    errors.extend(_override_errors(specs))
+    return errors
+
+
+def _override_errors(specs: list) -> list[str]:
+    by_name = {spec.get("name"): spec for spec in specs if isinstance(spec, dict)}
+    order = list(by_name)
+    errors = []
+    for name, spec in by_name.items():
+        override = spec.get("override")
+        if not isinstance(override, dict):
             continue
-        for key in ("unit", "help", "short"):
-            if key in spec and not isinstance(spec[key], str):
-                errors.append(f"{where}: {key} must be text.")
-        if "required" in spec and not isinstance(spec["required"], bool):
-            errors.append(f"{where}: required must be true or false.")
-        if "must_be" in spec and (kind != "boolean" or not isinstance(spec["must_be"], bool)):
-            errors.append(f"{where}: must_be is true or false, for yes/no fields only.")
-        bounds = {key: spec[key] for key in ("min", "max", "step", "per_m2") if key in spec}
-        if bounds and kind not in NUMBER_TYPES:
-            errors.append(f"{where}: min, max, step and per_m2 are for numbers only.")
-        for key, value in bounds.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                errors.append(f"{where}: {key} must be a number.")
-            elif kind == "integer" and key in ("min", "max") and value != int(value):
-                errors.append(f"{where}: {key} of a whole-number field must be a whole number.")
-        if all(isinstance(spec.get(k), int | float) and not isinstance(spec.get(k), bool) for k in ("min", "max")):
-            if spec["min"] > spec["max"]:
-                errors.append(f"{where}: min is greater than max.")
-        for key in ("step", "per_m2"):
-            if isinstance(bounds.get(key), int | float) and not isinstance(bounds[key], bool) and not bounds[key] > 0:
-                errors.append(f"{where}: {key} must be greater than zero.")
-        if kind == "choice":
-            errors.extend(f"{where}: {message}" for message in _choice_errors(spec.get("choices")))
-        elif "choices" in spec:
-            errors.append(f"{where}: choices are for choice fields only.")
-        if "max_length" in spec and (kind != "text" or not isinstance(spec["max_length"], int)
-                                     or isinstance(spec["max_length"], bool) or not 1 <= spec["max_length"] <= 4000):
-            errors.append(f"{where}: max_length is a whole number from 1 to 4000, for text fields.")
+        target, reason = by_name.get(override.get("of")), by_name.get(override.get("reason"))
+        if (target is None or not target.get("computed") or target.get("type") != spec.get("type")
+                or order.index(override["of"]) > order.index(name)):
+            errors.append(f"Field “{name}”: override.of names a computed field of the same type before it.")
+        if reason is None or reason.get("type") != "text":
+            errors.append(f"Field “{name}”: override.reason names a text field of this step.")
     return errors
 
 
 def _choice_errors(choices) -> list[str]:
-    if not isinstance(choices, list) or not choices:
+    if not choices:
         return ["a choice field needs a list of [value, label] choices."]
     errors, values = [], set()
     for choice in choices:
-        if (not isinstance(choice, list) or len(choice) not in (2, 3)
-                or not all(isinstance(part, str) and part.strip() for part in choice)):
+        if not all(part.strip() for part in choice):
             errors.append(f"each choice is [value, label] or [value, label, short] in text, not {choice!r}.")
         elif choice[0] in values:
             errors.append(f"the choice value “{choice[0]}” is used twice.")
@@ -136,124 +425,136 @@ def validate_specs(specs) -> None:
         raise ValidationError(errors)
 
 
+def needs_patient_facts(specs) -> bool:
+    """Whether completing a step with these specs computes anything (so the caller fetches the patient's facts)."""
+    return any(isinstance(spec, dict) and spec.get("computed") for spec in specs or [])
+
+
 # --- the values -----------------------------------------------------------------------------------
 
 def _is_empty(raw) -> bool:
     return raw is None or (isinstance(raw, str) and not raw.strip())
 
 
-def _number(spec: dict, raw) -> int | float:
-    kind = spec["type"]
-    if isinstance(raw, bool):
-        raise ValueError("Enter a number.")
-    if kind == "integer":
-        if isinstance(raw, int):
-            value = raw
-        elif isinstance(raw, float) and raw.is_integer():
-            value = int(raw)
-        elif isinstance(raw, str) and re.fullmatch(r"\s*[-+]?\d{1,12}\s*", raw):
-            value = int(raw)
-        else:
-            raise ValueError("Enter a whole number.")
-        exact = Decimal(value)
-    else:
-        try:
-            exact = Decimal(raw.strip().replace(",", ".")) if isinstance(raw, str) else Decimal(str(raw))
-        except (InvalidOperation, TypeError):
-            raise ValueError("Enter a number, e.g. 38.5.") from None
-        if not exact.is_finite() or abs(exact) >= Decimal("1e12"):
-            raise ValueError("Enter a number, e.g. 38.5.")
-        value = int(exact) if exact == exact.to_integral_value() else float(exact)
-    unit = f" {spec['unit']}" if spec.get("unit") else ""
-    low, high = spec.get("min"), spec.get("max")
-    if low is not None and exact < Decimal(str(low)):
-        raise ValueError(f"Must be at least {_plain(low)}{unit}." if high is None
-                         else f"Must be from {_plain(low)} to {_plain(high)}{unit}.")
-    if high is not None and exact > Decimal(str(high)):
-        raise ValueError(f"Must be at most {_plain(high)}{unit}." if low is None
-                         else f"Must be from {_plain(low)} to {_plain(high)}{unit}.")
-    return value
-
-
 def _plain(number) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
 
-def _clean_value(spec: dict, raw):
-    kind = spec["type"]
-    if kind in NUMBER_TYPES:
-        return _number(spec, raw)
-    if kind == "choice":
-        values = [choice[0] for choice in spec["choices"]]
-        if isinstance(raw, str) and raw.strip() in values:
-            return raw.strip()
-        raise ValueError(f"Choose one of: {', '.join(choice[1] for choice in spec['choices'])}.")
-    if kind == "boolean":
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
-            return raw.strip().lower() in _TRUE
-        raise ValueError("Answer yes or no.")
-    if kind == "date":
-        if isinstance(raw, date):
-            return raw.isoformat()
-        # Only the plain form: fromisoformat would also take week dates and other forms a person never types.
-        if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw.strip()):
-            try:
-                return date.fromisoformat(raw.strip()).isoformat()
-            except ValueError:
-                pass
-        raise ValueError("Enter a date as YYYY-MM-DD.")
-    # text
-    if not isinstance(raw, str):
-        raise ValueError("Enter text.")
-    text = raw.strip()
-    limit = spec.get("max_length", TEXT_MAX_LENGTH)
-    if len(text) > limit:
-        raise ValueError(f"At most {limit} characters.")
-    if "\x00" in text:
-        raise ValueError("Contains a character that cannot be stored.")
-    return text
+def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[dict, dict[str, list[str]]]:
+    """(the normalised record, errors keyed "record.<name>"): the shared judgement of service, form and API.
 
-
-def record_errors(specs: list[dict], record) -> tuple[dict, dict[str, list[str]]]:
-    """(the normalised record, errors keyed "record.<name>"): the shared judgement of service, form and API."""
-    specs = specs or []
+    Computed fields are never typed: a value sent for one is refused. They are computed, in the specs'
+    order, from the typed values and `facts`; without `facts` (a form checking shapes only) they are left
+    to the service."""
+    specs = parse_specs(specs)
     if record is None:
         record = {}
     if not isinstance(record, dict):
         return {}, {"record": ["Send the recorded values as an object of field name to value."]}
     errors: dict[str, list[str]] = {}
     cleaned = {}
-    by_name = {spec["name"]: spec for spec in specs}
+    by_name = {spec.name: spec for spec in specs}
     for name in record:
         if name not in by_name:
             errors[error_key(str(name))] = ["This step records no such field."]
     for spec in specs:
-        raw = record.get(spec["name"])
+        raw = record.get(spec.name)
+        if spec.computed is not None:
+            if not _is_empty(raw):
+                # Typing over a calculation is what the checks exist to stop (a BSA of 2.50 beside a measured 1.82).
+                errors[error_key(spec.name)] = ["Computed, not typed: leave it out and it is calculated."]
+            continue
         if _is_empty(raw):
-            if spec.get("required"):
-                errors[error_key(spec["name"])] = ["Required for this step."]
+            if spec.required:
+                errors[error_key(spec.name)] = ["Required for this step."]
             continue
         try:
-            cleaned[spec["name"]] = _clean_value(spec, raw)
+            cleaned[spec.name] = spec.clean(raw)
         except ValueError as error:
-            errors[error_key(spec["name"])] = [str(error)]
+            errors[error_key(spec.name)] = [str(error)]
             continue
-        if "must_be" in spec and cleaned[spec["name"]] != spec["must_be"]:
+        if spec.must_be is not None and cleaned[spec.name] != spec.must_be:
             # A safety check answered the wrong way stops the step: recording "done" would let the
             # journey move on (the infusion follows the COI check) on a failed check.
-            errors[error_key(spec["name"])] = [" ".join(filter(None, (
-                f"Only “{'yes' if spec['must_be'] else 'no'}” lets this step be recorded as done.", spec.get("help"))))]
+            errors[error_key(spec.name)] = [" ".join(filter(None, (
+                f"Only “{'yes' if spec.must_be else 'no'}” lets this step be recorded as done.", spec.help)))]
+    if facts is not None and not errors:
+        for spec in specs:
+            if spec.computed is None:
+                continue
+            try:
+                value = spec.computed_value(cleaned, facts)
+            except ValueError as error:
+                errors[error_key(spec.name)] = [f"Computed as out of range: {error}" if str(error).startswith("Must")
+                                                else f"Cannot be computed: {error}"]
+                continue
+            if value is not None:
+                cleaned[spec.name] = value
+            elif spec.required:
+                errors[error_key(spec.name)] = [f"Cannot be computed: {missing_inputs(spec, cleaned, facts)}."]
+        for change in overrides(specs, cleaned):
+            if not change["reason"]:
+                errors[error_key(change["reason_field"])] = [
+                    f"{change['label']} differs from the computed one: say why (it goes into the audit trail)."]
     return cleaned, errors
 
 
-def clean_record(specs: list[dict], record) -> dict:
+def overrides(specs, record: dict) -> list[dict]:
+    """Where the record holds a value other than the computed one: which field, both values, the reason."""
+    specs = parse_specs(specs)
+    changes = []
+    for spec in specs:
+        if spec.override is None or spec.name not in record:
+            continue
+        computed = record.get(spec.override.of)
+        if record[spec.name] != computed:
+            changes.append({"field": spec.override.of, "by_field": spec.name, "label": spec.label,
+                            "computed": computed, "recorded": record[spec.name],
+                            "reason_field": spec.override.reason, "reason": record.get(spec.override.reason, "")})
+    return changes
+
+
+def missing_inputs(spec: FieldSpec, record: dict, facts: PatientFacts) -> str:
+    """What a computed field lacks, in words: "no weight recorded for the patient", "no Creatinine"."""
+    calculator = CALCULATORS[spec.computed.by]
+    lacking = []
+    for argument in calculator.arguments:
+        source = spec.computed.sources.get(argument)
+        if argument in calculator.optional or _source_value(source, record, facts) is not None:
+            continue
+        if isinstance(source, str) and source.startswith(PATIENT_PREFIX):
+            lacking.append(f"no {source[len(PATIENT_PREFIX):].replace('_', ' ')} on file for the patient")
+        elif isinstance(source, str) and source.startswith(RECORD_PREFIX):
+            lacking.append(f"no {source[len(RECORD_PREFIX):]} recorded")
+    return "; ".join(lacking) or "the protocol gives no dose for this band, a physician decides"
+
+
+def clean_record(specs, record, *, facts: PatientFacts | None = None) -> dict:
     """The record normalised for storage, or InvalidInput with a message per field."""
-    cleaned, errors = record_errors(specs, record)
+    cleaned, errors = record_errors(specs, record, facts=facts)
     if errors:
         raise InvalidInput("Some recorded values need correcting.", field_errors=errors)
     return cleaned
+
+
+def computed_help(spec: FieldSpec, facts: PatientFacts | None, labels: dict[str, str] | None = None) -> str:
+    """The formula of a computed field for its read-only input, with the patient's values where known and the
+    other fields by their labels: "Mosteller: √(170.0 cm × 70.0 kg / 3600)"."""
+    calculator = CALCULATORS[spec.computed.by]
+    shown = {}
+    for argument in calculator.arguments:
+        source = spec.computed.sources.get(argument)
+        if isinstance(source, str) and source.startswith(RECORD_PREFIX):
+            name = source[len(RECORD_PREFIX):]
+            shown[argument] = (labels or {}).get(name, name)
+        elif isinstance(source, str) and source.startswith(PATIENT_PREFIX):
+            fact = facts.get(source[len(PATIENT_PREFIX):]) if facts else None
+            shown[argument] = fact if fact is not None else source[len(PATIENT_PREFIX):].replace("_", " ")
+        elif isinstance(source, list | dict):
+            shown[argument] = "table"
+        else:
+            shown[argument] = "—" if source is None else source
+    return "Computed: " + calculator.formula.format(**shown)
 
 
 # --- showing them ---------------------------------------------------------------------------------
@@ -287,7 +588,8 @@ def summary(specs: list[dict], record: dict | None) -> str:
     parts = []
     for spec in specs or []:
         if spec.get("name") in record:
-            parts.append(f"{spec.get('short') or spec['label']} {display_value(spec, record[spec['name']])}")
+            computed = " (computed)" if spec.get("computed") else ""
+            parts.append(f"{spec.get('short') or spec['label']} {display_value(spec, record[spec['name']])}{computed}")
     return " · ".join(parts)
 
 
@@ -307,5 +609,5 @@ def calculated_dose(spec: dict, bsa_m2) -> str:
     if not spec.get("per_m2") or not bsa_m2:
         return ""
     unit = spec.get("unit", "")
-    dose = Decimal(str(spec["per_m2"])) * Decimal(str(bsa_m2))
+    dose = dose_from_bsa(spec["per_m2"], bsa_m2)
     return f"{_plain(spec['per_m2'])} {unit}/m² × {bsa_m2} m² = {display_value(spec, float(dose))}"

@@ -7,6 +7,8 @@ from django.db.models import Case, Count, Exists, F, Func, OuterRef, Prefetch, Q
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from clinical.body import age_in_years
+from clinical.calculators import PatientFacts
 from journeys import protocol_files
 from journeys.models import (
     OPEN_JOURNEY_STATUSES,
@@ -370,6 +372,22 @@ def steps_overdue_filter(steps: QuerySet[Step], overdue: bool, now: datetime | N
 
 def measurements_for_patient(*, patient_id: int) -> QuerySet[Measurement]:
     return Measurement.objects.filter(patient_id=patient_id).order_by("measured_on", "id")
+
+
+def patient_facts(*, patient_id: int, on: date) -> PatientFacts:
+    """What a computed record field may read about the patient on the day `on`: the latest height and
+    weight measured on or before it (a later one did not dose that day), the age on it, the sex."""
+    patient = Patient.objects.only("date_of_birth", "sex").get(pk=patient_id)
+    measurement = (Measurement.objects.filter(patient_id=patient_id, measured_on__lte=on)
+                   .order_by("-measured_on", "-id").first())
+    return PatientFacts(
+        height_cm=measurement.height_cm if measurement else None,
+        weight_kg=measurement.weight_kg if measurement else None,
+        measured_on=measurement.measured_on if measurement else None,
+        measurement_age_days=(on - measurement.measured_on).days if measurement else None,
+        age_years=age_in_years(patient.date_of_birth, on) if patient.date_of_birth <= on else None,
+        sex=patient.sex,
+    )
 
 
 def latest_measurement(*, patient_id: int) -> Measurement | None:

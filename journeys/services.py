@@ -204,6 +204,23 @@ def _lock_step(step_id: int) -> tuple[Journey, Step]:
     return journey, step
 
 
+def _facts(journey: Journey, specs, performed_at: datetime | None):
+    """The patient's facts for the computed fields of `specs` (no query when the step computes nothing)."""
+    if not records.needs_patient_facts(specs):
+        return None
+    return selectors.patient_facts(patient_id=journey.patient_id, on=timezone.localdate(performed_at or timezone.now()))
+
+
+def _authorize_overrides(actor, specs, record: dict, before: dict | None = None) -> list[dict]:
+    """A value other than the computed one (a different CRS grade) is a physician's, with its reason; what was
+    computed and what was recorded both go into the event, so the audit shows the overruling. A correction
+    that leaves a physician's overruling as it was may be made by whoever may correct the step."""
+    changes = records.overrides(specs, record)
+    if changes and (before is None or changes != records.overrides(specs, before)):
+        authorize(actor, Action.OVERRIDE_COMPUTED)
+    return [{key: change[key] for key in ("field", "computed", "recorded", "reason")} for change in changes]
+
+
 def _check_step_version(step: Step, expected_version: int | None) -> None:
     if expected_version is not None and step.version != expected_version:
         raise StaleVersion("step", expected_version, step.version)
@@ -219,9 +236,11 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     authorize_step_resolution(actor, step.template.responsible_role)
     guard_step(journey, step, StepStatus.DONE)
     _check_step_version(step, expected_version)
-    record = records.clean_record(step.template.record_fields, record)
     now = timezone.now()
     performed_at = performed_at or now
+    record = records.clean_record(step.template.record_fields, record,
+                                  facts=_facts(journey, step.template.record_fields, performed_at))
+    overridden = _authorize_overrides(actor, step.template.record_fields, record)
     if performed_at > now + PERFORMED_AT_TOLERANCE:
         raise InvalidInput("The time performed is in the future.", field_errors={"performed_at": ["Cannot be in the future."]})
     if timezone.localdate(performed_at) < journey.leukapheresis_date - EARLIEST_WORK_UP_DAYS:
@@ -242,7 +261,7 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     _event(journey, EventKind.STEP_DONE, actor=actor, at=now, step=step, from_state=StepStatus.PENDING,
            to_state=StepStatus.DONE, detail={"performed_at": performed_at.isoformat(),
                                              "was_overdue_since": was_overdue_since.isoformat() if was_overdue_since else None,
-                                             "record": record})
+                                             "record": record, **({"overrides": overridden} if overridden else {})})
     _apply_milestone(journey, step, actor=actor, at=now)
     _advance(journey, actor=actor, at=now)
     return step
@@ -355,7 +374,10 @@ def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason
         raise TransitionNotAllowed(f"Only a step recorded as done has values to correct; this one is "
                                    f"{step.get_status_display().lower()}.")
     _check_step_version(step, expected_version)
-    corrected = records.clean_record(step.template.record_fields, record)
+    # Computed fields are computed again from the corrected values and the patient as on the day performed.
+    corrected = records.clean_record(step.template.record_fields, record,
+                                     facts=_facts(journey, step.template.record_fields, step.performed_at))
+    overridden = _authorize_overrides(actor, step.template.record_fields, corrected, before=step.record or {})
     notes = (notes or "").strip()
     before = {"record": step.record or {}, "notes": step.notes}
     after = {"record": corrected, "notes": notes}
@@ -371,7 +393,8 @@ def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason
     step.save()
     _event(journey, EventKind.STEP_CORRECTED, actor=actor, at=now, step=step, reason=reason,
            from_state=StepStatus.DONE, to_state=StepStatus.DONE,
-           detail={"changed": changed, "before": before, "after": after})
+           detail={"changed": changed, "before": before, "after": after,
+                   **({"overrides": overridden} if overridden else {})})
     return step
 
 

@@ -303,8 +303,10 @@ def step_complete(request, public_id):
     # Only a dosing step pays the query for the height and weight its calculated dose needs.
     measurement = (selectors.latest_measurement(patient_id=step.journey.patient_id)
                    if any(spec.get("per_m2") for spec in specs) else None)
+    facts = (selectors.patient_facts(patient_id=step.journey.patient_id, on=timezone.localdate())
+             if records.needs_patient_facts(specs) else None)
     form = StepCompleteForm(request.POST or None, signer=request.user, record_fields=specs, measurement=measurement,
-                            initial={"version": step.version})
+                            facts=facts, initial={"version": step.version})
     return _signed_step_page(
         request, step, form, template="journeys/step_complete.html", done_url=_safe_next(request),
         done_message=f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.",

@@ -1,4 +1,3 @@
-import math
 import unicodedata
 import uuid
 from datetime import date
@@ -9,6 +8,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
+
+from clinical.body import age_in_years, body_surface_area
 
 
 # Letters that Unicode does not decompose into a base letter and an accent.
@@ -108,8 +109,7 @@ class Patient(models.Model):
         return f"{self.given_name} {self.family_name}"
 
     def age_on(self, on: date) -> int:
-        born = self.date_of_birth
-        return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+        return age_in_years(self.date_of_birth, on)
 
     @property
     def indication_label(self) -> str:
@@ -143,8 +143,7 @@ class Measurement(models.Model):
 
     @property
     def body_surface_area_m2(self) -> Decimal:
-        # Mosteller: sqrt(height cm x weight kg / 3600), the formula the LD dosing sheet uses.
-        return Decimal(str(round(math.sqrt(float(self.height_cm) * float(self.weight_kg) / 3600), 2)))
+        return body_surface_area(self.height_cm, self.weight_kg)
 
 
 class Consent(models.Model):

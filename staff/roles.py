@@ -33,6 +33,7 @@ class Action(models.TextChoices):
     WITHDRAW_JOURNEY = "withdraw_journey", "Withdraw a patient from a journey"
     MANAGE_PROTOCOLS = "manage_protocols", "Create protocol template versions"
     ACKNOWLEDGE_ALERT = "acknowledge_alert", "Acknowledge a clinical alert, with a signature"
+    OVERRIDE_COMPUTED = "override_computed", "Record a value other than the computed one (a grade), with a reason"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -53,6 +54,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Acknowledging stops the escalation, so it is for those who act on the finding; most kinds need a
     # physician (see authorize_alert_acknowledgement).
     Action.ACKNOWLEDGE_ALERT: frozenset({Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
+    # A computed CRS/ICANS grade is the ASTCT rule applied to what was recorded; only a physician overrules it.
+    Action.OVERRIDE_COMPUTED: frozenset({Role.PHYSICIAN, Role.ADMIN}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or

@@ -13,7 +13,7 @@ from django.utils import timezone
 from alerts import delivery, services
 from alerts.models import AlertChannel, AlertDelivery, AlertKind, AlertLevel, ClinicalAlert, DeliveryState
 from carclinic.errors import InvalidInput
-from staff.roles import NotPermitted
+from carclinic.errors import NotPermitted
 from tests.factories import PatientFactory
 
 PASSWORD = "correct-horse-battery"  # UserFactory's

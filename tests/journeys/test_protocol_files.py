@@ -19,7 +19,7 @@ from journeys import protocol_files, selectors
 from journeys.models import Journey, ProtocolTemplate, StepTemplate
 from journeys.protocol_files import InvalidProtocolFile, content_hash, parse, to_toml
 from journeys.services import SYSTEM, journey_start, protocol_load, protocol_load_shipped, protocol_new_version
-from staff.roles import NotPermitted
+from carclinic.errors import NotPermitted
 from tests.journeys import legacy_default_protocol as legacy
 
 SHIPPED = protocol_files.SHIPPED_DIR / "cd19-car-t-autoimmune.toml"

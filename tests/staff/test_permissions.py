@@ -1,5 +1,6 @@
 """The permission matrix, action by action and role by role, through the real services that enforce it."""
 
+import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -25,7 +26,7 @@ from journeys.services import (
 from patients.models import Indication, Sex
 from patients.services import consent_record, measurement_record, patient_enrol, patient_update
 from staff.roles import PERMISSIONS, Action, Role, authorize, can
-from tests.factories import PatientFactory, minimal_record
+from tests.factories import PatientFactory, make_protocol, minimal_record
 
 WHO = ["coordinator", "nurse", "physician", "viewer", "admin_group", "superuser", "no_role", "inactive", "anonymous"]
 
@@ -98,6 +99,20 @@ def call_service(action: str, actor, journey, protocol):
         alert, _ = alert_raise(patient_id=patient.id, kind=AlertKind.CUSTODY_EXCURSION, key=f"matrix:{patient.id}",
                                summary="Temperature excursion", escalate_after_minutes=30)
         alert_acknowledge(actor=actor, alert_id=alert.id, password="correct-horse-battery")
+    elif action == Action.OVERRIDE_COMPUTED:
+        if not can(actor, Action.COMPLETE_STEP):
+            authorize(actor, action)  # who cannot record a step at all cannot overrule what it computes either
+        graded = make_protocol(name=f"Override {uuid.uuid4()}", steps=[dict(
+            stage=1, code="graded", anchor="leukapheresis", offset_days=0, responsible_role="nurse", record_fields=[
+                {"name": "ice", "label": "ICE", "type": "integer", "computed": {"by": "ice_score", "from": {
+                    "orientation": 4, "naming": 3, "commands": 1, "writing": 1, "attention": 1}}},
+                {"name": "ice_physician", "label": "ICE by the physician", "type": "integer",
+                 "override": {"of": "ice", "reason": "why"}},
+                {"name": "why", "label": "Why", "type": "text"}])])
+        other = journey_start(actor=journey.started_by, patient_id=PatientFactory().id, protocol_id=graded.id,
+                              leukapheresis_date=timezone.localdate())
+        step_complete(actor=actor, step_id=other.steps.get(template__code="graded").id,
+                      record={"ice_physician": 9, "why": "Aphasic from a known stroke, not ICANS"})
     else:  # a new action without a case here must not pass unnoticed
         raise AssertionError(f"No service mapped for {action}")
 

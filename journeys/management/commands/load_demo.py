@@ -3,16 +3,18 @@
 Everything goes through the real services, so the demo data obeys the same rules as real data.
 """
 
-import math
 import random
 import sys
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from clinical.body import body_surface_area
+from clinical.dosing import dose_from_bsa
 from journeys import services as journey_services
 from journeys.clock import clinic_zone
 from journeys.models import JourneyStatus, ProtocolTemplate, StageStatus, StepStatus
@@ -148,7 +150,7 @@ class DemoRecords:
 
     def __init__(self, rng: random.Random, journey, height_cm: int, weight_kg: int):
         self.rng, self.journey, self.weight_kg = rng, journey, weight_kg
-        self.bsa = round(math.sqrt(height_cm * weight_kg / 3600), 2)  # Mosteller
+        self.bsa = body_surface_area(height_cm, weight_kg)
         self.activity = rng.choice([8, 10, 12, 16, 20])
 
     def for_step(self, step) -> dict:
@@ -178,9 +180,7 @@ class DemoRecords:
             "vector_copy_number": round(rng.uniform(0.8, 3.5), 2),
             "creatinine_clearance": rng.randint(70, 130),
             "dose_adjustment": "none",
-            "bsa": self.bsa,
-            "fludarabine_mg": round(25 * self.bsa, 1),
-            "cyclophosphamide_mg": round(1000 * self.bsa),
+            "bsa": float(self.bsa),
             "double_checked_by": "Paul Richter",
             "coi_match": True,
             "second_checker": "Paul Richter",
@@ -204,5 +204,10 @@ class DemoRecords:
             "contact": rng.choice(["visit", "phone", "questionnaire"]),
             "new_malignancy": "none",
         }
+        for spec in step.template.record_fields:
+            if spec.get("per_m2"):
+                # A dose per m² is given as the sheet calculates it from the protocol's mg/m², to the field's step.
+                places = max(0, -Decimal(str(spec.get("step", 1))).normalize().as_tuple().exponent)
+                values[spec["name"]] = float(dose_from_bsa(spec["per_m2"], self.bsa, places=places))
         return {spec["name"]: values[spec["name"]] for spec in step.template.record_fields
                 if values.get(spec["name"]) is not None}

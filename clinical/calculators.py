@@ -1,0 +1,98 @@
+"""The named calculators a record field may be computed by, and the patient facts they may read.
+
+A protocol names a calculator and says where each of its arguments comes from (see journeys/records.py):
+another field of the same record, a fact about the patient (`PatientFacts`), or a value written into the
+protocol (a dose per m², a tolerance, a table of renal bands). The registry is the only list of what can
+be computed; a protocol naming anything else is refused when it is loaded.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from clinical import astct, body, dosing, renal
+from clinical.numbers import exact
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """What a record may be computed from besides its own fields: the latest height and weight (and when
+    they were measured), the age in whole years on the day the step is recorded, and the sex."""
+
+    height_cm: Decimal | None = None
+    weight_kg: Decimal | None = None
+    measured_on: date | None = None
+    measurement_age_days: int | None = None
+    age_years: int | None = None
+    sex: str | None = None
+
+    @property
+    def female(self) -> bool | None:
+        # Cockcroft–Gault's factor is for women; "other" and "unknown" give no factor to apply.
+        return {"female": True, "male": False}.get(self.sex)
+
+    def get(self, name: str):
+        return getattr(self, name) if name in PATIENT_FACTS else None
+
+
+PATIENT_FACTS = ("height_cm", "weight_kg", "measured_on", "measurement_age_days", "age_years", "sex", "female")
+
+
+@dataclass(frozen=True)
+class Calculator:
+    """A pure function and what the form says about it. `formula` names the arguments in braces."""
+
+    function: Callable
+    formula: str
+    arguments: tuple[str, ...]
+    optional: frozenset[str] = field(default_factory=frozenset)
+
+    def __call__(self, **values):
+        return self.function(**values)
+
+
+def _renal_dose(*, dose, clearance_ml_min, bands):
+    band = renal.renal_band(clearance_ml_min, bands)
+    return None if band.physician_decides else exact(dose, "dose") * band.dose_percent / 100
+
+
+CALCULATORS: dict[str, Calculator] = {
+    "body_surface_area": Calculator(
+        body.body_surface_area, "Mosteller: √({height_cm} cm × {weight_kg} kg / 3600)", ("height_cm", "weight_kg")),
+    "dose_from_bsa": Calculator(
+        dosing.dose_from_bsa, "{dose_per_m2}/m² × {bsa_m2} m²", ("dose_per_m2", "bsa_m2")),
+    "dose_reduced": Calculator(
+        dosing.dose_reduced, "{dose} − {reduction_percent} %", ("dose", "reduction_percent")),
+    "creatinine_clearance": Calculator(
+        lambda *, age_years, weight_kg, creatinine, female, creatinine_unit: renal.creatinine_clearance(
+            age_years, weight_kg, creatinine, female, creatinine_unit=creatinine_unit),
+        "Cockcroft–Gault: (140 − {age_years} y) × {weight_kg} kg / (72 × {creatinine} in mg/dL), × 0.85 for women",
+        ("age_years", "weight_kg", "creatinine", "female", "creatinine_unit")),
+    "renal_dose_percent": Calculator(
+        lambda *, clearance_ml_min, bands: renal.renal_band(clearance_ml_min, bands).dose_percent,
+        "the protocol's renal band for a clearance of {clearance_ml_min} mL/min", ("clearance_ml_min", "bands")),
+    "renal_adjusted_dose": Calculator(
+        _renal_dose, "{dose} × the protocol's renal band for {clearance_ml_min} mL/min",
+        ("dose", "clearance_ml_min", "bands")),
+    "weight_based_dose_max": Calculator(
+        lambda *, weight_kg, dose_per_kg, cap: dosing.weight_based_dose_max(weight_kg, dose_per_kg, cap),
+        "{dose_per_kg}/kg × {weight_kg} kg, at most {cap}", ("weight_kg", "dose_per_kg", "cap")),
+    "expected_total_cells": Calculator(
+        lambda *, cells_per_kg, weight_kg: dosing.expected_total_cells(cells_per_kg, weight_kg),
+        "{cells_per_kg}/kg × {weight_kg} kg", ("cells_per_kg", "weight_kg")),
+    "cells_per_kg": Calculator(
+        lambda *, total_cells, weight_kg: dosing.cells_per_kg(total_cells, weight_kg),
+        "{total_cells} / {weight_kg} kg", ("total_cells", "weight_kg")),
+    "ice_score": Calculator(
+        astct.ice_score, "orientation {orientation} + naming {naming} + commands {commands} + writing {writing} "
+        "+ attention {attention}", ("orientation", "naming", "commands", "writing", "attention")),
+    "crs_grade": Calculator(
+        astct.crs_grade, "ASTCT 2019: the worst of fever, hypotension and hypoxia",
+        ("temperature_c", "fever_masked", "hypotension", "vasopressors", "vasopressin", "oxygen", "oxygen_l_min",
+         "fever_from_c", "low_flow_up_to_l_min"), frozenset({"temperature_c", "oxygen_l_min"})),
+    "icans_grade": Calculator(
+        astct.icans_grade, "ASTCT 2019: the worst of ICE score, consciousness, seizure, motor findings and "
+        "cerebral oedema", ("ice", "consciousness", "seizure", "motor", "cerebral_oedema", "ice_lowest_for_grade"),
+        frozenset({"ice"})),
+}
