@@ -31,6 +31,7 @@ from journeys.forms import (
     StepSkipForm,
 )
 from journeys.models import EventKind, Journey, StageNumber, Step, StepStatus
+from patients import selectors as patient_selectors
 from patients.models import Patient
 from staff.access import role_required
 from staff.roles import Action, NotPermitted, Role, authorize_step_resolution, can
@@ -57,7 +58,9 @@ def poll_seconds() -> int:
 @login_required
 def home(request):
     roles = request.user.roles
-    if Role.NURSE in roles and not roles & {Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}:
+    # Nurses and physicians start from their own steps (and, for physicians, their notifications); the
+    # whole clinic's dashboard is the coordinator's desk.
+    if roles & {Role.NURSE, Role.PHYSICIAN} and not roles & {Role.COORDINATOR, Role.ADMIN}:
         return redirect("my_steps")
     return redirect("dashboard")
 
@@ -205,7 +208,8 @@ def patient_detail(request, public_id):
     today = timezone.localdate(now)
     journey = selectors.patient_journey(patient_id=patient.id)
     context = {"patient": patient, "age": patient.age_on(today), "journey": journey, "now": now, "today": today,
-               "poll_seconds": poll_seconds(), "measurement": selectors.latest_measurement(patient_id=patient.id)}
+               "poll_seconds": poll_seconds(), "measurement": selectors.latest_measurement(patient_id=patient.id),
+               "consents": list(patient_selectors.patient_consents(patient_id=patient.id))}
     if journey is not None:
         timeline = selectors.patient_timeline(journey=journey)
         overdue_count = 0
@@ -350,7 +354,7 @@ def step_complete(request, public_id):
     measurement = (selectors.latest_measurement(patient_id=step.journey.patient_id)
                    if any(spec.get("per_m2") for spec in specs) else None)
     form = StepCompleteForm(request.POST or None, signer=request.user, record_fields=specs, measurement=measurement,
-                            initial={"version": step.version})
+                            initial={"version": step.version}, late=step.is_overdue(timezone.now()))
     return _signed_step_page(
         request, step, form, template="journeys/step_complete.html", done_url=_safe_next(request),
         done_message=f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.",
