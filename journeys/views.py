@@ -70,7 +70,7 @@ def home(request):
 # A search names a patient (an MRN, a surname): it travels in a POST body and is kept in the session under
 # a short random token, so the address bar, browser history and access logs show only the token.
 SEARCH_SESSION_KEY = "clinic_searches"
-SEARCH_TOKEN_SECONDS = 15 * 60
+SEARCH_TOKEN_SECONDS = 10 * 60  # shorter than the idle sign-out (15 min by default)
 SEARCHES_KEPT = 10
 FILTER_NAMES = ("indication", "stage", "coordinator")
 
