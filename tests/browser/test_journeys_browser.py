@@ -108,7 +108,9 @@ def test_coordinator_reschedules_and_nurse_signs_a_step(browser, live_server, cl
     # Keyboard only: the search box is reachable and works with Enter.
     coordinator.get_by_label("Search by MRN or name").fill("MRN0042001")
     coordinator.keyboard.press("Enter")
-    coordinator.wait_for_url(re.compile(r".*q=MRN0042001.*"))
+    # The search goes by POST; the address carries a short-lived token, never the MRN (issue 12.5).
+    coordinator.wait_for_url(re.compile(r".*/dashboard/\?search=[\w-]+$"))
+    assert "MRN0042001" not in coordinator.url
     coordinator.get_by_role("link", name="Lindqvist, Hanna").first.click()
     coordinator.wait_for_url(f"{base}/patients/{patient.public_id}/")
     assert "MRN0042001" in coordinator.content()
