@@ -426,4 +426,4 @@ def test_the_stage_list_shows_the_year_of_a_date_two_years_back(client, viewer, 
 def test_the_history_box_is_a_focusable_named_region(client, viewer, journey):
     client.force_login(viewer)
     page = client.get(reverse("patient_detail", args=[journey.patient.public_id])).content.decode()
-    assert '<div class="audit-scroll" tabindex="0" role="region" aria-labelledby="audit-heading">' in page
+    assert '<div class="audit-scroll" tabindex="0" role="region" aria-label="History of changes, scrollable">' in page
