@@ -39,7 +39,7 @@ class PatientEnrolmentForm(PatientEnrolForm):
     """Enrolment, with the confirmation asked only once the register has found a likely duplicate."""
 
     confirm_not_duplicate = forms.BooleanField(
-        label="I have checked: this is a different person. Enrol anyway.", required=False, widget=forms.HiddenInput)
+        label="I have checked: this is a different person, enrol anyway", required=False, widget=forms.HiddenInput)
 
     def ask_to_confirm(self) -> None:
         self.fields["confirm_not_duplicate"].widget = forms.CheckboxInput()

@@ -5,8 +5,10 @@
   function focusSummary() {
     var summary = document.querySelector("[data-error-summary]");
     if (summary) {
-      summary.focus();
-      summary.scrollIntoView({ block: "start" });
+      // What the errors are about (e.g. the likely duplicates on enrolment) stays in view above them.
+      var context = document.querySelector("[data-error-context]");
+      (context || summary).scrollIntoView({ block: "start" });
+      summary.focus({ preventScroll: true });
     }
   }
   document.addEventListener("click", function (event) {

@@ -216,7 +216,7 @@ def test_the_duplicate_warning_on_enrolment(browser, live_server, clinic):
     page.wait_for_selector("#likely-duplicates")
     assert "MRN-5501" in page.locator("#likely-duplicates").inner_text()
     shot(page, "duplicate-warning-phone")
-    page.get_by_label("I have checked: this is a different person. Enrol anyway.").check()
+    page.get_by_label("I have checked: this is a different person, enrol anyway").check()
     page.get_by_role("button", name="Enrol patient").click()
     page.wait_for_url(re.compile(r".*/patients/[0-9a-f-]+/$"))
     assert "Patient enrolled" in page.locator(".messages").inner_text()
