@@ -54,6 +54,7 @@ class SignedRecordForm(forms.Form):
     """A step's own fields, signed electronically: the signer re-enters the password (21 CFR Part 11 spirit)."""
 
     password = forms.CharField(label="Your password (electronic signature)", strip=False,
+                               error_messages={"required": "Enter your password to sign."},
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
     version = forms.IntegerField(widget=forms.HiddenInput)
     refused_signature = "That is not your password. The step was not recorded."
@@ -104,11 +105,15 @@ class StepCompleteForm(SignedRecordForm):
     signature_meaning = forms.ChoiceField(label="Meaning of your signature", choices=SignatureMeaning.choices,
                                           widget=forms.RadioSelect, initial=SignatureMeaning.PERFORMED)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, late: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         # The signature comes last, after everything it signs.
         self.order_fields(["performed_at", *self.record_field_names, "notes", "signature_meaning", "password", "version"])
-        if not self.is_bound:
+        if late:
+            # A late step was seldom done just now: "now" as a default would be signed without a thought.
+            self.fields["performed_at"].help_text = "This step is late: enter when it was actually done."
+            self.fields["performed_at"].error_messages["required"] = "Enter when the step was actually done."
+        elif not self.is_bound:
             self.initial.setdefault("performed_at", timezone.localtime().replace(second=0, microsecond=0))
 
 

@@ -190,28 +190,42 @@ def journeys_in_stage(*, stage: int | None = None, **filters) -> QuerySet[Journe
     return filter_journeys(journeys, stage=stage, **filters).order_by("day0_planned", "id")
 
 
-def manufacturing_queue(**filters) -> QuerySet[Journey]:
-    """Journeys whose cells are at the plant: waiting for a slot, in production, or waiting for QC release."""
-    return journeys_in_stage(stage=StageNumber.RE_ENGINEERING, **{k: v for k, v in filters.items() if k != "stage"})
+def manufacturing_queue(*, stage: int | None = None, **filters) -> QuerySet[Journey]:
+    """Journeys whose cells are at the plant: waiting for a slot, in production, or waiting for QC release.
+    Under the dashboard's filters: a stage filter other than re-engineering leaves it empty."""
+    if stage and stage != StageNumber.RE_ENGINEERING:
+        return Journey.objects.none()
+    return journeys_in_stage(stage=StageNumber.RE_ENGINEERING, **filters)
 
 
-def patient_search(*, text: str, limit: int = DASHBOARD_LIST_LIMIT):
-    """Patients whose MRN starts with, or whose name contains, `text`; with the open journey's stage if any."""
-    from django.db.models import OuterRef, Subquery
-
-    from patients.models import Patient, name_search_key
+def patient_search(*, text: str, limit: int = DASHBOARD_LIST_LIMIT, indication: str = "", stage: int | None = None,
+                   coordinator_id: int | None = None):
+    """Patients whose MRN contains `text` (any part, with or without its dashes), or whose name contains
+    every word of it (accents folded, or letters spelled out: "Mueller" finds Müller); with the open
+    journey's stage if any. Under the dashboard's filters: a stage filter keeps patients whose open journey
+    stands in that stage."""
+    from patients.models import mrn_search_key, name_search_key, name_spelled_key
 
     text = (text or "").strip()
     if not text:
         return Patient.objects.none()
-    query = Q(mrn__istartswith=text)
+    query = Q(mrn__icontains=text)
+    if key := mrn_search_key(text):
+        query |= Q(mrn_key__contains=key)
     name = Q()
-    for word in name_search_key(text).split():
-        name &= Q(name_key__contains=word)
+    for word in text.split():
+        folded, spelled = name_search_key(word), name_spelled_key(word)
+        name &= Q(name_key__contains=folded) | Q(name_spelled_key__contains=spelled) if folded else Q()
     open_journeys = Journey.objects.filter(patient=OuterRef("pk"), status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD])
+    patients = Patient.objects.filter(query | name)
+    if indication:
+        patients = patients.filter(indication=indication)
+    if coordinator_id:
+        patients = patients.filter(coordinator_id=coordinator_id)
+    if stage:
+        patients = patients.filter(Exists(open_journeys.filter(current_stage=stage)))
     return (
-        Patient.objects.filter(query | name)
-        .select_related("coordinator")
+        patients.select_related("coordinator")
         .annotate(open_stage=Subquery(open_journeys.values("current_stage")[:1]),
                   open_status=Subquery(open_journeys.values("status")[:1]))
         .order_by("family_name", "given_name", "id")[:limit]

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/panels/", views.dashboard_panels, name="dashboard_panels"),
+    path("dashboard/search/", views.dashboard_search, name="dashboard_search"),
     path("stages/<int:number>/", views.stage_list, name="stage_list"),
     path("patients/<uuid:public_id>/", views.patient_detail, name="patient_detail"),
     path("patients/<uuid:public_id>/start/", views.journey_start, name="journey_start"),

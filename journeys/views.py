@@ -2,6 +2,8 @@
 turn domain errors into messages next to the right field."""
 
 import logging
+import secrets
+import time
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -14,7 +16,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from carclinic.errors import NotPermitted
 from carclinic.forms import form_submit
@@ -30,6 +32,7 @@ from journeys.forms import (
     StepSkipForm,
 )
 from journeys.models import EventKind, Journey, StageNumber, Step, StepStatus
+from patients import selectors as patient_selectors
 from patients.models import Patient
 from staff.access import role_required
 from staff.roles import Action, Role, authorize_step_resolution, can
@@ -55,19 +58,64 @@ def poll_seconds() -> int:
 @login_required
 def home(request):
     roles = request.user.roles
-    if Role.NURSE in roles and not roles & {Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}:
+    # Nurses and physicians start from their own steps (and, for physicians, their notifications); the
+    # whole clinic's dashboard is the coordinator's desk.
+    if roles & {Role.NURSE, Role.PHYSICIAN} and not roles & {Role.COORDINATOR, Role.ADMIN}:
         return redirect("my_steps")
     return redirect("dashboard")
 
 
 # --- Dashboard ------------------------------------------------------------------------------------
 
+# A search names a patient (an MRN, a surname): it travels in a POST body and is kept in the session under
+# a short random token, so the address bar, browser history and access logs show only the token.
+SEARCH_SESSION_KEY = "clinic_searches"
+SEARCH_TOKEN_SECONDS = 10 * 60  # shorter than the idle sign-out (15 min by default)
+SEARCHES_KEPT = 10
+FILTER_NAMES = ("indication", "stage", "coordinator")
+
+
+def _searches(request) -> dict:
+    """The session's searches that have not expired yet: {token: [text, saved at (epoch seconds)]}."""
+    fresh_after = time.time() - SEARCH_TOKEN_SECONDS
+    return {token: entry for token, entry in request.session.get(SEARCH_SESSION_KEY, {}).items()
+            if entry[1] > fresh_after}
+
+
+def _search_text(request) -> tuple[str, bool]:
+    """(the text of the search the URL's token names, whether a token was given but has expired)."""
+    token = request.GET.get("search", "")
+    if not token:
+        return "", False
+    entry = _searches(request).get(token)
+    return (entry[0], False) if entry else ("", True)
+
+
+@role_required(Action.VIEW_CLINICAL)
+@require_POST
+def dashboard_search(request):
+    """Take the search box's text by POST and send the browser to the dashboard with a token for it."""
+    form = DashboardFilterForm(request.POST)
+    form.is_valid()  # what is valid stays in cleaned_data; an invalid filter is dropped
+    text = form.cleaned_data.get("q", "")
+    params = {name: request.POST[name] for name in FILTER_NAMES if name in form.cleaned_data and request.POST.get(name)}
+    if text:
+        token = secrets.token_urlsafe(9)
+        searches = _searches(request)
+        searches[token] = [text, time.time()]
+        request.session[SEARCH_SESSION_KEY] = dict(sorted(searches.items(), key=lambda item: item[1][1])[-SEARCHES_KEPT:])
+        params["search"] = token
+    return redirect(reverse("dashboard") + (f"?{urlencode(params)}" if params else ""))
+
+
 def _dashboard_context(request) -> dict:
-    form = DashboardFilterForm(request.GET or None)
+    # `q` in an address is ignored: a patient identifier there would land in logs (see dashboard_search).
+    form = DashboardFilterForm({name: request.GET[name] for name in FILTER_NAMES if name in request.GET} or None)
     filters = form.filters() if form.is_bound else {}
     now = timezone.now()
     today = timezone.localdate(now)
     limit = selectors.DASHBOARD_LIST_LIMIT
+    search_text, search_expired = _search_text(request)
 
     def cut(queryset):
         rows = list(queryset[: limit + 1])
@@ -82,8 +130,7 @@ def _dashboard_context(request) -> dict:
     next_week = selectors.dashboard_due(first_day=today + timedelta(days=1), last_day=today + timedelta(days=7),
                                         now=now, **filters)
     pipeline = selectors.dashboard_pipeline(**filters)
-    search_text = form.cleaned_data.get("q", "") if form.is_bound and form.is_valid() else ""
-    query_string = urlencode({k: v for k, v in request.GET.items() if v})
+    query_string = urlencode({k: v for k, v in request.GET.items() if v and k in FILTER_NAMES})
     return {
         "form": form,
         "now": now,
@@ -97,7 +144,9 @@ def _dashboard_context(request) -> dict:
         "next_week": cut_steps(next_week),
         "manufacturing": cut(selectors.manufacturing_queue(**filters)),
         "search_text": search_text,
-        "search_results": list(selectors.patient_search(text=search_text)) if search_text else None,
+        "search_expired": search_expired,
+        "search_minutes": SEARCH_TOKEN_SECONDS // 60,
+        "search_results": list(selectors.patient_search(text=search_text, **filters)) if search_text else None,
         "query_string": query_string,
         "poll_seconds": poll_seconds(),
         "filters_active": any(filters.values()) if filters else False,
@@ -159,7 +208,8 @@ def patient_detail(request, public_id):
     today = timezone.localdate(now)
     journey = selectors.patient_journey(patient_id=patient.id)
     context = {"patient": patient, "age": patient.age_on(today), "journey": journey, "now": now, "today": today,
-               "poll_seconds": poll_seconds(), "measurement": selectors.latest_measurement(patient_id=patient.id)}
+               "poll_seconds": poll_seconds(), "measurement": selectors.latest_measurement(patient_id=patient.id),
+               "consents": list(patient_selectors.patient_consents(patient_id=patient.id))}
     if journey is not None:
         timeline = selectors.patient_timeline(journey=journey)
         overdue_count = 0
@@ -306,7 +356,7 @@ def step_complete(request, public_id):
     facts = (selectors.patient_facts(patient_id=step.journey.patient_id, on=timezone.localdate())
              if records.needs_patient_facts(specs) else None)
     form = StepCompleteForm(request.POST or None, signer=request.user, record_fields=specs, measurement=measurement,
-                            facts=facts, initial={"version": step.version})
+                            facts=facts, initial={"version": step.version}, late=step.is_overdue(timezone.now()))
     return _signed_step_page(
         request, step, form, template="journeys/step_complete.html", done_url=_safe_next(request),
         done_message=f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.",

@@ -650,6 +650,12 @@ def reminder_snooze(*, actor, reminder_id: int, until: datetime, reason: str, ev
     if until > now + timedelta(days=30):
         raise InvalidInput("Snooze for at most 30 days; cancel it instead.", field_errors={"until": ["At most 30 days."]})
     ids = _scheduled_targets(reminder_id, every_channel=every_channel)
+    # "Snoozed" until before it was even due would send it early: a snooze only ever puts a reminder off.
+    due_at = Reminder.objects.filter(id=reminder_id).values_list("due_at", flat=True).get()
+    if until <= due_at:
+        shown = timezone.localtime(due_at)
+        raise InvalidInput(f"Snooze until a time after the reminder is due ({shown:%a %d %b %Y %H:%M}).",
+                           field_errors={"until": [f"Must be later than when it is due: {shown:%a %d %b %Y %H:%M}."]})
     Reminder.objects.filter(id__in=ids).update(send_after=until, snoozed_until=until)
     ReminderEvent.objects.bulk_create([
         ReminderEvent(reminder_id=i, action=ReminderEvent.Action.SNOOZED, reason=reason,

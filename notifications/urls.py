@@ -6,6 +6,7 @@ app_name = "notifications"
 urlpatterns = [
     path("", views.notification_list, name="list"),
     path("unread/", views.unread_count, name="unread_count"),
+    path("unread/latest/", views.latest_unread, name="latest_unread"),
     path("read-all/", views.notifications_read_all, name="read_all"),
     path("<uuid:public_id>/read/", views.notification_read, name="read"),
     path("<uuid:public_id>/open/", views.notification_open, name="open"),

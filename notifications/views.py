@@ -75,6 +75,20 @@ def _explain_items(notes) -> None:
             item["kind_label"] = ReminderKind(kind).label if kind in ReminderKind.values and kind != ReminderKind.DIGEST else ""
 
 
+LATEST_UNREAD = 5
+
+
+@login_required
+@require_GET
+def latest_unread(request):
+    """A person's latest unread notifications, for their landing page (fetched by HTMX when it loads)."""
+    notes = list(selectors.notifications_for(user=request.user, unread_only=True)
+                 .order_by("-created_at", "-id")[: LATEST_UNREAD + 1])
+    _explain_items(notes[:LATEST_UNREAD])
+    return render(request, "notifications/partials/latest_unread.html",
+                  {"notes": notes[:LATEST_UNREAD], "more": len(notes) > LATEST_UNREAD})
+
+
 @login_required
 @require_GET
 def unread_count(request):

@@ -1,6 +1,6 @@
 from django import forms
 
-from patients.models import Indication, Sex
+from patients.models import ConsentKind, Indication, Sex
 from staff.models import User
 from staff.roles import Role
 
@@ -35,10 +35,44 @@ class PatientEnrolForm(forms.Form):
         return data
 
 
+class PatientEnrolmentForm(PatientEnrolForm):
+    """Enrolment, with the confirmation asked only once the register has found a likely duplicate."""
+
+    confirm_not_duplicate = forms.BooleanField(
+        label="I have checked: this is a different person, enrol anyway", required=False, widget=forms.HiddenInput)
+
+    def ask_to_confirm(self) -> None:
+        self.fields["confirm_not_duplicate"].widget = forms.CheckboxInput()
+
+
 class PatientDetailsForm(PatientEnrolForm):
     """The same details after enrolment, with the version they were read at: two people editing one record
     at once must not overwrite each other."""
 
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class ConsentForm(forms.Form):
+    kind = forms.ChoiceField(label="Kind of consent", choices=ConsentKind.choices)
+    document_version = forms.CharField(label="Version of the consent document", max_length=40,
+                                       help_text="As printed on the form, e.g. 3.1 of 2026-02-01.")
+    signed_on = forms.DateField(label="Signed on", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    taken_by = forms.ModelChoiceField(label="Taken by", queryset=User.objects.none(), required=False,
+                                      empty_label="Choose who explained the form…",
+                                      help_text="The clinician who explained the form and took the signature.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["taken_by"].required = True
+        self.fields["taken_by"].error_messages["required"] = "Say who took the consent."
+        self.fields["taken_by"].queryset = (User.objects.filter(groups__name__in=[Role.PHYSICIAN, Role.COORDINATOR, Role.NURSE],
+                                                                is_active=True).distinct().order_by("last_name", "first_name"))
+
+
+class ConsentWithdrawForm(forms.Form):
+    withdrawn_on = forms.DateField(label="Withdrawn on", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    reason = forms.CharField(label="Reason (goes into the audit trail)", max_length=2000,
+                             widget=forms.Textarea(attrs={"rows": 3}))
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 

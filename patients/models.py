@@ -16,10 +16,32 @@ from clinical.body import age_in_years, body_surface_area
 _PLAIN_LETTERS = str.maketrans({"ı": "i", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe"})
 
 
+# How German and Nordic names are spelled without their letters (a passport, a referral letter, an
+# English keyboard): Müller is written Mueller, Øster Oester, Åberg Aaberg. ß needs no entry: casefold()
+# already turns it into "ss".
+_SPELLED_OUT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ø": "oe", "å": "aa", "æ": "ae", "œ": "oe"})
+
+
+def _without_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+
+
 def name_search_key(text: str) -> str:
     """Names as a ward types them: without accents or case, so "muller" finds Müller, "yilmaz" Yılmaz."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_PLAIN_LETTERS))
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+    return _without_accents(text.casefold().translate(_PLAIN_LETTERS))
+
+
+def name_spelled_key(text: str) -> str:
+    """Names with their letters spelled out, so "Mueller" finds Müller (and "Müller" finds Mueller)."""
+    # NFC first: an "ü" typed as "u" + combining diaeresis must be spelled out like the one-letter "ü".
+    spelled = unicodedata.normalize("NFC", text.casefold()).translate(_SPELLED_OUT)
+    return _without_accents(spelled.translate(_PLAIN_LETTERS))
+
+
+def mrn_search_key(text: str) -> str:
+    """An MRN without case, spaces, dashes or dots: "mrn-0039" and "MRN 0039" are the same number."""
+    return "".join(c for c in text.upper() if c.isalnum())
 
 
 class Indication(models.TextChoices):
@@ -75,10 +97,12 @@ class Patient(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     version = models.PositiveIntegerField(default=1)
-    # Derived from the names on every save; what the search box matches against.
+    # Derived from the names and the MRN on every save; what the search box and the duplicate check match.
     name_key = models.CharField(max_length=201, blank=True, editable=False)
+    name_spelled_key = models.CharField(max_length=260, blank=True, editable=False)
+    mrn_key = models.CharField(max_length=32, blank=True, editable=False, db_index=True)
 
-    history = HistoricalRecords(excluded_fields=["name_key"])
+    history = HistoricalRecords(excluded_fields=["name_key", "name_spelled_key", "mrn_key"])
     objects = PatientQuerySet.as_manager()
 
     class Meta:
@@ -97,11 +121,13 @@ class Patient(models.Model):
 
     def refresh_name_key(self) -> None:
         self.name_key = name_search_key(f"{self.given_name} {self.family_name}")
+        self.name_spelled_key = name_spelled_key(f"{self.given_name} {self.family_name}")
+        self.mrn_key = mrn_search_key(self.mrn)
 
     def save(self, *args, **kwargs):
         self.refresh_name_key()
         if kwargs.get("update_fields") is not None:
-            kwargs["update_fields"] = {*kwargs["update_fields"], "name_key"}
+            kwargs["update_fields"] = {*kwargs["update_fields"], "name_key", "name_spelled_key", "mrn_key"}
         super().save(*args, **kwargs)
 
     @property
@@ -146,15 +172,30 @@ class Measurement(models.Model):
         return body_surface_area(self.height_cm, self.weight_kg)
 
 
+class ConsentKind(models.TextChoices):
+    TREATMENT = "treatment", "Treatment (CAR-T therapy)"
+    STUDY = "study", "Study participation"
+    SAMPLES = "samples", "Samples and biobank"
+    DATA_SHARING = "data_sharing", "Data sharing and registry"
+
+
 class Consent(models.Model):
     """A signed consent form; a later withdrawal is recorded, never deleted."""
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="consents")
+    kind = models.CharField(max_length=32, choices=ConsentKind.choices, default=ConsentKind.TREATMENT)
     signed_on = models.DateField()
     document_version = models.CharField(max_length=40)
+    # The clinician who explained the form and took the signature; not always the one typing it in.
+    taken_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+", verbose_name="taken by")
     withdrawn_on = models.DateField(null=True, blank=True)
+    withdrawal_reason = models.TextField(blank=True)
+    withdrawal_recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                               on_delete=models.PROTECT, related_name="+")
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     recorded_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(default=1)
 
     history = HistoricalRecords()
 
@@ -166,3 +207,10 @@ class Consent(models.Model):
                 name="consent_withdrawn_after_signed",
             )
         ]
+
+    def __str__(self) -> str:
+        return f"Consent {self.pk} ({self.kind})"
+
+    @property
+    def is_withdrawn(self) -> bool:
+        return self.withdrawn_on is not None

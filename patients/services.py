@@ -6,8 +6,10 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from carclinic.errors import InvalidInput, StaleVersion, check_model
-from patients.models import Consent, Measurement, Patient
+from carclinic.errors import Conflict, InvalidInput, StaleVersion, check_model
+from patients import selectors
+from patients.errors import LikelyDuplicate
+from patients.models import Consent, ConsentKind, Measurement, Patient
 from staff.roles import Action, Role, authorize
 
 PATIENT_EDITABLE_FIELDS = (
@@ -28,6 +30,8 @@ PATIENT_EDITABLE_FIELDS = (
 # Each named carer must hold the role the field names: a reminder for the coordinator that lands with a
 # nurse, or an escalation with a viewer, is a reminder lost.
 CARER_ROLES = {"coordinator": Role.COORDINATOR, "nurse": Role.NURSE, "physician": Role.PHYSICIAN}
+# Who may explain a consent form and take the patient's signature.
+CONSENT_TAKERS = {Role.PHYSICIAN, Role.COORDINATOR, Role.NURSE}
 
 
 def _check_date_of_birth(value: date | None) -> None:
@@ -46,8 +50,10 @@ def _check_carers(fields: dict) -> None:
 
 
 @transaction.atomic
-def patient_enrol(*, actor, **fields) -> Patient:
-    """Register a new patient with the clinic."""
+def patient_enrol(*, actor, duplicates_confirmed: bool = False, **fields) -> Patient:
+    """Register a new patient with the clinic. A person who looks already registered (same name and date
+    of birth, or the same MRN written another way) raises LikelyDuplicate until `duplicates_confirmed`;
+    the confirmation is kept in the patient's history."""
     authorize(actor, Action.ENROL_PATIENT)
     unknown = set(fields) - set(PATIENT_EDITABLE_FIELDS)
     if unknown:
@@ -58,7 +64,15 @@ def patient_enrol(*, actor, **fields) -> Patient:
     if patient.indication != "other":
         patient.indication_other = ""
     check_model(patient)
+    duplicates = list(selectors.likely_duplicates(given_name=patient.given_name, family_name=patient.family_name,
+                                                  date_of_birth=patient.date_of_birth, mrn=patient.mrn))
+    if duplicates and not duplicates_confirmed:
+        raise LikelyDuplicate(duplicates)
     patient._history_user = actor
+    if duplicates:
+        # Ids only: the history reason is shown beside names already, and ends up in exports.
+        patient._change_reason = ("Enrolled after confirming this is not the same person as "
+                                  + ", ".join(f"MRN {other.mrn}" for other in duplicates))
     patient.save()
     return patient
 
@@ -104,13 +118,47 @@ def measurement_record(
 
 
 @transaction.atomic
-def consent_record(*, actor, patient_id: int, signed_on: date, document_version: str) -> Consent:
-    """Record a signed consent form."""
+def consent_record(*, actor, patient_id: int, signed_on: date, document_version: str,
+                   kind: str = ConsentKind.TREATMENT, taken_by=None) -> Consent:
+    """Record a signed consent form: which kind, which version of the document, when, and who took it."""
     authorize(actor, Action.EDIT_PATIENT)
     if signed_on > timezone.localdate():
         raise InvalidInput("Some values need correcting.", field_errors={"signed_on": ["Cannot be in the future."]})
-    consent = Consent(patient_id=patient_id, signed_on=signed_on, document_version=document_version, recorded_by=actor)
+    if taken_by is not None and (not taken_by.is_active or not taken_by.roles & CONSENT_TAKERS):
+        raise InvalidInput("Some values need correcting.", field_errors={
+            "taken_by": [f"{taken_by.get_full_name() or taken_by.get_username()} is not an active clinician."]})
+    consent = Consent(patient_id=patient_id, kind=kind, signed_on=signed_on, document_version=document_version.strip(),
+                      taken_by=taken_by, recorded_by=actor)
     check_model(consent)
     consent._history_user = actor
+    consent.save()
+    return consent
+
+
+@transaction.atomic
+def consent_withdraw(*, actor, consent_id: int, withdrawn_on: date, reason: str, expected_version: int) -> Consent:
+    """Record that the patient withdrew a consent. The consent stays, marked withdrawn, with who recorded
+    it and why; a consent already withdrawn is not withdrawn again."""
+    authorize(actor, Action.EDIT_PATIENT)
+    consent = Consent.objects.select_for_update().get(pk=consent_id)
+    if consent.withdrawn_on is not None:
+        raise Conflict(f"This consent was already withdrawn on {consent.withdrawn_on:%d %b %Y}. Nothing was changed.")
+    if consent.version != expected_version:
+        raise StaleVersion("consent", expected_version, consent.version)
+    errors = {}
+    if withdrawn_on > timezone.localdate():
+        errors["withdrawn_on"] = ["Cannot be in the future."]
+    elif withdrawn_on < consent.signed_on:
+        errors["withdrawn_on"] = [f"Cannot be before it was signed ({consent.signed_on:%d %b %Y})."]
+    if not (reason or "").strip():
+        errors["reason"] = ["Give a reason; it goes into the audit trail."]
+    if errors:
+        raise InvalidInput("Some values need correcting.", field_errors=errors)
+    consent.withdrawn_on = withdrawn_on
+    consent.withdrawal_reason = reason.strip()
+    consent.withdrawal_recorded_by = actor
+    consent.version += 1
+    consent._history_user = actor
+    consent._change_reason = reason.strip()
     consent.save()
     return consent

@@ -108,7 +108,9 @@ def test_coordinator_reschedules_and_nurse_signs_a_step(browser, live_server, cl
     # Keyboard only: the search box is reachable and works with Enter.
     coordinator.get_by_label("Search by MRN or name").fill("MRN0042001")
     coordinator.keyboard.press("Enter")
-    coordinator.wait_for_url(re.compile(r".*q=MRN0042001.*"))
+    # The search goes by POST; the address carries a short-lived token, never the MRN (issue 12.5).
+    coordinator.wait_for_url(re.compile(r".*/dashboard/\?search=[\w-]+$"))
+    assert "MRN0042001" not in coordinator.url
     coordinator.get_by_role("link", name="Lindqvist, Hanna").first.click()
     coordinator.wait_for_url(f"{base}/patients/{patient.public_id}/")
     assert "MRN0042001" in coordinator.content()
@@ -142,14 +144,17 @@ def test_coordinator_reschedules_and_nurse_signs_a_step(browser, live_server, cl
     assert box["height"] >= 64 and box["width"] >= 320  # a large touch target at 375 px
     assert nurse.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling
     shot(nurse, "my-steps-phone")
-    item.get_by_role("link").click()
+    item.locator(".ward-link").click()  # the card's main link; its second one opens the patient page
     nurse.wait_for_url(re.compile(r".*/steps/.+/complete/.*"))
     nurse.get_by_label("Notes").fill("Bloods drawn, sent to lab 08:10")
     nurse.get_by_label("Your password (electronic signature)").fill("not-my-password")
     nurse.get_by_role("button", name="Sign and record").click()
-    assert "That is not your password" in nurse.locator(".field.has-error").inner_text()
+    assert "That is not your password" in nurse.locator(".field.has-error", has_text="Your password").inner_text()
     assert nurse.get_by_label("Notes").input_value() == "Bloods drawn, sent to lab 08:10"
     shot(nurse, "step-sign-error-phone")
+    # The step is late: the time it was done is asked for, not assumed to be now (issue 14).
+    drawn = timezone.localtime().replace(hour=8, minute=10) - timedelta(days=1)
+    nurse.get_by_label("Time performed").fill(drawn.strftime("%Y-%m-%dT%H:%M"))
     nurse.get_by_role("radio", name="Performed").check()
     nurse.get_by_label("Your password (electronic signature)").fill(PASSWORD)
     shot(nurse, "step-sign-phone")
