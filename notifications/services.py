@@ -38,13 +38,11 @@ from notifications.models import (
     UserNotificationPreference,
 )
 from staff.models import User
-from staff.roles import NotPermitted, Role, roles_of
+from staff.roles import Action, NotPermitted, Role, can
 
 log = logging.getLogger("carclinic.reminders")
 
 SCAN_HISTORY_DAYS = 7
-# Who may snooze or cancel a scheduled reminder: the people who run the schedule.
-MAY_MANAGE_REMINDERS = frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN})
 
 
 # --- Clinic time ----------------------------------------------------------------------------------
@@ -610,8 +608,8 @@ _DELIVERERS = {Channel.IN_APP: _deliver_in_app, Channel.EMAIL: _deliver_email, C
 # --- What people do to reminders ------------------------------------------------------------------
 
 def _authorize_manage(actor) -> None:
-    if not roles_of(actor) & MAY_MANAGE_REMINDERS:
-        raise NotPermitted("manage_reminders", "Only coordinators and physicians may snooze or cancel reminders.")
+    if not can(actor, Action.MANAGE_REMINDERS):
+        raise NotPermitted(Action.MANAGE_REMINDERS, "Only coordinators and physicians may snooze or cancel reminders.")
 
 
 def _require_reason(reason: str) -> str:

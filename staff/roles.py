@@ -32,6 +32,7 @@ class Action(models.TextChoices):
     HOLD_JOURNEY = "hold_journey", "Put a journey on hold or resume it"
     WITHDRAW_JOURNEY = "withdraw_journey", "Withdraw a patient from a journey"
     MANAGE_PROTOCOLS = "manage_protocols", "Create protocol template versions"
+    MANAGE_REMINDERS = "manage_reminders", "Snooze or cancel a scheduled reminder, with a reason"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -49,6 +50,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Action.HOLD_JOURNEY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.WITHDRAW_JOURNEY: frozenset({Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
     Action.MANAGE_PROTOCOLS: frozenset({Role.ADMIN}),
+    # The people who run the schedule; a nurse is reminded, she does not reschedule the reminders.
+    Action.MANAGE_REMINDERS: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or
