@@ -9,7 +9,8 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from notifications.models import Channel, Notification, Reminder, ReminderEvent, ReminderKind, ReminderState
-from notifications.services import _claim, overdue_scan, reminder_send, reminders_send_due
+from notifications.delivery import _claim
+from notifications.services import overdue_scan, reminder_send, reminders_send_due
 from tests.notifications.conftest import local
 
 AT = local(date(2026, 3, 4), 8)  # labs, sign-off and leukapheresis are overdue; nothing escalated yet except labs
@@ -119,7 +120,7 @@ def test_worker_killed_mid_send_is_sent_once_after_the_claim_times_out(start_jou
 
 
 def test_an_email_handed_over_but_not_marked_goes_again_with_the_same_message_id(start_journey, staff_team, mailoutbox):
-    from notifications.services import _deliver_email
+    from notifications.delivery import _deliver_email
 
     start_journey()
     overdue_scan(now=AT)
