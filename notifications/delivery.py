@@ -8,6 +8,7 @@ are small, so a hung mail server neither delays the bell nor strands more than a
 
 import json
 import logging
+import time
 import urllib.request
 import uuid
 from collections import defaultdict
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from carclinic.outbox import RetryPolicy, claim, gave_up
@@ -36,6 +37,9 @@ class DeliveryResult:
     failed: int = 0
     cancelled: int = 0
     messages: int = 0
+
+    def __add__(self, other: "DeliveryResult") -> "DeliveryResult":
+        return DeliveryResult(**{name: getattr(self, name) + getattr(other, name) for name in self.__dataclass_fields__})
 
 
 def retry_policy() -> RetryPolicy:
@@ -79,19 +83,60 @@ def reminders_give_up_stale(*, now: datetime) -> int:
     return count
 
 
-def reminders_send_due(*, now: datetime | None = None, limit: int = 500) -> DeliveryResult:
-    """Claim every reminder due now (and claims whose worker died) and deliver them, one message per
-    person and channel. Safe to run on several workers at once."""
+# In-app first: a row in our own database, it cannot hang. Then the team's webhook, and e-mail last: a
+# mail server that hangs must not hold back the bell.
+CHANNEL_ORDER = (Channel.IN_APP, Channel.WEBHOOK, Channel.EMAIL)
+_CHANNEL_RANK = Case(*[When(channel=channel, then=Value(rank)) for rank, channel in enumerate(CHANNEL_ORDER)],
+                     default=Value(len(CHANNEL_ORDER)))
+# Messages (one person, one channel) per claim: a worker killed mid-send strands this many at most until
+# the claim times out, not everything that was due.
+MESSAGES_PER_CLAIM = 10
+
+
+def _claim_batch(*, now: datetime, token: uuid.UUID, messages: int, tried: set[int]) -> int:
+    """Claim everything due for the first `messages` (person, channel) pairs, in-app first, oldest first.
+    A person's due reminders on one channel are claimed together, so they still go out as one message.
+    `tried`: rows this run already attempted (a failure retried at once is left for the next run)."""
+    due = (Reminder.objects.filter(_claimable(now)).exclude(id__in=tried).annotate(channel_rank=_CHANNEL_RANK)
+           .order_by("channel_rank", "send_after", "id").values_list("recipient_id", "channel")[:messages * 10])
+    pairs = list(dict.fromkeys(due))[:messages]
+    if not pairs:
+        return 0
+    which = Q()
+    for recipient_id, channel in pairs:
+        which |= Q(recipient_id=recipient_id, channel=channel)
+    return _claim(Reminder.objects.filter(which).exclude(id__in=tried), now=now, token=token)
+
+
+def reminders_send_due(*, now: datetime | None = None, limit: int = 500,
+                       messages_per_claim: int = MESSAGES_PER_CLAIM) -> DeliveryResult:
+    """Claim what is due now (and claims whose worker died) a few messages at a time, in-app first, and
+    deliver them, one message per person and channel, until nothing is due or `limit` reminders were
+    claimed. Safe to run on several workers at once."""
     now = now or timezone.now()
+    clock = _Clock(now)
     # No reminders_cancel_obsolete() here: the scan does it each minute, and _deliver_claimed re-checks
     # every claimed row's step anyway, which is what guarantees a done step is never reminded.
     reminders_give_up_stale(now=now)
-    token = uuid.uuid4()
-    due_ids = Reminder.objects.filter(_claimable(now)).order_by("send_after", "id").values("id")[:limit]
-    claimed = _claim(Reminder.objects.filter(id__in=due_ids), now=now, token=token)
-    if not claimed:
-        return DeliveryResult()
-    return _deliver_claimed(token=token, now=now)
+    result, tried = DeliveryResult(), set()
+    while result.claimed < limit:
+        token = uuid.uuid4()
+        if not _claim_batch(now=clock(), token=token, messages=messages_per_claim, tried=tried):
+            break
+        tried.update(Reminder.objects.filter(claim_token=token).values_list("id", flat=True))
+        result += _deliver_claimed(token=token, now=now, clock=clock)
+    return result
+
+
+class _Clock:
+    """The caller's `now`, moving on with the real time spent since: a claim's heartbeat and the claims
+    of later batches carry a time comparable with the caller's (tests pass a fixed `now`)."""
+
+    def __init__(self, now: datetime):
+        self.now, self.started = now, time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.now + timedelta(seconds=time.monotonic() - self.started)
 
 
 def reminder_send(*, reminder_id: int, now: datetime | None = None) -> DeliveryResult | None:
@@ -104,10 +149,16 @@ def reminder_send(*, reminder_id: int, now: datetime | None = None) -> DeliveryR
         return None
     first = Reminder.objects.values("recipient_id", "channel").get(id=reminder_id)
     _claim(Reminder.objects.filter(recipient_id=first["recipient_id"], channel=first["channel"]), now=now, token=token)
-    return _deliver_claimed(token=token, now=now)
+    return _deliver_claimed(token=token, now=now, clock=_Clock(now))
 
 
-def _deliver_claimed(*, token: uuid.UUID, now: datetime) -> DeliveryResult:
+def _heartbeat(token: uuid.UUID, at: datetime) -> None:
+    """Keep our claim alive while we work through it: the rows still waiting are not taken over by
+    another worker, and if we die the timeout counts from our last sign of life, not from the claim."""
+    Reminder.objects.filter(claim_token=token, state=ReminderState.SENDING).update(claimed_at=at)
+
+
+def _deliver_claimed(*, token: uuid.UUID, now: datetime, clock: _Clock) -> DeliveryResult:
     result = DeliveryResult()
     claimed = list(Reminder.objects.filter(claim_token=token, state=ReminderState.SENDING)
                    .select_related("recipient", "step__template", "step__journey__patient")
@@ -128,7 +179,10 @@ def _deliver_claimed(*, token: uuid.UUID, now: datetime) -> DeliveryResult:
     for reminder in claimed:
         if reminder not in stale:
             groups[(reminder.recipient_id, reminder.channel)].append(reminder)
-    for (_, channel), reminders in groups.items():
+    in_order = sorted(groups.items(), key=lambda item: CHANNEL_ORDER.index(item[0][1]))
+    for number, ((_, channel), reminders) in enumerate(in_order):
+        if number:
+            _heartbeat(token, clock())
         try:
             delivered = _DELIVERERS[channel](reminders, token=token, now=now)
         except Exception as error:  # noqa: BLE001 - one broken group must not stop the others; recorded below

@@ -14,13 +14,14 @@ from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from journeys.clock import clinic_moment, morning_of, upcoming_at, wall_time
 from journeys.models import JourneyStatus, Step, StepStatus
 from notifications.models import Channel, Reminder, ReminderKind, StepReminderPolicy, UserNotificationPreference
 from staff.models import User
+from notifications.scope import EVERYTHING, Scope
 from staff.roles import Role
 
 log = logging.getLogger("carclinic.reminders")
@@ -78,37 +79,64 @@ def _without(kind: str):
     return ~Exists(Reminder.objects.filter(step_id=OuterRef("pk"), kind=kind, for_day=OuterRef("due_on")))
 
 
-def reminders_plan(*, now: datetime) -> int:
+def escalation_recipients(directory: "_Directory", step: dict) -> list[int]:
+    """Whom a step still late REMINDER_ESCALATION_AFTER_HOURS after it became late is escalated to.
+
+    A physician's step goes to the patient's treating physician only: a physician's notifications carry
+    their own patients' physician steps, never another's, nor a nurse's or a coordinator's task. When the
+    patient has no treating physician here (none named, or they left), and for a nurse's or coordinator's
+    step, it goes to the patient's coordinator (else every coordinator): the person who runs the schedule
+    finds who can do it. Blocked steps never get here: they are not late (`late_condition`)."""
+    if step["template__responsible_role"] == Role.PHYSICIAN:
+        treating = step[_NAMED_CARER[Role.PHYSICIAN]]
+        if treating is not None and treating in directory.by_role.get(Role.PHYSICIAN, ()):
+            return [treating]
+    return directory.responsible(Role.COORDINATOR, step)
+
+
+def reminders_plan(*, now: datetime, scope: Scope = EVERYTHING) -> int:
     """Create the reminder rows now due or coming up within the planning horizon. One query per kind of
     candidate, one for the staff directory, one for preferences, one bulk INSERT … ON CONFLICT DO
-    NOTHING; the unique constraint, not this code, is what makes a duplicate impossible."""
+    NOTHING; the unique constraint, not this code, is what makes a duplicate impossible.
+
+    With a `scope` (the previous scan's time and the journeys changed since), candidates are only the
+    steps flagged just now, those the clock made ripe for escalation since, and the changed journeys':
+    the rest was planned by an earlier scan of the same clinic day."""
     directory = _Directory.load()
     today = timezone.localdate(now)
     lead_default = settings.REMINDER_UPCOMING_LEAD_HOURS
     horizon = today + timedelta(days=settings.REMINDER_PLANNING_DAYS)
+    escalate_after = timedelta(hours=settings.REMINDER_ESCALATION_AFTER_HOURS)
     active_pending = Step.objects.filter(status=StepStatus.PENDING, journey__status=JourneyStatus.ACTIVE)
+    late = Step.objects.overdue(now).filter(overdue_since__isnull=False)
+    if not scope.everything:
+        changed = Q(journey_id__in=scope.journeys)
+        active_pending = active_pending.filter(changed)
+        late_overdue = late.filter(changed | Q(overdue_since=now))
+        late_escalation = late.filter(changed | Q(overdue_since=now) | Q(overdue_after__gt=scope.since - escalate_after))
+    else:
+        late_overdue = late_escalation = late
     rows: list[tuple] = []
 
     def recipients_for(step) -> list[int]:
         recipients = directory.responsible(step["template__responsible_role"], step)
         if not recipients:
-            # Nobody holds the role: the scan will try again each minute; say so rather than stay silent.
+            # Nobody holds the role: the next sweep tries again; say so rather than stay silent.
             log.warning("no recipient for step id=%s role=%s", step["id"], step["template__responsible_role"])
         return recipients
 
-    for step in active_pending.filter(overdue_since__isnull=False).filter(_without(ReminderKind.OVERDUE)).values(*_STEP_FIELDS):
+    for step in late_overdue.filter(_without(ReminderKind.OVERDUE)).values(*_STEP_FIELDS):
         rows += directory.rows(kind=ReminderKind.OVERDUE, recipients=recipients_for(step), due_at=now,
                                for_day=step["due_on"], step_id=step["id"])
 
     # Escalation is measured from when the step became late (overdue_after), not from when a scan noticed,
     # so a scan that was down does not postpone it.
-    escalate_before = now - timedelta(hours=settings.REMINDER_ESCALATION_AFTER_HOURS)
-    for step in (active_pending.filter(overdue_since__isnull=False, overdue_after__lte=escalate_before)
+    for step in (late_escalation.filter(overdue_after__lte=now - escalate_after)
                  .filter(_without(ReminderKind.ESCALATION)).values(*_STEP_FIELDS)):
-        physicians = directory.responsible(Role.PHYSICIAN, step)
-        if not physicians:
-            log.warning("no physician to escalate step id=%s to", step["id"])
-        rows += directory.rows(kind=ReminderKind.ESCALATION, recipients=physicians,
+        recipients = escalation_recipients(directory, step)
+        if not recipients:
+            log.warning("nobody to escalate step id=%s to", step["id"])
+        rows += directory.rows(kind=ReminderKind.ESCALATION, recipients=recipients,
                                due_at=now, for_day=step["due_on"], step_id=step["id"])
 
     # "Coming up": planned ahead so the log shows what is scheduled, and so it can be snoozed or cancelled.
