@@ -24,7 +24,7 @@ from django.utils import timezone
 from carclinic.outbox import RetryPolicy, claim, gave_up
 from journeys.models import JourneyStatus, StepStatus
 from notifications.messages import compose
-from notifications.models import Channel, Notification, Reminder, ReminderEvent, ReminderState
+from notifications.models import Channel, Notification, Reminder, ReminderEvent, ReminderKind, ReminderState
 
 log = logging.getLogger("carclinic.reminders")
 
@@ -82,6 +82,8 @@ def reminders_give_up_stale(*, now: datetime) -> int:
     log.error("reminders gave up after worker loss count=%d", count)
     return count
 
+
+LATE_KINDS = (ReminderKind.OVERDUE, ReminderKind.ESCALATION)
 
 # In-app first: a row in our own database, it cannot hang. Then the team's webhook, and e-mail last: a
 # mail server that hangs must not hold back the bell.
@@ -161,16 +163,18 @@ def _heartbeat(token: uuid.UUID, at: datetime) -> None:
 def _deliver_claimed(*, token: uuid.UUID, now: datetime, clock: _Clock) -> DeliveryResult:
     result = DeliveryResult()
     claimed = list(Reminder.objects.filter(claim_token=token, state=ReminderState.SENDING)
-                   .select_related("recipient", "step__template", "step__journey__patient")
+                   .select_related("recipient", "step__template", "step__stage", "step__journey__patient")
                    .order_by("recipient_id", "channel", "kind", "due_at", "id"))
     result.claimed = len(claimed)
     for reminder in claimed:
         log.info("reminder claimed id=%s kind=%s channel=%s recipient=%s attempt=%d",
                  reminder.public_id, reminder.kind, reminder.channel, reminder.recipient_id, reminder.attempts)
     # Re-checked after the claim: a nurse may have recorded the step a moment ago.
+    # An overdue or escalation reminder also needs the step still late by the one rule (never blocked).
     stale = [r for r in claimed if r.step_id and (r.step.status != StepStatus.PENDING
                                                    or r.step.journey.status != JourneyStatus.ACTIVE
-                                                   or r.step.due_on != r.for_day)]
+                                                   or r.step.due_on != r.for_day
+                                                   or (r.kind in LATE_KINDS and not r.step.is_overdue(now)))]
     if stale:
         result.cancelled = Reminder.objects.filter(id__in=[r.id for r in stale], claim_token=token).update(
             state=ReminderState.CANCELLED, cancelled_at=now, claim_token=None,
