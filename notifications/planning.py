@@ -140,7 +140,10 @@ def reminders_plan(*, now: datetime, scope: Scope = EVERYTHING) -> int:
                                due_at=now, for_day=step["due_on"], step_id=step["id"])
 
     # "Coming up": planned ahead so the log shows what is scheduled, and so it can be snoozed or cancelled.
-    longest_lead = max(lead_default, StepReminderPolicy.objects.aggregate(m=Max("upcoming_lead_hours"))["m"] or 0)
+    # (No statement when a scan knows the previous one and no journey changed: nothing new is coming up.)
+    longest_lead = lead_default
+    if scope.everything or scope.journeys:
+        longest_lead = max(lead_default, StepReminderPolicy.objects.aggregate(m=Max("upcoming_lead_hours"))["m"] or 0)
     longest_lead_days = longest_lead // 24 + 1
     for step in (active_pending.filter(overdue_since__isnull=True, due_on__gt=today,
                                        due_on__lte=horizon + timedelta(days=longest_lead_days))
