@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from apiclients.models import (
@@ -32,9 +32,12 @@ from apiclients.models import (
 )
 from apiclients.selectors import patients_visible_to
 from carclinic.errors import InvalidInput
+from carclinic.outbox import RetryPolicy, claim, gave_up
 from journeys.models import EventKind, JourneyEvent, JourneyStatus, Step, StepStatus
 
 MAX_ATTEMPTS = 10
+# 1, 2, 4 … minutes, at most six hours: a receiver down for a night still gets everything.
+RETRY = RetryPolicy(max_attempts=MAX_ATTEMPTS, first_delay=timedelta(minutes=1), longest_delay=timedelta(hours=6))
 TIMEOUT_SECONDS = 5
 LEASE = timedelta(minutes=2)  # a claimed delivery whose worker died is sent again after this
 SETTLE = timedelta(minutes=2)
@@ -42,8 +45,7 @@ STAGE_EVENT_KINDS = (EventKind.STAGE_STARTED, EventKind.STAGE_COMPLETED)
 
 
 def backoff(attempts: int) -> timedelta:
-    """1, 2, 4 … minutes, at most six hours: a receiver down for a night still gets everything."""
-    return min(timedelta(minutes=2 ** (attempts - 1)), timedelta(hours=6))
+    return RETRY.delay(attempts)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -144,8 +146,9 @@ _opener = urllib.request.build_opener(_NoRedirects)
 def webhook_deliver(*, delivery_id: int, now: datetime | None = None) -> str:
     """Send one delivery if it is due and not claimed by another worker; returns what happened."""
     now = now or timezone.now()
-    claimed = WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING,
-                                             next_attempt_at__lte=now).update(next_attempt_at=now + LEASE)
+    # The claim is a lease: the next attempt time moves past the send, so nobody else finds it due.
+    claimed = claim(WebhookDelivery.objects.filter(pk=delivery_id),
+                    claimable=Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now), next_attempt_at=now + LEASE)
     if claimed != 1:
         return "not due"
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
@@ -171,10 +174,12 @@ def webhook_deliver(*, delivery_id: int, now: datetime | None = None) -> str:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.DELIVERED, attempts=attempts,
                                                               delivered_at=timezone.now(), last_error="")
         return "delivered"
-    if attempts >= MAX_ATTEMPTS:
+    retry_at = RETRY.next_attempt(attempts=attempts, now=now)
+    if retry_at is None:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED, attempts=attempts,
                                                               last_error=error[:200])
+        gave_up("webhook delivery", [delivery.public_id], attempts=attempts, error=error[:200])
         return "failed"
     WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=attempts, last_error=error[:200],
-                                                          next_attempt_at=now + backoff(attempts))
+                                                          next_attempt_at=retry_at)
     return "retry"

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.utils import timezone
 
 
@@ -54,3 +55,28 @@ def day_label(day_number: int) -> str:
     if day_number == 0:
         return "Day 0"
     return f"Day +{day_number}" if day_number > 0 else f"Day \u2212{-day_number}"
+
+
+# --- The ward's wall clock, for reminders -----------------------------------------------------------
+
+def wall_time(value: str) -> time:
+    """'07:00' (a setting) as a time of day."""
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def clinic_moment(day: date, at: time, *, hours_before: int = 0) -> datetime:
+    """A wall-clock time on a clinic day, as an aware datetime. Arithmetic is on the ward's clock, so
+    '48 h before 07:00' is 07:00 two days earlier in winter, in summer and across the change."""
+    naive = datetime.combine(day, at) - timedelta(hours=hours_before)
+    return naive.replace(tzinfo=clinic_zone())
+
+
+def morning_of(day: date) -> datetime:
+    """When the day's reminders go out (REMINDER_MORNING_TIME on the ward's clock)."""
+    return clinic_moment(day, wall_time(settings.REMINDER_MORNING_TIME))
+
+
+def upcoming_at(due_on: date, lead_hours: int) -> datetime:
+    """When the 'coming up' reminder for a step due on `due_on` goes out: lead_hours before the morning."""
+    return clinic_moment(due_on, wall_time(settings.REMINDER_MORNING_TIME), hours_before=lead_hours)

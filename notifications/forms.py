@@ -53,6 +53,7 @@ KIND_HELP = {
     ReminderKind.UPCOMING: "A step you are responsible for is coming up ({lead} hours ahead unless the step says otherwise).",
     ReminderKind.DUE_TODAY: "On the morning of the day a step is due.",
     ReminderKind.OVERDUE: "A step you are responsible for is past its window.",
-    ReminderKind.ESCALATION: "Physicians: a step is still overdue {escalation} hours after it became late.",
+    ReminderKind.ESCALATION: ("Still overdue {escalation} hours after it became late: physicians, their own patients' "
+                              "physician steps; coordinators, their patients' other steps."),
     ReminderKind.DIGEST: "Coordinators: at {digest} each morning, today's steps, what is overdue and the next 7 days.",
 }

@@ -18,7 +18,7 @@ class ReminderKind(models.TextChoices):
     UPCOMING = "upcoming", "Coming up"
     DUE_TODAY = "due_today", "Due today"
     OVERDUE = "overdue", "Overdue"
-    ESCALATION = "escalation", "Escalation to a physician"
+    ESCALATION = "escalation", "Escalation"
     DIGEST = "digest", "Daily digest"
 
 
@@ -171,6 +171,8 @@ class ScanRun(models.Model):
     unflagged = models.PositiveIntegerField(default=0)
     reminders_created = models.PositiveIntegerField(default=0)
     reminders_cancelled = models.PositiveIntegerField(default=0)
+    # A sweep over every step (first scan, new day, hourly), not only what changed since the last scan.
+    full = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]

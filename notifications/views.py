@@ -2,7 +2,7 @@
 the clinic) with snooze and cancel, e-mail preferences; and one small JSON view for monitoring.
 
 Thin: reads through selectors, writes through services, domain errors become messages next to the
-right field. Snooze and cancel are for the people who run the schedule (services.MAY_MANAGE_REMINDERS);
+right field. Snooze and cancel are for the people who run the schedule (`Action.MANAGE_REMINDERS` in staff/roles.py);
 everyone else who may see patients sees the log read-only, and gets 403 on the forms even by typed URL.
 """
 
@@ -29,7 +29,7 @@ from notifications import selectors, services
 from notifications.forms import PreferencesForm, ReminderCancelForm, ReminderLogFilterForm, ReminderSnoozeForm
 from notifications.models import Channel, Notification, Reminder, ReminderKind, ReminderState
 from staff.access import role_required
-from staff.roles import Action, roles_of
+from staff.roles import Action, can
 
 NOTIFICATIONS_PER_PAGE = 25
 LOG_PER_PAGE = 50
@@ -39,7 +39,7 @@ JOURNEY_LOG_LIMIT = 40
 
 
 def may_manage_reminders(user) -> bool:
-    return bool(roles_of(user) & services.MAY_MANAGE_REMINDERS)
+    return can(user, Action.MANAGE_REMINDERS)
 
 
 def _safe_next(request, default: str) -> str:

@@ -34,6 +34,7 @@ class Action(models.TextChoices):
     MANAGE_PROTOCOLS = "manage_protocols", "Create protocol template versions"
     ACKNOWLEDGE_ALERT = "acknowledge_alert", "Acknowledge a clinical alert, with a signature"
     OVERRIDE_COMPUTED = "override_computed", "Record a value other than the computed one (a grade), with a reason"
+    MANAGE_REMINDERS = "manage_reminders", "Snooze or cancel a scheduled reminder, with a reason"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -56,6 +57,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Action.ACKNOWLEDGE_ALERT: frozenset({Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
     # A computed CRS/ICANS grade is the ASTCT rule applied to what was recorded; only a physician overrules it.
     Action.OVERRIDE_COMPUTED: frozenset({Role.PHYSICIAN, Role.ADMIN}),
+    # The people who run the schedule; a nurse is reminded, she does not reschedule the reminders.
+    Action.MANAGE_REMINDERS: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or

@@ -5,11 +5,13 @@ from datetime import date, timedelta
 import uuid
 
 import pytest
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import call_command
 from django.test import override_settings
 
 from notifications.models import Channel, Notification, Reminder, ReminderEvent, ReminderKind, ReminderState
-from notifications.services import _claim, overdue_scan, reminder_send, reminders_send_due
+from notifications.delivery import MESSAGES_PER_CLAIM, _claim
+from notifications.services import overdue_scan, reminder_send, reminders_send_due
 from tests.notifications.conftest import local
 
 AT = local(date(2026, 3, 4), 8)  # labs, sign-off and leukapheresis are overdue; nothing escalated yet except labs
@@ -29,8 +31,9 @@ def test_due_reminders_go_out_as_one_email_and_one_in_app_notification_per_perso
     overdue_scan(now=AT)
     result = reminders_send_due(now=AT)
     nurse, physician = staff_team["nurse"], staff_team["physician"]
-    # Nurse: labs + leukapheresis for two patients = 4 overdue. Physician: sign-off x2 overdue, and labs and
-    # sign-off late by more than 24 h, x2, escalated. Coordinator: plant receipt due today, manufacturing start
+    # Nurse: labs + leukapheresis for two patients = 4 overdue. Physician: sign-off x2 overdue. Coordinator: labs
+    # and sign-off late by more than 24 h, x2, escalated (the patients have no treating physician: a physician
+    # hears only of their own patients' physician steps); plant receipt due today, manufacturing start
     # tomorrow (its 48 h "coming up" was due yesterday, before the first scan ran: sent late, not lost), the digest.
     nurse_mail = [m for m in mailoutbox if m.to == [nurse.email]]
     assert len(nurse_mail) == 1
@@ -39,12 +42,12 @@ def test_due_reminders_go_out_as_one_email_and_one_in_app_notification_per_perso
     # Each line links to the real patient page, at the step (tests/notifications/test_pages.py opens one).
     assert "/journeys/" not in nurse_mail[0].body and nurse_mail[0].body.count("/patients/") == 4
     physician_mail = [m for m in mailoutbox if m.to == [physician.email]]
-    assert len(physician_mail) == 1 and physician_mail[0].subject == "carclinic: 4 escalated, 2 overdue"
+    assert len(physician_mail) == 1 and physician_mail[0].subject == "carclinic: 2 overdue"
     nurse_note = Notification.objects.get(recipient=nurse)
     assert len(nurse_note.items) == 4 and nurse_note.read_at is None
     coordinator_mail = [m for m in mailoutbox if m.to == [staff_team["coordinator"].email]]
     assert len(coordinator_mail) == 1
-    assert coordinator_mail[0].subject == "carclinic: 2 due today, 2 coming up, your daily digest"
+    assert coordinator_mail[0].subject == "carclinic: 4 escalated, 2 due today, 2 coming up, your daily digest"
     assert len(mailoutbox) == 3
     assert result.messages == len(mailoutbox) + Notification.objects.count() == 6
     assert not Reminder.objects.filter(due_at__lte=AT).exclude(state=ReminderState.SENT).exists()
@@ -119,7 +122,7 @@ def test_worker_killed_mid_send_is_sent_once_after_the_claim_times_out(start_jou
 
 
 def test_an_email_handed_over_but_not_marked_goes_again_with_the_same_message_id(start_journey, staff_team, mailoutbox):
-    from notifications.services import _deliver_email
+    from notifications.delivery import _deliver_email
 
     start_journey()
     overdue_scan(now=AT)
@@ -166,3 +169,56 @@ def test_health_command_reports_unhealthy_when_no_scan_ran(db):
 
     with pytest.raises(CommandError, match="scan has not run"):
         call_command("reminders_health")
+
+
+class _BellCheckingBackend(BaseEmailBackend):
+    """A mail server that notes, for each message, whether the person's in-app notice was already there."""
+
+    seen: list[tuple[str, bool]] = []
+
+    def send_messages(self, messages):
+        for message in messages:
+            in_app = Notification.objects.filter(recipient__email=message.to[0]).exists()
+            _BellCheckingBackend.seen.append((message.to[0], in_app))
+        return len(messages)
+
+
+def test_in_app_notices_go_out_before_any_email(start_journey, staff_team, settings):
+    # A hung mail server must not hold back the bell: every in-app notice is written before the first e-mail.
+    settings.EMAIL_BACKEND = f"{__name__}._BellCheckingBackend"
+    _BellCheckingBackend.seen = []
+    start_journey()
+    overdue_scan(now=AT)
+    reminders_send_due(now=AT)
+    assert len(_BellCheckingBackend.seen) == 3
+    assert all(in_app for _, in_app in _BellCheckingBackend.seen), _BellCheckingBackend.seen
+
+
+class _DyingBackend(BaseEmailBackend):
+    """The worker is killed (not an error the sender catches) at its first e-mail."""
+
+    def send_messages(self, messages):
+        raise SystemExit("worker killed")
+
+
+def test_a_worker_killed_mid_send_strands_only_its_small_claim(start_journey, staff_team, make_user, settings, mailoutbox):
+    nurses = [make_user("nurse") for _ in range(24)]
+    start_journey(assigned=False)  # every nurse is reminded of the labs and the leukapheresis
+    overdue_scan(now=AT)
+    emails = Reminder.objects.filter(channel=Channel.EMAIL, due_at__lte=AT)
+    people = emails.values("recipient").distinct().count()
+    assert people >= len(nurses) + 2
+    settings.EMAIL_BACKEND = f"{__name__}._DyingBackend"
+    with pytest.raises(SystemExit):
+        reminders_send_due(now=AT)
+    # Every in-app notice went out before the worker died, and it held claims for a few e-mails only.
+    assert not Reminder.objects.filter(channel=Channel.IN_APP, due_at__lte=AT).exclude(state=ReminderState.SENT).exists()
+    stranded = emails.filter(state=ReminderState.SENDING).values("recipient").distinct().count()
+    assert 0 < stranded <= MESSAGES_PER_CLAIM
+    # A second worker, a second later, sends everything else; the stranded ones wait for their claim to time out.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    reminders_send_due(now=AT + timedelta(seconds=1))
+    assert len({m.to[0] for m in mailoutbox}) == people - stranded
+    # (The dead worker's claims carry its clock, which ran on while it worked: a minute's margin.)
+    reminders_send_due(now=AT + timedelta(seconds=settings.REMINDER_CLAIM_TIMEOUT_SECONDS + 60))
+    assert len({m.to[0] for m in mailoutbox}) == len(mailoutbox) == people

@@ -9,14 +9,27 @@ from journeys.models import Step, StepStatus
 from journeys.services import day0_reschedule, journey_hold, journey_resume, step_complete
 from notifications.models import Channel, Reminder, ReminderKind, ScanRun, StepReminderPolicy, UserNotificationPreference
 from notifications.services import overdue_scan
+from tests.factories import minimal_record
 from tests.notifications.conftest import LEUKAPHERESIS, local
 
 # Eligibility labs (leukapheresis −7, window +5 days, grace 24 h) are overdue from 00:00 on 2 March.
 LABS_OVERDUE_AT = local(date(2026, 3, 2))
 
 
+# Eligibility sign-off (a physician's step: leukapheresis −2, window +1 day, grace 24 h): overdue from 00:00
+# on 3 March, escalated from 00:00 on 4 March.
+SIGNOFF_ESCALATED_AT = local(date(2026, 3, 4))
+
+
 def _step(journey, code):
     return Step.objects.get(journey=journey, template__code=code)
+
+
+def _finish_stage_1(journey, physician):
+    """Record every step of stage 1, so that stage 2 (manufacturing) starts (a physician may record any step)."""
+    while step := (Step.objects.filter(journey=journey, stage__number=1, status=StepStatus.PENDING)
+                   .order_by("id").first()):
+        step_complete(actor=physician, step_id=step.id, record=minimal_record(step))
 
 
 def test_scan_flags_exactly_the_steps_past_window_and_grace(start_journey):
@@ -32,7 +45,7 @@ def test_scan_flags_exactly_the_steps_past_window_and_grace(start_journey):
     assert _step(journey, "eligibility-labs").overdue_since == LABS_OVERDUE_AT
 
 
-def test_overdue_reminder_goes_to_the_patients_own_nurse_and_physicians_get_the_escalation(start_journey, staff_team, make_user):
+def test_overdue_reminder_goes_to_the_patients_own_nurse_and_the_escalation_to_the_coordinator(start_journey, staff_team, make_user):
     journey = start_journey()
     make_user("nurse")  # another nurse on the ward: not this patient's
     overdue_scan(now=LABS_OVERDUE_AT)
@@ -42,28 +55,46 @@ def test_overdue_reminder_goes_to_the_patients_own_nurse_and_physicians_get_the_
     assert not Reminder.objects.filter(kind=ReminderKind.ESCALATION).exists()
 
     overdue_scan(now=LABS_OVERDUE_AT + timedelta(hours=24))
+    # A nurse's step still late a day later goes up to the person who runs the schedule, not to a physician.
     escalation = Reminder.objects.filter(kind=ReminderKind.ESCALATION, step=_step(journey, "eligibility-labs"))
-    assert {r.recipient for r in escalation} == {staff_team["physician"]}
+    assert {r.recipient for r in escalation} == {staff_team["coordinator"]}
 
 
-def test_escalation_goes_to_the_treating_physician_not_to_every_physician(start_journey, staff_team, make_user):
+def test_physicians_are_escalated_only_their_own_patients_physician_steps(start_journey, staff_team, make_user):
     treating = make_user("physician")
     journey = start_journey()
     journey.patient.physician = treating
     journey.patient.save()
-    overdue_scan(now=LABS_OVERDUE_AT + timedelta(hours=24))
-    escalation = Reminder.objects.filter(kind=ReminderKind.ESCALATION, step=_step(journey, "eligibility-labs"))
-    assert {r.recipient for r in escalation} == {treating}
+    overdue_scan(now=SIGNOFF_ESCALATED_AT)
+    escalated = set(Reminder.objects.filter(kind=ReminderKind.ESCALATION).values_list("step__template__code", "recipient"))
+    # The sign-off is the treating physician's; the late labs (a nurse's) go to the coordinator. The other
+    # physician on the ward (staff_team's) hears of neither.
+    assert escalated == {("eligibility-signoff", treating.id), ("eligibility-labs", staff_team["coordinator"].id)}
+    assert not Reminder.objects.filter(recipient=staff_team["physician"]).exclude(kind=ReminderKind.DIGEST).exists()
 
 
-def test_escalation_falls_back_to_every_physician_when_the_treating_one_has_left(start_journey, staff_team, make_user):
+def test_a_physicians_step_without_a_treating_physician_here_is_escalated_to_the_coordinator(start_journey, staff_team, make_user):
     departed = make_user("physician", is_active=False)
     journey = start_journey()
     journey.patient.physician = departed
     journey.patient.save()
-    overdue_scan(now=LABS_OVERDUE_AT + timedelta(hours=24))
-    escalation = Reminder.objects.filter(kind=ReminderKind.ESCALATION, step=_step(journey, "eligibility-labs"))
-    assert {r.recipient for r in escalation} == {staff_team["physician"]}
+    overdue_scan(now=SIGNOFF_ESCALATED_AT)
+    escalation = Reminder.objects.filter(kind=ReminderKind.ESCALATION, step=_step(journey, "eligibility-signoff"))
+    assert {r.recipient for r in escalation} == {staff_team["coordinator"]}
+
+
+def test_a_step_whose_stage_has_not_started_is_blocked_not_overdue(start_journey, staff_team):
+    # Day 0 on 23 March: QC release (stage 2, Day 0 −7, window +2, grace 12 h) is past its time from
+    # 19 March 12:00, but stage 1 is not finished: manufacturing has not started, the step cannot be done.
+    journey = start_journey(day0_planned=date(2026, 3, 23))
+    release = _step(journey, "qc-release")
+    assert release.is_blocked
+    result = overdue_scan(now=local(date(2026, 3, 21), 12))  # two days later: escalation time too
+    assert _step(journey, "qc-release").overdue_since is None
+    assert not Reminder.objects.filter(step=release, kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION]).exists()
+    # What is late is the gate in front of it: stage 1's steps are flagged and escalated.
+    assert result.flagged == Step.objects.filter(journey=journey, stage__number=1).count()
+    assert not Reminder.objects.filter(kind=ReminderKind.ESCALATION, recipient=staff_team["nurse"]).exists()
 
 
 def test_unassigned_patient_falls_back_to_everyone_with_the_role(start_journey, staff_team, make_user):
@@ -103,9 +134,11 @@ def test_completed_step_is_unflagged_and_its_scheduled_reminders_cancelled(start
         "The step was resolved before the reminder went out."}
 
 
-def test_step_flag_is_cleared_when_its_overdue_time_moves_into_the_future(start_journey, coordinator, time_machine):
+def test_step_flag_is_cleared_when_its_overdue_time_moves_into_the_future(start_journey, coordinator, staff_team, time_machine):
     # Journey with Day 0 far ahead; a Day 0 step is flagged, then Day 0 moves later and the flag goes.
     journey = start_journey(leukapheresis_date=date(2026, 3, 2), day0_planned=date(2026, 3, 23))
+    time_machine.move_to(local(LEUKAPHERESIS, 10), tick=False)  # recorded on the day of the collection
+    _finish_stage_1(journey, staff_team["physician"])  # manufacturing has started: the release can be late
     step = _step(journey, "qc-release")  # Day 0 −7, window +2, grace 12 h: overdue from 19 Mar 12:00
     overdue_scan(now=local(date(2026, 3, 19), 12))
     assert _step(journey, "qc-release").overdue_since is not None
@@ -207,3 +240,25 @@ def test_a_long_lead_time_set_on_a_template_is_planned_in_time(start_journey):
     StepReminderPolicy.objects.create(step_template=leuk.template, upcoming_lead_hours=10 * 24)
     overdue_scan(now=local(date(2026, 2, 19), 9))
     assert Reminder.objects.get(step=leuk, kind=ReminderKind.UPCOMING, channel=Channel.IN_APP).due_at == local(date(2026, 2, 20), 7)
+
+
+def test_a_scan_after_a_recent_one_reads_only_what_changed_and_still_catches_the_clock(start_journey, staff_team, nurse):
+    journey = start_journey()
+    leukapheresis_escalated_at = local(date(2026, 3, 4), 12)  # late from 3 March 12:00 (12 h grace), +24 h
+    first = overdue_scan(now=leukapheresis_escalated_at - timedelta(minutes=30))  # a sweep: the first scan
+    assert first.flagged == 3
+    leukapheresis = _step(journey, "leukapheresis")
+    assert not Reminder.objects.filter(kind=ReminderKind.ESCALATION, step=leukapheresis).exists()
+    # Half an hour later the clock, not a write, makes the escalation due.
+    overdue_scan(now=leukapheresis_escalated_at)
+    assert Reminder.objects.filter(kind=ReminderKind.ESCALATION, step=leukapheresis,
+                                   recipient=staff_team["coordinator"]).exists()
+    # A write between two scans (the labs drawn) is a journey event: the next minute's scan cancels.
+    step_complete(actor=nurse, step_id=_step(journey, "eligibility-labs").id)
+    result = overdue_scan(now=leukapheresis_escalated_at + timedelta(minutes=1))
+    assert result.cancelled >= 2
+    assert not Reminder.objects.filter(step=_step(journey, "eligibility-labs"), state="pending").exists()
+    assert list(ScanRun.objects.order_by("started_at").values_list("full", flat=True)) == [True, False, False]
+    # At least hourly, a sweep over everything catches what no event records.
+    overdue_scan(now=leukapheresis_escalated_at + timedelta(minutes=30))
+    assert ScanRun.objects.order_by("-started_at").first().full

@@ -23,6 +23,8 @@ from journeys.services import (
     step_record_correct,
     step_skip,
 )
+from notifications.models import Channel, Reminder, ReminderKind
+from notifications.services import reminder_cancel, reminder_snooze
 from patients.models import Indication, Sex
 from patients.services import consent_record, measurement_record, patient_enrol, patient_update
 from staff.roles import PERMISSIONS, Action, Role, authorize, can
@@ -113,6 +115,13 @@ def call_service(action: str, actor, journey, protocol):
                               leukapheresis_date=timezone.localdate())
         step_complete(actor=actor, step_id=other.steps.get(template__code="graded").id,
                       record={"ice_physician": 9, "why": "Aphasic from a known stroke, not ICANS"})
+    elif action == Action.MANAGE_REMINDERS:
+        now = timezone.now()
+        reminder = Reminder.objects.create(kind=ReminderKind.DUE_TODAY, step=step, for_day=step.due_on,
+                                           recipient=journey.started_by, channel=Channel.IN_APP, due_at=now + timedelta(hours=1),
+                                           send_after=now + timedelta(hours=1), created_at=now)
+        reminder_snooze(actor=actor, reminder_id=reminder.id, until=now + timedelta(hours=2), reason="Ward round first")
+        reminder_cancel(actor=actor, reminder_id=reminder.id, reason="Done by phone")
     else:  # a new action without a case here must not pass unnoticed
         raise AssertionError(f"No service mapped for {action}")
 
