@@ -16,11 +16,14 @@ from journeys.models import (
     Journey,
     JourneyEvent,
     JourneyStatus,
+    ProtocolTemplate,
     Stage,
     StageNumber,
+    StageStatus,
     Step,
     StepStatus,
     StepTemplate,
+    late_condition,
 )
 from patients.models import Measurement, Patient
 
@@ -30,13 +33,9 @@ def steps_with_context() -> QuerySet[Step]:
 
 
 def overdue_steps(*, now: datetime | None = None) -> QuerySet[Step]:
-    """Pending steps of active journeys whose window and grace have passed, the latest first by lateness."""
+    """Steps late now (`Step.objects.overdue`), the latest first by lateness."""
     now = now or timezone.now()
-    return (
-        steps_with_context()
-        .filter(status=StepStatus.PENDING, overdue_after__lte=now, journey__status=JourneyStatus.ACTIVE)
-        .order_by("overdue_after", "id")
-    )
+    return steps_with_context().overdue(now).order_by("overdue_after", "id")
 
 
 def steps_due_between(*, first_day: date, last_day: date) -> QuerySet[Step]:
@@ -91,7 +90,7 @@ def stage_step_counts(*, journey_id: int) -> QuerySet:
         .annotate(
             total=Count("id"),
             resolved=Count("id", filter=~Q(status=StepStatus.PENDING)),
-            overdue=Count("id", filter=Q(status=StepStatus.PENDING, overdue_after__lte=now)),
+            overdue=Count("id", filter=late_condition(now)),
         )
         .order_by("stage__number")
     )
@@ -128,19 +127,26 @@ def filter_journeys(journeys: QuerySet[Journey], **filters) -> QuerySet[Journey]
 
 
 def dashboard_overdue(*, now: datetime | None = None, **filters) -> QuerySet[Step]:
-    """Overdue steps of active journeys, the latest first (earliest `overdue_after`)."""
+    """Steps late now (`Step.objects.overdue`), the latest first (earliest `overdue_after`)."""
     now = now or timezone.now()
-    steps = _dashboard_steps().filter(status=StepStatus.PENDING, overdue_after__lte=now,
-                                      journey__status=JourneyStatus.ACTIVE)
-    return filter_steps(steps, **filters).order_by("overdue_after", "id")
+    return filter_steps(_dashboard_steps().overdue(now), **filters).order_by("overdue_after", "id")
 
 
 def dashboard_due(*, first_day: date, last_day: date, now: datetime | None = None, **filters) -> QuerySet[Step]:
-    """Pending steps of active journeys due from `first_day` to `last_day` that are not overdue yet."""
+    """Pending steps of active journeys due from `first_day` to `last_day` that are not late (those are in
+    `dashboard_overdue`). A blocked step stays here: it cannot be late, its gate is."""
     now = now or timezone.now()
-    steps = _dashboard_steps().filter(status=StepStatus.PENDING, due_on__gte=first_day, due_on__lte=last_day,
-                                      overdue_after__gt=now, journey__status=JourneyStatus.ACTIVE)
+    steps = (_dashboard_steps().filter(status=StepStatus.PENDING, due_on__gte=first_day, due_on__lte=last_day,
+                                       journey__status=JourneyStatus.ACTIVE)
+             .exclude(late_condition(now)))
     return filter_steps(steps, **filters).order_by("due_on", "id")
+
+
+def dashboard_day0_at_risk(*, today: date, **filters) -> QuerySet[Journey]:
+    """Active journeys whose product QC has not released by the protocol's lead time before lymphodepletion
+    (`Journey.objects.day0_at_risk`), the one needed soonest first."""
+    journeys = Journey.objects.day0_at_risk(today).select_related("patient", "protocol")
+    return filter_journeys(journeys, **filters).order_by("release_needed_by", "id")
 
 
 def first_rows(steps: QuerySet[Step], limit: int) -> list[Step]:
@@ -225,6 +231,7 @@ def patient_journey(*, patient_id: int) -> Journey | None:
 
     return (
         Journey.objects.select_related("protocol", "started_by")
+        .with_release_needed_by()
         .filter(patient_id=patient_id)
         .annotate(is_open_rank=Case(When(status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD], then=Value(0)),
                                     default=Value(1), output_field=IntegerField()))
@@ -239,6 +246,7 @@ def patient_timeline(*, journey: Journey) -> dict:
     steps = list(journey_steps(journey_id=journey.id))
     by_stage: dict[int, list[Step]] = {stage.number: [] for stage in stages}
     for step in steps:
+        step.journey = journey  # the overdue rule reads the journey's status
         by_stage[step.stage.number].append(step)
     events = list(journey_events(journey_id=journey.id).select_related("step__template")[:200])
     return {"stages": stages, "steps_by_stage": by_stage, "events": events}
@@ -287,10 +295,7 @@ def patients_for_api(*, patients: QuerySet[Patient], now: datetime | None = None
     return (
         patients_with_last_change(patients.select_related("coordinator"))
         .annotate(
-            overdue_count=_count(
-                Step.objects.filter(journey__patient=OuterRef("pk"), status=StepStatus.PENDING,
-                                    overdue_after__lte=now, journey__status=JourneyStatus.ACTIVE)
-            ),
+            overdue_count=_count(Step.objects.overdue(now).filter(journey__patient=OuterRef("pk"))),
         )
         .prefetch_related(
             Prefetch("journeys", queryset=Journey.objects.filter(status__in=OPEN_JOURNEY_STATUSES)
@@ -317,6 +322,7 @@ def journey_for_status(*, patient_id: int) -> Journey | None:
     return (
         Journey.objects.filter(patient_id=patient_id)
         .select_related("protocol")
+        .with_release_needed_by()
         .annotate(
             current_stage_status=Subquery(
                 Stage.objects.filter(journey=OuterRef("pk"), number=OuterRef("current_stage")).values("status")[:1]
@@ -334,10 +340,11 @@ def patient_status(*, patient: Patient, today: date | None = None, now: datetime
     today = today or timezone.localdate(now)
     journey = journey_for_status(patient_id=patient.pk)
     status = {"patient": patient, "journey": journey, "next_step": None, "overdue_steps": [],
-              "day_number": None, "last_changed_at": patient.last_changed_at}
+              "day_number": None, "day0_at_risk": False, "last_changed_at": patient.last_changed_at}
     if journey is None:
         return status
     status["day_number"] = journey.day_number(today)
+    status["day0_at_risk"] = journey.is_day0_at_risk(today)
     status["next_step"], status["overdue_steps"] = _next_and_overdue_steps(journey, now)
     return status
 
@@ -367,8 +374,7 @@ def steps_for_api(*, patients: QuerySet[Patient]) -> QuerySet[Step]:
 
 def steps_overdue_filter(steps: QuerySet[Step], overdue: bool, now: datetime | None = None) -> QuerySet[Step]:
     now = now or timezone.now()
-    condition = Q(status=StepStatus.PENDING, overdue_after__lte=now, journey__status=JourneyStatus.ACTIVE)
-    return steps.filter(condition) if overdue else steps.exclude(condition)
+    return steps.filter(late_condition(now)) if overdue else steps.exclude(late_condition(now))
 
 
 def measurements_for_patient(*, patient_id: int) -> QuerySet[Measurement]:
@@ -386,15 +392,14 @@ def _next_and_overdue_steps(journey: Journey, now: datetime) -> tuple[Step | Non
         return None, []
     pending = Step.objects.filter(journey_id=journey.pk, status=StepStatus.PENDING)
     ordering = ("due_on", "template__position", "id")
-    wanted = Q(pk=Subquery(pending.order_by(*ordering).values("pk")[:1]))
-    if journey.status == JourneyStatus.ACTIVE:
-        wanted |= Q(overdue_after__lte=now)
+    wanted = Q(pk=Subquery(pending.order_by(*ordering).values("pk")[:1])) | late_condition(now)
     rows = list(pending.filter(wanted).select_related("template", "stage").order_by(*ordering))
     if not rows:
         return None, []
+    for row in rows:
+        row.journey = journey
     # every row is pending, so the earliest of them is the earliest of all: the next step
-    overdue = [row for row in rows if journey.status == JourneyStatus.ACTIVE and row.overdue_after <= now]
-    return rows[0], overdue
+    return rows[0], [row for row in rows if row.is_overdue(now)]
 
 
 def patient_status_by_id(*, patients: QuerySet[Patient], public_id, now: datetime | None = None,
@@ -420,6 +425,7 @@ def _patient_status_orm(*, patients: QuerySet[Patient], public_id, now: datetime
                   .order_by("-at").values("at")[:1])
     journey = (
         journeys.select_related("patient")
+        .with_release_needed_by()
         .annotate(
             current_stage_status=Subquery(Stage.objects.filter(journey=OuterRef("pk"), number=OuterRef("current_stage"))
                                           .values("status")[:1]),
@@ -431,34 +437,38 @@ def _patient_status_orm(*, patients: QuerySet[Patient], public_id, now: datetime
     if journey is None:
         patient = patients_with_last_change(patients).filter(public_id=public_id).first()
         return None if patient is None else {"patient": patient, "journey": None, "next_step": None,
-                                             "overdue_steps": [], "day_number": None,
+                                             "overdue_steps": [], "day_number": None, "day0_at_risk": False,
                                              "last_changed_at": patient.last_changed_at}
     next_step, overdue = _next_and_overdue_steps(journey, now)
     return {"patient": journey.patient, "journey": journey, "next_step": next_step, "overdue_steps": overdue,
-            "day_number": journey.day_number(today), "last_changed_at": journey.patient_last_changed_at}
+            "day_number": journey.day_number(today), "day0_at_risk": journey.is_day0_at_risk(today),
+            "last_changed_at": journey.patient_last_changed_at}
 
 
 # The columns each object of the status is built from, in the order the statement selects them. Only
 # these are loaded: touching any other field would cost a query, which the query-count test would catch.
 _STATUS_PATIENT_FIELDS = ("id", "public_id")
 _STATUS_JOURNEY_FIELDS = ("id", "public_id", "patient_id", "status", "current_stage", "leukapheresis_date",
-                          "day0_planned", "day0_actual")
+                          "day0_planned", "day0_actual", "product_released_at")
 _STATUS_STEP_FIELDS = ("id", "public_id", "journey_id", "stage_id", "template_id", "status", "due_on",
                        "window_closes_on", "overdue_after", "overdue_since", "version")
 _STATUS_TEMPLATE_FIELDS = ("id", "code", "name", "responsible_role", "position")
-_STATUS_STAGE_FIELDS = ("id", "number")
+_STATUS_STAGE_FIELDS = ("id", "number", "status")
 
 
 @functools.cache
 def _status_statement() -> str:
-    """Patient, last change, the open (else latest) journey with its current stage's status, and one row
-    per pending step that is next or overdue, in the order `_next_and_overdue_steps` gives them.
+    """Patient, last change, the open (else latest) journey with its current stage's status and the day its
+    product is needed by (`release_needed_by`), and one row per pending step that is next or overdue
+    (`late_condition`), in the order `_next_and_overdue_steps` gives them.
     Parameters, in order: now, the patient's public id, then those of the caller's scope (`{scope}`)."""
     patient, journey, event = Patient._meta.db_table, Journey._meta.db_table, JourneyEvent._meta.db_table
     stage, step, template = Stage._meta.db_table, Step._meta.db_table, StepTemplate._meta.db_table
+    protocol = ProtocolTemplate._meta.db_table
     # Our own status constants, written into the text so the statement needs no parameters for them.
     open_statuses = ", ".join(f"'{status.value}'" for status in OPEN_JOURNEY_STATUSES)
     pending, active = f"'{StepStatus.PENDING.value}'", f"'{JourneyStatus.ACTIVE.value}'"
+    under_way, lymphodepletion = f"'{StageStatus.IN_PROGRESS.value}'", int(StageNumber.LYMPHODEPLETION)
     step_columns = ", ".join(f"s.{Step._meta.get_field(name).column}" for name in _STATUS_STEP_FIELDS)
     row_step_columns = ", ".join(f"st.{Step._meta.get_field(name).column}" for name in _STATUS_STEP_FIELDS)
     # OFFSET 0 keeps each LATERAL subquery a per-row lookup by the ids on its left (index scans), so the
@@ -466,9 +476,9 @@ def _status_statement() -> str:
     return f"""
 SELECT p.id, p.public_id, GREATEST(p.updated_at, COALESCE(last_event.at, p.updated_at)),
        j.id, j.public_id, j.patient_id, j.status, j.current_stage, j.leukapheresis_date, j.day0_planned,
-       j.day0_actual, j.current_stage_status,
+       j.day0_actual, j.product_released_at, j.current_stage_status, j.release_needed_by,
        {row_step_columns}, st.template_id, st.code, st.name, st.responsible_role, st.position,
-       st.stage_id, st.stage_number
+       st.stage_id, st.stage_number, st.stage_status
 FROM {patient} p
 LEFT JOIN LATERAL (
     SELECT max(e.at) AS at FROM {event} e
@@ -476,9 +486,12 @@ LEFT JOIN LATERAL (
 ) last_event ON TRUE
 LEFT JOIN LATERAL (
     SELECT j.id, j.public_id, j.patient_id, j.status, j.current_stage, j.leukapheresis_date, j.day0_planned,
-           j.day0_actual,
+           j.day0_actual, j.product_released_at,
            (SELECT g.status FROM {stage} g WHERE g.journey_id = j.id AND g.number = j.current_stage
-            LIMIT 1) AS current_stage_status
+            LIMIT 1) AS current_stage_status,
+           (SELECT min(ls.due_on) FROM {step} ls JOIN {stage} lg ON lg.id = ls.stage_id
+            WHERE ls.journey_id = j.id AND lg.number = {lymphodepletion})
+           - (SELECT pr.release_lead_days FROM {protocol} pr WHERE pr.id = j.protocol_id) AS release_needed_by
     FROM {journey} j WHERE j.patient_id = p.id
     ORDER BY CASE WHEN j.status IN ({open_statuses}) THEN 0 ELSE 1 END, j.started_at DESC LIMIT 1
 ) j ON TRUE
@@ -488,10 +501,11 @@ LEFT JOIN LATERAL (
     ORDER BY n.due_on, nt.position, n.id LIMIT 1
 ) next_step ON TRUE
 LEFT JOIN LATERAL (
-    SELECT {step_columns}, t.code, t.name, t.responsible_role, t.position, g.number AS stage_number
+    SELECT {step_columns}, t.code, t.name, t.responsible_role, t.position, g.number AS stage_number,
+           g.status AS stage_status
     FROM {step} s JOIN {template} t ON t.id = s.template_id JOIN {stage} g ON g.id = s.stage_id
     WHERE s.journey_id = j.id AND s.status = {pending}
-      AND (s.id = next_step.id OR (j.status = {active} AND s.overdue_after <= %s))
+      AND (s.id = next_step.id OR (j.status = {active} AND g.status = {under_way} AND s.overdue_after <= %s))
     OFFSET 0
 ) st ON TRUE
 WHERE p.public_id = %s {{scope}}
@@ -594,21 +608,24 @@ def _patient_status_sql(*, patients: QuerySet[Patient], public_id, now: datetime
     last_changed_at = first[2]
     if first[3] is None:
         return {"patient": patient, "journey": None, "next_step": None, "overdue_steps": [], "day_number": None,
-                "last_changed_at": last_changed_at}
-    journey = _loaded(Journey, _STATUS_JOURNEY_FIELDS, first[3:11])
-    journey.current_stage_status = first[11]
+                "day0_at_risk": False, "last_changed_at": last_changed_at}
+    journey_end = 3 + len(_STATUS_JOURNEY_FIELDS)
+    journey = _loaded(Journey, _STATUS_JOURNEY_FIELDS, first[3:journey_end])
+    journey.current_stage_status, journey.release_needed_by = first[journey_end], first[journey_end + 1]
     steps = []
-    step_end = 12 + len(_STATUS_STEP_FIELDS)
+    step_start = journey_end + 2
+    step_end = step_start + len(_STATUS_STEP_FIELDS)
     for row in rows:
-        if row[12] is None:
+        if row[step_start] is None:
             break  # the journey has no pending step that is next or overdue
-        step = _loaded(Step, _STATUS_STEP_FIELDS, row[12:step_end])
-        template_id, code, name, role, position, stage_id, stage_number = row[step_end:]
+        step = _loaded(Step, _STATUS_STEP_FIELDS, row[step_start:step_end])
+        template_id, code, name, role, position, stage_id, stage_number, stage_status = row[step_end:]
         step.template = _loaded(StepTemplate, _STATUS_TEMPLATE_FIELDS, (template_id, code, name, role, position))
-        step.stage = _loaded(Stage, _STATUS_STAGE_FIELDS, (stage_id, stage_number))
+        step.stage = _loaded(Stage, _STATUS_STAGE_FIELDS, (stage_id, stage_number, stage_status))
+        step.journey = journey
         steps.append(step)
     # Every row is pending and the first is the earliest: the next step (as in `_next_and_overdue_steps`).
-    active = journey.status == JourneyStatus.ACTIVE
     return {"patient": patient, "journey": journey, "next_step": steps[0] if steps else None,
-            "overdue_steps": [step for step in steps if active and step.overdue_after <= now],
-            "day_number": journey.day_number(today), "last_changed_at": last_changed_at}
+            "overdue_steps": [step for step in steps if step.is_overdue(now)],
+            "day_number": journey.day_number(today), "day0_at_risk": journey.is_day0_at_risk(today),
+            "last_changed_at": last_changed_at}
