@@ -198,9 +198,11 @@ def patient_detail(request, public_id):
         context.update(
             timeline,
             day_text=day_label(journey.day_number(today)),
-            # The stage under way, and any stage with a late step, open; the rest folded to keep the page short.
+            # The stage under way, and any stage with a late step or one waiting for its gate, open; the rest
+            # folded to keep the page short.
             stage_rows=[
-                (stage, steps, stage.status == "in_progress" or any(step.state_class == "overdue" for step in steps),
+                (stage, steps, stage.status == "in_progress"
+                 or any(step.state_class in ("overdue", "blocked") for step in steps),
                  sum(step.is_resolved for step in steps))
                 for stage, steps in ((stage, timeline["steps_by_stage"][stage.number]) for stage in timeline["stages"])
             ],
