@@ -88,8 +88,10 @@ def _task(step, journey, patient_id, now: datetime) -> dict:
         "restriction": {"period": {"start": _day_start(step.window_opens_on), "end": _instant(step.overdue_after)}},
         "performerType": [{"text": step.template.responsible_role}],
     }
-    if step.status == StepStatus.PENDING and step.overdue_after <= now and journey.status == JourneyStatus.ACTIVE:
+    if step.is_overdue(now):
         task["businessStatus"] = {"text": "overdue"}
+    elif step.is_blocked:
+        task["businessStatus"] = {"text": "blocked"}
     if step.performed_at:
         task["executionPeriod"] = {"start": _instant(step.performed_at), "end": _instant(step.performed_at)}
     if step.status in (StepStatus.SKIPPED, StepStatus.NOT_APPLICABLE) and step.skip_reason:

@@ -103,6 +103,9 @@ class StepSerializer(serializers.Serializer):
     window_closes_on = serializers.DateField()
     overdue_after = serializers.DateTimeField(help_text="When a pending step becomes overdue.")
     overdue = serializers.SerializerMethodField()
+    blocked = serializers.SerializerMethodField(
+        help_text="Pending in a stage that has not started (e.g. lymphodepletion before QC release): it cannot be "
+                  "done yet and is never overdue; the step in front of it is.")
     performed_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
     completed_by = serializers.SerializerMethodField()
@@ -122,8 +125,10 @@ class StepSerializer(serializers.Serializer):
         return step.template.record_fields or []
 
     def get_overdue(self, step) -> bool:
-        now = self.context["now"]
-        return step.status == StepStatus.PENDING and step.overdue_after <= now
+        return step.is_overdue(self.context["now"])
+
+    def get_blocked(self, step) -> bool:
+        return step.is_blocked
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_completed_by(self, step):
@@ -219,6 +224,8 @@ class PatientStatusSerializer(serializers.Serializer):
     journey_status = serializers.ChoiceField(choices=JourneyStatus.choices, allow_null=True)
     current_stage = CurrentStageSerializer(allow_null=True)
     day = DaySerializer(allow_null=True)
+    day0_at_risk = serializers.BooleanField(
+        help_text="QC has not released the product by the protocol's lead time before lymphodepletion.")
     next_step = NextStepSerializer(allow_null=True)
     overdue_steps = OverdueStepSerializer(many=True)
     last_changed_at = serializers.DateTimeField()
@@ -243,6 +250,7 @@ class PatientStatusSerializer(serializers.Serializer):
             "journey_status": _JOURNEY_STATUS.to_representation(journey.status) if journey is not None else None,
             "current_stage": current_stage,
             "day": day,
+            "day0_at_risk": bool(status["day0_at_risk"]),
             "next_step": _next_step(status["next_step"]) if status["next_step"] is not None else None,
             "overdue_steps": overdue,
             "last_changed_at": _datetime(status["last_changed_at"]),
@@ -258,6 +266,7 @@ class PatientStatusSerializer(serializers.Serializer):
             "journey_status": journey.status if journey else None,
             "current_stage": None,
             "day": None,
+            "day0_at_risk": status["day0_at_risk"],
             "next_step": status["next_step"],
             "overdue_steps": status["overdue_steps"],
             "last_changed_at": status["last_changed_at"],

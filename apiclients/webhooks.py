@@ -33,7 +33,7 @@ from apiclients.models import (
 from apiclients.selectors import patients_visible_to
 from carclinic.errors import InvalidInput
 from carclinic.outbox import RetryPolicy, claim, gave_up
-from journeys.models import EventKind, JourneyEvent, JourneyStatus, Step, StepStatus
+from journeys.models import EventKind, JourneyEvent, Step
 
 MAX_ATTEMPTS = 10
 # 1, 2, 4 … minutes, at most six hours: a receiver down for a night still gets everything.
@@ -121,9 +121,8 @@ def webhooks_scan(*, now: datetime | None = None) -> list[int]:
                     settled = min(settled, events[-1].pk)
                 endpoint.last_event_id = max(endpoint.last_event_id, settled or 0)
             if WebhookEvent.STEP_OVERDUE in endpoint.events:
-                steps = (Step.objects.filter(status=StepStatus.PENDING, overdue_after__lte=now,
-                                             overdue_after__gte=endpoint.created_at,
-                                             journey__status=JourneyStatus.ACTIVE, journey__patient__in=patients)
+                steps = (Step.objects.overdue(now)
+                         .filter(overdue_after__gte=endpoint.created_at, journey__patient__in=patients)
                          .select_related("journey__patient", "template"))
                 # The overdue time is part of the key: a step rescheduled and late again is news again.
                 deliveries += [_delivery(endpoint, WebhookEvent.STEP_OVERDUE,

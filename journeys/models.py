@@ -10,7 +10,7 @@ from datetime import date
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Func, Min, OuterRef, Q, Subquery
 from simple_history.models import HistoricalRecords
 
 from journeys.records import validate_specs
@@ -52,6 +52,13 @@ class ProtocolTemplate(models.Model):
     planned_vein_to_vein_days = models.PositiveIntegerField(
         default=21,
         help_text="Days from leukapheresis to Day 0 used to plan Day 0 when the coordinator gives none.",
+    )
+    # The shipped protocol's QC release is due on Day −7 and lymphodepletion's first step (the creatinine
+    # clearance and dose review) on Day −6: released by the day before, or Day 0 cannot hold.
+    release_lead_days = models.PositiveIntegerField(
+        default=1,
+        help_text="Days before lymphodepletion's first step by which QC must have released the product; "
+        "a journey still waiting after that shows 'Day 0 at risk'.",
     )
     is_active = models.BooleanField(default=True, help_text="Offered when starting new journeys.")
     locked_at = models.DateTimeField(null=True, blank=True, help_text="Set when the first journey used it.")
@@ -142,6 +149,45 @@ class JourneyStatus(models.TextChoices):
 OPEN_JOURNEY_STATUSES = (JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD)
 
 
+class DaysBefore(Func):
+    """A date minus a whole number of days, as a date, on PostgreSQL and on SQLite (`make run`) alike."""
+
+    arity = 2
+    output_field = models.DateField()
+
+    def as_sql(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template="(%(expressions)s)", arg_joiner=" - ", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template="date(%(expressions)s || ' days')",
+                              arg_joiner=", '-' || ", **extra)
+
+
+def release_needed_by() -> Func:
+    """For a journey query: the last day the product may be released for Day 0 to hold, i.e. the
+    protocol's lead time before the first step of lymphodepletion as planned now (it moves with Day 0)."""
+    first_ld_day = Subquery(
+        Step.objects.filter(journey=OuterRef("pk"), stage__number=StageNumber.LYMPHODEPLETION)
+        .order_by().values("journey").annotate(first=Min("due_on")).values("first")[:1]
+    )
+    return DaysBefore(first_ld_day, F("protocol__release_lead_days"))
+
+
+def day0_at_risk_condition(today: date) -> Q:
+    """The one "Day 0 at risk" rule, as a filter on journeys annotated with `release_needed_by`: an active
+    journey whose product QC has not released although the day it was needed by has passed."""
+    return Q(status=JourneyStatus.ACTIVE, product_released_at__isnull=True, release_needed_by__lt=today)
+
+
+class JourneyQuerySet(models.QuerySet):
+    def with_release_needed_by(self):
+        return self.annotate(release_needed_by=release_needed_by())
+
+    def day0_at_risk(self, today: date):
+        """Journeys whose Day 0 is at risk on `today` (see `day0_at_risk_condition`)."""
+        return self.with_release_needed_by().filter(day0_at_risk_condition(today))
+
+
 class Journey(models.Model):
     """One patient's walk through the five stages on one protocol version."""
 
@@ -162,6 +208,7 @@ class Journey(models.Model):
     version = models.PositiveIntegerField(default=1)
 
     history = HistoricalRecords()
+    objects = JourneyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at"]
@@ -195,6 +242,13 @@ class Journey(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_JOURNEY_STATUSES
+
+    def is_day0_at_risk(self, today: date) -> bool:
+        """`day0_at_risk_condition` for a loaded journey; it must carry `release_needed_by` (from
+        `Journey.objects.with_release_needed_by()`, or set by the status read)."""
+        needed_by = self.release_needed_by
+        return (self.status == JourneyStatus.ACTIVE and self.product_released_at is None
+                and needed_by is not None and needed_by < today)
 
 
 class StageStatus(models.TextChoices):
@@ -273,6 +327,10 @@ class Step(models.Model):
     window_closes_on = models.DateField()
     overdue_after = models.DateTimeField(help_text="When a pending step becomes overdue (window end + grace).")
     overdue_since = models.DateTimeField(null=True, blank=True, help_text="Set by the overdue scan.")
+    # `overdue_since` is cleared when a step is done or its schedule moves (Day 0 moved, it is on time
+    # again); this one never is, so on-time figures still count a step that was late once.
+    first_late_at = models.DateTimeField(null=True, blank=True,
+                                         help_text="When the step first counted as late; never cleared.")
     performed_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")

@@ -98,6 +98,8 @@ class ProtocolFile(BaseModel):
     description: str = ""
     indication: Literal[INDICATIONS] = ""
     planned_vein_to_vein_days: Annotated[int, Field(ge=0, le=MAX_DAYS)]
+    # Days before lymphodepletion's first step by which QC must release the product ("Day 0 at risk").
+    release_lead_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 1
     steps: Annotated[list[StepFile], Field(min_length=1)]
 
     @model_validator(mode="after")

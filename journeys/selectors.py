@@ -18,8 +18,11 @@ from journeys.models import (
     ProtocolTemplate,
     Stage,
     StageNumber,
+    StageStatus,
     Step,
     StepStatus,
+    StepTemplate,
+    late_condition,
 )
 from patients.models import Measurement, Patient
 
@@ -29,13 +32,9 @@ def steps_with_context() -> QuerySet[Step]:
 
 
 def overdue_steps(*, now: datetime | None = None) -> QuerySet[Step]:
-    """Pending steps of active journeys whose window and grace have passed, the latest first by lateness."""
+    """Steps late now (`Step.objects.overdue`), the latest first by lateness."""
     now = now or timezone.now()
-    return (
-        steps_with_context()
-        .filter(status=StepStatus.PENDING, overdue_after__lte=now, journey__status=JourneyStatus.ACTIVE)
-        .order_by("overdue_after", "id")
-    )
+    return steps_with_context().overdue(now).order_by("overdue_after", "id")
 
 
 def steps_due_between(*, first_day: date, last_day: date) -> QuerySet[Step]:
@@ -90,7 +89,7 @@ def stage_step_counts(*, journey_id: int) -> QuerySet:
         .annotate(
             total=Count("id"),
             resolved=Count("id", filter=~Q(status=StepStatus.PENDING)),
-            overdue=Count("id", filter=Q(status=StepStatus.PENDING, overdue_after__lte=now)),
+            overdue=Count("id", filter=late_condition(now)),
         )
         .order_by("stage__number")
     )
@@ -127,19 +126,26 @@ def filter_journeys(journeys: QuerySet[Journey], **filters) -> QuerySet[Journey]
 
 
 def dashboard_overdue(*, now: datetime | None = None, **filters) -> QuerySet[Step]:
-    """Overdue steps of active journeys, the latest first (earliest `overdue_after`)."""
+    """Steps late now (`Step.objects.overdue`), the latest first (earliest `overdue_after`)."""
     now = now or timezone.now()
-    steps = _dashboard_steps().filter(status=StepStatus.PENDING, overdue_after__lte=now,
-                                      journey__status=JourneyStatus.ACTIVE)
-    return filter_steps(steps, **filters).order_by("overdue_after", "id")
+    return filter_steps(_dashboard_steps().overdue(now), **filters).order_by("overdue_after", "id")
 
 
 def dashboard_due(*, first_day: date, last_day: date, now: datetime | None = None, **filters) -> QuerySet[Step]:
-    """Pending steps of active journeys due from `first_day` to `last_day` that are not overdue yet."""
+    """Pending steps of active journeys due from `first_day` to `last_day` that are not late (those are in
+    `dashboard_overdue`). A blocked step stays here: it cannot be late, its gate is."""
     now = now or timezone.now()
-    steps = _dashboard_steps().filter(status=StepStatus.PENDING, due_on__gte=first_day, due_on__lte=last_day,
-                                      overdue_after__gt=now, journey__status=JourneyStatus.ACTIVE)
+    steps = (_dashboard_steps().filter(status=StepStatus.PENDING, due_on__gte=first_day, due_on__lte=last_day,
+                                       journey__status=JourneyStatus.ACTIVE)
+             .exclude(late_condition(now)))
     return filter_steps(steps, **filters).order_by("due_on", "id")
+
+
+def dashboard_day0_at_risk(*, today: date, **filters) -> QuerySet[Journey]:
+    """Active journeys whose product QC has not released by the protocol's lead time before lymphodepletion
+    (`Journey.objects.day0_at_risk`), the one needed soonest first."""
+    journeys = Journey.objects.day0_at_risk(today).select_related("patient", "protocol")
+    return filter_journeys(journeys, **filters).order_by("release_needed_by", "id")
 
 
 def first_rows(steps: QuerySet[Step], limit: int) -> list[Step]:
@@ -238,6 +244,7 @@ def patient_journey(*, patient_id: int) -> Journey | None:
 
     return (
         Journey.objects.select_related("protocol", "started_by")
+        .with_release_needed_by()
         .filter(patient_id=patient_id)
         .annotate(is_open_rank=Case(When(status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD], then=Value(0)),
                                     default=Value(1), output_field=IntegerField()))
@@ -252,6 +259,7 @@ def patient_timeline(*, journey: Journey) -> dict:
     steps = list(journey_steps(journey_id=journey.id))
     by_stage: dict[int, list[Step]] = {stage.number: [] for stage in stages}
     for step in steps:
+        step.journey = journey  # the overdue rule reads the journey's status
         by_stage[step.stage.number].append(step)
     events = list(journey_events(journey_id=journey.id).select_related("step__template")[:200])
     return {"stages": stages, "steps_by_stage": by_stage, "events": events}
@@ -300,10 +308,7 @@ def patients_for_api(*, patients: QuerySet[Patient], now: datetime | None = None
     return (
         patients_with_last_change(patients.select_related("coordinator"))
         .annotate(
-            overdue_count=_count(
-                Step.objects.filter(journey__patient=OuterRef("pk"), status=StepStatus.PENDING,
-                                    overdue_after__lte=now, journey__status=JourneyStatus.ACTIVE)
-            ),
+            overdue_count=_count(Step.objects.overdue(now).filter(journey__patient=OuterRef("pk"))),
         )
         .prefetch_related(
             Prefetch("journeys", queryset=Journey.objects.filter(status__in=OPEN_JOURNEY_STATUSES)
@@ -330,6 +335,7 @@ def journey_for_status(*, patient_id: int) -> Journey | None:
     return (
         Journey.objects.filter(patient_id=patient_id)
         .select_related("protocol")
+        .with_release_needed_by()
         .annotate(
             current_stage_status=Subquery(
                 Stage.objects.filter(journey=OuterRef("pk"), number=OuterRef("current_stage")).values("status")[:1]
@@ -347,10 +353,11 @@ def patient_status(*, patient: Patient, today: date | None = None, now: datetime
     today = today or timezone.localdate(now)
     journey = journey_for_status(patient_id=patient.pk)
     status = {"patient": patient, "journey": journey, "next_step": None, "overdue_steps": [],
-              "day_number": None, "last_changed_at": patient.last_changed_at}
+              "day_number": None, "day0_at_risk": False, "last_changed_at": patient.last_changed_at}
     if journey is None:
         return status
     status["day_number"] = journey.day_number(today)
+    status["day0_at_risk"] = journey.is_day0_at_risk(today)
     status["next_step"], status["overdue_steps"] = _next_and_overdue_steps(journey, now)
     return status
 
@@ -380,8 +387,7 @@ def steps_for_api(*, patients: QuerySet[Patient]) -> QuerySet[Step]:
 
 def steps_overdue_filter(steps: QuerySet[Step], overdue: bool, now: datetime | None = None) -> QuerySet[Step]:
     now = now or timezone.now()
-    condition = Q(status=StepStatus.PENDING, overdue_after__lte=now, journey__status=JourneyStatus.ACTIVE)
-    return steps.filter(condition) if overdue else steps.exclude(condition)
+    return steps.filter(late_condition(now)) if overdue else steps.exclude(late_condition(now))
 
 
 def measurements_for_patient(*, patient_id: int) -> QuerySet[Measurement]:
@@ -415,15 +421,14 @@ def _next_and_overdue_steps(journey: Journey, now: datetime) -> tuple[Step | Non
         return None, []
     pending = Step.objects.filter(journey_id=journey.pk, status=StepStatus.PENDING)
     ordering = ("due_on", "template__position", "id")
-    wanted = Q(pk=Subquery(pending.order_by(*ordering).values("pk")[:1]))
-    if journey.status == JourneyStatus.ACTIVE:
-        wanted |= Q(overdue_after__lte=now)
+    wanted = Q(pk=Subquery(pending.order_by(*ordering).values("pk")[:1])) | late_condition(now)
     rows = list(pending.filter(wanted).select_related("template", "stage").order_by(*ordering))
     if not rows:
         return None, []
+    for row in rows:
+        row.journey = journey
     # every row is pending, so the earliest of them is the earliest of all: the next step
-    overdue = [row for row in rows if journey.status == JourneyStatus.ACTIVE and row.overdue_after <= now]
-    return rows[0], overdue
+    return rows[0], [row for row in rows if row.is_overdue(now)]
 
 
 # --- protocols --------------------------------------------------------------------------------------

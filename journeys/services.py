@@ -29,16 +29,27 @@ from journeys.models import (
     StepStatus,
     StepTemplate,
 )
-from journeys.transitions import guard_journey, guard_stage_complete, guard_stage_start, guard_step
+from journeys.transitions import (
+    guard_collection_day,
+    guard_day0_reschedule,
+    guard_journey,
+    guard_record_correction,
+    guard_stage_complete,
+    guard_stage_start,
+    guard_step,
+    may_complete_stage,
+    may_start_stage,
+)
 from patients.models import Patient
-from staff.roles import Action, Role, authorize, authorize_step_resolution
+from staff.roles import Action, Role, authorize, authorize_step_correction, authorize_step_resolution
 
 # A performed time a few minutes ahead of the server's clock is a ward clock running fast, not a
 # prediction; more than that is a typing error.
 PERFORMED_AT_TOLERANCE = timedelta(minutes=5)
 # Eligibility work-up starts weeks before collection; a date earlier than this is a typing error.
 EARLIEST_WORK_UP_DAYS = timedelta(days=90)
-SCHEDULE_FIELDS = ["due_on", "window_opens_on", "window_closes_on", "overdue_after", "overdue_since", "version"]
+SCHEDULE_FIELDS = ["due_on", "window_opens_on", "window_closes_on", "overdue_after", "overdue_since", "first_late_at",
+                   "version"]
 
 
 def _event(journey: Journey, kind: str, *, actor, at: datetime, step: Step | None = None, stage_number=None,
@@ -142,19 +153,16 @@ def _advance(journey: Journey, *, actor, at: datetime) -> None:
         stage = stages[number]
         if stage.status == StageStatus.PENDING:
             previous = stages.get(number - 1)
-            if previous is not None and previous.status == StageStatus.COMPLETED:
-                if number == StageNumber.LYMPHODEPLETION and journey.product_released_at is None:
-                    return
-                _stage_start(journey, stage, previous, actor=actor, at=at)
-            else:
+            if previous is None or not may_start_stage(journey, stage, previous):
                 return
+            _stage_start(journey, stage, previous, actor=actor, at=at)
         if stage.status != StageStatus.IN_PROGRESS:
             continue
         unresolved = list(stage.steps.filter(status=StepStatus.PENDING, template__required=True)
                           .values_list("template__name", flat=True))
-        if unresolved:
+        if not may_complete_stage(stage, unresolved):
             return
-        _stage_complete(journey, stage, actor=actor, at=at)
+        _stage_complete(journey, stage, unresolved, actor=actor, at=at)
     if journey.status == JourneyStatus.ACTIVE:
         guard_journey(journey, JourneyStatus.COMPLETED)
         journey.status = JourneyStatus.COMPLETED
@@ -164,8 +172,8 @@ def _advance(journey: Journey, *, actor, at: datetime) -> None:
                from_state=JourneyStatus.ACTIVE, to_state=JourneyStatus.COMPLETED)
 
 
-def _stage_complete(journey: Journey, stage: Stage, *, actor, at: datetime) -> None:
-    guard_stage_complete(stage, [])
+def _stage_complete(journey: Journey, stage: Stage, unresolved_required: list[str], *, actor, at: datetime) -> None:
+    guard_stage_complete(stage, unresolved_required)
     # Optional steps still open when their stage closes will never be done; marking them not
     # applicable keeps them out of the overdue lists instead of nagging for ever.
     _close_pending_steps(journey, stage.steps.filter(status=StepStatus.PENDING), actor=actor, at=at,
@@ -180,13 +188,15 @@ def _stage_complete(journey: Journey, stage: Stage, *, actor, at: datetime) -> N
 def _close_pending_steps(journey: Journey, steps, *, actor, at: datetime, reason: str) -> int:
     steps = list(steps.select_related("stage"))
     for step in steps:
+        _keep_lateness(journey, step, at)
         step.status = StepStatus.NOT_APPLICABLE
         step.completed_at = at
         step.skip_reason = reason
         step.overdue_since = None
         step.version += 1
     if steps:
-        bulk_update_with_history(steps, Step, ["status", "completed_at", "skip_reason", "overdue_since", "version"],
+        bulk_update_with_history(steps, Step, ["status", "completed_at", "skip_reason", "overdue_since", "first_late_at",
+                                               "version"],
                                  default_user=actor, default_change_reason=reason, default_date=at)
         JourneyEvent.objects.bulk_create([
             JourneyEvent(journey=journey, step=step, stage_number=step.stage.number, kind=EventKind.STEP_NOT_APPLICABLE,
@@ -201,6 +211,7 @@ def _lock_step(step_id: int) -> tuple[Journey, Step]:
     journey = _lock_journey(journey_id)
     step = (Step.objects.select_for_update(of=("self",))
             .select_related("stage", "template", "completed_by").get(pk=step_id))
+    step.journey = journey
     return journey, step
 
 
@@ -219,6 +230,20 @@ def _authorize_overrides(actor, specs, record: dict, before: dict | None = None)
     if changes and (before is None or changes != records.overrides(specs, before)):
         authorize(actor, Action.OVERRIDE_COMPUTED)
     return [{key: change[key] for key in ("field", "computed", "recorded", "reason")} for change in changes]
+
+
+def _keep_lateness(journey: Journey, step: Step, at: datetime) -> str | None:
+    """Before a service clears what shows a step as late (its overdue flag, its dates, its pending status),
+    keep when it first counted as late in `first_late_at`, which nothing clears: on-time figures count it.
+    Returns that time (ISO) if the step is or was late, else None."""
+    if step.first_late_at is None:
+        step.journey = journey
+        if step.overdue_since is not None:
+            step.first_late_at = step.overdue_since
+        elif step.is_overdue(at):
+            # Late since its grace ran out, or since its stage started if it was blocked until then.
+            step.first_late_at = max(step.overdue_after, step.stage.started_at or step.overdue_after)
+    return step.first_late_at.isoformat() if step.first_late_at else None
 
 
 def _check_step_version(step: Step, expected_version: int | None) -> None:
@@ -247,6 +272,7 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
         raise InvalidInput("The time performed is long before this journey began.",
                            field_errors={"performed_at": ["Too long before the leukapheresis date."]})
     was_overdue_since = step.overdue_since
+    _keep_lateness(journey, step, now)
     step.status = StepStatus.DONE
     step.performed_at = performed_at
     step.completed_at = now
@@ -271,9 +297,7 @@ def _apply_milestone(journey: Journey, step: Step, *, actor, at: datetime) -> No
     milestone = step.template.milestone
     performed_on = timezone.localdate(step.performed_at)
     if milestone == Milestone.COLLECTION and performed_on != journey.leukapheresis_date:
-        if performed_on > journey.day0_planned:
-            raise InvalidInput("Collection after the planned Day 0: reschedule Day 0 first.",
-                               field_errors={"performed_at": ["After the planned Day 0."]})
+        guard_collection_day(journey, performed_on)
         _move_anchor(journey, Anchor.LEUKAPHERESIS, performed_on, actor=actor, at=at,
                      reason="Leukapheresis performed on a different day than planned")
     elif milestone == Milestone.PRODUCT_RELEASED:
@@ -298,9 +322,14 @@ def _move_anchor(journey: Journey, anchor: str, new_date: date, *, actor, at: da
     elif journey.day0_actual is None:
         journey.day0_planned = new_date
     _save_journey(journey, actor, reason=reason)
-    steps = list(journey.steps.select_for_update().select_related("template")
+    steps = list(journey.steps.select_for_update(of=("self",)).select_related("template", "stage")
                  .filter(status=StepStatus.PENDING, template__anchor=anchor))
+    late_steps = []
     for step in steps:
+        # The move may put a late step back on time; the history keeps that it was late, here and in the event.
+        late_since = _keep_lateness(journey, step, at)
+        if late_since:
+            late_steps.append({"step": str(step.public_id), "code": step.template.code, "late_since": late_since})
         dates = clock.dates_for_template(step.template, new_date)
         step.due_on, step.window_opens_on = dates.due_on, dates.window_opens_on
         step.window_closes_on, step.overdue_after = dates.window_closes_on, dates.overdue_after
@@ -310,7 +339,8 @@ def _move_anchor(journey: Journey, anchor: str, new_date: date, *, actor, at: da
     if steps:
         bulk_update_with_history(steps, Step, SCHEDULE_FIELDS, default_user=actor, default_change_reason=reason, default_date=at)
     _event(journey, EventKind.ANCHOR_MOVED, actor=actor, at=at, reason=reason,
-           detail={"anchor": anchor, "from": old_date.isoformat(), "to": new_date.isoformat(), "steps_moved": len(steps)})
+           detail={"anchor": anchor, "from": old_date.isoformat(), "to": new_date.isoformat(), "steps_moved": len(steps),
+                   "late_steps": late_steps})
     return len(steps)
 
 
@@ -324,6 +354,7 @@ def step_skip(*, actor, step_id: int, reason: str, expected_version: int | None 
     guard_step(journey, step, StepStatus.SKIPPED)
     _check_step_version(step, expected_version)
     now = timezone.now()
+    _keep_lateness(journey, step, now)
     step.status = StepStatus.SKIPPED
     step.completed_at = now
     step.completed_by = actor
@@ -339,26 +370,6 @@ def step_skip(*, actor, step_id: int, reason: str, expected_version: int | None 
     return step
 
 
-# Who may correct a record someone else signed: the nurse who recorded it, or a supervisor role.
-_CORRECT_ANYONES = frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN})
-
-
-def may_correct_step(actor, step: Step) -> bool:
-    """Whether this user may correct this step's record: its role's rule, and a nurse only what she recorded."""
-    try:
-        authorize_step_resolution(actor, step.template.responsible_role, Action.CORRECT_STEP)
-    except NotPermitted:
-        return False
-    return step.completed_by_id == actor.pk or bool(actor.roles & _CORRECT_ANYONES)
-
-
-def authorize_step_correction(actor, step: Step) -> None:
-    authorize_step_resolution(actor, step.template.responsible_role, Action.CORRECT_STEP)
-    if not may_correct_step(actor, step):
-        raise NotPermitted(Action.CORRECT_STEP, f"{step.completed_by} recorded this step; ask them, a coordinator "
-                                                "or a physician to correct it.")
-
-
 @transaction.atomic
 def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason: str,
                         expected_version: int | None = None) -> Step:
@@ -369,10 +380,9 @@ def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason
     authorize(actor, Action.CORRECT_STEP)
     reason = _require_reason(reason)
     journey, step = _lock_step(step_id)
-    authorize_step_correction(actor, step)
-    if step.status != StepStatus.DONE:
-        raise TransitionNotAllowed(f"Only a step recorded as done has values to correct; this one is "
-                                   f"{step.get_status_display().lower()}.")
+    authorize_step_correction(actor, responsible_role=step.template.responsible_role,
+                              recorded_by_id=step.completed_by_id, recorded_by=step.completed_by)
+    guard_record_correction(step)
     _check_step_version(step, expected_version)
     # Computed fields are computed again from the corrected values and the patient as on the day performed.
     corrected = records.clean_record(step.template.record_fields, record,
@@ -404,19 +414,7 @@ def day0_reschedule(*, actor, journey_id: int, new_day0: date, reason: str, expe
     authorize(actor, Action.RESCHEDULE_DAY0)
     reason = _require_reason(reason)
     journey = _lock_journey(journey_id, expected_version)
-    if not journey.is_open:
-        raise TransitionNotAllowed(f"This journey is {journey.get_status_display().lower()}; its schedule is final.")
-    if journey.day0_actual is not None:
-        raise TransitionNotAllowed("The cells were infused already; Day 0 is a fact now, not a plan.")
-    errors = []
-    if new_day0 == journey.day0_planned:
-        errors.append("This is already the planned Day 0.")
-    if new_day0 < journey.leukapheresis_date:
-        errors.append("Day 0 cannot come before leukapheresis.")
-    if new_day0 < timezone.localdate():
-        errors.append("Day 0 cannot be moved into the past.")
-    if errors:
-        raise InvalidInput(errors[0], field_errors={"new_day0": errors})
+    guard_day0_reschedule(journey, new_day0, today=timezone.localdate())
     _move_anchor(journey, Anchor.DAY0, new_day0, actor=actor, at=timezone.now(), reason=reason)
     return journey
 
@@ -473,7 +471,8 @@ def protocol_new_version(*, actor, protocol_id: int) -> ProtocolTemplate:
     latest = ProtocolTemplate.objects.filter(name=source.name).order_by("-version").values_list("version", flat=True).first()
     copy = ProtocolTemplate.objects.create(
         name=source.name, version=latest + 1, description=source.description, indication=source.indication,
-        planned_vein_to_vein_days=source.planned_vein_to_vein_days, is_active=False, content_hash=source.content_hash,
+        planned_vein_to_vein_days=source.planned_vein_to_vein_days, release_lead_days=source.release_lead_days,
+        is_active=False, content_hash=source.content_hash,
     )
     templates = list(source.step_templates.all())
     for template in templates:

@@ -28,7 +28,10 @@ from journeys.models import (
     Journey,
     JourneyEvent,
     JourneyStatus,
+    ProtocolTemplate,
     Stage,
+    StageNumber,
+    StageStatus,
     Step,
     StepStatus,
     StepTemplate,
@@ -40,7 +43,7 @@ from patients.models import Patient
 def patient_status_by_id(*, patients: QuerySet[Patient], public_id, now: datetime | None = None,
                          today: date | None = None) -> dict | None:
     """`selectors.patient_status` for the patient with this public id among `patients`, or None if not
-    among them: {patient, journey, next_step, overdue_steps, day_number, last_changed_at}."""
+    among them: {patient, journey, next_step, overdue_steps, day_number, day0_at_risk, last_changed_at}."""
     now = now or timezone.now()
     today = today or timezone.localdate(now)
     read = _patient_status_sql if connection.vendor == "postgresql" else _patient_status_orm
@@ -57,6 +60,7 @@ def _patient_status_orm(*, patients: QuerySet[Patient], public_id, now: datetime
                   .order_by("-at").values("at")[:1])
     journey = (
         journeys.select_related("patient")
+        .with_release_needed_by()
         .annotate(
             current_stage_status=Subquery(Stage.objects.filter(journey=OuterRef("pk"), number=OuterRef("current_stage"))
                                           .values("status")[:1]),
@@ -68,34 +72,38 @@ def _patient_status_orm(*, patients: QuerySet[Patient], public_id, now: datetime
     if journey is None:
         patient = patients_with_last_change(patients).filter(public_id=public_id).first()
         return None if patient is None else {"patient": patient, "journey": None, "next_step": None,
-                                             "overdue_steps": [], "day_number": None,
+                                             "overdue_steps": [], "day_number": None, "day0_at_risk": False,
                                              "last_changed_at": patient.last_changed_at}
     next_step, overdue = _next_and_overdue_steps(journey, now)
     return {"patient": journey.patient, "journey": journey, "next_step": next_step, "overdue_steps": overdue,
-            "day_number": journey.day_number(today), "last_changed_at": journey.patient_last_changed_at}
+            "day_number": journey.day_number(today), "day0_at_risk": journey.is_day0_at_risk(today),
+            "last_changed_at": journey.patient_last_changed_at}
 
 
 # The columns each object of the status is built from, in the order the statement selects them. Only
 # these are loaded: touching any other field would cost a query, which the query-count test would catch.
 _STATUS_PATIENT_FIELDS = ("id", "public_id")
 _STATUS_JOURNEY_FIELDS = ("id", "public_id", "patient_id", "status", "current_stage", "leukapheresis_date",
-                          "day0_planned", "day0_actual")
+                          "day0_planned", "day0_actual", "product_released_at")
 _STATUS_STEP_FIELDS = ("id", "public_id", "journey_id", "stage_id", "template_id", "status", "due_on",
                        "window_closes_on", "overdue_after", "overdue_since", "version")
 _STATUS_TEMPLATE_FIELDS = ("id", "code", "name", "responsible_role", "position")
-_STATUS_STAGE_FIELDS = ("id", "number")
+_STATUS_STAGE_FIELDS = ("id", "number", "status")
 
 
 @functools.cache
 def _status_statement() -> str:
-    """Patient, last change, the open (else latest) journey with its current stage's status, and one row
-    per pending step that is next or overdue, in the order `_next_and_overdue_steps` gives them.
+    """Patient, last change, the open (else latest) journey with its current stage's status and the day its
+    product is needed by (`release_needed_by`), and one row per pending step that is next or overdue
+    (`late_condition`), in the order `_next_and_overdue_steps` gives them.
     Parameters, in order: now, the patient's public id, then those of the caller's scope (`{scope}`)."""
     patient, journey, event = Patient._meta.db_table, Journey._meta.db_table, JourneyEvent._meta.db_table
     stage, step, template = Stage._meta.db_table, Step._meta.db_table, StepTemplate._meta.db_table
+    protocol = ProtocolTemplate._meta.db_table
     # Our own status constants, written into the text so the statement needs no parameters for them.
     open_statuses = ", ".join(f"'{status.value}'" for status in OPEN_JOURNEY_STATUSES)
     pending, active = f"'{StepStatus.PENDING.value}'", f"'{JourneyStatus.ACTIVE.value}'"
+    under_way, lymphodepletion = f"'{StageStatus.IN_PROGRESS.value}'", int(StageNumber.LYMPHODEPLETION)
     step_columns = ", ".join(f"s.{Step._meta.get_field(name).column}" for name in _STATUS_STEP_FIELDS)
     row_step_columns = ", ".join(f"st.{Step._meta.get_field(name).column}" for name in _STATUS_STEP_FIELDS)
     # OFFSET 0 keeps each LATERAL subquery a per-row lookup by the ids on its left (index scans), so the
@@ -103,9 +111,9 @@ def _status_statement() -> str:
     return f"""
 SELECT p.id, p.public_id, GREATEST(p.updated_at, COALESCE(last_event.at, p.updated_at)),
        j.id, j.public_id, j.patient_id, j.status, j.current_stage, j.leukapheresis_date, j.day0_planned,
-       j.day0_actual, j.current_stage_status,
+       j.day0_actual, j.product_released_at, j.current_stage_status, j.release_needed_by,
        {row_step_columns}, st.template_id, st.code, st.name, st.responsible_role, st.position,
-       st.stage_id, st.stage_number
+       st.stage_id, st.stage_number, st.stage_status
 FROM {patient} p
 LEFT JOIN LATERAL (
     SELECT max(e.at) AS at FROM {event} e
@@ -113,9 +121,12 @@ LEFT JOIN LATERAL (
 ) last_event ON TRUE
 LEFT JOIN LATERAL (
     SELECT j.id, j.public_id, j.patient_id, j.status, j.current_stage, j.leukapheresis_date, j.day0_planned,
-           j.day0_actual,
+           j.day0_actual, j.product_released_at,
            (SELECT g.status FROM {stage} g WHERE g.journey_id = j.id AND g.number = j.current_stage
-            LIMIT 1) AS current_stage_status
+            LIMIT 1) AS current_stage_status,
+           (SELECT min(ls.due_on) FROM {step} ls JOIN {stage} lg ON lg.id = ls.stage_id
+            WHERE ls.journey_id = j.id AND lg.number = {lymphodepletion})
+           - (SELECT pr.release_lead_days FROM {protocol} pr WHERE pr.id = j.protocol_id) AS release_needed_by
     FROM {journey} j WHERE j.patient_id = p.id
     ORDER BY CASE WHEN j.status IN ({open_statuses}) THEN 0 ELSE 1 END, j.started_at DESC LIMIT 1
 ) j ON TRUE
@@ -125,10 +136,11 @@ LEFT JOIN LATERAL (
     ORDER BY n.due_on, nt.position, n.id LIMIT 1
 ) next_step ON TRUE
 LEFT JOIN LATERAL (
-    SELECT {step_columns}, t.code, t.name, t.responsible_role, t.position, g.number AS stage_number
+    SELECT {step_columns}, t.code, t.name, t.responsible_role, t.position, g.number AS stage_number,
+           g.status AS stage_status
     FROM {step} s JOIN {template} t ON t.id = s.template_id JOIN {stage} g ON g.id = s.stage_id
     WHERE s.journey_id = j.id AND s.status = {pending}
-      AND (s.id = next_step.id OR (j.status = {active} AND s.overdue_after <= %s))
+      AND (s.id = next_step.id OR (j.status = {active} AND g.status = {under_way} AND s.overdue_after <= %s))
     OFFSET 0
 ) st ON TRUE
 WHERE p.public_id = %s {{scope}}
@@ -216,21 +228,24 @@ def _patient_status_sql(*, patients: QuerySet[Patient], public_id, now: datetime
     last_changed_at = first[2]
     if first[3] is None:
         return {"patient": patient, "journey": None, "next_step": None, "overdue_steps": [], "day_number": None,
-                "last_changed_at": last_changed_at}
-    journey = _loaded(Journey, _STATUS_JOURNEY_FIELDS, first[3:11])
-    journey.current_stage_status = first[11]
+                "day0_at_risk": False, "last_changed_at": last_changed_at}
+    journey_end = 3 + len(_STATUS_JOURNEY_FIELDS)
+    journey = _loaded(Journey, _STATUS_JOURNEY_FIELDS, first[3:journey_end])
+    journey.current_stage_status, journey.release_needed_by = first[journey_end], first[journey_end + 1]
     steps = []
-    step_end = 12 + len(_STATUS_STEP_FIELDS)
+    step_start = journey_end + 2
+    step_end = step_start + len(_STATUS_STEP_FIELDS)
     for row in rows:
-        if row[12] is None:
+        if row[step_start] is None:
             break  # the journey has no pending step that is next or overdue
-        step = _loaded(Step, _STATUS_STEP_FIELDS, row[12:step_end])
-        template_id, code, name, role, position, stage_id, stage_number = row[step_end:]
+        step = _loaded(Step, _STATUS_STEP_FIELDS, row[step_start:step_end])
+        template_id, code, name, role, position, stage_id, stage_number, stage_status = row[step_end:]
         step.template = _loaded(StepTemplate, _STATUS_TEMPLATE_FIELDS, (template_id, code, name, role, position))
-        step.stage = _loaded(Stage, _STATUS_STAGE_FIELDS, (stage_id, stage_number))
+        step.stage = _loaded(Stage, _STATUS_STAGE_FIELDS, (stage_id, stage_number, stage_status))
+        step.journey = journey
         steps.append(step)
     # Every row is pending and the first is the earliest: the next step (as in `_next_and_overdue_steps`).
-    active = journey.status == JourneyStatus.ACTIVE
     return {"patient": patient, "journey": journey, "next_step": steps[0] if steps else None,
-            "overdue_steps": [step for step in steps if active and step.overdue_after <= now],
-            "day_number": journey.day_number(today), "last_changed_at": last_changed_at}
+            "overdue_steps": [step for step in steps if step.is_overdue(now)],
+            "day_number": journey.day_number(today), "day0_at_risk": journey.is_day0_at_risk(today),
+            "last_changed_at": last_changed_at}

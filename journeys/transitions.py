@@ -1,9 +1,13 @@
 """The one table of allowed journey, stage and step transitions, and the guards that apply it.
 
 Services call these guards before they change anything; nothing else decides whether a change is
-allowed.
+allowed. A guard raises the error the person at the screen should read; where a service only needs to
+know (does the next stage start now?), it asks the predicate beside the guard, which applies the same rule.
 """
 
+from datetime import date
+
+from carclinic.errors import DomainError, InvalidInput
 from journeys.errors import JourneyClosed, StageOrderViolation, StepAlreadyCompleted, TransitionNotAllowed
 from journeys.models import JourneyStatus, Milestone, StageNumber, StageStatus, StepStatus
 
@@ -42,27 +46,96 @@ def guard_journey(journey, to_status: str) -> None:
         )
 
 
-def guard_stage_start(journey, stage, previous_stage) -> None:
+def _needs_release(stage_number: int) -> bool:
+    # Conditioning chemotherapy before the cells pass QC would leave the patient lymphodepleted with
+    # nothing to infuse.
+    return stage_number == StageNumber.LYMPHODEPLETION
+
+
+def _stage_start_refusal(journey, stage, previous_stage) -> DomainError | None:
     if StageStatus.IN_PROGRESS not in STAGE_TRANSITIONS[stage.status]:
-        raise TransitionNotAllowed(f"{stage.get_number_display()} has already started.")
+        return TransitionNotAllowed(f"{stage.get_number_display()} has already started.")
     if previous_stage is not None and previous_stage.status != StageStatus.COMPLETED:
-        raise StageOrderViolation(
+        return StageOrderViolation(
             f"{stage.get_number_display()} cannot start before {previous_stage.get_number_display()} is complete."
         )
-    if stage.number == StageNumber.LYMPHODEPLETION and journey.product_released_at is None:
-        # Conditioning chemotherapy before the cells pass QC would leave the patient lymphodepleted
-        # with nothing to infuse.
-        raise StageOrderViolation("Lymphodepletion cannot start before the product is released by QC.")
+    if _needs_release(stage.number) and journey.product_released_at is None:
+        return StageOrderViolation("Lymphodepletion cannot start before the product is released by QC.")
+    return None
 
 
-def guard_stage_complete(stage, unresolved_required: list[str]) -> None:
+def may_start_stage(journey, stage, previous_stage) -> bool:
+    """Whether `stage` may start now (`guard_stage_start` without the error)."""
+    return _stage_start_refusal(journey, stage, previous_stage) is None
+
+
+def guard_stage_start(journey, stage, previous_stage) -> None:
+    refusal = _stage_start_refusal(journey, stage, previous_stage)
+    if refusal is not None:
+        raise refusal
+
+
+def stage_waits_for(journey, stage_number: int) -> str:
+    """What keeps a stage that has not started from starting, in the clinic's words: the gate whose own
+    step is the late one while this stage's steps are blocked."""
+    if stage_number >= StageNumber.LYMPHODEPLETION and journey.product_released_at is None:
+        return "QC release"
+    return StageNumber(stage_number - 1).label
+
+
+def _stage_complete_refusal(stage, unresolved_required: list[str]) -> DomainError | None:
     if StageStatus.COMPLETED not in STAGE_TRANSITIONS[stage.status]:
-        raise TransitionNotAllowed(f"{stage.get_number_display()} is not in progress.")
+        return TransitionNotAllowed(f"{stage.get_number_display()} is not in progress.")
     if unresolved_required:
-        raise TransitionNotAllowed(
+        return TransitionNotAllowed(
             f"{stage.get_number_display()} still has required steps: {', '.join(unresolved_required)}. "
             "Record them as done, or skip them with a reason."
         )
+    return None
+
+
+def may_complete_stage(stage, unresolved_required: list[str]) -> bool:
+    """Whether `stage` may complete now: it is under way and no required step is left pending."""
+    return _stage_complete_refusal(stage, unresolved_required) is None
+
+
+def guard_stage_complete(stage, unresolved_required: list[str]) -> None:
+    refusal = _stage_complete_refusal(stage, unresolved_required)
+    if refusal is not None:
+        raise refusal
+
+
+def guard_record_correction(step) -> None:
+    """Only what a step recorded as done can be corrected; a skipped or pending step has nothing signed."""
+    if step.status != StepStatus.DONE:
+        raise TransitionNotAllowed(f"Only a step recorded as done has values to correct; this one is "
+                                   f"{step.get_status_display().lower()}.")
+
+
+def guard_day0_reschedule(journey, new_day0: date, *, today: date) -> None:
+    """May the planned Day 0 move to `new_day0`? Only on an open journey, before the cells are infused,
+    to another day that is neither before leukapheresis nor in the past."""
+    if not journey.is_open:
+        raise TransitionNotAllowed(f"This journey is {journey.get_status_display().lower()}; its schedule is final.")
+    if journey.day0_actual is not None:
+        raise TransitionNotAllowed("The cells were infused already; Day 0 is a fact now, not a plan.")
+    errors = []
+    if new_day0 == journey.day0_planned:
+        errors.append("This is already the planned Day 0.")
+    if new_day0 < journey.leukapheresis_date:
+        errors.append("Day 0 cannot come before leukapheresis.")
+    if new_day0 < today:
+        errors.append("Day 0 cannot be moved into the past.")
+    if errors:
+        raise InvalidInput(errors[0], field_errors={"new_day0": errors})
+
+
+def guard_collection_day(journey, performed_on: date) -> None:
+    """A collection recorded on another day than planned moves the leukapheresis date, but never past the
+    planned Day 0: the schedule would run backwards."""
+    if performed_on > journey.day0_planned:
+        raise InvalidInput("Collection after the planned Day 0: reschedule Day 0 first.",
+                           field_errors={"performed_at": ["After the planned Day 0."]})
 
 
 def guard_step(journey, step, to_status: str) -> None:

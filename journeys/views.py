@@ -32,10 +32,11 @@ from journeys.forms import (
     StepSkipForm,
 )
 from journeys.models import EventKind, Journey, StageNumber, Step, StepStatus
+from journeys.transitions import stage_waits_for
 from patients import selectors as patient_selectors
 from patients.models import Patient
 from staff.access import role_required
-from staff.roles import Action, Role, authorize_step_resolution, can
+from staff.roles import Action, NotPermitted, Role, authorize_step_resolution, can, may_correct_step
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,8 @@ def _dashboard_context(request) -> dict:
 
     def cut_steps(steps):
         rows = selectors.first_rows(steps, limit + 1)
+        for step in rows:
+            step.waits_for = _waits_for(step)
         return {"rows": rows[:limit], "more": len(rows) > limit}
 
     overdue = selectors.dashboard_overdue(now=now, **filters)
@@ -143,6 +146,7 @@ def _dashboard_context(request) -> dict:
         "due_today": cut_steps(due_today),
         "next_week": cut_steps(next_week),
         "manufacturing": cut(selectors.manufacturing_queue(**filters)),
+        "day0_at_risk": cut(selectors.dashboard_day0_at_risk(today=today, **filters)),
         "search_text": search_text,
         "search_expired": search_expired,
         "search_minutes": SEARCH_TOKEN_SECONDS // 60,
@@ -184,16 +188,25 @@ def stage_list(request, number: int):
 
 # --- Patient page ---------------------------------------------------------------------------------
 
+def _waits_for(step: Step) -> str:
+    """For a blocked step (its stage has not started): what it waits for, the gate that is late instead."""
+    return stage_waits_for(step.journey, step.stage.number) if step.is_blocked else ""
+
+
 def _step_state(step: Step, now, today) -> tuple[str, str]:
-    """(css class, words) for a step: the word is always shown, so colour is never the only signal."""
+    """(css class, words) for a step: the word is always shown, so colour is never the only signal.
+    `step` comes with its journey and stage."""
     if step.status == StepStatus.DONE:
         return "done", "Done"
     if step.status == StepStatus.SKIPPED:
         return "skipped", "Skipped"
     if step.status == StepStatus.NOT_APPLICABLE:
         return "na", "Not applicable"
-    if step.overdue_after <= now:
+    if step.is_overdue(now):
         return "overdue", "Overdue"
+    if step.is_blocked and step.window_opens_on <= today:
+        # Its time has come but it cannot be done: the gate in front of it is what is late.
+        return "blocked", f"Waiting for {_waits_for(step)}"
     if step.due_on == today:
         return "today", "Due today"
     if step.window_opens_on <= today:
@@ -219,7 +232,8 @@ def patient_detail(request, public_id):
                 step.day_text = day_label(journey.day_number(step.due_on))
                 step.may_record = _may_resolve(request.user, step)
                 step.may_skip = _may_resolve(request.user, step, Action.SKIP_STEP)
-                step.may_correct = step.status == StepStatus.DONE and services.may_correct_step(request.user, step)
+                step.may_correct = step.status == StepStatus.DONE and may_correct_step(
+                    request.user, responsible_role=step.template.responsible_role, recorded_by_id=step.completed_by_id)
                 step.record_text = records.summary(step.template.record_fields, step.record)
                 overdue_count += step.state_class == "overdue"
         for event in timeline["events"]:
@@ -234,13 +248,16 @@ def patient_detail(request, public_id):
         context.update(
             timeline,
             day_text=day_label(journey.day_number(today)),
-            # The stage under way, and any stage with a late step, open; the rest folded to keep the page short.
+            # The stage under way, and any stage with a late step or one waiting for its gate, open; the rest
+            # folded to keep the page short.
             stage_rows=[
-                (stage, steps, stage.status == "in_progress" or any(step.state_class == "overdue" for step in steps),
+                (stage, steps, stage.status == "in_progress"
+                 or any(step.state_class in ("overdue", "blocked") for step in steps),
                  sum(step.is_resolved for step in steps))
                 for stage, steps in ((stage, timeline["steps_by_stage"][stage.number]) for stage in timeline["stages"])
             ],
             overdue_count=overdue_count,
+            day0_at_risk=journey.is_day0_at_risk(today),
             journey_open=journey.is_open,
         )
     return render(request, "journeys/patient.html", context)
@@ -404,7 +421,8 @@ def _after_wrong_signature(request, form, step):
 @require_http_methods(["GET", "POST"])
 def step_correct(request, public_id):
     step = _step_or_404(public_id)
-    if step.status != StepStatus.DONE or not services.may_correct_step(request.user, step):
+    if step.status != StepStatus.DONE or not may_correct_step(
+            request.user, responsible_role=step.template.responsible_role, recorded_by_id=step.completed_by_id):
         raise PermissionDenied("You may not correct this step's record.")
     form = StepCorrectForm(request.POST or None, signer=request.user, record_fields=step.template.record_fields, step=step)
     return _signed_step_page(

@@ -28,6 +28,7 @@ class Action(models.TextChoices):
     COMPLETE_STEP = "complete_step", "Record a step as done"
     SKIP_STEP = "skip_step", "Skip a step, with a reason"
     CORRECT_STEP = "correct_step", "Correct what a done step recorded, with a reason"
+    CORRECT_OTHERS_RECORD = "correct_others_record", "Correct a record someone else signed"
     RESCHEDULE_DAY0 = "reschedule_day0", "Move Day 0, with a reason"
     HOLD_JOURNEY = "hold_journey", "Put a journey on hold or resume it"
     WITHDRAW_JOURNEY = "withdraw_journey", "Withdraw a patient from a journey"
@@ -46,8 +47,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Action.START_JOURNEY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.COMPLETE_STEP: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN, Role.INTEGRATION}),
     Action.SKIP_STEP: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
-    # A nurse corrects her own records only (the service checks); the others correct anyone's.
+    # A nurse corrects her own records only (CORRECT_OTHERS_RECORD); the others correct anyone's.
     Action.CORRECT_STEP: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN}),
+    Action.CORRECT_OTHERS_RECORD: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.RESCHEDULE_DAY0: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.HOLD_JOURNEY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     Action.WITHDRAW_JOURNEY: frozenset({Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
@@ -102,3 +104,22 @@ def authorize_alert_acknowledgement(user, *, physician_only: bool) -> None:
     authorize(user, Action.ACKNOWLEDGE_ALERT)
     if physician_only and not roles_of(user) & {Role.PHYSICIAN, Role.ADMIN}:
         raise NotPermitted(Action.ACKNOWLEDGE_ALERT, "Only a physician may acknowledge this alert.")
+
+
+def authorize_step_correction(user, *, responsible_role: str, recorded_by_id, recorded_by=None) -> None:
+    """May this user correct a done step's record? The step's role rule (a physician's step stays with
+    physicians), and a record someone else signed only with CORRECT_OTHERS_RECORD (a nurse corrects
+    what she recorded herself)."""
+    authorize_step_resolution(user, responsible_role, Action.CORRECT_STEP)
+    if recorded_by_id != getattr(user, "pk", None) and not can(user, Action.CORRECT_OTHERS_RECORD):
+        raise NotPermitted(Action.CORRECT_OTHERS_RECORD, f"{recorded_by} recorded this step; ask them, a coordinator "
+                                                         "or a physician to correct it.")
+
+
+def may_correct_step(user, *, responsible_role: str, recorded_by_id) -> bool:
+    """`authorize_step_correction` as a yes or no, for pages deciding whether to offer the form."""
+    try:
+        authorize_step_correction(user, responsible_role=responsible_role, recorded_by_id=recorded_by_id)
+    except NotPermitted:
+        return False
+    return True

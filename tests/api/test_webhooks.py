@@ -92,6 +92,14 @@ def test_an_overdue_step_is_told_once(endpoint, receiver, journey):
     assert set(overdue.values_list("id", flat=True)) <= set(due)
 
 
+def test_a_step_blocked_behind_its_stage_is_not_told_as_overdue(endpoint, receiver, journey):
+    # Sixty days on nothing was done: stage 1's steps are late; the later stages have not started, so
+    # their steps (the lymphodepletion days among them) are blocked, never overdue.
+    webhooks_scan(now=timezone.now() + timedelta(days=60))
+    told = {d.payload["step"]["code"] for d in WebhookDelivery.objects.filter(event="step.overdue")}
+    assert told == set(journey.steps.filter(stage__number=1).values_list("template__code", flat=True))
+
+
 def test_a_failing_receiver_is_retried_with_backoff_then_given_up(endpoint, receiver, coordinator, protocol):
     receiver.status = 503
     journey_start(actor=coordinator, patient_id=PatientFactory().pk, protocol_id=protocol.pk,

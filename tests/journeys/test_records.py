@@ -230,6 +230,7 @@ def test_admin_refuses_a_bad_spec_next_to_the_step_and_saves_a_good_one(client, 
                "grace_hours": 0, "responsible_role": "nurse", "required": "on", "milestone": "",
                "record_fields": json.dumps(record_fields)}
         data = {"name": protocol.name, "version": 1, "description": "", "indication": "", "planned_vein_to_vein_days": 21,
+                "release_lead_days": 1,
                 "is_active": "on", "step_templates-TOTAL_FORMS": 1, "step_templates-INITIAL_FORMS": 1,
                 "step_templates-MIN_NUM_FORMS": 0, "step_templates-MAX_NUM_FORMS": 1000,
                 **{f"step_templates-0-{key}": value for key, value in row.items()}}

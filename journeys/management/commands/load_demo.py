@@ -133,11 +133,11 @@ class Command(BaseCommand):
         zone = clinic_zone()
         while True:
             step = (journey.steps.filter(status=StepStatus.PENDING, stage__status=StageStatus.IN_PROGRESS, due_on__lt=today)
-                    .select_related("template").order_by("due_on", "template__position").first())
+                    .select_related("template", "stage", "journey").order_by("due_on", "template__position").first())
             if step is None:
                 return
             # Leave undone a step that fell due in the last few days: late, but not forgotten for years.
-            if leave_overdue and step.overdue_after <= timezone.now() and step.window_closes_on >= today - timedelta(days=5):
+            if leave_overdue and step.is_overdue(timezone.now()) and step.window_closes_on >= today - timedelta(days=5):
                 return
             performed = datetime.combine(step.due_on, time(10, 30), tzinfo=zone)
             journey_services.step_complete(actor=by_role[step.template.responsible_role], step_id=step.id,
