@@ -50,7 +50,7 @@ SYNC_OVERLAP_SECONDS = 120
 _ERRORS = {
     400: "Some values need correcting: `field_errors` names them.",
     401: "No key, or a key that is not valid, revoked or expired.",
-    403: "The client's role does not allow this.",
+    403: "The client's role does not allow this (or, on a write, the caller is a browser session, not a key).",
     404: "No such object, or not visible to this client (on a list: a cursor not made by this API).",
     409: "Someone changed the step first; `current` shows it now.",
     422: "This Idempotency-Key was used for a different request.",
@@ -265,16 +265,36 @@ class CanCompleteSteps(permissions.BasePermission):
         return True
 
 
+class SignatureRequired(DomainError):
+    http_status = 403
+
+
+class KeyHoldersOnly(permissions.BasePermission):
+    """Writes through the API are for systems with a key. A person records a step on its page, where the
+    password is asked again as the electronic signature; a browser session (an unlocked ward screen, a
+    console) must not record one without it."""
+
+    def has_permission(self, request, view):
+        if view.api_client is None:
+            raise SignatureRequired(
+                "Steps are recorded through the API with an API key only. People record a step on its page, "
+                "signed with their password.")
+        return True
+
+
 class PreconditionRequired(DomainError):
     http_status = 428
 
 
 class StepCompleteView(ReadView):
-    permission_classes = [*ReadView.permission_classes, CanCompleteSteps]
+    permission_classes = [*ReadView.permission_classes, KeyHoldersOnly, CanCompleteSteps]
 
     @extend_schema(
         operation_id="steps_complete", summary="Record a step as done",
-        description="Send the step's ETag (from the step, the journey or the status) in `If-Match`: if the step "
+        # Only the key: a signed-in browser session is refused here (403 signature_required).
+        auth=[{"apiKey": []}],
+        description="**API keys only.** A signed-in browser session is refused (403 `signature_required`): "
+        "people record steps on the step's page, signed with their password. Send the step's ETag (from the step, the journey or the status) in `If-Match`: if the step "
         "changed since, the answer is 409 with the step as it is now, and nothing is recorded. Send an "
         "`Idempotency-Key` (e.g. a UUID) to retry safely: the same key and request return the first answer.",
         parameters=[
