@@ -221,8 +221,11 @@ SPECTACULAR_SETTINGS = {
 
 # Per-client API throttling counts requests here; with several web workers set CACHE_URL to Redis
 # (e.g. redis://127.0.0.1:6379/1) so they count together. Unset: per-process memory, Django's default.
+# Short socket timeouts: a Redis that hangs must cost a request milliseconds, not the worker (carclinic/cache.py
+# then goes on with the database).
 CACHES = {
-    "default": {"BACKEND": "carclinic.cache.RedisCache", "LOCATION": os.environ["CACHE_URL"]}
+    "default": {"BACKEND": "carclinic.cache.RedisCache", "LOCATION": os.environ["CACHE_URL"],
+                "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
     if os.environ.get("CACHE_URL")
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
