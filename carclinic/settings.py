@@ -147,6 +147,9 @@ SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_SECONDS
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
+# Reverting a record from its history page would skip the services (their checks, version and event).
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 # --- Time -----------------------------------------------------------------------------------
 # Stored in UTC; shown and reasoned about ("Day +N", "the morning of the day") in the clinic's zone.
 USE_TZ = True
