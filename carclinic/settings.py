@@ -146,6 +146,8 @@ SESSION_IDLE_TIMEOUT_SECONDS = int(os.environ.get("SESSION_IDLE_TIMEOUT_SECONDS"
 SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_SECONDS
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Messages stay on the server: "Recorded and signed: … for <patient's name>" must not travel in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # Reverting a record from its history page would skip the services (their checks, version and event).
 SIMPLE_HISTORY_REVERT_DISABLED = True
