@@ -5,6 +5,7 @@ from base64 import b64decode, b64encode
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlencode
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
@@ -13,7 +14,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -77,7 +78,8 @@ class SyncCursorPagination(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        # isdigit() is true for "²", which int() refuses: ASCII digits only.
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= self.max_page_size:
             raise ValidationError({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
         return int(raw)
 
@@ -92,10 +94,20 @@ class SyncCursorPagination(CursorPagination):
         # The watermark of the first page holds for the whole pass: its cursors carry it along, so a
         # change to a patient on a page already read is caught by the next sync.
         self.sync_from = timezone.now() - timedelta(seconds=SYNC_OVERLAP_SECONDS)
+        self._model = queryset.model
         return super().paginate_queryset(queryset, request, view)
 
     def decode_cursor(self, request):
         cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            # A crafted position would reach the query as a value its column cannot hold (500): refuse it here.
+            field = self._model._meta.get_field(self.ordering[0].lstrip("-"))
+            try:
+                field.to_python(cursor.position)
+                if "\x00" in cursor.position:
+                    raise ValueError
+            except (DjangoValidationError, ValueError, TypeError, OverflowError):
+                raise NotFound(self.invalid_cursor_message) from None
         if cursor is not None:
             encoded = request.query_params.get(self.cursor_query_param, "")
             try:
