@@ -38,8 +38,9 @@ def _service_username(name: str) -> str:
 
 @transaction.atomic
 def api_client_create(*, name: str, role: str = ApiClientRole.VIEWER, expires_in_days: int | None = None,
-                      throttle_rate: str | None = None, sees_all_patients: bool = True) -> tuple[ApiClient, str]:
-    """Make a client, its service user and its key; returns (client, key). Show the key once."""
+                      throttle_rate: str | None = None, sees_all_patients: bool = False) -> tuple[ApiClient, str]:
+    """Make a client, its service user and its key; returns (client, key). Show the key once. It sees no patient
+    until patients are granted to it (admin) or it is made with `sees_all_patients`."""
     if role not in ApiClientRole.values:
         raise InvalidInput("Unknown role.", field_errors={"role": [f"Choose one of: {', '.join(ApiClientRole.values)}."]})
     if ApiClient.objects.filter(name=name).exists():

@@ -134,6 +134,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "staff.passwords.NotContainingUsername"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -213,7 +214,12 @@ SPECTACULAR_SETTINGS = {
         "Patient journeys of the CD19 CAR-T programme, for hospital systems, payers and registries.\n\n"
         "**Keys.** An administrator makes a client with `manage.py create_api_client NAME --role viewer` "
         "(or `--role integration` to record step completions) and hands over the key it prints once. "
-        "Send it as `Authorization: Bearer <key>`.\n\n"
+        "Send it as `Authorization: Bearer <key>`. A new client sees no patient until the administrator grants "
+        "patients to it in the admin (or makes it with `--all-patients`).\n\n"
+        "**Writes are for keys.** A signed-in browser session may read, but recording a step takes a key: people "
+        "record steps on the step's page, signed with their password.\n\n"
+        "**This document is public.** `/api/schema/` and `/api/docs/` answer without a key or sign-in: they "
+        "describe the calls and hold no patient data, and an integrator reads them before a key is made.\n\n"
         "**Incremental sync.** List `/api/v1/patients/`, follow `next` to the end, keep `sync_from`; next time "
         "pass it as `updated_since`. You may see a patient twice, never miss one.\n\n"
         "**Completing a step safely.** Read the step's `etag`, POST to `/api/v1/steps/{id}/complete/` with "

@@ -5,6 +5,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from staff.passwords import ClinicPasswordChangeForm
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("journeys.api.urls")),
@@ -13,7 +15,8 @@ urlpatterns = [
     path("notifications/", include("notifications.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(form_class=ClinicPasswordChangeForm),
+         name="password_change"),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("", include("patients.urls")),
     path("", include("journeys.urls")),

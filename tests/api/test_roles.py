@@ -118,3 +118,11 @@ def test_integration_client_may_not_record_a_physicians_step(integration_api, jo
                                     HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"')
     assert response.status_code == 403
     assert "physician" in response.json()["detail"]
+
+
+def test_the_schema_and_the_docs_are_public_and_say_so(anonymous_api):
+    """Issue 12, finding 12: whether they are public is decided and documented."""
+    schema = anonymous_api.get("/api/schema/?format=json")
+    assert schema.status_code == 200
+    assert "This document is public" in schema.json()["info"]["description"]
+    assert anonymous_api.get("/api/docs/").status_code == 200
