@@ -150,6 +150,12 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Password spraying (one password, many names) from one address: refused after this many wrong passwords
+# within the cool-off time, whatever the names (staff/login.py).
+LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "20"))
+# The client's address: REMOTE_ADDR, or behind N proxies of ours the N-th from the right of X-Forwarded-For.
+CLINIC_TRUSTED_PROXIES = int(os.environ.get("CLINIC_TRUSTED_PROXIES", "0"))
+AXES_CLIENT_IP_CALLABLE = "staff.client_ip.client_ip"
 
 # Idle sign-out: a ward computer left open must not stay signed in.
 SESSION_IDLE_TIMEOUT_SECONDS = int(os.environ.get("SESSION_IDLE_TIMEOUT_SECONDS", str(15 * 60)))
