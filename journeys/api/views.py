@@ -139,6 +139,9 @@ class SyncCursorPagination(CursorPagination):
             "description": "Pass as `updated_since` on your next sync to get only what changed since.",
         }
         base["required"] = ["results", "sync_from"]
+        # DRF's examples end in a stray quote and name another API (Spectral: oas3-valid-schema-example).
+        base["properties"]["next"]["example"] = "https://clinic.example.org/api/v1/patients/?cursor=cD00ODY%3D"
+        base["properties"]["previous"]["example"] = "https://clinic.example.org/api/v1/patients/?cursor=cj0xJnA9NDg3"
         return base
 
 
