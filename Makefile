@@ -14,12 +14,16 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
-install-test: $(BIN)/python
+install-test: $(BIN)/python tools/spectral/node_modules/.installed
 	$(BIN)/pip install --quiet -e ".[test]"
 	@# The browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } || \
 		{ echo "Chromium is missing: apt-get install chromium chromium-driver" >&2; exit 1; }
+
+# Spectral lints the served OpenAPI document in the tests; pinned by tools/spectral/package-lock.json.
+tools/spectral/node_modules/.installed: tools/spectral/package.json tools/spectral/package-lock.json
+	cd tools/spectral && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed
 
 run: install
 	bin/run

@@ -9,12 +9,12 @@ from rest_framework import permissions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from api.auth import ApiKeyAuthentication
 from api.exception_handler import api_exception_handler
+from api.parsers import LimitedJSONParser
 from api.throttling import PerClientRateThrottle
 from apiclients.models import ApiClient
 from staff.roles import Action, authorize
@@ -51,7 +51,7 @@ class ApiV1Mixin:
     permission_classes = [CanViewClinical]
     throttle_classes = [PerClientRateThrottle]
     # JSON in, JSON out: one request format to document and to test.
-    parser_classes = [JSONParser]
+    parser_classes = [LimitedJSONParser]  # size, depth and text limits: 413/400, never 500
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JsonFirstNegotiation
     # OPTIONS answers 405: the OpenAPI document at /api/schema/ is the description of every operation.

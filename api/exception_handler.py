@@ -10,6 +10,7 @@ import logging
 import re
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -54,6 +55,10 @@ def api_exception_handler(exc, context):
     if isinstance(exc, Http404):
         # The same answer for "does not exist" and "exists, but not for you": existence is not leaked.
         exc = exceptions.NotFound("Not found.")
+    elif isinstance(exc, RequestDataTooBig):  # Django's own limit, met before our parser's (issue 12, 6)
+        from api.parsers import RequestTooLarge
+
+        exc = RequestTooLarge()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     if isinstance(exc, exceptions.APIException):

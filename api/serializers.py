@@ -364,7 +364,8 @@ class JourneyDetailSerializer(JourneySummarySerializer):
 
 # --- completing a step --------------------------------------------------------------------------
 
-@extend_schema_field({**RECORD_SCHEMA, "additionalProperties": {"anyOf": [*RECORD_VALUE_SCHEMA["anyOf"], {"type": "null"}]}})
+# OpenAPI 3.0.3 has no {"type": "null"}: null is said with `nullable` (Spectral: oas3-schema).
+@extend_schema_field({**RECORD_SCHEMA, "additionalProperties": {"anyOf": RECORD_VALUE_SCHEMA["anyOf"], "nullable": True}})
 class RecordInputField(serializers.DictField):
     """An object of field name to value; journeys.records judges names and values against the step."""
 

@@ -11,10 +11,16 @@ protecting the server from a runaway integration that is close enough.
 import time
 
 from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.throttling import BaseThrottle
 
 from apiclients.models import ApiClient
 from apiclients.rates import COUNTED_ATTRIBUTE, STAFF_SESSION_RATE, client_ident, window
+from carclinic.cache import CacheUnavailable
+
+# Where a worker counts while the shared cache is down: its own memory, so each worker lets the rate through
+# on its own (a looser limit for the length of the outage, never an error).
+_counted_here = LocMemCache("throttle-while-cache-down", {"OPTIONS": {"MAX_ENTRIES": 10000}})
 
 
 class PerClientRateThrottle(BaseThrottle):
@@ -31,11 +37,18 @@ class PerClientRateThrottle(BaseThrottle):
             count = counted[1]
         else:
             try:
-                count = cache.incr(key)  # one round trip in the common case: the window's counter exists
-            except ValueError:
-                # the first request of the window opens it; if a twin opened it a moment earlier, count on it
-                count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
+                count = _count(cache, key, period)
+            except CacheUnavailable:
+                count = _count(_counted_here, key, period)
         return count <= allowed
 
     def wait(self):
         return self._wait
+
+
+def _count(counters, key: str, period: int) -> int:
+    try:
+        return counters.incr(key)  # one round trip in the common case: the window's counter exists
+    except ValueError:
+        # the first request of the window opens it; if a twin opened it a moment earlier, count on it
+        return 1 if counters.add(key, 1, timeout=period + 1) else counters.incr(key)

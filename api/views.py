@@ -5,6 +5,7 @@ from base64 import b64decode, b64encode
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlencode
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
@@ -13,7 +14,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -50,7 +51,7 @@ SYNC_OVERLAP_SECONDS = 120
 _ERRORS = {
     400: "Some values need correcting: `field_errors` names them.",
     401: "No key, or a key that is not valid, revoked or expired.",
-    403: "The client's role does not allow this.",
+    403: "The client's role does not allow this (or, on a write, the caller is a browser session, not a key).",
     404: "No such object, or not visible to this client (on a list: a cursor not made by this API).",
     409: "Someone changed the step first; `current` shows it now.",
     422: "This Idempotency-Key was used for a different request.",
@@ -77,7 +78,8 @@ class SyncCursorPagination(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        # isdigit() is true for "²", which int() refuses: ASCII digits only.
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= self.max_page_size:
             raise ValidationError({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
         return int(raw)
 
@@ -92,10 +94,20 @@ class SyncCursorPagination(CursorPagination):
         # The watermark of the first page holds for the whole pass: its cursors carry it along, so a
         # change to a patient on a page already read is caught by the next sync.
         self.sync_from = timezone.now() - timedelta(seconds=SYNC_OVERLAP_SECONDS)
+        self._model = queryset.model
         return super().paginate_queryset(queryset, request, view)
 
     def decode_cursor(self, request):
         cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            # A crafted position would reach the query as a value its column cannot hold (500): refuse it here.
+            field = self._model._meta.get_field(self.ordering[0].lstrip("-"))
+            try:
+                field.to_python(cursor.position)
+                if "\x00" in cursor.position:
+                    raise ValueError
+            except (DjangoValidationError, ValueError, TypeError, OverflowError):
+                raise NotFound(self.invalid_cursor_message) from None
         if cursor is not None:
             encoded = request.query_params.get(self.cursor_query_param, "")
             try:
@@ -127,6 +139,9 @@ class SyncCursorPagination(CursorPagination):
             "description": "Pass as `updated_since` on your next sync to get only what changed since.",
         }
         base["required"] = ["results", "sync_from"]
+        # DRF's examples end in a stray quote and name another API (Spectral: oas3-valid-schema-example).
+        base["properties"]["next"]["example"] = "https://clinic.example.org/api/v1/patients/?cursor=cD00ODY%3D"
+        base["properties"]["previous"]["example"] = "https://clinic.example.org/api/v1/patients/?cursor=cj0xJnA9NDg3"
         return base
 
 
@@ -265,16 +280,36 @@ class CanCompleteSteps(permissions.BasePermission):
         return True
 
 
+class SignatureRequired(DomainError):
+    http_status = 403
+
+
+class KeyHoldersOnly(permissions.BasePermission):
+    """Writes through the API are for systems with a key. A person records a step on its page, where the
+    password is asked again as the electronic signature; a browser session (an unlocked ward screen, a
+    console) must not record one without it."""
+
+    def has_permission(self, request, view):
+        if view.api_client is None:
+            raise SignatureRequired(
+                "Steps are recorded through the API with an API key only. People record a step on its page, "
+                "signed with their password.")
+        return True
+
+
 class PreconditionRequired(DomainError):
     http_status = 428
 
 
 class StepCompleteView(ReadView):
-    permission_classes = [*ReadView.permission_classes, CanCompleteSteps]
+    permission_classes = [*ReadView.permission_classes, KeyHoldersOnly, CanCompleteSteps]
 
     @extend_schema(
         operation_id="steps_complete", summary="Record a step as done",
-        description="Send the step's ETag (from the step, the journey or the status) in `If-Match`: if the step "
+        # Only the key: a signed-in browser session is refused here (403 signature_required).
+        auth=[{"apiKey": []}],
+        description="**API keys only.** A signed-in browser session is refused (403 `signature_required`): "
+        "people record steps on the step's page, signed with their password. Send the step's ETag (from the step, the journey or the status) in `If-Match`: if the step "
         "changed since, the answer is 409 with the step as it is now, and nothing is recorded. Send an "
         "`Idempotency-Key` (e.g. a UUID) to retry safely: the same key and request return the first answer.",
         parameters=[

@@ -3,10 +3,11 @@ from django.db import transaction
 
 from apiclients.models import ApiClient
 from apiclients.services import api_client_forget_cached
+from carclinic.admin import KeepsAudit
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(KeepsAudit, admin.ModelAdmin):
     """Keys are made with `manage.py create_api_client` (it prints the key once); here one may narrow what a
     client sees, change its rate, or revoke it."""
 

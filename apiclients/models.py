@@ -33,9 +33,11 @@ class ApiClient(models.Model):
     key_hash = models.CharField(max_length=64, help_text="SHA-256 of the whole key, hex.")
     throttle_rate = models.CharField(max_length=20, default=DEFAULT_THROTTLE_RATE,
                                      help_text='Requests allowed per period, e.g. "600/min" or "10000/hour".')
+    # Least privilege (issue 12, 12): a new client sees no patient until patients are granted or this is switched
+    # on. Clients made before keep what they had (the migration only changes the default).
     sees_all_patients = models.BooleanField(
-        default=True,
-        help_text="Off: the client sees only the patients granted to it (a payer sees its own insured).",
+        default=False,
+        help_text="On: every patient. Off: only the patients granted to it (a payer sees its own insured).",
     )
     patients = models.ManyToManyField(Patient, blank=True, related_name="+",
                                       help_text="Patients this client may see when it does not see all.")

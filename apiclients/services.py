@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apiclients import rates
 from apiclients.models import ApiClient, ApiClientRole, IdempotentRequest
+from carclinic.cache import CacheUnavailable
 from carclinic.errors import InvalidInput, check_model
 from staff.models import User
 
@@ -37,8 +38,9 @@ def _service_username(name: str) -> str:
 
 @transaction.atomic
 def api_client_create(*, name: str, role: str = ApiClientRole.VIEWER, expires_in_days: int | None = None,
-                      throttle_rate: str | None = None) -> tuple[ApiClient, str]:
-    """Make a client, its service user and its key; returns (client, key). Show the key once."""
+                      throttle_rate: str | None = None, sees_all_patients: bool = False) -> tuple[ApiClient, str]:
+    """Make a client, its service user and its key; returns (client, key). Show the key once. It sees no patient
+    until patients are granted to it (admin) or it is made with `sees_all_patients`."""
     if role not in ApiClientRole.values:
         raise InvalidInput("Unknown role.", field_errors={"role": [f"Choose one of: {', '.join(ApiClientRole.values)}."]})
     if ApiClient.objects.filter(name=name).exists():
@@ -49,7 +51,8 @@ def api_client_create(*, name: str, role: str = ApiClientRole.VIEWER, expires_in
     user.groups.add(Group.objects.get(name=role))
     prefix = secrets.token_hex(6)
     key = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
-    client = ApiClient(name=name, role=role, user=user, key_prefix=prefix, key_hash=_hash(key))
+    client = ApiClient(name=name, role=role, user=user, key_prefix=prefix, key_hash=_hash(key),
+                       sees_all_patients=sees_all_patients)
     if throttle_rate:
         if not THROTTLE_RATE.fullmatch(throttle_rate):
             raise InvalidInput("Bad throttle rate.", field_errors={"throttle_rate": ['Write it as "600/min", "50/s", "10000/hour" or "100000/day".']})
@@ -99,13 +102,18 @@ _verified: dict[str, tuple[ApiClient, int | None, float]] = {}
 def api_client_forget_cached(client: ApiClient) -> None:
     """After any change to a client (revoked, rate, scope), workers must read it afresh: a new generation
     makes every worker's copy stale at its next request."""
+    _verified.pop(client.key_prefix, None)
     key = _generation_key(client.key_prefix)
     try:
-        cache.incr(key)
-    except ValueError:
-        if not cache.add(key, 1, timeout=None):
+        try:
             cache.incr(key)
-    _verified.pop(client.key_prefix, None)
+        except ValueError:
+            if not cache.add(key, 1, timeout=None):
+                cache.incr(key)
+    except CacheUnavailable:
+        # The database holds the change and is the truth: while the cache is down every worker reads the row
+        # on each request; when it is back, a copy a worker kept from before expires within key_cache_seconds().
+        pass
 
 
 def _client_by_prefix(prefix: str, key_hash: str) -> tuple[ApiClient | None, tuple[str, int] | None]:
@@ -115,18 +123,23 @@ def _client_by_prefix(prefix: str, key_hash: str) -> tuple[ApiClient | None, tup
         return ApiClient.objects.select_related("user").filter(key_prefix=prefix).first(), None
     known = _verified.get(prefix)
     counted = None
-    # Counted only for the key itself: a wrong key that merely shares the prefix must not use up the
-    # client's rate.
-    if (known is not None and time.monotonic() - known[2] < seconds
-            and hmac.compare_digest(known[0].key_hash, key_hash)):
-        client = known[0]
-        counter, _, period, _ = rates.window(rates.client_ident(client), client.throttle_rate, time.time())
-        count, generation = _count_and_read(counter, period + 1, _generation_key(prefix))
-        counted = (counter, count)
-        if generation == known[1]:
-            return client, counted
-    else:
-        generation = cache.get(_generation_key(prefix))
+    try:
+        # Counted only for the key itself: a wrong key that merely shares the prefix must not use up the
+        # client's rate.
+        if (known is not None and time.monotonic() - known[2] < seconds
+                and hmac.compare_digest(known[0].key_hash, key_hash)):
+            client = known[0]
+            counter, _, period, _ = rates.window(rates.client_ident(client), client.throttle_rate, time.time())
+            count, generation = _count_and_read(counter, period + 1, _generation_key(prefix))
+            counted = (counter, count)
+            if generation == known[1]:
+                return client, counted
+        else:
+            generation = cache.get(_generation_key(prefix))
+    except CacheUnavailable:
+        # No generation to trust: the database answers, and nothing is kept until the cache is back.
+        _verified.pop(prefix, None)
+        return ApiClient.objects.select_related("user").filter(key_prefix=prefix).first(), None
     # Read the row only after the generation: a change committed after this read bumps the generation
     # again, so the copy kept here cannot outlive it.
     client = ApiClient.objects.select_related("user").filter(key_prefix=prefix).first()
@@ -170,7 +183,11 @@ def api_client_for_key_counted(key: str) -> tuple[ApiClient | None, tuple[str, i
     if (client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION) and (
             asked is None or now - asked > LAST_USED_RESOLUTION):
         _stamp_asked_at[client.pk] = now
-        if cache.add(f"apikey-used:{client.pk}", 1, timeout=int(LAST_USED_RESOLUTION.total_seconds())):
+        try:
+            first_to_ask = cache.add(f"apikey-used:{client.pk}", 1, timeout=int(LAST_USED_RESOLUTION.total_seconds()))
+        except CacheUnavailable:
+            first_to_ask = True  # each process then writes it once a minute at most
+        if first_to_ask:
             ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
             client.last_used_at = now
     return client, counted

@@ -109,7 +109,7 @@ for start in range(already, total, 1000):
     JourneyEvent.objects.bulk_create([JourneyEvent(journey=j, kind="journey_started", to_state="active", at=now)
                                       for j in journeys])
 if len(sys.argv) > 2:
-    _, key = api_client_create(name="bench", role="viewer", throttle_rate="100000000/min")
+    _, key = api_client_create(name="bench", role="viewer", throttle_rate="100000000/min", sees_all_patients=True)
     print(key)
 print(Patient.objects.order_by("id").first().public_id)
 '''

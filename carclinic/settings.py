@@ -34,7 +34,10 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
-    SECRET_KEY = "dev-only-insecure-key-never-used-in-production-0123456789abcdef"
+    # Never a key from the repository (anyone could sign sessions with it): one per checkout, made on first use.
+    from carclinic.dev_secret import checkout_secret_key
+
+    SECRET_KEY = checkout_secret_key(VAR_DIR / "secret_key")
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
@@ -54,6 +57,7 @@ INSTALLED_APPS = [
     "simple_history",
     "django_celery_beat",
     "axes",
+    "csp",
     "staff",
     "patients",
     "journeys",
@@ -67,6 +71,8 @@ INSTALLED_APPS = [
 # ignored and carclinic.middleware.X (the usual X) passes them over (see carclinic/middleware.py).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "carclinic.headers.SecurityHeaders",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "carclinic.middleware.IgnoreCookiesOnApiKeyRequests",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -133,6 +139,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "staff.passwords.NotContainingUsername"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -145,12 +152,23 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Password spraying (one password, many names) from one address: refused after this many wrong passwords
+# within the cool-off time, whatever the names (staff/login.py).
+LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "20"))
+# The client's address: REMOTE_ADDR, or behind N proxies of ours the N-th from the right of X-Forwarded-For.
+CLINIC_TRUSTED_PROXIES = int(os.environ.get("CLINIC_TRUSTED_PROXIES", "0"))
+AXES_CLIENT_IP_CALLABLE = "staff.client_ip.client_ip"
 
 # Idle sign-out: a ward computer left open must not stay signed in.
 SESSION_IDLE_TIMEOUT_SECONDS = int(os.environ.get("SESSION_IDLE_TIMEOUT_SECONDS", str(15 * 60)))
 SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_SECONDS
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Messages stay on the server: "Recorded and signed: … for <patient's name>" must not travel in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# Reverting a record from its history page would skip the services (their checks, version and event).
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 # --- Time -----------------------------------------------------------------------------------
 # Stored in UTC; shown and reasoned about ("Day +N", "the morning of the day") in the clinic's zone.
@@ -189,6 +207,26 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# Content-Security-Policy (django-csp): scripts only from our own static files, or inline with the request's
+# nonce ({{ request.csp_nonce }}); there is no inline script today. Inline *styles* are allowed: the admin and
+# the vendored Swagger UI set style attributes, and a style cannot run code. Nothing is framed or embedded.
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
@@ -207,7 +245,12 @@ SPECTACULAR_SETTINGS = {
         "Patient journeys of the CD19 CAR-T programme, for hospital systems, payers and registries.\n\n"
         "**Keys.** An administrator makes a client with `manage.py create_api_client NAME --role viewer` "
         "(or `--role integration` to record step completions) and hands over the key it prints once. "
-        "Send it as `Authorization: Bearer <key>`.\n\n"
+        "Send it as `Authorization: Bearer <key>`. A new client sees no patient until the administrator grants "
+        "patients to it in the admin (or makes it with `--all-patients`).\n\n"
+        "**Writes are for keys.** A signed-in browser session may read, but recording a step takes a key: people "
+        "record steps on the step's page, signed with their password.\n\n"
+        "**This document is public.** `/api/schema/` and `/api/docs/` answer without a key or sign-in: they "
+        "describe the calls and hold no patient data, and an integrator reads them before a key is made.\n\n"
         "**Incremental sync.** List `/api/v1/patients/`, follow `next` to the end, keep `sync_from`; next time "
         "pass it as `updated_since`. You may see a patient twice, never miss one.\n\n"
         "**Completing a step safely.** Read the step's `etag`, POST to `/api/v1/steps/{id}/complete/` with "
@@ -216,6 +259,10 @@ SPECTACULAR_SETTINGS = {
         "**Errors** are `{status, code, detail, field_errors}`; 404 also means \"not visible to you\"; "
         "429 comes with Retry-After."
     ),
+    # For Spectral's spectral:oas rules (tests/api/test_spectral.py): a server (this one), a contact, the tag.
+    "SERVERS": [{"url": "/", "description": "This carclinic installation"}],
+    "CONTACT": {"name": "The clinic's carclinic administrator"},
+    "TAGS": [{"name": "v1", "description": "Patients, their journeys and steps."}],
     "ENUM_NAME_OVERRIDES": {
         "StepStatusEnum": "journeys.models.StepStatus",
         "JourneyStatusEnum": "journeys.models.JourneyStatus",
@@ -226,8 +273,11 @@ SPECTACULAR_SETTINGS = {
 
 # Per-client API throttling counts requests here; with several web workers set CACHE_URL to Redis
 # (e.g. redis://127.0.0.1:6379/1) so they count together. Unset: per-process memory, Django's default.
+# Short socket timeouts: a Redis that hangs must cost a request milliseconds, not the worker (carclinic/cache.py
+# then goes on with the database).
 CACHES = {
-    "default": {"BACKEND": "carclinic.cache.RedisCache", "LOCATION": os.environ["CACHE_URL"]}
+    "default": {"BACKEND": "carclinic.cache.RedisCache", "LOCATION": os.environ["CACHE_URL"],
+                "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
     if os.environ.get("CACHE_URL")
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }

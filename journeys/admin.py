@@ -3,6 +3,7 @@ from django.db import models
 from django.forms import Textarea
 from simple_history.admin import SimpleHistoryAdmin
 
+from carclinic.admin import ReadOnlyClinical
 from carclinic.errors import DomainError
 from journeys.models import Journey, JourneyEvent, ProtocolTemplate, Stage, Step, StepTemplate
 from journeys.services import protocol_new_version, protocol_rehash
@@ -65,17 +66,7 @@ class StageInline(admin.TabularInline):
         return False
 
 
-class ReadOnlyAdminMixin:
-    """Clinical records change through the services (with their rules and audit), not admin forms."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+ReadOnlyAdminMixin = ReadOnlyClinical  # clinical records change through the services, not admin forms
 
 
 @admin.register(Journey)

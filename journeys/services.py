@@ -11,6 +11,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from carclinic.errors import Conflict, InvalidInput, NotPermitted, StaleVersion
+from carclinic.plausible import check_schedulable
 from journeys import clock, protocol_files, records, selectors
 from journeys.errors import JourneyAlreadyOpen, TransitionNotAllowed
 from journeys.models import (
@@ -86,6 +87,8 @@ def journey_start(*, actor, patient_id: int, protocol_id: int, leukapheresis_dat
                   day0_planned: date | None = None) -> Journey:
     """Put a patient on a protocol: create the five stages and every step with its dates; stage 1 starts."""
     authorize(actor, Action.START_JOURNEY)
+    check_schedulable(leukapheresis_date, field="leukapheresis_date", today=timezone.localdate())
+    check_schedulable(day0_planned, field="day0_planned", today=timezone.localdate())
     # Locking the patient serialises two coordinators starting a journey for the same patient.
     patient = Patient.objects.select_for_update().get(pk=patient_id)
     if Journey.objects.filter(patient=patient, status__in=OPEN_JOURNEY_STATUSES).exists():
@@ -412,6 +415,7 @@ def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason
 def day0_reschedule(*, actor, journey_id: int, new_day0: date, reason: str, expected_version: int | None = None) -> Journey:
     """Move the planned Day 0; every pending step anchored on it moves too, and the move is recorded with its reason."""
     authorize(actor, Action.RESCHEDULE_DAY0)
+    check_schedulable(new_day0, field="new_day0", today=timezone.localdate())
     reason = _require_reason(reason)
     journey = _lock_journey(journey_id, expected_version)
     guard_day0_reschedule(journey, new_day0, today=timezone.localdate())

@@ -1,9 +1,10 @@
 from django.contrib import admin
 
+from carclinic.admin import KeepsAudit, ReadOnlyClinical
 from notifications.models import Notification, Reminder, ReminderEvent, ScanRun, StepReminderPolicy, UserNotificationPreference
 
 
-class ReminderEventInline(admin.TabularInline):
+class ReminderEventInline(KeepsAudit, admin.TabularInline):
     model = ReminderEvent
     extra = 0
     readonly_fields = ["action", "reason", "detail", "actor", "at"]
@@ -11,13 +12,14 @@ class ReminderEventInline(admin.TabularInline):
 
 
 @admin.register(Reminder)
-class ReminderAdmin(admin.ModelAdmin):
+class ReminderAdmin(ReadOnlyClinical, admin.ModelAdmin):
     list_display = ["public_id", "kind", "channel", "recipient", "state", "due_at", "attempts", "sent_at"]
     list_filter = ["state", "kind", "channel"]
     date_hierarchy = "due_at"
     raw_id_fields = ["step", "recipient", "cancelled_by"]
     inlines = [ReminderEventInline]
-    # The outbox is written by the engine; people snooze or cancel through the services, with a reason.
+    # The outbox is written by the engine; people snooze or cancel through the services, with a reason. Never
+    # deleted: it would take its snooze and cancel events, reasons and actors with it.
     readonly_fields = [f.name for f in Reminder._meta.fields]
 
     def has_add_permission(self, request):

@@ -9,7 +9,7 @@ class PatientEnrolForm(forms.Form):
     mrn = forms.CharField(label="MRN (medical record number)", max_length=32)
     given_name = forms.CharField(label="Given name", max_length=100)
     family_name = forms.CharField(label="Family name", max_length=100)
-    date_of_birth = forms.DateField(label="Date of birth", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    date_of_birth = forms.DateField(label="Date of birth", widget=forms.DateInput(attrs={"type": "date", "min": "1900-01-01"}, format="%Y-%m-%d"))
     sex = forms.ChoiceField(label="Sex", choices=[("", "Choose…"), *Sex.choices])
     indication = forms.ChoiceField(label="Indication", choices=[("", "Choose…"), *Indication.choices])
     indication_other = forms.CharField(label="Indication, if other", required=False, max_length=200)
@@ -77,7 +77,7 @@ class ConsentWithdrawForm(forms.Form):
 
 
 class MeasurementForm(forms.Form):
-    measured_on = forms.DateField(label="Measured on", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    measured_on = forms.DateField(label="Measured on", widget=forms.DateInput(attrs={"type": "date", "min": "1900-01-01"}, format="%Y-%m-%d"))
     height_cm = forms.DecimalField(label="Height", max_digits=4, decimal_places=1, min_value=50, max_value=250,
                                    widget=forms.NumberInput(attrs={"inputmode": "decimal", "step": "0.1"}))
     weight_kg = forms.DecimalField(label="Weight", max_digits=4, decimal_places=1, min_value=20, max_value=350,

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from carclinic.errors import Conflict, InvalidInput, StaleVersion, check_model
+from carclinic.plausible import check_not_future
 from patients import selectors
 from patients.errors import LikelyDuplicate
 from patients.models import Consent, ConsentKind, Measurement, Patient
@@ -35,8 +36,7 @@ CONSENT_TAKERS = {Role.PHYSICIAN, Role.COORDINATOR, Role.NURSE}
 
 
 def _check_date_of_birth(value: date | None) -> None:
-    if value and value > timezone.localdate():
-        raise InvalidInput("Some values need correcting.", field_errors={"date_of_birth": ["Cannot be in the future."]})
+    check_not_future(value, field="date_of_birth", today=timezone.localdate())
 
 
 def _check_carers(fields: dict) -> None:
@@ -106,8 +106,7 @@ def measurement_record(
 ) -> Measurement:
     """Record height and weight on a date."""
     authorize(actor, Action.EDIT_PATIENT)
-    if measured_on > timezone.localdate():
-        raise InvalidInput("Some values need correcting.", field_errors={"measured_on": ["Cannot be in the future."]})
+    check_not_future(measured_on, field="measured_on", today=timezone.localdate())
     measurement = Measurement(
         patient_id=patient_id, measured_on=measured_on, height_cm=height_cm, weight_kg=weight_kg, recorded_by=actor
     )

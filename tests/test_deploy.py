@@ -97,3 +97,34 @@ def test_the_settings_read_at_run_time_are_declared():
     result = _run_python("from django.conf import settings as s; print(s.API_KEY_CACHE_SECONDS)",
                          production_env(CACHE_URL="redis://127.0.0.1:6379/15"))
     assert result.stdout.split()[-1] == "5", result.stderr
+
+
+def _debug_secret_key(var_dir) -> subprocess.CompletedProcess:
+    code = ("import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'carclinic.settings'); django.setup(); "
+            "from django.conf import settings; print(settings.SECRET_KEY)")
+    env = production_env(DJANGO_SECRET_KEY=None, DJANGO_DEBUG="1", CARCLINIC_VAR_DIR=str(var_dir))
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_debug_uses_a_key_made_for_this_checkout_not_one_from_the_repository(tmp_path):
+    """Issue 12, finding 10: the debug fallback key was published in carclinic/settings.py."""
+    first = _debug_secret_key(tmp_path / "var")
+    assert first.returncode == 0, first.stderr
+    key = first.stdout.split()[-1]
+    assert len(key) >= 50 and "dev-only" not in key
+    stored = tmp_path / "var" / "secret_key"
+    assert stored.read_text().strip() == key and stored.stat().st_mode & 0o777 == 0o600
+    assert _debug_secret_key(tmp_path / "var").stdout.split()[-1] == key  # the same on the next start
+    assert key not in (ROOT / "carclinic" / "settings.py").read_text()
+
+
+def test_debug_starts_in_a_read_only_checkout(tmp_path):
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    try:
+        result = _debug_secret_key(read_only / "var")
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.split()[-1]) >= 50
+    finally:
+        read_only.chmod(0o700)

@@ -13,6 +13,9 @@ def make_api_client(db):
 
     def make(role: str = "viewer", **options):
         counter["n"] += 1
+        # Most API tests are about the calls, not the scope: their clients see everyone (tests/api/test_clients.py
+        # covers the default, which is no one).
+        options.setdefault("sees_all_patients", True)
         client, key = api_client_create(name=f"{role}-client-{counter['n']}", role=role, **options)
         http = APIClient()
         http.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")

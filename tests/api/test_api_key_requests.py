@@ -28,7 +28,7 @@ def test_a_bad_key_is_refused_even_from_a_browser_with_a_session(signed_in_nurse
 
 
 def test_a_revoked_key_is_refused_even_from_a_browser_with_a_session(signed_in_nurse, patient):
-    client, key = api_client_create(name="revoked-in-browser")
+    client, key = api_client_create(name="revoked-in-browser", sees_all_patients=True)
     api_client_revoke(name=client.name)
     response = signed_in_nurse.get(_status_url(patient), HTTP_AUTHORIZATION=f"Bearer {key}")
     assert response.status_code == 401
@@ -47,7 +47,7 @@ def test_a_key_request_neither_reads_nor_writes_the_session(signed_in_nurse, pat
     session = signed_in_nurse.session
     session[LAST_ACTIVITY_KEY] = 1_000.0  # long ago: a session request would sign the nurse out
     session.save()
-    _, key = api_client_create(name="no-session")
+    _, key = api_client_create(name="no-session", sees_all_patients=True)
     response = signed_in_nurse.get(_status_url(patient), HTTP_AUTHORIZATION=f"Bearer {key}")
     assert response.status_code == 200
     assert settings.SESSION_COOKIE_NAME not in response.cookies and "csrftoken" not in response.cookies
@@ -71,6 +71,6 @@ def test_key_requests_keep_the_security_headers(viewer_api, patient):
 
 def test_a_bearer_header_outside_the_api_does_not_skip_csrf(signed_in_nurse, patient):
     """Pages are never served on a key: a POST to a page with a bearer header still needs its CSRF token."""
-    _, key = api_client_create(name="not-for-pages")
+    _, key = api_client_create(name="not-for-pages", sees_all_patients=True)
     response = signed_in_nurse.post("/accounts/logout/", HTTP_AUTHORIZATION=f"Bearer {key}")
     assert response.status_code == 403

@@ -22,7 +22,7 @@ def _bearer(key):
 
 
 def test_command_prints_the_key_once_and_stores_only_its_hash(db, capsys, patient):
-    call_command("create_api_client", "ehr-engine", "--role", "integration", "--expires-days", "30")
+    call_command("create_api_client", "ehr-engine", "--role", "integration", "--expires-days", "30", "--all-patients")
     out, err = capsys.readouterr()
     key = out.strip()
     assert "cannot be shown again" in err
@@ -70,13 +70,13 @@ def test_bad_keys_answer_401_with_a_challenge(db, header):
 
 
 def test_a_key_with_one_character_changed_is_refused(db):
-    _, key = api_client_create(name="typo")
+    _, key = api_client_create(name="typo", sees_all_patients=True)
     tampered = key[:-1] + ("A" if key[-1] != "A" else "B")
     assert _bearer(tampered).get("/api/v1/patients/").status_code == 401
 
 
 def test_the_token_scheme_works_too(db):
-    _, key = api_client_create(name="drf-style")
+    _, key = api_client_create(name="drf-style", sees_all_patients=True)
     http = APIClient()
     http.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert http.get("/api/v1/patients/").status_code == 200
@@ -84,8 +84,8 @@ def test_the_token_scheme_works_too(db):
 
 def test_each_client_has_its_own_rate_and_429_says_when_to_retry(db):
     cache.clear()
-    _, slow_key = api_client_create(name="slow", throttle_rate="3/min")
-    _, other_key = api_client_create(name="other", throttle_rate="3/min")
+    _, slow_key = api_client_create(name="slow", throttle_rate="3/min", sees_all_patients=True)
+    _, other_key = api_client_create(name="other", throttle_rate="3/min", sees_all_patients=True)
     slow, other = _bearer(slow_key), _bearer(other_key)
     # 20 s into a minute, clock stopped: the window cannot roll over half-way through the test
     with time_machine.travel(datetime(2026, 3, 2, 9, 15, 20, tzinfo=UTC), tick=False):
@@ -133,7 +133,7 @@ def test_with_a_shared_cache_the_key_costs_no_query_and_revocation_is_immediate(
     from apiclients.services import api_client_revoke
 
     patient = journey.patient
-    client, key = api_client_create(name="cached")
+    client, key = api_client_create(name="cached", sees_all_patients=True)
     http = _bearer(key)
     assert http.get(f"/api/v1/patients/{patient.public_id}/status/").status_code == 200
     # the status itself (one statement on PostgreSQL, two ORM queries elsewhere); the key came from the cache
@@ -144,8 +144,26 @@ def test_with_a_shared_cache_the_key_costs_no_query_and_revocation_is_immediate(
 
 
 def test_with_a_shared_cache_expiry_is_still_checked_on_every_request(db, shared_key_cache):
-    client, key = api_client_create(name="short-lived", expires_in_days=1)
+    client, key = api_client_create(name="short-lived", expires_in_days=1, sees_all_patients=True)
     http = _bearer(key)
     assert http.get("/api/v1/patients/").status_code == 200
     with time_machine.travel(timezone.now() + timedelta(days=1, seconds=1)):
         assert http.get("/api/v1/patients/").status_code == 401
+
+
+def test_a_new_client_sees_no_patient_until_granted(db, capsys, journey):
+    """Issue 12, finding 12: every new key saw every patient by default."""
+    call_command("create_api_client", "new-payer")
+    key = capsys.readouterr().out.strip()
+    http = _bearer(key)
+    patient = journey.patient
+    assert http.get("/api/v1/patients/").json()["results"] == []
+    assert http.get(f"/api/v1/patients/{patient.public_id}/status/").status_code == 404
+    client = ApiClient.objects.get(name="new-payer")
+    assert client.sees_all_patients is False
+    client.patients.add(patient)
+    from apiclients.services import api_client_forget_cached
+
+    api_client_forget_cached(client)
+    assert http.get(f"/api/v1/patients/{patient.public_id}/status/").status_code == 200
+

@@ -46,7 +46,7 @@ def _counter(client):
 
 def test_a_verified_key_costs_no_query_and_counts_each_request_once(
         db, shared_redis, patient, django_assert_num_queries):
-    client, key = api_client_create(name="polling")
+    client, key = api_client_create(name="polling", sees_all_patients=True)
     http = _bearer(key)
     url = f"/api/v1/patients/{patient.public_id}/status/"
     with time_machine.travel(datetime(2026, 3, 2, 9, 15, 20, tzinfo=UTC), tick=False):
@@ -58,7 +58,7 @@ def test_a_verified_key_costs_no_query_and_counts_each_request_once(
 
 
 def test_revocation_reaches_a_worker_holding_the_row_at_its_next_request(db, shared_redis):
-    client, key = api_client_create(name="to-revoke")
+    client, key = api_client_create(name="to-revoke", sees_all_patients=True)
     http = _bearer(key)
     assert http.get("/api/v1/patients/").status_code == 200
     held = services._verified[_prefix(key)]  # what another worker still holds after the revocation
@@ -70,7 +70,7 @@ def test_revocation_reaches_a_worker_holding_the_row_at_its_next_request(db, sha
 
 
 def test_a_change_behind_the_services_back_takes_effect_within_the_bound(db, shared_redis):
-    client, key = api_client_create(name="sql-revoked")
+    client, key = api_client_create(name="sql-revoked", sees_all_patients=True)
     http = _bearer(key)
     assert http.get("/api/v1/patients/").status_code == 200
     ApiClient.objects.filter(pk=client.pk).update(revoked_at=datetime(2026, 1, 1, tzinfo=UTC))  # no generation bump
@@ -81,8 +81,8 @@ def test_a_change_behind_the_services_back_takes_effect_within_the_bound(db, sha
 
 
 def test_the_throttle_still_throttles_per_client_on_the_one_round_trip(db, shared_redis):
-    _, slow_key = api_client_create(name="slow-shared", throttle_rate="3/min")
-    _, other_key = api_client_create(name="other-shared", throttle_rate="3/min")
+    _, slow_key = api_client_create(name="slow-shared", throttle_rate="3/min", sees_all_patients=True)
+    _, other_key = api_client_create(name="other-shared", throttle_rate="3/min", sees_all_patients=True)
     slow, other = _bearer(slow_key), _bearer(other_key)
     with time_machine.travel(datetime(2026, 3, 2, 9, 15, 20, tzinfo=UTC), tick=False):
         assert [slow.get("/api/v1/patients/").status_code for _ in range(3)] == [200, 200, 200]
@@ -94,7 +94,7 @@ def test_the_throttle_still_throttles_per_client_on_the_one_round_trip(db, share
 
 
 def test_a_new_rate_applies_at_the_next_request(db, shared_redis):
-    client, key = api_client_create(name="rate-change", throttle_rate="100/min")
+    client, key = api_client_create(name="rate-change", throttle_rate="100/min", sees_all_patients=True)
     http = _bearer(key)
     with time_machine.travel(datetime(2026, 3, 2, 9, 15, 20, tzinfo=UTC), tick=False):
         assert [http.get("/api/v1/patients/").status_code for _ in range(2)] == [200, 200]
@@ -105,7 +105,7 @@ def test_a_new_rate_applies_at_the_next_request(db, shared_redis):
 
 
 def test_a_wrong_key_with_the_clients_prefix_does_not_use_up_its_rate(db, shared_redis):
-    _, key = api_client_create(name="guarded", throttle_rate="3/min")
+    _, key = api_client_create(name="guarded", throttle_rate="3/min", sees_all_patients=True)
     http = _bearer(key)
     forged = _bearer(key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB"))
     with time_machine.travel(datetime(2026, 3, 2, 9, 15, 20, tzinfo=UTC), tick=False):

@@ -20,11 +20,12 @@ COMPLETE = "/api/v1/steps/{step}/complete/"
 CALLERS = {
     "viewer-key": (200, 403),
     "integration-key": (200, 200),
-    "staff-coordinator": (200, 200),
-    "staff-nurse": (200, 200),
-    "staff-physician": (200, 200),
+    # A session never records through the API: the page asks for the signature (issue 12, finding 1).
+    "staff-coordinator": (200, 403),
+    "staff-nurse": (200, 403),
+    "staff-physician": (200, 403),
     "staff-viewer": (200, 403),
-    "staff-admin": (200, 200),
+    "staff-admin": (200, 403),
     "staff-without-role": (403, 403),
     "anonymous": (401, 401),
     "revoked-key": (401, 401),
@@ -91,6 +92,25 @@ def test_staff_session_post_needs_csrf(staff_api, journey):
     assert step.status == "pending"
 
 
+def test_a_signed_in_session_cannot_record_a_step_without_the_signature(staff_api, journey):
+    """Issue 12, finding 1: CSRF token and `{}` from a ward screen's console recorded the step unsigned."""
+    nurse = staff_api("nurse")
+    step = journey.steps.get(template__code="eligibility-labs")
+    response = csrf_post(nurse, _url(COMPLETE, journey, step), {}, HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"')
+    assert response.status_code == 403
+    assert response.json()["code"] == "signature_required"
+    step.refresh_from_db()
+    assert step.status == "pending"
+    assert not step.events.exists()
+
+
+def test_the_schema_says_completing_takes_a_key(staff_api):
+    schema = staff_api("viewer").get("/api/schema/?format=json").json()
+    operation = schema["paths"]["/api/v1/steps/{step_id}/complete/"]["post"]
+    assert operation["security"] == [{"apiKey": []}]
+    assert "API keys only" in operation["description"]
+
+
 def test_integration_client_may_not_record_a_physicians_step(integration_api, journey):
     """Eligibility sign-off is a physician's act: an integration engine cannot record it for them."""
     step = journey.steps.get(template__code="eligibility-signoff")
@@ -98,3 +118,11 @@ def test_integration_client_may_not_record_a_physicians_step(integration_api, jo
                                     HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"')
     assert response.status_code == 403
     assert "physician" in response.json()["detail"]
+
+
+def test_the_schema_and_the_docs_are_public_and_say_so(anonymous_api):
+    """Issue 12, finding 12: whether they are public is decided and documented."""
+    schema = anonymous_api.get("/api/schema/?format=json")
+    assert schema.status_code == 200
+    assert "This document is public" in schema.json()["info"]["description"]
+    assert anonymous_api.get("/api/docs/").status_code == 200

@@ -45,7 +45,7 @@ def receiver():
 
 @pytest.fixture
 def endpoint(db, receiver):
-    api_client_create(name="registry", role="viewer")
+    api_client_create(name="registry", role="viewer", sees_all_patients=True)
     endpoint, secret = webhook_endpoint_create(client_name="registry", url=receiver.url,
                                                events=["stage.changed", "step.overdue"])
     endpoint.test_secret = secret
@@ -134,7 +134,7 @@ def test_a_client_limited_to_some_patients_hears_only_of_those(db, receiver, coo
 
 
 def test_tasks_and_command(db, receiver, capsys, coordinator, protocol):
-    api_client_create(name="ehr")
+    api_client_create(name="ehr", sees_all_patients=True)
     call_command("add_webhook", "ehr", receiver.url, "--events", "stage.changed")
     assert len(capsys.readouterr().out.strip()) == 64
     journey_start(actor=coordinator, patient_id=PatientFactory().pk, protocol_id=protocol.pk,

@@ -59,3 +59,15 @@ def test_a_viewer_sees_no_edit_links(client, viewer, journey):
     page = client.get(reverse("patient_detail", args=[journey.patient.public_id])).content.decode()
     assert reverse("patient_edit", args=[journey.patient.public_id]) not in page
     assert reverse("measurement_new", args=[journey.patient.public_id]) not in page
+
+
+@pytest.mark.django_db
+def test_success_messages_stay_on_the_server_not_in_a_cookie(client, coordinator, journey):
+    """Issue 12, finding 5: messages naming a patient travelled in the `messages` cookie."""
+    patient = journey.patient
+    client.force_login(coordinator)
+    saved = client.post(reverse("patient_edit", args=[patient.public_id]), _details(patient, phone="+49 9131 2"))
+    assert saved.status_code == 302
+    assert "messages" not in saved.cookies
+    assert "Details saved." in client.get(saved["Location"]).content.decode()
+    assert "messages" not in client.cookies or not client.cookies["messages"].value

@@ -153,3 +153,17 @@ def test_recorded_values_cost_the_patient_page_no_extra_queries(client, physicia
     with django_assert_max_num_queries(before):
         page = client.get(url).content.decode()
     assert "COI COI-1" in page and "Courier MedLogistik" in page
+
+
+@pytest.mark.django_db
+def test_help_text_from_protocol_data_is_escaped_not_run(client, nurse, journey):
+    """Issue 12, finding 7: `help_text|safe` ran markup an administrator typed into a field's help."""
+    step = _step(journey, "monitoring-day-1")
+    template = step.template
+    fields = [dict(spec) for spec in template.record_fields]
+    fields[0]["help"] = '<img src=x onerror="alert(document.cookie)">Measured orally'
+    type(template).objects.filter(pk=template.pk).update(record_fields=fields)
+    client.force_login(nurse)
+    page = client.get(reverse("step_complete", args=[step.public_id])).content.decode()
+    assert '<img src=x onerror' not in page
+    assert "&lt;img src=x onerror=&quot;alert(document.cookie)&quot;&gt;Measured orally" in page
