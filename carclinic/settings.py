@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "journeys",
     "notifications",
     "apiclients",
+    "manufacturing",
 ]
 
 # API-key requests to /api/v1/ are answered by the key or refused, never by a session: their cookies are
