@@ -82,6 +82,11 @@ def walk_to_qc(order, *, coordinator, nurse, collected_at=None):
     for status in ("material_received", "in_production", "qc_testing"):
         services.order_move(actor=coordinator, order_id=order.id, to_status=status, lot_number="LOT-7")
     order.refresh_from_db()
+    # The journey's own stage-2 check-list, recorded by hand as the ward does it today.
+    for code in ("plant-receipt", "manufacturing-start"):
+        step = step_of(order.journey, code)
+        if step.status == StepStatus.PENDING:
+            journey_services.step_complete(actor=coordinator, step_id=step.id, record=minimal_record(step))
     return bag
 
 
