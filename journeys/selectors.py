@@ -206,6 +206,11 @@ def patient_search(*, text: str, limit: int = DASHBOARD_LIST_LIMIT):
     if not text:
         return Patient.objects.none()
     query = Q(mrn__istartswith=text)
+    compact = text.upper().replace(" ", "").replace("-", "")
+    if len(compact) >= 10 and compact.isalnum():
+        # A chain-of-identity id (typed or scanned, with or without its spaces): the patient whose cells carry it.
+        # By relation name, so that journeys does not import manufacturing.
+        query |= Q(pk__in=Patient.objects.filter(chains_of_identity__identifier=compact).values("pk"))
     name = Q()
     for word in name_search_key(text).split():
         name &= Q(name_key__contains=word)
