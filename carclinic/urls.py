@@ -7,6 +7,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Ahead of journeys' API, whose catch-all answers every other /api/v1/ path with a 404.
+    path("api/v1/manufacturing/", include("manufacturing.api.urls")),
     path("api/v1/", include("journeys.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
