@@ -36,7 +36,7 @@ def orders_for_maker(*, maker: Maker) -> QuerySet[ManufacturingOrder]:
 
 
 def latest_order_for_journey(*, journey_id: int) -> ManufacturingOrder | None:
-    return orders_with_context().filter(journey_id=journey_id).order_by("-created_at", "-id").first()
+    return orders_with_context().select_related("journey__chain_of_identity").filter(journey_id=journey_id).order_by("-created_at", "-id").first()
 
 
 def chain_for_journey(*, journey_id: int) -> ChainOfIdentity | None:

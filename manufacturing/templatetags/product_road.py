@@ -13,6 +13,7 @@ register = template.Library()
 def product_road(context, journey):
     if journey is None:
         return {"journey": None, "may": context.get("may", {})}
-    return {"journey": journey, "may": context.get("may", {}),
-            "chain": selectors.chain_for_journey(journey_id=journey.id),
-            "order": selectors.latest_order_for_journey(journey_id=journey.id)}
+    # One query: the chain of identity is assigned with the journey's first order, so no order, no chain.
+    order = selectors.latest_order_for_journey(journey_id=journey.id)
+    chain = getattr(order.journey, "chain_of_identity", None) if order is not None else None
+    return {"journey": journey, "may": context.get("may", {}), "chain": chain, "order": order}

@@ -565,7 +565,8 @@ def test_dashboard_and_patient_page_query_counts_do_not_grow_with_patients(clien
     client.get(reverse("my_steps"))
     large["my_steps"] = _count_queries(client, reverse("my_steps"))
     assert large == small
-    assert small["dashboard"] <= 15 and small["patient"] <= 13
+    # The patient header's product road (COI and the manufacturing order) costs one query.
+    assert small["dashboard"] <= 15 and small["patient"] <= 14
 
 
 @pytest.mark.django_db
