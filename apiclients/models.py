@@ -20,6 +20,7 @@ DEFAULT_THROTTLE_RATE = "600/min"
 class ApiClientRole(models.TextChoices):
     VIEWER = Role.VIEWER.value, "Viewer: reads patients, statuses and journeys"
     INTEGRATION = Role.INTEGRATION.value, "Integration: reads, and records step completions"
+    MANUFACTURER = Role.MANUFACTURER.value, "Manufacturer: reads and updates its own maker's manufacturing orders"
 
 
 class ApiClient(models.Model):

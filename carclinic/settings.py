@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "apiclients",
     "alerts",
     "api",
+    "manufacturing",
 ]
 
 # API-key requests to /api/v1/ are answered by the key or refused, never by a session: their cookies are

@@ -8,12 +8,15 @@ from staff.passwords import ClinicPasswordChangeForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Ahead of the API's own routes, whose catch-all answers every other /api/v1/ path with a 404.
+    path("api/v1/manufacturing/", include("api.manufacturing.urls")),
     path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script for the CSP to allow.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("notifications/", include("notifications.urls")),
     path("alerts/", include("alerts.urls")),
+    path("manufacturing/", include("manufacturing.urls")),
     path("accounts/login/", ClinicLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(form_class=ClinicPasswordChangeForm),

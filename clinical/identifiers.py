@@ -12,7 +12,7 @@ def _plain(identifier: str) -> str:
 def mod37_2_check_character(identifier: str) -> str:
     """The check character of `identifier` (0–9, A–Z or *): 'G123489654321' → 'Y'."""
     plain = _plain(identifier)
-    if not plain or not all(c.isascii() and (c.isalnum()) for c in plain):
+    if not plain or not all(c.isascii() and c.isalnum() for c in plain):
         raise ValueError("An identifier is letters A–Z and digits.")
     return mod_37_2.calc_check_digit(plain)
 

@@ -201,6 +201,9 @@ class Journey(models.Model):
     day0_planned = models.DateField("planned Day 0")
     day0_actual = models.DateField("actual Day 0", null=True, blank=True)
     product_released_at = models.DateTimeField(null=True, blank=True)
+    # Set when a manufacturing order exists for the journey: the QC-release step is then recorded by the
+    # order's release (against the product's specification), never by hand.
+    product_release_by_order = models.BooleanField(default=False)
     started_at = models.DateTimeField()
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -218,6 +218,11 @@ def patient_search(*, text: str, limit: int = DASHBOARD_LIST_LIMIT, indication: 
     query = Q(mrn__icontains=text)
     if key := mrn_search_key(text):
         query |= Q(mrn_key__contains=key)
+    compact = text.upper().replace(" ", "").replace("-", "")
+    if len(compact) >= 10 and compact.isalnum():
+        # A chain-of-identity id (typed or scanned, with or without its spaces): the patient whose cells carry it.
+        # By relation name, so that journeys does not import manufacturing.
+        query |= Q(pk__in=Patient.objects.filter(chains_of_identity__identifier=compact).values("pk"))
     name = Q()
     for word in text.split():
         folded, spelled = name_search_key(word), name_spelled_key(word)

@@ -257,12 +257,19 @@ def _check_step_version(step: Step, expected_version: int | None) -> None:
 @transaction.atomic
 def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, notes: str = "",
                   expected_version: int | None = None, signature_meaning: str = "performed",
-                  record: dict | None = None) -> Step:
+                  record: dict | None = None, released_by_order: bool = False) -> Step:
     """Record a step as done, with the values its template asks for (`record`, checked against the template's
-    `record_fields`). The second of two people recording the same step is told who was first."""
+    `record_fields`). The second of two people recording the same step is told who was first.
+
+    `released_by_order` is for manufacturing's release service only: it has authorised the release (a
+    maker's API client may release) and is the one way to record the QC-release step of a journey whose
+    product is made under a manufacturing order."""
     journey, step = _lock_step(step_id)
-    authorize_step_resolution(actor, step.template.responsible_role)
-    guard_step(journey, step, StepStatus.DONE)
+    if not released_by_order:
+        authorize_step_resolution(actor, step.template.responsible_role)
+    elif step.template.milestone != Milestone.PRODUCT_RELEASED:
+        raise TransitionNotAllowed("Only the QC-release step is recorded by a manufacturing order.")
+    guard_step(journey, step, StepStatus.DONE, released_by_order=released_by_order)
     _check_step_version(step, expected_version)
     now = timezone.now()
     performed_at = performed_at or now
@@ -409,6 +416,17 @@ def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason
            detail={"changed": changed, "before": before, "after": after,
                    **({"overrides": overridden} if overridden else {})})
     return step
+
+
+@transaction.atomic
+def journey_hand_product_release_to_order(*, actor, journey_id: int, reason: str) -> Journey:
+    """From now on the QC-release step is recorded by a manufacturing order's release, not by hand
+    (manufacturing calls this when it creates the journey's first order)."""
+    journey = _lock_journey(journey_id)
+    if not journey.product_release_by_order:
+        journey.product_release_by_order = True
+        _save_journey(journey, actor, reason=reason)
+    return journey
 
 
 @transaction.atomic

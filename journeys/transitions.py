@@ -138,8 +138,10 @@ def guard_collection_day(journey, performed_on: date) -> None:
                            field_errors={"performed_at": ["After the planned Day 0."]})
 
 
-def guard_step(journey, step, to_status: str) -> None:
-    """May this step move to `to_status` now? Raises the error the user should read if not."""
+def guard_step(journey, step, to_status: str, *, released_by_order: bool = False) -> None:
+    """May this step move to `to_status` now? Raises the error the user should read if not.
+
+    `released_by_order`: the call comes from a manufacturing order's QC release (see step_complete)."""
     # The journey first: withdrawing closes its pending steps, and the person at the screen must read
     # "this journey is withdrawn", not "already recorded as not applicable by the system" (a 409).
     if journey.status in (JourneyStatus.WITHDRAWN, JourneyStatus.COMPLETED):
@@ -161,6 +163,13 @@ def guard_step(journey, step, to_status: str) -> None:
             raise TransitionNotAllowed(
                 f"Record '{earlier.template.name}' as done first: '{step.template.name}' may only follow it."
             )
+    if (step.template.milestone == Milestone.PRODUCT_RELEASED and journey.product_release_by_order
+            and not released_by_order):
+        # The order's results are judged against the product's specification; a hand-typed release
+        # would bypass it (an OOS product would open lymphodepletion).
+        raise TransitionNotAllowed(
+            f"'{step.template.name}' is recorded by the manufacturing order's QC release, not by hand."
+        )
     if to_status == StepStatus.SKIPPED and step.template.milestone in UNSKIPPABLE_MILESTONES:
         raise TransitionNotAllowed(
             f"'{step.template.name}' records {Milestone(step.template.milestone).label.split(':')[0].lower()} "

@@ -18,7 +18,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from carclinic.errors import NotPermitted
 from carclinic.forms import form_submit
 from journeys import records, selectors, services
 from journeys.clock import day_label
@@ -36,7 +35,8 @@ from journeys.transitions import stage_waits_for
 from patients import selectors as patient_selectors
 from patients.models import Patient
 from staff.access import role_required
-from staff.roles import Action, NotPermitted, Role, authorize_step_resolution, can, may_correct_step
+from carclinic.errors import NotPermitted
+from staff.roles import Action, Role, authorize_step_resolution, can, may_correct_step
 
 logger = logging.getLogger(__name__)
 

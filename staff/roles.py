@@ -18,6 +18,8 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Administrator"
     # An outside system (the hospital's EHR integration engine) that may read and record step completions.
     INTEGRATION = "integration", "Integration (API client)"
+    # A maker's system (API client): reads and updates only its own maker's manufacturing orders.
+    MANUFACTURER = "manufacturer", "Manufacturer (API client)"
 
 
 class Action(models.TextChoices):
@@ -36,6 +38,12 @@ class Action(models.TextChoices):
     ACKNOWLEDGE_ALERT = "acknowledge_alert", "Acknowledge a clinical alert, with a signature"
     OVERRIDE_COMPUTED = "override_computed", "Record a value other than the computed one (a grade), with a reason"
     MANAGE_REMINDERS = "manage_reminders", "Snooze or cancel a scheduled reminder, with a reason"
+    MANAGE_ORDERS = "manage_orders", "Request, book and move manufacturing orders"
+    RECORD_QC = "record_qc", "Record QC results against the release specification"
+    EXCEPTIONAL_RELEASE = "exceptional_release", "Release an out-of-specification product (signed twice)"
+    RECORD_CUSTODY = "record_custody", "Record bags and custody hand-offs"
+    DECIDE_EXCURSION = "decide_excursion", "Decide on quarantined material or a bedside mismatch"
+    BEDSIDE_CHECK = "bedside_check", "Check a bag's chain of identity at the bedside"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -61,6 +69,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Action.OVERRIDE_COMPUTED: frozenset({Role.PHYSICIAN, Role.ADMIN}),
     # The people who run the schedule; a nurse is reminded, she does not reschedule the reminders.
     Action.MANAGE_REMINDERS: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    # The manufacturer's rows are limited to its own maker's orders by manufacturing.services.
+    Action.MANAGE_ORDERS: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN, Role.MANUFACTURER}),
+    Action.RECORD_QC: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN, Role.MANUFACTURER}),
+    Action.EXCEPTIONAL_RELEASE: frozenset({Role.PHYSICIAN}),
+    Action.RECORD_CUSTODY: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN, Role.MANUFACTURER}),
+    Action.DECIDE_EXCURSION: frozenset({Role.PHYSICIAN}),
+    Action.BEDSIDE_CHECK: frozenset({Role.NURSE, Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or

@@ -129,8 +129,52 @@ def call_service(action: str, actor, journey, protocol):
                                            send_after=now + timedelta(hours=1), created_at=now)
         reminder_snooze(actor=actor, reminder_id=reminder.id, until=now + timedelta(hours=2), reason="Ward round first")
         reminder_cancel(actor=actor, reminder_id=reminder.id, reason="Done by phone")
+    elif action in _PRODUCT_ROAD_ACTIONS:
+        _call_product_road_service(action, actor, journey)
     else:  # a new action without a case here must not pass unnoticed
         raise AssertionError(f"No service mapped for {action}")
+
+
+_PRODUCT_ROAD_ACTIONS = {Action.MANAGE_ORDERS, Action.RECORD_QC, Action.EXCEPTIONAL_RELEASE, Action.RECORD_CUSTODY,
+                         Action.DECIDE_EXCURSION, Action.BEDSIDE_CHECK}
+
+
+def _call_product_road_service(action: str, actor, journey):
+    """The manufacturing services behind the product-road actions. The order is requested by the journey's own
+    coordinator; its state is set directly where reaching it through the plant's work is not what is tested."""
+    from manufacturing import services as mfg
+    from manufacturing.models import BagKind, ManufacturingOrder
+    from tests.manufacturing.builders import PASSING, make_plant, make_product
+
+    product = make_product()
+    plant = make_plant(product)
+    if action == Action.MANAGE_ORDERS:
+        mfg.order_request(actor=actor, journey_id=journey.id, product_id=product.id, plant_id=plant.id)
+        return
+    order = mfg.order_request(actor=journey.started_by, journey_id=journey.id, product_id=product.id, plant_id=plant.id)
+    if action == Action.RECORD_QC:
+        ManufacturingOrder.objects.filter(pk=order.pk).update(status="qc_testing", lot_number="LOT-1")
+        mfg.order_qc_record(actor=actor, order_id=order.id, results={**PASSING, "viability": "12"})
+    elif action == Action.EXCEPTIONAL_RELEASE:
+        ManufacturingOrder.objects.filter(pk=order.pk).update(status="out_of_specification", lot_number="LOT-1")
+        journey.stages.filter(number=1).update(status="completed")
+        journey.stages.filter(number=2).update(status="in_progress")
+        from tests.factories import UserFactory
+        from django.contrib.auth.models import Group
+
+        countersigner = UserFactory()
+        countersigner.groups.add(Group.objects.get(name="coordinator"))
+        mfg.order_exceptional_release(actor=actor, order_id=order.id, reason="No alternative", countersigned_by=countersigner)
+    elif action == Action.RECORD_CUSTODY:
+        mfg.bag_register(actor=actor, order_id=order.id, kind=BagKind.COLLECTION)
+    elif action == Action.DECIDE_EXCURSION:
+        bag = mfg.bag_register(actor=journey.started_by, order_id=order.id, kind=BagKind.COLLECTION)
+        event = mfg.custody_record(actor=journey.started_by, bag_id=bag.id, kind="collected", at=timezone.now(),
+                                   handled_by="Nina", location="Ward", temperature_celsius=Decimal("30"))
+        mfg.excursion_decide(actor=actor, excursion_id=event.excursions.get().id, decision="discard", reason="Too warm")
+    elif action == Action.BEDSIDE_CHECK:
+        chain = mfg.chain_of_identity_assign(actor=journey.started_by, journey_id=journey.id)
+        mfg.bedside_check(actor=actor, journey_id=journey.id, scanned_bag=chain.identifier)
 
 
 def test_every_action_is_in_the_matrix():

@@ -1,0 +1,141 @@
+"""Every read the product-road pages (and later the API) share; querysets come with their joins applied."""
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from journeys.models import Milestone, StepTemplate
+from manufacturing.models import (
+    Bag,
+    BedsideCheck,
+    BedsideCheckOutcome,
+    BookingStatus,
+    ChainOfIdentity,
+    ManufacturingOrder,
+    Maker,
+    PlantCapacity,
+    Product,
+    SlotBooking,
+    monday_of,
+)
+
+CAPACITY_WEEKS = 12
+
+
+def orders_with_context() -> QuerySet[ManufacturingOrder]:
+    return ManufacturingOrder.objects.select_related(
+        "journey__patient", "journey__protocol", "product__maker", "plant", "exceptional_release_by",
+        "exceptional_release_countersigned_by")
+
+
+def orders_for_maker(*, maker: Maker) -> QuerySet[ManufacturingOrder]:
+    """A maker's system sees its own orders only."""
+    return orders_with_context().filter(product__maker=maker)
+
+
+def latest_order_for_journey(*, journey_id: int) -> ManufacturingOrder | None:
+    return orders_with_context().select_related("journey__chain_of_identity").filter(journey_id=journey_id).order_by("-created_at", "-id").first()
+
+
+def chain_for_journey(*, journey_id: int) -> ChainOfIdentity | None:
+    return ChainOfIdentity.objects.filter(journey_id=journey_id).first()
+
+
+def release_offset_days(protocol_id: int) -> int:
+    return (StepTemplate.objects.filter(protocol_id=protocol_id, milestone=Milestone.PRODUCT_RELEASED)
+            .values_list("offset_days", flat=True).first()) or 0
+
+
+def day0_at_risk(order: ManufacturingOrder, offset_days: int) -> bool:
+    """The plant's expected release falls later than the journey's planned Day 0 allows."""
+    if order.expected_release is None or not order.is_open:
+        return False
+    return order.expected_release - timedelta(days=offset_days) > order.journey.day0_planned
+
+
+def bags_for_order(*, order_id: int) -> QuerySet[Bag]:
+    return Bag.objects.filter(order_id=order_id).select_related("chain__patient", "order__product").prefetch_related(
+        "custody_events", "excursions")
+
+
+def unresolved_mismatches(*, chain_id: int) -> QuerySet[BedsideCheck]:
+    return BedsideCheck.objects.filter(chain_id=chain_id, outcome=BedsideCheckOutcome.MISMATCH, resolved_at__isnull=True)
+
+
+@dataclass
+class CapacityCell:
+    week_start: date
+    slots: int
+    booked: int = 0
+    waiting: int = 0
+
+    @property
+    def free(self) -> int:
+        return max(self.slots - self.booked, 0)
+
+    @property
+    def full(self) -> bool:
+        return self.booked >= self.slots
+
+
+@dataclass
+class CapacityRow:
+    capacity: PlantCapacity
+    cells: list[CapacityCell] = field(default_factory=list)
+
+    @property
+    def utilisation(self) -> int:
+        total = sum(c.slots for c in self.cells)
+        return round(100 * sum(c.booked for c in self.cells) / total) if total else 0
+
+
+def capacity_grid(*, first_week: date | None = None, weeks: int = CAPACITY_WEEKS, maker_id: int | None = None,
+                  product_id: int | None = None) -> tuple[list[date], list[CapacityRow]]:
+    """The next `weeks` weeks × every plant and product: slots, booked, free, waiting. Two queries whatever
+    the number of orders: the capacity rows, and one grouped count of the bookings in the window."""
+    first = monday_of(first_week or timezone.localdate())
+    mondays = [first + timedelta(weeks=i) for i in range(weeks)]
+    capacities = PlantCapacity.objects.select_related("plant__maker", "product").order_by(
+        "plant__maker__name", "plant__name", "product__name")
+    if maker_id:
+        capacities = capacities.filter(plant__maker_id=maker_id)
+    if product_id:
+        capacities = capacities.filter(product_id=product_id)
+    capacities = list(capacities)
+    counts = (SlotBooking.objects.filter(capacity__in=[c.pk for c in capacities], week_start__gte=mondays[0],
+                                         week_start__lte=mondays[-1])
+              .exclude(status=BookingStatus.CANCELLED)
+              .values("capacity_id", "week_start")
+              .annotate(booked=Count("id", filter=Q(status=BookingStatus.BOOKED)),
+                        waiting=Count("id", filter=Q(status=BookingStatus.WAITING))))
+    by_key = {(row["capacity_id"], row["week_start"]): row for row in counts} if capacities else {}
+    rows = []
+    for capacity in capacities:
+        cells = []
+        for monday in mondays:
+            row = by_key.get((capacity.pk, monday), {})
+            cells.append(CapacityCell(week_start=monday, slots=capacity.weekly_slots, booked=row.get("booked", 0),
+                                      waiting=row.get("waiting", 0)))
+        rows.append(CapacityRow(capacity=capacity, cells=cells))
+    return mondays, rows
+
+
+def makers() -> QuerySet[Maker]:
+    return Maker.objects.order_by("name")
+
+
+def products() -> QuerySet[Product]:
+    return Product.objects.select_related("maker").order_by("maker__name", "name")
+
+
+def booking_for_order(*, order_id: int) -> SlotBooking | None:
+    return SlotBooking.objects.filter(order_id=order_id).exclude(status=BookingStatus.CANCELLED).first()
+
+
+def waiting_position(booking: SlotBooking) -> int | None:
+    if booking is None or booking.status != BookingStatus.WAITING:
+        return None
+    return SlotBooking.objects.filter(capacity_id=booking.capacity_id, week_start=booking.week_start,
+                                      status=BookingStatus.WAITING, requested_at__lte=booking.requested_at).count()

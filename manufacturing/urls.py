@@ -1,0 +1,16 @@
+from django.urls import path
+
+from manufacturing import views
+
+app_name = "manufacturing"
+
+urlpatterns = [
+    path("capacity/", views.capacity, name="capacity"),
+    path("orders/<uuid:public_id>/", views.order_detail, name="order"),
+    path("orders/<uuid:public_id>/book/", views.order_book, name="order_book"),
+    path("orders/<uuid:public_id>/move/", views.order_move, name="order_move"),
+    path("orders/<uuid:public_id>/qc/", views.order_qc, name="order_qc"),
+    path("orders/<uuid:public_id>/labels/", views.bag_label, name="labels"),
+    path("journeys/<uuid:public_id>/order/", views.order_request, name="order_request"),
+    path("journeys/<uuid:public_id>/bedside/", views.bedside, name="bedside"),
+]
