@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 from django.utils import timezone
 
-from journeys import status
+from journeys import status as journey_status
 from api.serializers import PatientStatusSerializer
 from journeys.models import Step, StepStatus
 from journeys.services import journey_start, step_complete
@@ -33,7 +33,7 @@ def status_both_ways(patient, now):
     today = timezone.localdate(now)
     return [PatientStatusSerializer.from_status(read(patients=Patient.objects.all(), public_id=patient.public_id,
                                                      now=now, today=today))
-            for read in (status._patient_status_sql, status._patient_status_orm)]
+            for read in (journey_status._patient_status_sql, journey_status._patient_status_orm)]
 
 
 def test_status_says_day0_at_risk_from_the_day_after_the_product_was_needed(at_clinic, waiting_for_release):
@@ -52,7 +52,8 @@ def test_status_lists_the_late_release_not_the_blocked_lymphodepletion_days(at_c
     body = viewer_api.get(f"/api/v1/patients/{waiting_for_release.patient.public_id}/status/").json()
     assert body["day0_at_risk"] is True and [step["code"] for step in body["overdue_steps"]] == ["qc-release"]
     # The declared serializers give the same body with the new field.
-    status = status.patient_status_by_id(patients=Patient.objects.all(), public_id=waiting_for_release.patient.public_id)
+    status = journey_status.patient_status_by_id(patients=Patient.objects.all(),
+                                                 public_id=waiting_for_release.patient.public_id)
     assert PatientStatusSerializer.from_status(status) == PatientStatusSerializer.from_status_declared(status)
 
 
