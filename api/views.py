@@ -361,7 +361,7 @@ class StepCompleteView(ReadView):
                 if replay is not None:
                     return replay
             if isinstance(error, Conflict):
-                raise self._conflict(steps.get(pk=step.pk), error.message, error)
+                raise self._conflict(steps.get(pk=step.pk), error.message, error) from error
             raise
 
     def _conflict(self, step, message: str, original: Conflict | None = None) -> Conflict:

@@ -170,15 +170,15 @@ def measure_idle(*, steps: int, patients: int, repeat: int, now: datetime) -> di
         for _ in range(repeat):
             previous, minute = minute, minute + timedelta(minutes=1)
             with transaction.atomic():
-                seconds, _ = timed(lambda: cursor.execute(BARE_FLAG, [minute, minute]))
+                seconds, _ = timed(lambda minute=minute: cursor.execute(BARE_FLAG, [minute, minute]))
                 bare.append(seconds)
                 transaction.set_rollback(True)
             with transaction.atomic():
-                seconds, _ = timed(lambda: cursor.execute(BARE_FLAG_SINCE, [minute, minute, previous]))
+                seconds, _ = timed(lambda minute=minute, previous=previous: cursor.execute(BARE_FLAG_SINCE, [minute, minute, previous]))
                 floor.append(seconds)
                 transaction.set_rollback(True)
             with CaptureQueriesContext(connection) as queries:
-                seconds, result = timed(lambda: overdue_scan(now=minute))
+                seconds, result = timed(lambda minute=minute: overdue_scan(now=minute))
             # "Idle": no write. The clock still makes a step or two late in a minute in a large clinic.
             clocked.append(result.flagged)
             idle.append(seconds)
@@ -187,7 +187,7 @@ def measure_idle(*, steps: int, patients: int, repeat: int, now: datetime) -> di
             slowest = sorted(queries.captured_queries, key=lambda q: -float(q["time"]))[:4]
         for _ in range(repeat):
             minute += timedelta(minutes=1)
-            seconds, result = timed(lambda: overdue_scan(now=minute, everything=True))
+            seconds, result = timed(lambda minute=minute: overdue_scan(now=minute, everything=True))
             sweep.append(seconds)
     return {"steps": total, "late": first.flagged, "bare": median_ms(bare), "floor": median_ms(floor),
             "idle": median_ms(idle), "idle_in_sql": median_ms(in_sql), "sweep": median_ms(sweep), "statements": statements,

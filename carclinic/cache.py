@@ -63,7 +63,7 @@ class _Client(RedisCacheClient):
             self._incr_script = client.register_script(_INCR_IF_EXISTS)
         value = self._incr_script(keys=[key], args=[delta], client=client)
         if value is None:
-            raise ValueError("Key '%s' not found." % key)
+            raise ValueError(f"Key '{key}' not found.")
         return value
 
 

@@ -93,7 +93,7 @@ class OrderView(ApiV1View):
                 if replay is not None:
                     return replay
             if isinstance(error, Conflict):
-                raise self._conflict(self.get_order(order_id), error.message, error)
+                raise self._conflict(self.get_order(order_id), error.message, error) from error
             raise
 
     def _conflict(self, order, message, original=None):

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 def clinic():
     coordinator = ward_member("coordinator")
     nurse = ward_member("nurse")
-    physician = ward_member("physician")
+    ward_member("physician")  # the ward has a physician: escalations go to them
     protocol = ProtocolTemplate.objects.get(version=1, name__startswith="CD19")
     today = timezone.localdate()
     # Collected five days ago and nothing recorded since: the courier hand-off (the coordinator's step) is late.
