@@ -281,7 +281,7 @@ def test_a_new_version_made_in_admin_keeps_the_hash_and_an_edit_in_admin_renews_
     client.force_login(superuser)
     steps = list(copy.step_templates.order_by("id"))
     data = {"name": copy.name, "version": copy.version, "description": "Our own", "indication": "",
-            "planned_vein_to_vein_days": 28, "step_templates-TOTAL_FORMS": len(steps),
+            "planned_vein_to_vein_days": 28, "release_lead_days": 1, "step_templates-TOTAL_FORMS": len(steps),
             "step_templates-INITIAL_FORMS": len(steps), "step_templates-MIN_NUM_FORMS": 0,
             "step_templates-MAX_NUM_FORMS": 1000}
     for index, step in enumerate(steps):
@@ -374,16 +374,17 @@ step = st.fixed_dictionaries({
     "record_fields": st.lists(record_field, max_size=3, unique_by=lambda spec: spec["name"]),
 })
 documents = st.builds(
-    lambda name, description, days, steps, step_codes: {
+    lambda name, description, days, lead, steps, step_codes: {
         "name": name, "description": description, "indication": "", "planned_vein_to_vein_days": days,
+        "release_lead_days": lead,
         "steps": sorted(({**one, "code": code} for one, code in zip(steps, step_codes, strict=False)),
                         key=protocol_files.step_order)},
-    labels.map(lambda s: s[:120]), text_values, st.integers(0, 60),
+    labels.map(lambda s: s[:120]), text_values, st.integers(0, 60), st.integers(0, 14),
     st.lists(step, min_size=1, max_size=5), st.lists(codes, min_size=5, max_size=5, unique=True))
 
 
 CARRIAGE_RETURNS = {  # found by hypothesis: TOML readers turn CR LF inside a """…""" string into LF
-    "name": "x", "description": "a\r\nb\nc\r", "indication": "", "planned_vein_to_vein_days": 1,
+    "name": "x", "description": "a\r\nb\nc\r", "indication": "", "planned_vein_to_vein_days": 1, "release_lead_days": 1,
     "steps": [dict(stage=1, position=0, code="a", name="0\r\n", anchor="day0", offset_days=0, window_before_days=0,
                    window_after_days=0, grace_hours=0, responsible_role="nurse", required=True, milestone="",
                    done_after="", record_fields=[])]}
