@@ -129,7 +129,7 @@ def test_the_grid_shows_each_state_in_words_and_links_each_cell(client, viewer):
     client.force_login(viewer)
     response = client.get(reverse("planning:grid"))
     page = response.content.decode()
-    assert "<table" in page and '<th scope="col">Patient</th>' in page and 'scope="row"' in page
+    assert "<table" in page and '<th scope="col"><span class="row-name">Patient</span></th>' in page and 'scope="row"' in page
     states = {cell.state for _, cells in response.context["rows"] for cell in cells if cell}
     assert {"done", "late", "pending", "blocked"} <= states
     assert re.search(r'class="cell cell-late"><a href="/patients/[0-9a-f-]+/#step-[0-9a-f-]+">late</a>', page)
