@@ -84,6 +84,8 @@ def grid_page(request):
     paginator = Paginator(selectors.grid_journeys(**filters), selectors.GRID_PATIENTS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     columns, rows = selectors.grid_rows(list(page.object_list), stage=steps_of)
+    for journey, _ in rows:  # one reverse() per row, not per cell: a page holds 50 × ~50 cells
+        journey.patient_url = reverse("patient_detail", args=[journey.patient.public_id])
     kept = {name: request.GET[name] for name in FILTER_NAMES if request.GET.get(name)}
     if steps_of:
         kept["steps"] = steps_of
