@@ -98,6 +98,10 @@ def run(args):
             "patient page": (coordinator, reverse("patient_detail", args=[journey.patient.public_id])),
             "stage list (stage 4)": (coordinator, reverse("stage_list", args=[4])),
             "nurse: my steps today": (nurse, reverse("my_steps")),
+            "calendar (week)": (coordinator, reverse("planning:calendar")),
+            "calendar (month)": (coordinator, reverse("planning:calendar") + "?view=month"),
+            "record-status grid": (coordinator, reverse("planning:grid")),
+            "record-status grid, stage 3": (coordinator, reverse("planning:grid") + "?steps=3&stage=3"),
         }
         results = {}
         for name, (user, url) in pages.items():

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "alerts",
     "api",
     "manufacturing",
+    "planning",
 ]
 
 # API-key requests to /api/v1/ are answered by the key or refused, never by a session: their cookies are

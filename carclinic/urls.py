@@ -17,6 +17,7 @@ urlpatterns = [
     path("notifications/", include("notifications.urls")),
     path("alerts/", include("alerts.urls")),
     path("manufacturing/", include("manufacturing.urls")),
+    path("planning/", include("planning.urls")),
     path("accounts/login/", ClinicLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(form_class=ClinicPasswordChangeForm),

@@ -44,6 +44,7 @@ class Action(models.TextChoices):
     RECORD_CUSTODY = "record_custody", "Record bags and custody hand-offs"
     DECIDE_EXCURSION = "decide_excursion", "Decide on quarantined material or a bedside mismatch"
     BEDSIDE_CHECK = "bedside_check", "Check a bag's chain of identity at the bedside"
+    EXPORT_DATA = "export_data", "Export lists with names and MRNs as CSV (audited)"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -76,6 +77,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Action.RECORD_CUSTODY: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN, Role.MANUFACTURER}),
     Action.DECIDE_EXCURSION: frozenset({Role.PHYSICIAN}),
     Action.BEDSIDE_CHECK: frozenset({Role.NURSE, Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
+    # A CSV carries names and MRNs out of carclinic's audit trail into spreadsheets: for those who report for
+    # the clinic (registries, payers, quality meetings). A viewer reads on screen; a nurse works the lists.
+    Action.EXPORT_DATA: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or

@@ -27,6 +27,7 @@ from notifications.models import Channel, Reminder, ReminderKind
 from notifications.services import reminder_cancel, reminder_snooze
 from patients.models import Indication, Sex
 from patients.services import consent_record, measurement_record, patient_enrol, patient_update
+from planning.services import export_record
 from staff.roles import PERMISSIONS, Action, Role, authorize, can
 from tests.factories import PatientFactory, make_protocol, minimal_record
 
@@ -99,6 +100,8 @@ def call_service(action: str, actor, journey, protocol):
     elif action == Action.HOLD_JOURNEY:
         journey_hold(actor=actor, journey_id=journey.id, reason="Infection")
         journey_resume(actor=actor, journey_id=journey.id, reason="Cleared")
+    elif action == Action.EXPORT_DATA:
+        export_record(actor=actor, kind="overdue", filters={"stage": 2}, row_count=0)
     elif action == Action.WITHDRAW_JOURNEY:
         journey_withdraw(actor=actor, journey_id=journey.id, reason="Patient's wish")
     elif action == Action.MANAGE_PROTOCOLS:
