@@ -66,8 +66,10 @@ class SignedRecordForm(forms.Form):
         self.record_specs = records.parse_specs(record_fields)
         self.facts = facts
         labels = {spec.name: spec.label.lower() for spec in self.record_specs}
+        shown_so_far = {}  # the computed values in the specs' order: a dose shows the BSA it is computed from
         for raw, spec in zip(record_fields or [], self.record_specs):
-            field = self.fields[records.error_key(spec.name)] = record_form_field(spec, facts=facts, labels=labels)
+            field = self.fields[records.error_key(spec.name)] = record_form_field(spec, facts=facts, labels=labels,
+                                                                                  so_far=shown_so_far)
             if calculated := records.calculated_dose(raw, measurement and measurement.body_surface_area_m2):
                 field.help_text = (f"{field.help_text} Calculated from the height and weight of "
                                    f"{measurement.measured_on:%d %b %Y}: {calculated}.").strip()
@@ -142,7 +144,7 @@ def form_value(spec: records.FieldSpec, stored):
     return stored
 
 
-def record_form_field(spec: records.FieldSpec, *, facts=None, labels=None) -> forms.Field:
+def record_form_field(spec: records.FieldSpec, *, facts=None, labels=None, so_far=None) -> forms.Field:
     """A bedside input for one record field spec. Fields only shape the input (number keypad, a select, a
     date picker); `journeys.records` judges the value, as it does for the API. A computed field is shown
     read-only with its formula, and its value when the patient's facts alone give it."""
@@ -151,15 +153,22 @@ def record_form_field(spec: records.FieldSpec, *, facts=None, labels=None) -> fo
     common = {"label": spec.label, "help_text": spec.help or "", "required": required,
               "error_messages": {"required": "Required for this step."}}
     if spec.computed is not None:
-        value = None
+        value, problem = None, ""
+        so_far = {} if so_far is None else so_far
         if facts is not None:
             try:
-                value = spec.computed_value({}, facts)
-            except ValueError:
-                value = None
-        shown = records.display_value(spec.model_dump(exclude_none=True), value) if value is not None else ""
-        help_text = " ".join(filter(None, (spec.help, records.computed_help(spec, facts, labels) + ".",
-                                           "Calculated when you sign." if value is None else "")))
+                value = spec.computed_value(so_far, facts)
+            except ValueError as error:
+                # "Weigh the patient first" is said before the nurse signs, not after.
+                problem = f"{error}." if str(error).startswith("weigh") else ""
+        if value is not None:
+            so_far[spec.name] = value
+        dumped = spec.model_dump(exclude_none=True)
+        shown = records.display_value(dumped, value) if value is not None else ""
+        formula = records.computed_help(spec, facts, labels, record=so_far)
+        help_text = " ".join(filter(None, (spec.help, f"{formula} = {shown}." if shown else f"{formula}.",
+                                           problem[:1].upper() + problem[1:],
+                                           "Calculated when you sign." if value is None and not problem else "")))
         field = forms.CharField(label=f"{spec.label} (computed)", required=False, disabled=True, initial=shown,
                                 help_text=help_text, widget=forms.TextInput(attrs={"readonly": True}))
         field.unit = ""

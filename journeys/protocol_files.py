@@ -341,7 +341,7 @@ _SPEC_PREFIX = re.compile(r"^Field (\d+|“[^”]*”): ")
 def _record_field_errors(index: int, specs: list[dict]) -> list[tuple[tuple, str]]:
     errors = []
     for position, spec in enumerate(specs):
-        for message in records.spec_errors([spec]):
+        for message in records.spec_errors([spec], alone=True):
             errors.append((("steps", index, "record_fields", position), _SPEC_PREFIX.sub("", message).rstrip(".")))
     if not errors:
         # What only the whole list shows (a name used twice).

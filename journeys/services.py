@@ -220,9 +220,8 @@ def _lock_step(step_id: int) -> tuple[Journey, Step]:
 
 def _facts(journey: Journey, specs, performed_at: datetime | None):
     """The patient's facts for the computed fields of `specs` (no query when the step computes nothing)."""
-    if not records.needs_patient_facts(specs):
-        return None
-    return selectors.patient_facts(patient_id=journey.patient_id, on=timezone.localdate(performed_at or timezone.now()))
+    return selectors.record_facts(journey_id=journey.pk, patient_id=journey.patient_id, specs=specs,
+                                  on=timezone.localdate(performed_at or timezone.now()))
 
 
 def _authorize_overrides(actor, specs, record: dict, before: dict | None = None) -> list[dict]:

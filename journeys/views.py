@@ -370,8 +370,8 @@ def step_complete(request, public_id):
     # Only a dosing step pays the query for the height and weight its calculated dose needs.
     measurement = (selectors.latest_measurement(patient_id=step.journey.patient_id)
                    if any(spec.get("per_m2") for spec in specs) else None)
-    facts = (selectors.patient_facts(patient_id=step.journey.patient_id, on=timezone.localdate())
-             if records.needs_patient_facts(specs) else None)
+    facts = selectors.record_facts(journey_id=step.journey_id, patient_id=step.journey.patient_id, specs=specs,
+                                   on=timezone.localdate())
     form = StepCompleteForm(request.POST or None, signer=request.user, record_fields=specs, measurement=measurement,
                             facts=facts, initial={"version": step.version}, late=step.is_overdue(timezone.now()))
     return _signed_step_page(

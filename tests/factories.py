@@ -124,19 +124,50 @@ def bulk_journeys(*, protocol, count: int, leukapheresis_date: date, actor=None,
 
 # --- Step records --------------------------------------------------------------------------------
 
-def minimal_record(step_or_template) -> dict:
+# Plausible typed values where the field's minimum would compute an impossible result (creatinine 0.1 mg/dL
+# gives a clearance of ~970 mL/min, outside the field's range).
+PLAUSIBLE = {"creatinine": "1.0"}
+
+
+def minimal_record(step_or_template, *, on: date | None = None) -> dict:
     """The least a step's template requires to be recorded (its required fields, plausibly filled):
-    for tests about something other than the record itself."""
+    for tests about something other than the record itself. Computed fields are left to the service. Given a
+    step whose fields compute from the patient's height and weight, it makes sure the patient has a recent
+    one (measured on `on`, default the step's due day or today) and gives each dose within_percent of its
+    prescription exactly the prescribed value."""
+    from journeys import records, selectors
+    from patients.models import Measurement
+
     template = getattr(step_or_template, "template", step_or_template)
     values = {"text": "TEST-0001", "boolean": True, "date": date(2026, 3, 3).isoformat()}
     record = {}
     for spec in template.record_fields:
-        if not spec.get("required"):
+        if not spec.get("required") or spec.get("computed"):
             continue
         if spec["type"] == "choice":
             record[spec["name"]] = spec["choices"][0][0]
         elif spec["type"] in ("integer", "decimal"):
-            record[spec["name"]] = spec.get("min", 0)
+            record[spec["name"]] = PLAUSIBLE.get(spec["name"], spec.get("min", 0))
         else:
             record[spec["name"]] = spec.get("must_be", values[spec["type"]])
+    journey = getattr(step_or_template, "journey", None)
+    if journey is None or not records.needs_patient_facts(template.record_fields):
+        return record
+    day = on or min(step_or_template.due_on or date.today(), date.today())
+    if not Measurement.objects.filter(patient_id=journey.patient_id, measured_on__lte=day,
+                                      measured_on__gte=day - timedelta(days=7)).exists():
+        Measurement.objects.create(patient_id=journey.patient_id, measured_on=day, height_cm=170, weight_kg=70)
+    facts = selectors.record_facts(journey_id=journey.pk, patient_id=journey.patient_id,
+                                   specs=template.record_fields, on=day)
+    so_far = dict(record)
+    for spec in records.parse_specs(template.record_fields):
+        if spec.computed is not None:
+            try:
+                value = spec.computed_value(so_far, facts)
+            except ValueError:
+                value = None
+            if value is not None:
+                so_far[spec.name] = value
+        elif spec.within_percent is not None and spec.required and so_far.get(spec.within_percent.of) is not None:
+            record[spec.name] = so_far[spec.name] = so_far[spec.within_percent.of]
     return record

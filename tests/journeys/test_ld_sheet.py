@@ -1,0 +1,169 @@
+"""The shipped protocol's lymphodepletion sheet (issue 13, "Lymphodepletion sheet"): the renal dose review
+computes the creatinine clearance (Cockcroft–Gault) and the dose percent of the protocol's renal band; each
+LD day computes the BSA from a recent height and weight, the full and the prescribed dose, and refuses a
+given dose outside the protocol's tolerance unless a physician says why. Worked examples: issue 13's Tests
+section and ../shared/domain.md "Safety checks"."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from carclinic.errors import InvalidInput, NotPermitted
+from journeys.errors import TransitionNotAllowed
+from journeys.models import EventKind, JourneyEvent, Step, StepStatus
+from journeys.services import journey_start, step_complete
+from patients.models import Measurement
+from tests.factories import PatientFactory, minimal_record
+
+
+def step_of(journey, code: str) -> Step:
+    return Step.objects.select_related("template", "journey").get(journey=journey, template__code=code)
+
+
+def complete_stage(journey, number: int, actor) -> None:
+    while step := (Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
+                   .select_related("template", "journey").order_by("id").first()):
+        step_complete(actor=actor, step_id=step.id, record=minimal_record(step))
+
+
+def born_years_ago(years: int) -> date:
+    today = timezone.localdate()
+    return date(today.year - years, today.month, min(today.day, 28)) - timedelta(days=1)
+
+
+@pytest.fixture
+def ld_journey(coordinator, physician, protocol):
+    """A journey of the shipped protocol at lymphodepletion (stage 3), for a patient of the given facts."""
+    def make(*, sex="male", age=40, height="170", weight="70", measured_days_ago=0):
+        patient = PatientFactory(sex=sex, date_of_birth=born_years_ago(age))
+        journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
+                                leukapheresis_date=timezone.localdate())
+        for stage in (1, 2):
+            complete_stage(journey, stage, physician)
+        Measurement.objects.create(patient=patient, measured_on=timezone.localdate() - timedelta(days=measured_days_ago),
+                                   height_cm=Decimal(height), weight_kg=Decimal(weight))
+        return journey
+    return make
+
+
+def review(journey, physician, creatinine="1.0", unit="mg/dL", **extra):
+    return step_complete(actor=physician, step_id=step_of(journey, "renal-dose-review").id,
+                         record={"creatinine": creatinine, "creatinine_unit": unit, **extra})
+
+
+def test_170_cm_70_kg_gives_bsa_1_82_fludarabine_45_5_and_cyclophosphamide_1820(ld_journey, physician, nurse):
+    """issue 13: 170 cm / 70 kg → BSA 1.82 m² (Mosteller, rounded to 0.01 first) → fludarabine 25 mg/m² × 1.82 m²
+    = 45.5 mg/day, cyclophosphamide 1000 mg/m² × 1.82 m² = 1820 mg (1818 from the unrounded BSA)."""
+    journey = ld_journey(sex="male", age=40)
+    done_review = review(journey, physician)
+    assert done_review.record["creatinine_clearance"] == 97.2 and done_review.record["dose_percent"] == 100
+    day5 = step_complete(actor=nurse, step_id=step_of(journey, "ld-day-5").id, record={"fludarabine_mg": "45.5"})
+    assert day5.record == {"bsa": 1.82, "fludarabine_full_mg": 45.5, "fludarabine_prescribed_mg": 45.5,
+                           "fludarabine_mg": 45.5}
+    step_complete(actor=nurse, step_id=step_of(journey, "ld-day-4").id, record={"fludarabine_mg": "45.5"})
+    day3 = step_complete(actor=nurse, step_id=step_of(journey, "ld-day-3").id,
+                         record={"fludarabine_mg": "45.5", "cyclophosphamide_mg": "1820"})
+    assert day3.record["cyclophosphamide_prescribed_mg"] == 1820
+
+
+def test_a_woman_with_crcl_47_2_gets_fludarabine_33_2_mg_a_day(ld_journey, physician, nurse):
+    """domain.md "Safety checks": woman, 60 y, 165 cm, 60 kg, creatinine 1.2 mg/dL → CrCl 47.2 mL/min (package
+    insert band 30–70: −20 %); BSA 1.66 m² → fludarabine 41.5 mg/day, 33.2 mg/day at −20 %."""
+    journey = ld_journey(sex="female", age=60, height="165", weight="60")
+    done_review = review(journey, physician, creatinine="1.2")
+    assert (done_review.record["creatinine_clearance"], done_review.record["dose_percent"]) == (47.2, 80)
+    day5 = step_complete(actor=nurse, step_id=step_of(journey, "ld-day-5").id, record={"fludarabine_mg": "33.2"})
+    assert (day5.record["bsa"], day5.record["fludarabine_full_mg"], day5.record["fludarabine_prescribed_mg"]) == (
+        1.66, 41.5, 33.2)
+
+
+def test_creatinine_in_micromol_per_litre_gives_the_same_clearance(ld_journey, physician):
+    """1.2 mg/dL × 88.4 = 106.08 µmol/L: the same woman, the same 47.2 mL/min."""
+    journey = ld_journey(sex="female", age=60, height="165", weight="60")
+    assert review(journey, physician, creatinine="106.08", unit="µmol/L").record["creatinine_clearance"] == 47.2
+
+
+@pytest.mark.parametrize(("typed", "field", "words"), [
+    ({"fludarabine_mg": "91"}, "record.fludarabine_mg", "91 is +100 % from the fludarabine prescribed 45.5"),
+    ({"fludarabine_mg": "4.55"}, "record.fludarabine_mg", "4.55 is −90 % from the fludarabine prescribed 45.5"),
+])
+def test_a_fludarabine_dose_off_the_prescription_is_refused_and_nothing_written(ld_journey, physician, nurse,
+                                                                                typed, field, words):
+    """issue 13: fludarabine recorded at 91 mg and at 4.55 mg where the sheet calculates 45.5 mg."""
+    journey = ld_journey()
+    review(journey, physician)
+    step = step_of(journey, "ld-day-5")
+    with pytest.raises(InvalidInput) as refused:
+        step_complete(actor=nurse, step_id=step.id, record=typed)
+    assert list(refused.value.field_errors) == [field]
+    assert words in refused.value.field_errors[field][0] and "±5 %" in refused.value.field_errors[field][0]
+    assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
+
+
+def test_cyclophosphamide_typed_in_grams_is_refused(ld_journey, physician, nurse):
+    """issue 13: cyclophosphamide "1.82" (grams typed into the mg field) where the sheet calculates 1820 mg."""
+    journey = ld_journey()
+    review(journey, physician)
+    for code in ("ld-day-5", "ld-day-4"):
+        step_complete(actor=nurse, step_id=step_of(journey, code).id, record={"fludarabine_mg": "45.5"})
+    with pytest.raises(InvalidInput) as refused:
+        step_complete(actor=nurse, step_id=step_of(journey, "ld-day-3").id,
+                      record={"fludarabine_mg": "45.5", "cyclophosphamide_mg": "1.82"})
+    assert list(refused.value.field_errors) == ["record.cyclophosphamide_mg"]
+
+
+def test_within_5_percent_is_accepted(ld_journey, physician, nurse):
+    """±5 % of 45.5 mg is 43.225 to 47.775 mg (both ends included): 47.7 passes."""
+    journey = ld_journey()
+    review(journey, physician)
+    done = step_complete(actor=nurse, step_id=step_of(journey, "ld-day-5").id, record={"fludarabine_mg": "47.7"})
+    assert done.record["fludarabine_mg"] == 47.7
+
+
+def test_outside_the_tolerance_only_a_physician_with_a_reason_records_it(ld_journey, physician, nurse):
+    journey = ld_journey()
+    review(journey, physician)
+    step = step_of(journey, "ld-day-5")
+    record = {"fludarabine_mg": "40", "dose_reason": "Vial of 50 mg, 40 mg drawn after the pharmacy's rounding"}
+    with pytest.raises(NotPermitted):
+        step_complete(actor=nurse, step_id=step.id, record=record)
+    done = step_complete(actor=physician, step_id=step.id, record=record)
+    event = JourneyEvent.objects.get(step=step, kind=EventKind.STEP_DONE)
+    assert event.detail["overrides"] == [{"field": "fludarabine_prescribed_mg", "computed": 45.5, "recorded": 40,
+                                          "reason": record["dose_reason"]}]
+    assert done.record["fludarabine_mg"] == 40
+
+
+def test_the_ld_days_wait_for_the_physicians_dose_review(ld_journey, nurse):
+    """issue 13: "lymphodepletion day −5 recorded while the renal dose review was still pending"."""
+    journey = ld_journey()
+    with pytest.raises(TransitionNotAllowed, match="Creatinine clearance and lymphodepletion dose review"):
+        step_complete(actor=nurse, step_id=step_of(journey, "ld-day-5").id, record={"fludarabine_mg": "45.5"})
+
+
+def test_a_400_day_old_weight_never_doses_chemotherapy(ld_journey, physician, nurse):
+    """issue 13: "a 400-day-old weight used for dosing". The protocol allows 7 days: weigh the patient first."""
+    journey = ld_journey(measured_days_ago=400)
+    review(journey, physician)
+    step = step_of(journey, "ld-day-5")
+    with pytest.raises(InvalidInput) as refused:
+        step_complete(actor=nurse, step_id=step.id, record={"fludarabine_mg": "45.5"})
+    assert refused.value.field_errors["record.bsa"][0].startswith("Weigh the patient first")
+    assert "400 days old" in refused.value.field_errors["record.bsa"][0]
+    assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
+
+
+def test_below_30_ml_min_the_physician_decides_the_dose_with_a_reason(ld_journey, physician, nurse):
+    """Package insert: below 30 mL/min fludarabine is not recommended, no dose is computed; the physician's
+    decided percent, with its reason, is what the LD days prescribe from (woman 60 y 60 kg, creatinine 3.0 →
+    CrCl 18.9 mL/min)."""
+    journey = ld_journey(sex="female", age=60, height="165", weight="60")
+    with pytest.raises(InvalidInput) as refused:
+        review(journey, physician, creatinine="3.0", dose_percent_decided="50")
+    assert "record.dose_reason" in refused.value.field_errors
+    done = review(journey, physician, creatinine="3.0", dose_percent_decided="50", dose_reason="Haematology: 50 %")
+    assert done.record["creatinine_clearance"] == 18.9 and "dose_percent" not in done.record
+    day5 = step_complete(actor=nurse, step_id=step_of(journey, "ld-day-5").id, record={"fludarabine_mg": "20.8"})
+    assert day5.record["fludarabine_prescribed_mg"] == 20.8  # 41.5 mg × 50 % = 20.75, to 0.1 mg half up
