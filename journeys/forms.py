@@ -107,10 +107,24 @@ class StepCompleteForm(SignedRecordForm):
     signature_meaning = forms.ChoiceField(label="Meaning of your signature", choices=SignatureMeaning.choices,
                                           widget=forms.RadioSelect, initial=SignatureMeaning.PERFORMED)
 
-    def __init__(self, *args, late: bool = False, **kwargs):
+    def __init__(self, *args, late: bool = False, two_person: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        # The signature comes last, after everything it signs.
-        self.order_fields(["performed_at", *self.record_field_names, "notes", "signature_meaning", "password", "version"])
+        second = []
+        if two_person:
+            # The second person types their own name and password on the same screen; the service checks them.
+            self.fields["second_signer_username"] = forms.CharField(
+                label="Second signer: user name", max_length=150,
+                error_messages={"required": "A second person signs this step."},
+                widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none"}),
+                help_text="A second, different member of staff checks and signs with you.")
+            self.fields["second_signer_password"] = forms.CharField(
+                label="Second signer: password", strip=False,
+                error_messages={"required": "The second signer enters their password."},
+                widget=forms.PasswordInput(attrs={"autocomplete": "off"}))
+            second = ["second_signer_username", "second_signer_password"]
+        # The signatures come last, after everything they sign.
+        self.order_fields(["performed_at", *self.record_field_names, "notes", "signature_meaning", "password",
+                           *second, "version"])
         if late:
             # A late step was seldom done just now: "now" as a default would be signed without a thought.
             self.fields["performed_at"].help_text = "This step is late: enter when it was actually done."

@@ -108,6 +108,11 @@ class StepTemplate(models.Model):
         max_length=60, blank=True,
         help_text="Code of a step of the same protocol that must be recorded as done before this one.",
     )
+    two_person = models.BooleanField(
+        default=False,
+        help_text="Signed by two different people, each re-entering their password (chemotherapy, the COI "
+                  "check, the infusion); an API key cannot record it.",
+    )
     record_fields = models.JSONField(
         default=list, blank=True, validators=[validate_specs],
         help_text='What completing the step records: a list of field specs, e.g. [{"name": "crs_grade", '
@@ -338,6 +343,8 @@ class Step(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     signature_meaning = models.CharField(max_length=16, choices=SignatureMeaning.choices, blank=True)
+    second_signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="+", help_text="The second person of a two-person step.")
     notes = models.TextField(blank=True)
     record = models.JSONField(default=dict, blank=True,
                               help_text="The values recorded at completion, by the template's record_fields.")

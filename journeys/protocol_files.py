@@ -85,6 +85,8 @@ class StepFile(BaseModel):
     required: bool = True
     milestone: Literal[MILESTONES] = ""
     done_after: Annotated[str, StringConstraints(pattern=r"^[-a-zA-Z0-9_]*$", max_length=60)] = ""
+    # Signed by two different people, each with their password (chemotherapy, the COI check, the infusion).
+    two_person: bool = False
     # Each spec is judged by journeys.records (spec_errors), the same judge as the admin's protocol editor.
     record_fields: list[dict[str, Any]] = []
 

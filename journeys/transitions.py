@@ -7,7 +7,7 @@ know (does the next stage start now?), it asks the predicate beside the guard, w
 
 from datetime import date
 
-from carclinic.errors import DomainError, InvalidInput
+from carclinic.errors import DomainError, InvalidInput, NotPermitted
 from journeys.errors import JourneyClosed, StageOrderViolation, StepAlreadyCompleted, TransitionNotAllowed
 from journeys.models import JourneyStatus, Milestone, StageNumber, StageStatus, StepStatus
 
@@ -136,6 +136,22 @@ def guard_collection_day(journey, performed_on: date) -> None:
     if performed_on > journey.day0_planned:
         raise InvalidInput("Collection after the planned Day 0: reschedule Day 0 first.",
                            field_errors={"performed_at": ["After the planned Day 0."]})
+
+
+def guard_two_person(step, actor, second, *, actor_signed: bool) -> None:
+    """A two-person step (chemotherapy, the COI check, the infusion) is signed by two different people who
+    each entered their password: an API key has no person behind it, and one nurse twice is one check."""
+    if not step.template.two_person:
+        return
+    if not actor_signed or not actor.has_usable_password():
+        raise NotPermitted("complete_step", f"'{step.template.name}' is signed by two people at the bedside, each "
+                                            "with their password, on the page: an API key cannot record it.")
+    if second is None:
+        raise InvalidInput("A second person signs this step.", field_errors={
+            "second_signer_username": ["A second person signs this step: their user name and password."]})
+    if second.pk == actor.pk:
+        raise InvalidInput("The second signer is you.", field_errors={
+            "second_signer_username": ["A second, different person signs: not the one recording it."]})
 
 
 def guard_step(journey, step, to_status: str, *, released_by_order: bool = False) -> None:

@@ -171,3 +171,21 @@ def minimal_record(step_or_template, *, on: date | None = None) -> dict:
         elif spec.within_percent is not None and spec.required and so_far.get(spec.within_percent.of) is not None:
             record[spec.name] = so_far[spec.name] = so_far[spec.within_percent.of]
     return record
+
+
+SECOND_SIGNER_PASSWORD = "correct-horse-battery"  # UserFactory's
+
+
+def second_signer(step) -> dict:
+    """The second signature a two-person step needs (chemotherapy, the COI check, the infusion), by a
+    physician who signs nothing else in the tests ({} for any other step): `step_complete(..., **second_signer(step))`."""
+    from django.contrib.auth.models import Group
+
+    template = getattr(step, "template", step)
+    if not template.two_person:
+        return {}
+    user = User.objects.filter(username="second-signer").first()
+    if user is None:
+        user = UserFactory(username="second-signer", first_name="Sam", last_name="Second")
+        user.groups.add(*Group.objects.filter(name__in=("physician", "nurse")))
+    return {"second_signer_username": user.username, "second_signer_password": SECOND_SIGNER_PASSWORD}

@@ -15,7 +15,7 @@ from journeys.errors import TransitionNotAllowed
 from journeys.models import EventKind, JourneyEvent, Step, StepStatus
 from journeys.services import journey_start, step_complete
 from patients.models import Measurement
-from tests.factories import PatientFactory, minimal_record
+from tests.factories import PatientFactory, minimal_record, second_signer
 
 
 def step_of(journey, code: str) -> Step:
@@ -25,7 +25,7 @@ def step_of(journey, code: str) -> Step:
 def complete_stage(journey, number: int, actor) -> None:
     while step := (Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
                    .select_related("template", "journey").order_by("id").first()):
-        step_complete(actor=actor, step_id=step.id, record=minimal_record(step))
+        step_complete(actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step))
 
 
 def born_years_ago(years: int) -> date:
@@ -48,6 +48,12 @@ def ld_journey(coordinator, physician, protocol):
     return make
 
 
+def give(actor, journey, code: str, record: dict, **extra) -> Step:
+    """Record an LD day with the second signature it needs."""
+    step = step_of(journey, code)
+    return step_complete(actor=actor, step_id=step.id, record=record, **second_signer(step), **extra)
+
+
 def review(journey, physician, creatinine="1.0", unit="mg/dL", **extra):
     return step_complete(actor=physician, step_id=step_of(journey, "renal-dose-review").id,
                          record={"creatinine": creatinine, "creatinine_unit": unit, **extra})
@@ -59,12 +65,11 @@ def test_170_cm_70_kg_gives_bsa_1_82_fludarabine_45_5_and_cyclophosphamide_1820(
     journey = ld_journey(sex="male", age=40)
     done_review = review(journey, physician)
     assert done_review.record["creatinine_clearance"] == 97.2 and done_review.record["dose_percent"] == 100
-    day5 = step_complete(actor=nurse, step_id=step_of(journey, "ld-day-5").id, record={"fludarabine_mg": "45.5"})
+    day5 = give(nurse, journey, "ld-day-5", {"fludarabine_mg": "45.5"})
     assert day5.record == {"bsa": 1.82, "fludarabine_full_mg": 45.5, "fludarabine_prescribed_mg": 45.5,
                            "fludarabine_mg": 45.5}
-    step_complete(actor=nurse, step_id=step_of(journey, "ld-day-4").id, record={"fludarabine_mg": "45.5"})
-    day3 = step_complete(actor=nurse, step_id=step_of(journey, "ld-day-3").id,
-                         record={"fludarabine_mg": "45.5", "cyclophosphamide_mg": "1820"})
+    give(nurse, journey, "ld-day-4", {"fludarabine_mg": "45.5"})
+    day3 = give(nurse, journey, "ld-day-3", {"fludarabine_mg": "45.5", "cyclophosphamide_mg": "1820"})
     assert day3.record["cyclophosphamide_prescribed_mg"] == 1820
 
 
@@ -74,7 +79,7 @@ def test_a_woman_with_crcl_47_2_gets_fludarabine_33_2_mg_a_day(ld_journey, physi
     journey = ld_journey(sex="female", age=60, height="165", weight="60")
     done_review = review(journey, physician, creatinine="1.2")
     assert (done_review.record["creatinine_clearance"], done_review.record["dose_percent"]) == (47.2, 80)
-    day5 = step_complete(actor=nurse, step_id=step_of(journey, "ld-day-5").id, record={"fludarabine_mg": "33.2"})
+    day5 = give(nurse, journey, "ld-day-5", {"fludarabine_mg": "33.2"})
     assert (day5.record["bsa"], day5.record["fludarabine_full_mg"], day5.record["fludarabine_prescribed_mg"]) == (
         1.66, 41.5, 33.2)
 
@@ -107,10 +112,9 @@ def test_cyclophosphamide_typed_in_grams_is_refused(ld_journey, physician, nurse
     journey = ld_journey()
     review(journey, physician)
     for code in ("ld-day-5", "ld-day-4"):
-        step_complete(actor=nurse, step_id=step_of(journey, code).id, record={"fludarabine_mg": "45.5"})
+        give(nurse, journey, code, {"fludarabine_mg": "45.5"})
     with pytest.raises(InvalidInput) as refused:
-        step_complete(actor=nurse, step_id=step_of(journey, "ld-day-3").id,
-                      record={"fludarabine_mg": "45.5", "cyclophosphamide_mg": "1.82"})
+        give(nurse, journey, "ld-day-3", {"fludarabine_mg": "45.5", "cyclophosphamide_mg": "1.82"})
     assert list(refused.value.field_errors) == ["record.cyclophosphamide_mg"]
 
 
@@ -118,18 +122,20 @@ def test_within_5_percent_is_accepted(ld_journey, physician, nurse):
     """±5 % of 45.5 mg is 43.225 to 47.775 mg (both ends included): 47.7 passes."""
     journey = ld_journey()
     review(journey, physician)
-    done = step_complete(actor=nurse, step_id=step_of(journey, "ld-day-5").id, record={"fludarabine_mg": "47.7"})
+    done = give(nurse, journey, "ld-day-5", {"fludarabine_mg": "47.7"})
     assert done.record["fludarabine_mg"] == 47.7
 
 
-def test_outside_the_tolerance_only_a_physician_with_a_reason_records_it(ld_journey, physician, nurse):
+def test_outside_the_tolerance_only_a_physician_with_a_reason_records_it(ld_journey, physician, nurse, make_user):
+    other_nurse = make_user("nurse")
     journey = ld_journey()
     review(journey, physician)
     step = step_of(journey, "ld-day-5")
     record = {"fludarabine_mg": "40", "dose_reason": "Vial of 50 mg, 40 mg drawn after the pharmacy's rounding"}
-    with pytest.raises(NotPermitted):
-        step_complete(actor=nurse, step_id=step.id, record=record)
-    done = step_complete(actor=physician, step_id=step.id, record=record)
+    with pytest.raises(NotPermitted):  # two nurses: no physician confirms it
+        step_complete(actor=nurse, step_id=step.id, record=record, second_signer_username=other_nurse.username,
+                      second_signer_password="correct-horse-battery")
+    done = step_complete(actor=nurse, step_id=step.id, record=record, **second_signer(step))  # a physician signs too
     event = JourneyEvent.objects.get(step=step, kind=EventKind.STEP_DONE)
     assert event.detail["overrides"] == [{"field": "fludarabine_prescribed_mg", "computed": 45.5, "recorded": 40,
                                           "reason": record["dose_reason"]}]
@@ -140,7 +146,7 @@ def test_the_ld_days_wait_for_the_physicians_dose_review(ld_journey, nurse):
     """issue 13: "lymphodepletion day −5 recorded while the renal dose review was still pending"."""
     journey = ld_journey()
     with pytest.raises(TransitionNotAllowed, match="Creatinine clearance and lymphodepletion dose review"):
-        step_complete(actor=nurse, step_id=step_of(journey, "ld-day-5").id, record={"fludarabine_mg": "45.5"})
+        give(nurse, journey, "ld-day-5", {"fludarabine_mg": "45.5"})
 
 
 def test_a_400_day_old_weight_never_doses_chemotherapy(ld_journey, physician, nurse):
@@ -165,5 +171,65 @@ def test_below_30_ml_min_the_physician_decides_the_dose_with_a_reason(ld_journey
     assert "record.dose_reason" in refused.value.field_errors
     done = review(journey, physician, creatinine="3.0", dose_percent_decided="50", dose_reason="Haematology: 50 %")
     assert done.record["creatinine_clearance"] == 18.9 and "dose_percent" not in done.record
-    day5 = step_complete(actor=nurse, step_id=step_of(journey, "ld-day-5").id, record={"fludarabine_mg": "20.8"})
+    day5 = give(nurse, journey, "ld-day-5", {"fludarabine_mg": "20.8"})
     assert day5.record["fludarabine_prescribed_mg"] == 20.8  # 41.5 mg × 50 % = 20.75, to 0.1 mg half up
+
+
+# --- two-person signatures (issue 13: "the double check is optional free text (the recording nurse's own name
+# passes), and an API key with no person behind it can record lymphodepletion and the COI check") -----------
+
+def test_chemotherapy_is_signed_by_two_different_people(ld_journey, physician, nurse):
+    journey = ld_journey()
+    review(journey, physician)
+    step = step_of(journey, "ld-day-5")
+    record = {"fludarabine_mg": "45.5"}
+    with pytest.raises(InvalidInput) as refused:
+        step_complete(actor=nurse, step_id=step.id, record=record)
+    assert list(refused.value.field_errors) == ["second_signer_username"]
+    with pytest.raises(InvalidInput) as refused:
+        step_complete(actor=nurse, step_id=step.id, record=record, second_signer_username=nurse.username,
+                      second_signer_password="correct-horse-battery")
+    assert "different person" in refused.value.field_errors["second_signer_username"][0]
+    with pytest.raises(InvalidInput) as refused:
+        step_complete(actor=nurse, step_id=step.id, record=record, second_signer_username=physician.username,
+                      second_signer_password="wrong")
+    assert list(refused.value.field_errors) == ["second_signer_password"]
+    assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
+    done = step_complete(actor=nurse, step_id=step.id, record=record, second_signer_username=physician.username,
+                         second_signer_password="correct-horse-battery")
+    assert (done.completed_by, done.second_signed_by) == (nurse, physician)
+    event = JourneyEvent.objects.get(step=step, kind=EventKind.STEP_DONE)
+    assert event.detail["second_signer"] == {"id": physician.pk, "name": str(physician)}
+
+
+def test_the_shipped_coi_check_and_infusion_are_two_person_steps(protocol):
+    two_person = set(protocol.step_templates.filter(two_person=True).values_list("code", flat=True))
+    assert two_person == {"ld-day-5", "ld-day-4", "ld-day-3", "coi-check", "infusion"}
+
+
+def test_the_ld_sheet_page_shows_the_formula_and_takes_a_second_signer(ld_journey, physician, nurse, client,
+                                                                        django_assert_max_num_queries):
+    journey = ld_journey(sex="female", age=60, height="165", weight="60")
+    review(journey, physician, creatinine="1.2")
+    step = step_of(journey, "ld-day-5")
+    client.force_login(nurse)
+    url = f"/steps/{step.public_id}/complete/"
+    page = client.get(url).content.decode()
+    assert "25 mg/m² × 1.66 m² = 41.5 mg" in page and "41.5 mg × 80 % = 33.2 mg" in page
+    assert 'name="second_signer_username"' in page and 'name="second_signer_password"' in page
+    response = client.post(url, {"performed_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+                                 "record.fludarabine_mg": "41.5", "signature_meaning": "performed",
+                                 "password": "correct-horse-battery", "version": step.version,
+                                 "second_signer_username": physician.username,
+                                 "second_signer_password": "correct-horse-battery"})
+    assert response.status_code == 400
+    assert "41.5 is +25 % from the fludarabine prescribed 33.2" in response.content.decode()
+    assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
+    response = client.post(url, {"performed_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+                                 "record.fludarabine_mg": "33.2", "signature_meaning": "performed",
+                                 "password": "correct-horse-battery", "version": step.version,
+                                 "second_signer_username": physician.username,
+                                 "second_signer_password": "correct-horse-battery"})
+    assert response.status_code == 302
+    done = Step.objects.get(pk=step.pk)
+    assert (done.status, done.second_signed_by, done.record["fludarabine_mg"]) == (StepStatus.DONE, physician, 33.2)
