@@ -60,6 +60,10 @@ class ProtocolTemplate(models.Model):
         help_text="Days before lymphodepletion's first step by which QC must have released the product; "
         "a journey still waiting after that shows 'Day 0 at risk'.",
     )
+    infusion_rest_days = models.PositiveIntegerField(
+        default=2,
+        help_text="Days between the last lymphodepletion day and the infusion, at least (Day −3 → Day 0: 2 full days).",
+    )
     is_active = models.BooleanField(default=True, help_text="Offered when starting new journeys.")
     locked_at = models.DateTimeField(null=True, blank=True, help_text="Set when the first journey used it.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -102,6 +102,8 @@ class ProtocolFile(BaseModel):
     planned_vein_to_vein_days: Annotated[int, Field(ge=0, le=MAX_DAYS)]
     # Days before lymphodepletion's first step by which QC must release the product ("Day 0 at risk").
     release_lead_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 1
+    # Days of rest after the last lymphodepletion day before the cells may go in (infusion on day last + rest + 1).
+    infusion_rest_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 2
     steps: Annotated[list[StepFile], Field(min_length=1)]
 
     @model_validator(mode="after")

@@ -37,6 +37,7 @@ from journeys.transitions import (
     guard_record_correction,
     guard_stage_complete,
     guard_stage_start,
+    guard_infusion,
     guard_step,
     guard_two_person,
     may_complete_stage,
@@ -302,6 +303,9 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
                                   facts=_facts(journey, step.template.record_fields, performed_at))
     second = _second_signer(step, second_signer_username, second_signer_password)
     guard_two_person(step, actor, second, actor_signed=not released_by_order)
+    if step.template.milestone == Milestone.INFUSION:
+        guard_infusion(journey, step, timezone.localdate(performed_at),
+                       journey.steps.filter(status=StepStatus.DONE).select_related("template", "stage"))
     overridden = _authorize_overrides(actor, step.template.record_fields, record, second=second)
     if performed_at > now + PERFORMED_AT_TOLERANCE:
         raise InvalidInput("The time performed is in the future.", field_errors={"performed_at": ["Cannot be in the future."]})
@@ -524,6 +528,7 @@ def protocol_new_version(*, actor, protocol_id: int) -> ProtocolTemplate:
     copy = ProtocolTemplate.objects.create(
         name=source.name, version=latest + 1, description=source.description, indication=source.indication,
         planned_vein_to_vein_days=source.planned_vein_to_vein_days, release_lead_days=source.release_lead_days,
+        infusion_rest_days=source.infusion_rest_days,
         is_active=False, content_hash=source.content_hash,
     )
     templates = list(source.step_templates.all())

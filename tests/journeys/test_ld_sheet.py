@@ -233,3 +233,70 @@ def test_the_ld_sheet_page_shows_the_formula_and_takes_a_second_signer(ld_journe
     assert response.status_code == 302
     done = Step.objects.get(pk=step.pk)
     assert (done.status, done.second_signed_by, done.record["fludarabine_mg"]) == (StepStatus.DONE, physician, 33.2)
+
+
+# --- the infusion (issue 13: "an infusion dated before the QC release, before the lymphodepletion days, even 5
+# days before leukapheresis, accepted"; "10 × 10⁶ cells/kg and a total of 5 × 10⁶ cells for 45 kg accepted") ---
+
+@pytest.fixture
+def at_infusion(ld_journey, physician, nurse):
+    """A 45 kg patient whose lymphodepletion is done today and whose bag's COI is checked."""
+    journey = ld_journey(sex="female", age=50, height="160", weight="45", measured_days_ago=6)
+    complete_stage(journey, 3, physician)
+    coi = step_of(journey, "coi-check")
+    step_complete(actor=nurse, step_id=step_of(journey, "admission").id)
+    step_complete(actor=nurse, step_id=coi.id, record=minimal_record(coi), **second_signer(coi))
+    return journey
+
+
+def infuse(journey, nurse, total="45", **extra):
+    step = step_of(journey, "infusion")
+    return step_complete(actor=nurse, step_id=step.id, record={"total_cells": total}, **second_signer(step), **extra)
+
+
+def test_no_infusion_on_the_last_lymphodepletion_day_or_before_the_rest_days(at_infusion, nurse, time_machine):
+    """The protocol's infusion_rest_days = 2: LD ends today, so the earliest infusion is in 3 days."""
+    with pytest.raises(InvalidInput) as refused:
+        infuse(at_infusion, nurse)
+    assert "the protocol asks for 2 days of rest" in refused.value.field_errors["performed_at"][0]
+    time_machine.move_to(timezone.now() + timedelta(days=2))
+    with pytest.raises(InvalidInput):
+        infuse(at_infusion, nurse)
+    time_machine.move_to(timezone.now() + timedelta(days=1))
+    Measurement.objects.create(patient_id=at_infusion.patient_id, measured_on=timezone.localdate(),
+                               height_cm=160, weight_kg=45)  # weighed again on Day 0
+    done = infuse(at_infusion, nurse)
+    assert done.status == StepStatus.DONE
+
+
+def test_no_infusion_dated_before_the_release_or_the_collection(at_infusion, nurse):
+    with pytest.raises(InvalidInput) as refused:
+        infuse(at_infusion, nurse, performed_at=timezone.now() - timedelta(days=5))
+    problems = refused.value.field_errors["performed_at"]
+    assert any("Before the product's QC release" in problem for problem in problems)
+    assert any("Before the collection (leukapheresis)" in problem for problem in problems)
+    assert Step.objects.get(pk=step_of(at_infusion, "infusion").pk).status == StepStatus.PENDING
+
+
+def test_the_cell_dose_per_kg_is_computed_and_the_total_checked_against_the_target(at_infusion, nurse,
+                                                                                    time_machine):
+    """domain.md: target 1 × 10⁶/kg × 45 kg = 45 × 10⁶ expected; a bag of 5 × 10⁶ is refused; 45 → 1.0 × 10⁶/kg."""
+    time_machine.move_to(timezone.now() + timedelta(days=1))  # the weight of 6 days ago is 7 days old
+    with pytest.raises(InvalidInput) as refused:
+        infuse(at_infusion, nurse, total="5")
+    assert "5 is −89 % from the expected total" in refused.value.field_errors["record.total_cells"][0]
+    with pytest.raises(InvalidInput) as refused:
+        step_complete(actor=nurse, step_id=step_of(at_infusion, "infusion").id,
+                      record={"total_cells": "45", "dose_per_kg": "10"})
+    assert "Computed, not typed" in refused.value.field_errors["record.dose_per_kg"][0]
+    Measurement.objects.create(patient_id=at_infusion.patient_id, measured_on=timezone.localdate() + timedelta(days=2),
+                               height_cm=160, weight_kg=45)
+    time_machine.move_to(timezone.now() + timedelta(days=2))
+    done = infuse(at_infusion, nurse)
+    assert (done.record["expected_total_cells"], done.record["dose_per_kg"]) == (45, 1)
+
+
+def test_a_discharge_before_the_infusion_is_refused(at_infusion, physician):
+    """issue 13: "a discharge 5 days before the infusion accepted". The shipped discharge waits for it."""
+    with pytest.raises(TransitionNotAllowed, match="CAR-T infusion"):
+        step_complete(actor=physician, step_id=step_of(at_infusion, "discharge").id)
