@@ -383,8 +383,17 @@ def _lines(table: dict) -> list[str]:
             out.extend(f"  [{', '.join(_literal(part) for part in item)}]," for item in value)
             out.append("]")
         else:
-            out.append(f"{_key(key)} = {_literal(value)}")
+            out.append(f"{_key(key)} = {_inline(value)}")
     return out
+
+
+def _inline(value) -> str:
+    """A value on one line; a table (a computed field's `computed`) as an inline table, so it stays with its field."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(key)} = {_inline(item)}" for key, item in value.items()) + " }"
+    if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+        return "[" + ", ".join(_inline(item) for item in value) + "]"
+    return _literal(value)
 
 
 def _spec_in_order(spec: dict) -> dict:
@@ -412,6 +421,8 @@ def to_toml(document: dict) -> str:
     for step in sorted(steps, key=step_order):
         step = _in_schema_order(step, StepFile)
         fields = step.pop("record_fields", [])
+        if step.get("two_person") is False:
+            step.pop("two_person")  # written only where it is true
         out += ["", "[[steps]]", *_lines(_omit_empty(step, ("milestone", "done_after")))]
         for spec in fields:
             out += ["", "[[steps.record_fields]]", *_lines(_spec_in_order(spec))]

@@ -153,7 +153,8 @@ def minimal_record(step_or_template, *, on: date | None = None) -> dict:
     journey = getattr(step_or_template, "journey", None)
     if journey is None or not records.needs_patient_facts(template.record_fields):
         return record
-    day = on or min(step_or_template.due_on or date.today(), date.today())
+    day = on or (date.today() - timedelta(days=LD_DONE_DAYS_AGO) if step_or_template.stage.number == 3
+                 else min(step_or_template.due_on or date.today(), date.today()))
     if not Measurement.objects.filter(patient_id=journey.patient_id, measured_on__lte=day,
                                       measured_on__gte=day - timedelta(days=7)).exists():
         Measurement.objects.create(patient_id=journey.patient_id, measured_on=day, height_cm=170, weight_kg=70)
@@ -189,3 +190,18 @@ def second_signer(step) -> dict:
         user = UserFactory(username="second-signer", first_name="Sam", last_name="Second")
         user.groups.add(*Group.objects.filter(name__in=("physician", "nurse")))
     return {"second_signer_username": user.username, "second_signer_password": SECOND_SIGNER_PASSWORD}
+
+
+# Walk-through tests record lymphodepletion this many days ago, so that today's infusion keeps the protocol's rest
+# days after it (infusion_rest_days = 2).
+LD_DONE_DAYS_AGO = 3
+
+
+def lymphodepletion_earlier(step) -> dict:
+    """performed_at for a lymphodepletion step of a walk-through test ({} for any other): `step_complete(...,
+    **lymphodepletion_earlier(step))`, with minimal_record measuring the patient on that day."""
+    from django.utils import timezone
+
+    if getattr(step, "stage", None) is None or step.stage.number != 3:
+        return {}
+    return {"performed_at": timezone.now() - timedelta(days=LD_DONE_DAYS_AGO)}

@@ -32,7 +32,7 @@ from journeys.services import (
     step_skip,
 )
 from journeys.transitions import guard_stage_start
-from tests.factories import PatientFactory, make_protocol, minimal_record, second_signer
+from tests.factories import PatientFactory, make_protocol, minimal_record, second_signer, lymphodepletion_earlier
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = ZoneInfo("UTC")
@@ -60,7 +60,7 @@ def complete_stage(journey, number: int, actor, *, except_codes=()) -> None:
     # One at a time: completing the last required step closes the stage and its optional leftovers.
     while step := (Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
                    .exclude(template__code__in=except_codes).order_by("id").first()):
-        step_complete(actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step))
+        step_complete(actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
 
 
 def advance_to(journey, number: int, actor) -> None:
