@@ -390,7 +390,8 @@ def _lines(table: dict) -> list[str]:
 def _inline(value) -> str:
     """A value on one line; a table (a computed field's `computed`) as an inline table, so it stays with its field."""
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(key)} = {_inline(item)}" for key, item in value.items()) + " }"
+        # Keys sorted: the database's JSON gives them back in its own order, and a dump must not depend on it.
+        return "{ " + ", ".join(f"{_key(key)} = {_inline(value[key])}" for key in sorted(value)) + " }"
     if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
         return "[" + ", ".join(_inline(item) for item in value) + "]"
     return _literal(value)
