@@ -45,7 +45,7 @@ from journeys.transitions import (
 )
 from patients.models import Patient
 from staff.models import User
-from staff.roles import Action, Role, authorize, can, authorize_step_correction, authorize_step_resolution
+from staff.roles import Action, Role, authorize, authorize_step_correction, authorize_step_resolution, can
 
 # A performed time a few minutes ahead of the server's clock is a ward clock running fast, not a
 # prediction; more than that is a typing error.

@@ -281,7 +281,7 @@ def test_a_new_version_made_in_admin_keeps_the_hash_and_an_edit_in_admin_renews_
     client.force_login(superuser)
     steps = list(copy.step_templates.order_by("id"))
     data = {"name": copy.name, "version": copy.version, "description": "Our own", "indication": "",
-            "planned_vein_to_vein_days": 28, "step_templates-TOTAL_FORMS": len(steps),
+            "planned_vein_to_vein_days": 28, "infusion_rest_days": 2, "step_templates-TOTAL_FORMS": len(steps),
             "step_templates-INITIAL_FORMS": len(steps), "step_templates-MIN_NUM_FORMS": 0,
             "step_templates-MAX_NUM_FORMS": 1000}
     for index, step in enumerate(steps):
@@ -293,6 +293,8 @@ def test_a_new_version_made_in_admin_keeps_the_hash_and_an_edit_in_admin_renews_
                "record_fields": json.dumps(step.record_fields)}
         if step.required:
             row["required"] = "on"
+        if step.two_person:
+            row["two_person"] = "on"
         data.update({f"step_templates-{index}-{key}": value for key, value in row.items()})
     response = client.post(reverse("admin:journeys_protocoltemplate_change", args=[copy.pk]), data)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -370,12 +372,13 @@ step = st.fixed_dictionaries({
     "anchor": st.sampled_from(["leukapheresis", "day0"]), "offset_days": st.integers(-400, 6000),
     "window_before_days": st.integers(0, 30), "window_after_days": st.integers(0, 30),
     "grace_hours": st.integers(0, 200), "responsible_role": st.sampled_from(["nurse", "coordinator", "physician"]),
-    "required": st.booleans(), "milestone": st.just(""), "done_after": st.just(""),
+    "required": st.booleans(), "milestone": st.just(""), "done_after": st.just(""), "two_person": st.booleans(),
     "record_fields": st.lists(record_field, max_size=3, unique_by=lambda spec: spec["name"]),
 })
 documents = st.builds(
     lambda name, description, days, steps, step_codes: {
         "name": name, "description": description, "indication": "", "planned_vein_to_vein_days": days,
+        "release_lead_days": 1, "infusion_rest_days": 2,
         "steps": sorted(({**one, "code": code} for one, code in zip(steps, step_codes, strict=False)),
                         key=protocol_files.step_order)},
     labels.map(lambda s: s[:120]), text_values, st.integers(0, 60),
@@ -384,9 +387,10 @@ documents = st.builds(
 
 CARRIAGE_RETURNS = {  # found by hypothesis: TOML readers turn CR LF inside a """…""" string into LF
     "name": "x", "description": "a\r\nb\nc\r", "indication": "", "planned_vein_to_vein_days": 1,
+    "release_lead_days": 1, "infusion_rest_days": 2,
     "steps": [dict(stage=1, position=0, code="a", name="0\r\n", anchor="day0", offset_days=0, window_before_days=0,
                    window_after_days=0, grace_hours=0, responsible_role="nurse", required=True, milestone="",
-                   done_after="", record_fields=[])]}
+                   done_after="", two_person=False, record_fields=[])]}
 
 
 @given(documents)

@@ -231,7 +231,7 @@ def test_admin_refuses_a_bad_spec_next_to_the_step_and_saves_a_good_one(client, 
                "grace_hours": 0, "responsible_role": "nurse", "required": "on", "milestone": "",
                "record_fields": json.dumps(record_fields)}
         data = {"name": protocol.name, "version": 1, "description": "", "indication": "", "planned_vein_to_vein_days": 21,
-                "release_lead_days": 1,
+                "release_lead_days": 1, "infusion_rest_days": 2,
                 "is_active": "on", "step_templates-TOTAL_FORMS": 1, "step_templates-INITIAL_FORMS": 1,
                 "step_templates-MIN_NUM_FORMS": 0, "step_templates-MAX_NUM_FORMS": 1000,
                 **{f"step_templates-0-{key}": value for key, value in row.items()}}
@@ -270,7 +270,7 @@ def test_a_failed_coi_check_is_refused_and_the_infusion_cannot_be_recorded_befor
     assert "do not infuse" in refused.value.field_errors["record.coi_match"][0]
     assert Step.objects.get(pk=check.pk).status == StepStatus.PENDING
 
-    step_complete(actor=physician, step_id=check.id, record={"coi_match": "yes"})
+    step_complete(actor=physician, step_id=check.id, record={"coi_match": "yes"}, **second_signer(check))
     assert step_complete(actor=physician, step_id=infusion.id, record=minimal_record(infusion), **second_signer(infusion), **lymphodepletion_earlier(infusion)).status == StepStatus.DONE
 
 
