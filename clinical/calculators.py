@@ -48,6 +48,10 @@ class Calculator:
     arguments: tuple[str, ...]
     optional: frozenset[str] = field(default_factory=frozenset)
 
+    def text(self, shown: dict, unit: str = "") -> str:
+        """The formula with the values shown; `{unit}` is the result's unit (mg)."""
+        return " ".join(self.formula.format(unit=unit, **shown).split())
+
     def __call__(self, **values):
         return self.function(**values)
 
@@ -61,9 +65,11 @@ CALCULATORS: dict[str, Calculator] = {
     "body_surface_area": Calculator(
         body.body_surface_area, "Mosteller: √({height_cm} cm × {weight_kg} kg / 3600)", ("height_cm", "weight_kg")),
     "dose_from_bsa": Calculator(
-        dosing.dose_from_bsa, "{dose_per_m2}/m² × {bsa_m2} m²", ("dose_per_m2", "bsa_m2")),
+        dosing.dose_from_bsa, "{dose_per_m2} {unit}/m² × {bsa_m2} m²", ("dose_per_m2", "bsa_m2")),
     "dose_reduced": Calculator(
-        dosing.dose_reduced, "{dose} − {reduction_percent} %", ("dose", "reduction_percent")),
+        dosing.dose_reduced, "{dose} {unit} − {reduction_percent} %", ("dose", "reduction_percent")),
+    "dose_at_percent": Calculator(
+        dosing.dose_at_percent, "{dose} {unit} × {dose_percent} %", ("dose", "dose_percent")),
     "creatinine_clearance": Calculator(
         lambda *, age_years, weight_kg, creatinine, female, creatinine_unit: renal.creatinine_clearance(
             age_years, weight_kg, creatinine, female, creatinine_unit=creatinine_unit),

@@ -29,6 +29,15 @@ def dose_reduced(dose: Number, reduction_percent: Number, *, places: int | None 
     return reduced if places is None else rounded(reduced, places)
 
 
+def dose_at_percent(dose: Number, dose_percent: Number, *, places: int | None = None) -> Decimal:
+    """The dose at a percentage of itself, as a renal band gives it (41.5 mg at 80 % = 33.2 mg; 100 %: unchanged)."""
+    percent = exact(dose_percent, "dose percent")
+    if not 0 < percent <= 100:
+        raise ValueError(f"A dose percent is above 0 and at most 100, not {dose_percent!r}.")
+    dosed = exact(dose, "dose") * percent / 100
+    return dosed if places is None else rounded(dosed, places)
+
+
 def deviation_percent(given: Number, prescribed: Number) -> Decimal:
     """How far the given dose is from the prescribed one, in % of the prescribed (91 vs 45.5 mg: +100 %)."""
     target = positive(prescribed, "prescribed dose")

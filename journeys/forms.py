@@ -66,8 +66,10 @@ class SignedRecordForm(forms.Form):
         self.record_specs = records.parse_specs(record_fields)
         self.facts = facts
         labels = {spec.name: spec.label.lower() for spec in self.record_specs}
+        shown_so_far = {}  # the computed values in the specs' order: a dose shows the BSA it is computed from
         for raw, spec in zip(record_fields or [], self.record_specs):
-            field = self.fields[records.error_key(spec.name)] = record_form_field(spec, facts=facts, labels=labels)
+            field = self.fields[records.error_key(spec.name)] = record_form_field(spec, facts=facts, labels=labels,
+                                                                                  so_far=shown_so_far)
             if calculated := records.calculated_dose(raw, measurement and measurement.body_surface_area_m2):
                 field.help_text = (f"{field.help_text} Calculated from the height and weight of "
                                    f"{measurement.measured_on:%d %b %Y}: {calculated}.").strip()
@@ -105,10 +107,24 @@ class StepCompleteForm(SignedRecordForm):
     signature_meaning = forms.ChoiceField(label="Meaning of your signature", choices=SignatureMeaning.choices,
                                           widget=forms.RadioSelect, initial=SignatureMeaning.PERFORMED)
 
-    def __init__(self, *args, late: bool = False, **kwargs):
+    def __init__(self, *args, late: bool = False, two_person: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        # The signature comes last, after everything it signs.
-        self.order_fields(["performed_at", *self.record_field_names, "notes", "signature_meaning", "password", "version"])
+        second = []
+        if two_person:
+            # The second person types their own name and password on the same screen; the service checks them.
+            self.fields["second_signer_username"] = forms.CharField(
+                label="Second signer: user name", max_length=150,
+                error_messages={"required": "A second person signs this step."},
+                widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none"}),
+                help_text="A second, different member of staff checks and signs with you.")
+            self.fields["second_signer_password"] = forms.CharField(
+                label="Second signer: password", strip=False,
+                error_messages={"required": "The second signer enters their password."},
+                widget=forms.PasswordInput(attrs={"autocomplete": "off"}))
+            second = ["second_signer_username", "second_signer_password"]
+        # The signatures come last, after everything they sign.
+        self.order_fields(["performed_at", *self.record_field_names, "notes", "signature_meaning", "password",
+                           *second, "version"])
         if late:
             # A late step was seldom done just now: "now" as a default would be signed without a thought.
             self.fields["performed_at"].help_text = "This step is late: enter when it was actually done."
@@ -142,7 +158,7 @@ def form_value(spec: records.FieldSpec, stored):
     return stored
 
 
-def record_form_field(spec: records.FieldSpec, *, facts=None, labels=None) -> forms.Field:
+def record_form_field(spec: records.FieldSpec, *, facts=None, labels=None, so_far=None) -> forms.Field:
     """A bedside input for one record field spec. Fields only shape the input (number keypad, a select, a
     date picker); `journeys.records` judges the value, as it does for the API. A computed field is shown
     read-only with its formula, and its value when the patient's facts alone give it."""
@@ -151,15 +167,22 @@ def record_form_field(spec: records.FieldSpec, *, facts=None, labels=None) -> fo
     common = {"label": spec.label, "help_text": spec.help or "", "required": required,
               "error_messages": {"required": "Required for this step."}}
     if spec.computed is not None:
-        value = None
+        value, problem = None, ""
+        so_far = {} if so_far is None else so_far
         if facts is not None:
             try:
-                value = spec.computed_value({}, facts)
-            except ValueError:
-                value = None
-        shown = records.display_value(spec.model_dump(exclude_none=True), value) if value is not None else ""
-        help_text = " ".join(filter(None, (spec.help, records.computed_help(spec, facts, labels) + ".",
-                                           "Calculated when you sign." if value is None else "")))
+                value = spec.computed_value(so_far, facts)
+            except ValueError as error:
+                # "Weigh the patient first" is said before the nurse signs, not after.
+                problem = f"{error}." if str(error).startswith("weigh") else ""
+        if value is not None:
+            so_far[spec.name] = value
+        dumped = spec.model_dump(exclude_none=True)
+        shown = records.display_value(dumped, value) if value is not None else ""
+        formula = records.computed_help(spec, facts, labels, record=so_far)
+        help_text = " ".join(filter(None, (spec.help, f"{formula} = {shown}." if shown else f"{formula}.",
+                                           problem[:1].upper() + problem[1:],
+                                           "Calculated when you sign." if value is None and not problem else "")))
         field = forms.CharField(label=f"{spec.label} (computed)", required=False, disabled=True, initial=shown,
                                 help_text=help_text, widget=forms.TextInput(attrs={"readonly": True}))
         field.unit = ""

@@ -60,6 +60,10 @@ class ProtocolTemplate(models.Model):
         help_text="Days before lymphodepletion's first step by which QC must have released the product; "
         "a journey still waiting after that shows 'Day 0 at risk'.",
     )
+    infusion_rest_days = models.PositiveIntegerField(
+        default=2,
+        help_text="Days between the last lymphodepletion day and the infusion, at least (Day −3 → Day 0: 2 full days).",
+    )
     is_active = models.BooleanField(default=True, help_text="Offered when starting new journeys.")
     locked_at = models.DateTimeField(null=True, blank=True, help_text="Set when the first journey used it.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -107,6 +111,11 @@ class StepTemplate(models.Model):
     done_after = models.SlugField(
         max_length=60, blank=True,
         help_text="Code of a step of the same protocol that must be recorded as done before this one.",
+    )
+    two_person = models.BooleanField(
+        default=False,
+        help_text="Signed by two different people, each re-entering their password (chemotherapy, the COI "
+                  "check, the infusion); an API key cannot record it.",
     )
     record_fields = models.JSONField(
         default=list, blank=True, validators=[validate_specs],
@@ -338,6 +347,8 @@ class Step(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     signature_meaning = models.CharField(max_length=16, choices=SignatureMeaning.choices, blank=True)
+    second_signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="+", help_text="The second person of a two-person step.")
     notes = models.TextField(blank=True)
     record = models.JSONField(default=dict, blank=True,
                               help_text="The values recorded at completion, by the template's record_fields.")

@@ -85,6 +85,8 @@ class StepFile(BaseModel):
     required: bool = True
     milestone: Literal[MILESTONES] = ""
     done_after: Annotated[str, StringConstraints(pattern=r"^[-a-zA-Z0-9_]*$", max_length=60)] = ""
+    # Signed by two different people, each with their password (chemotherapy, the COI check, the infusion).
+    two_person: bool = False
     # Each spec is judged by journeys.records (spec_errors), the same judge as the admin's protocol editor.
     record_fields: list[dict[str, Any]] = []
 
@@ -100,6 +102,8 @@ class ProtocolFile(BaseModel):
     planned_vein_to_vein_days: Annotated[int, Field(ge=0, le=MAX_DAYS)]
     # Days before lymphodepletion's first step by which QC must release the product ("Day 0 at risk").
     release_lead_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 1
+    # Days of rest after the last lymphodepletion day before the cells may go in (infusion on day last + rest + 1).
+    infusion_rest_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 2
     steps: Annotated[list[StepFile], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -341,7 +345,7 @@ _SPEC_PREFIX = re.compile(r"^Field (\d+|“[^”]*”): ")
 def _record_field_errors(index: int, specs: list[dict]) -> list[tuple[tuple, str]]:
     errors = []
     for position, spec in enumerate(specs):
-        for message in records.spec_errors([spec]):
+        for message in records.spec_errors([spec], alone=True):
             errors.append((("steps", index, "record_fields", position), _SPEC_PREFIX.sub("", message).rstrip(".")))
     if not errors:
         # What only the whole list shows (a name used twice).
@@ -379,8 +383,18 @@ def _lines(table: dict) -> list[str]:
             out.extend(f"  [{', '.join(_literal(part) for part in item)}]," for item in value)
             out.append("]")
         else:
-            out.append(f"{_key(key)} = {_literal(value)}")
+            out.append(f"{_key(key)} = {_inline(value)}")
     return out
+
+
+def _inline(value) -> str:
+    """A value on one line; a table (a computed field's `computed`) as an inline table, so it stays with its field."""
+    if isinstance(value, dict):
+        # Keys sorted: the database's JSON gives them back in its own order, and a dump must not depend on it.
+        return "{ " + ", ".join(f"{_key(key)} = {_inline(value[key])}" for key in sorted(value)) + " }"
+    if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+        return "[" + ", ".join(_inline(item) for item in value) + "]"
+    return _literal(value)
 
 
 def _spec_in_order(spec: dict) -> dict:
@@ -408,6 +422,8 @@ def to_toml(document: dict) -> str:
     for step in sorted(steps, key=step_order):
         step = _in_schema_order(step, StepFile)
         fields = step.pop("record_fields", [])
+        if step.get("two_person") is False:
+            step.pop("two_person")  # written only where it is true
         out += ["", "[[steps]]", *_lines(_omit_empty(step, ("milestone", "done_after")))]
         for spec in fields:
             out += ["", "[[steps.record_fields]]", *_lines(_spec_in_order(spec))]

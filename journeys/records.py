@@ -19,6 +19,14 @@ A spec:
   refused with the field's help (a failed COI check is not a completed one).
 - `per_m2` (numbers only): a dose per m² of body surface area; the form shows the dose calculated from the
   patient's latest height and weight beside the field (a help, never a value filled in for the nurse).
+- `computed`: computed by a calculator from other fields ("record.bsa"), the patient's facts
+  ("patient.weight_kg"), a field of an earlier step of the same journey already recorded as done
+  ("step.renal-dose-review.dose_percent", the value in force: a physician's overruling counts) or a value
+  written into the protocol.
+- `measured_within_days` (computed fields only): the height and weight it reads may be at most this many
+  days old on the day performed (a year-old weight never doses chemotherapy).
+- `within_percent` (numbers only): {"of": field, "percent": 5, "reason": text field}: the value given must be
+  within ± percent of that (prescribed) field; outside it, only a physician records it, saying why.
 
 Stored values, normalised: integers and decimals as JSON numbers (a decimal is read exactly as a
 Decimal, checked, then stored as a number: clinic values have few significant digits, which a JSON
@@ -30,6 +38,8 @@ inputs the same way, so a service error lands next to its field.
 """
 
 import re
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
@@ -41,7 +51,7 @@ from pydantic_core import PydanticCustomError
 
 from carclinic.errors import InvalidInput
 from clinical.calculators import CALCULATORS, PATIENT_FACTS, PatientFacts
-from clinical.dosing import dose_from_bsa
+from clinical.dosing import deviation_percent, dose_from_bsa, within_tolerance
 from clinical.numbers import rounded
 
 FIELD_TYPES = ("integer", "decimal", "choice", "boolean", "text", "date")
@@ -50,7 +60,8 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 TEXT_MAX_LENGTH = 200
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
-RECORD_PREFIX, PATIENT_PREFIX = "record.", "patient."
+RECORD_PREFIX, PATIENT_PREFIX, STEP_PREFIX = "record.", "patient.", "step."
+STEP_SOURCE = re.compile(r"^step\.([-a-zA-Z0-9_]{1,60})\.([a-z][a-z0-9_]{0,49})$")
 
 __all__ = ["FieldSpec", "PatientFacts", "clean_record", "record_errors", "spec_errors", "validate_specs"]
 
@@ -69,10 +80,18 @@ Text = Annotated[str, StringConstraints(max_length=4000)]
 Choice = Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=2, max_length=3)]
 
 
+@dataclass(frozen=True)
+class RecordFacts(PatientFacts):
+    """The patient's facts and, for "step.<code>.<field>" sources, the records in force of the journey's
+    steps already done (code → record, a physician's overruling applied)."""
+
+    done_steps: dict = dataclass_field(default_factory=dict)
+
+
 class Computed(BaseModel):
     """A value the record computes instead of asking for it: calculator `by` (clinical.calculators) with each
-    argument `from` another field ("record.bsa"), a patient fact ("patient.weight_kg") or a value written
-    into the protocol (25, [...], "µmol/L")."""
+    argument `from` another field ("record.bsa"), a patient fact ("patient.weight_kg"), a field of a step
+    already done ("step.renal-dose-review.dose_percent") or a value written into the protocol (25, [...])."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
@@ -84,6 +103,11 @@ class Computed(BaseModel):
     def references(self) -> list[str]:
         return [value[len(RECORD_PREFIX):] for value in self.sources.values()
                 if isinstance(value, str) and value.startswith(RECORD_PREFIX)]
+
+    def step_references(self) -> list[str]:
+        """The codes of the other steps this reads ("step.renal-dose-review.dose_percent" → renal-dose-review)."""
+        return [match.group(1) for value in self.sources.values()
+                if isinstance(value, str) and (match := STEP_SOURCE.match(value))]
 
     def problems(self) -> list[str]:
         calculator = CALCULATORS.get(self.by)
@@ -101,6 +125,8 @@ class Computed(BaseModel):
                 problems.append(f"{argument}: patient facts are {', '.join(PATIENT_FACTS)}.")
             elif isinstance(value, str) and value.startswith(RECORD_PREFIX) and not NAME_PATTERN.match(value[len(RECORD_PREFIX):]):
                 problems.append(f"{argument}: {value!r} names no field.")
+            elif isinstance(value, str) and value.startswith(STEP_PREFIX) and not STEP_SOURCE.match(value):
+                problems.append(f"{argument}: {value!r} is not step.<step code>.<field>.")
         return problems
 
 
@@ -112,6 +138,17 @@ class Override(BaseModel):
 
     of: str = Field(alias="of", pattern=NAME_PATTERN.pattern, description="The computed field this one overrides.")
     reason: str = Field(pattern=NAME_PATTERN.pattern, description="The text field that gives the reason.")
+
+
+class WithinPercent(BaseModel):
+    """The value given must be within ± `percent` of field `of` (the dose prescribed); outside it, text field
+    `reason` must say why and only a physician records it (staff.roles' OVERRIDE_COMPUTED)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    of: str = Field(pattern=NAME_PATTERN.pattern, description="The field the value is compared with.")
+    percent: Number = Field(ge=0, le=100, description="The tolerance, ± % of that field's value.")
+    reason: str = Field(pattern=NAME_PATTERN.pattern, description="The text field that says why it is outside.")
 
 
 class FieldSpec(BaseModel):
@@ -139,6 +176,10 @@ class FieldSpec(BaseModel):
                                       "shown and stored, never sent.")
     override: Override | None = Field(None, description="Records a value other than the computed one of another "
                                       "field, with a reason (a physician's different grade).")
+    measured_within_days: int | None = Field(None, ge=0, le=3650, description="Computed fields: the height and "
+                                             "weight read may be at most this many days old.")
+    within_percent: WithinPercent | None = Field(None, description="The value must be within ± percent of another "
+                                                 "field; outside it a physician records it with a reason.")
 
     @model_validator(mode="after")
     def _rules(self):
@@ -171,6 +212,12 @@ class FieldSpec(BaseModel):
             problems.extend(self.computed.problems())
             if self.must_be is not None or self.per_m2 is not None or self.override is not None:
                 problems.append("a computed field takes no must_be, per_m2 or override.")
+            if self.within_percent is not None:
+                problems.append("a computed field takes no within_percent.")
+        elif self.measured_within_days is not None:
+            problems.append("measured_within_days is for computed fields.")
+        if self.within_percent is not None and kind not in NUMBER_TYPES:
+            problems.append("within_percent is for numbers only.")
         return problems
 
     # --- its values ---
@@ -254,8 +301,14 @@ class FieldSpec(BaseModel):
     def computed_value(self, record: dict, facts: PatientFacts):
         """The value the calculator gives from the record so far and the patient's facts: None when an input is
         missing or the calculator gives none (a renal band where a physician decides); ValueError when it
-        cannot be computed from what was given, or the result is outside the field's range."""
+        cannot be computed from what was given, the height and weight are older than the protocol allows,
+        or the result is outside the field's range."""
         calculator = CALCULATORS[self.computed.by]
+        if self.measured_within_days is not None and facts.measured_on is not None and (
+                facts.measurement_age_days is None or facts.measurement_age_days > self.measured_within_days):
+            raise ValueError(f"weigh the patient first: the latest height and weight are from "
+                             f"{facts.measured_on:%d %b %Y}, {facts.measurement_age_days} days old; the protocol "
+                             f"allows at most {self.measured_within_days}")
         arguments = {}
         for argument in calculator.arguments:
             value = _source_value(self.computed.sources.get(argument), record, facts)
@@ -280,6 +333,8 @@ def _source_value(source, record: dict, facts: PatientFacts):
         return record.get(source[len(RECORD_PREFIX):])
     if isinstance(source, str) and source.startswith(PATIENT_PREFIX):
         return facts.get(source[len(PATIENT_PREFIX):])
+    if isinstance(source, str) and (match := STEP_SOURCE.match(source)):
+        return (getattr(facts, "done_steps", {}).get(match.group(1)) or {}).get(match.group(2))
     return source  # a value the protocol gives (or None: an optional argument left out)
 
 
@@ -355,8 +410,9 @@ def _words(error: SpecInvalid) -> list[str]:
     return list(dict.fromkeys(words))  # one message per problem, even when a union reports it twice
 
 
-def spec_errors(specs) -> list[str]:
-    """Everything wrong with a list of field specs, in words for the protocol editor (empty: all good)."""
+def spec_errors(specs, *, alone: bool = False) -> list[str]:
+    """Everything wrong with a list of field specs, in words for the protocol editor (empty: all good).
+    `alone`: judge each spec by itself, leaving out what only the whole list shows (fields it refers to)."""
     if specs in (None, ""):
         return []
     if not isinstance(specs, list):
@@ -378,12 +434,13 @@ def spec_errors(specs) -> list[str]:
             errors.extend(f"{where}: {words}" for words in _words(error))
         else:
             # A computed field reads fields asked before it (the form fills them in that order).
-            if parsed.computed is not None:
+            if parsed.computed is not None and not alone:
                 errors.extend(f"{where}: computed from “{other}”, which is not a field before it."
                               for other in parsed.computed.references() if other not in seen)
         if isinstance(name, str):
             seen.append(name)
-    errors.extend(_override_errors(specs))
+    if not alone:
+        errors.extend(_override_errors(specs))
     return errors
 
 
@@ -401,6 +458,15 @@ def _override_errors(specs: list) -> list[str]:
             errors.append(f"Field “{name}”: override.of names a computed field of the same type before it.")
         if reason is None or reason.get("type") != "text":
             errors.append(f"Field “{name}”: override.reason names a text field of this step.")
+    for name, spec in by_name.items():
+        rule = spec.get("within_percent")
+        if not isinstance(rule, dict):
+            continue
+        target, reason = by_name.get(rule.get("of")), by_name.get(rule.get("reason"))
+        if target is None or target.get("type") not in NUMBER_TYPES or order.index(rule["of"]) > order.index(name):
+            errors.append(f"Field “{name}”: within_percent.of names a number field before it.")
+        if reason is None or reason.get("type") != "text":
+            errors.append(f"Field “{name}”: within_percent.reason names a text field of this step.")
     return errors
 
 
@@ -428,6 +494,21 @@ def validate_specs(specs) -> None:
 def needs_patient_facts(specs) -> bool:
     """Whether completing a step with these specs computes anything (so the caller fetches the patient's facts)."""
     return any(isinstance(spec, dict) and spec.get("computed") for spec in specs or [])
+
+
+def step_references(specs) -> list[str]:
+    """The codes of the other steps whose records these specs compute from."""
+    return sorted({code for spec in parse_specs(specs) if spec.computed for code in spec.computed.step_references()})
+
+
+def in_force(specs, record: dict | None) -> dict:
+    """A done step's record as it counts for later steps: a physician's overruling replaces the computed value
+    (a dose percent decided below 30 mL/min, where the protocol computes none)."""
+    record = dict(record or {})
+    for change in overrides(specs, record):
+        if change.get("tolerance_percent") is None:
+            record[change["field"]] = change["recorded"]
+    return record
 
 
 # --- the values -----------------------------------------------------------------------------------
@@ -485,17 +566,27 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
             try:
                 value = spec.computed_value(cleaned, facts)
             except ValueError as error:
-                errors[error_key(spec.name)] = [f"Computed as out of range: {error}" if str(error).startswith("Must")
-                                                else f"Cannot be computed: {error}"]
+                message = str(error)
+                errors[error_key(spec.name)] = [f"Computed as out of range: {message}" if message.startswith("Must")
+                                                else f"{message[0].upper()}{message[1:]}." if message.startswith("weigh")
+                                                else f"Cannot be computed: {message}"]
                 continue
             if value is not None:
                 cleaned[spec.name] = value
             elif spec.required:
                 errors[error_key(spec.name)] = [f"Cannot be computed: {missing_inputs(spec, cleaned, facts)}."]
         for change in overrides(specs, cleaned):
-            if not change["reason"]:
+            if change["reason"]:
+                continue
+            if change.get("tolerance_percent") is None:
                 errors[error_key(change["reason_field"])] = [
                     f"{change['label']} differs from the computed one: say why (it goes into the audit trail)."]
+            else:
+                # A dose off the prescription (91 mg for 45.5, grams typed as mg) stops here unless a physician says why.
+                errors[error_key(change["by_field"])] = [
+                    f"{_plain(change['recorded'])} is {change['deviation']} from the {change['of_label']} "
+                    f"{_plain(change['computed'])} (the protocol allows ±{_plain(change['tolerance_percent'])} %): "
+                    f"correct it, or a physician confirms it with a reason."]
     return cleaned, errors
 
 
@@ -511,6 +602,19 @@ def overrides(specs, record: dict) -> list[dict]:
             changes.append({"field": spec.override.of, "by_field": spec.name, "label": spec.label,
                             "computed": computed, "recorded": record[spec.name],
                             "reason_field": spec.override.reason, "reason": record.get(spec.override.reason, "")})
+    by_name = {spec.name: spec for spec in specs}
+    for spec in specs:
+        rule = spec.within_percent
+        if rule is None or spec.name not in record or not record.get(rule.of):
+            continue
+        given, prescribed = record[spec.name], record[rule.of]
+        if not within_tolerance(given, prescribed, rule.percent):
+            deviation = rounded(deviation_percent(given, prescribed), 0)
+            changes.append({"field": rule.of, "by_field": spec.name, "label": spec.label,
+                            "of_label": by_name[rule.of].label.lower() if rule.of in by_name else rule.of,
+                            "computed": prescribed, "recorded": given, "tolerance_percent": rule.percent,
+                            "deviation": f"{'+' if deviation > 0 else '−' if deviation < 0 else '±'}{abs(deviation)} %",
+                            "reason_field": rule.reason, "reason": record.get(rule.reason, "")})
     return changes
 
 
@@ -526,6 +630,9 @@ def missing_inputs(spec: FieldSpec, record: dict, facts: PatientFacts) -> str:
             lacking.append(f"no {source[len(PATIENT_PREFIX):].replace('_', ' ')} on file for the patient")
         elif isinstance(source, str) and source.startswith(RECORD_PREFIX):
             lacking.append(f"no {source[len(RECORD_PREFIX):]} recorded")
+        elif isinstance(source, str) and (match := STEP_SOURCE.match(source)):
+            lacking.append(f"no {match.group(2).replace('_', ' ')} recorded at the step “{match.group(1)}” "
+                           "(record it as done first)")
     return "; ".join(lacking) or "the protocol gives no dose for this band, a physician decides"
 
 
@@ -537,7 +644,8 @@ def clean_record(specs, record, *, facts: PatientFacts | None = None) -> dict:
     return cleaned
 
 
-def computed_help(spec: FieldSpec, facts: PatientFacts | None, labels: dict[str, str] | None = None) -> str:
+def computed_help(spec: FieldSpec, facts: PatientFacts | None, labels: dict[str, str] | None = None,
+                  record: dict | None = None) -> str:
     """The formula of a computed field for its read-only input, with the patient's values where known and the
     other fields by their labels: "Mosteller: √(170.0 cm × 70.0 kg / 3600)"."""
     calculator = CALCULATORS[spec.computed.by]
@@ -546,7 +654,10 @@ def computed_help(spec: FieldSpec, facts: PatientFacts | None, labels: dict[str,
         source = spec.computed.sources.get(argument)
         if isinstance(source, str) and source.startswith(RECORD_PREFIX):
             name = source[len(RECORD_PREFIX):]
-            shown[argument] = (labels or {}).get(name, name)
+            shown[argument] = (record or {}).get(name, (labels or {}).get(name, name))
+        elif isinstance(source, str) and STEP_SOURCE.match(source):
+            value = _source_value(source, {}, facts) if facts is not None else None
+            shown[argument] = value if value is not None else STEP_SOURCE.match(source).group(2).replace("_", " ")
         elif isinstance(source, str) and source.startswith(PATIENT_PREFIX):
             fact = facts.get(source[len(PATIENT_PREFIX):]) if facts else None
             shown[argument] = fact if fact is not None else source[len(PATIENT_PREFIX):].replace("_", " ")
@@ -554,7 +665,7 @@ def computed_help(spec: FieldSpec, facts: PatientFacts | None, labels: dict[str,
             shown[argument] = "table"
         else:
             shown[argument] = "—" if source is None else source
-    return "Computed: " + calculator.formula.format(**shown)
+    return "Computed: " + calculator.text(shown, spec.unit or "")
 
 
 # --- showing them ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from clinical.body import age_in_years
 from clinical.calculators import PatientFacts
-from journeys import protocol_files
+from journeys import protocol_files, records
 from journeys.models import (
     OPEN_JOURNEY_STATUSES,
     Journey,
@@ -413,6 +413,22 @@ def patient_facts(*, patient_id: int, on: date) -> PatientFacts:
         age_years=age_in_years(patient.date_of_birth, on) if patient.date_of_birth <= on else None,
         sex=patient.sex,
     )
+
+
+def record_facts(*, journey_id: int, patient_id: int, specs, on: date) -> records.RecordFacts | None:
+    """The facts the computed fields of `specs` read on the day `on`: the patient's, and the records in force
+    of the journey's done steps they name ("step.renal-dose-review.dose_percent"). None when nothing is computed."""
+    if not records.needs_patient_facts(specs):
+        return None
+    done_steps = {}
+    if codes := records.step_references(specs):
+        for code, fields, record in (Step.objects.filter(journey_id=journey_id, template__code__in=codes,
+                                                         status=StepStatus.DONE)
+                                     .values_list("template__code", "template__record_fields", "record")):
+            done_steps[code] = records.in_force(fields, record)
+    facts = patient_facts(patient_id=patient_id, on=on)
+    return records.RecordFacts(**{name: getattr(facts, name) for name in PatientFacts.__dataclass_fields__},
+                               done_steps=done_steps)
 
 
 def latest_measurement(*, patient_id: int) -> Measurement | None:

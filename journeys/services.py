@@ -37,12 +37,15 @@ from journeys.transitions import (
     guard_record_correction,
     guard_stage_complete,
     guard_stage_start,
+    guard_infusion,
     guard_step,
+    guard_two_person,
     may_complete_stage,
     may_start_stage,
 )
 from patients.models import Patient
-from staff.roles import Action, Role, authorize, authorize_step_correction, authorize_step_resolution
+from staff.models import User
+from staff.roles import Action, Role, authorize, authorize_step_correction, authorize_step_resolution, can
 
 # A performed time a few minutes ahead of the server's clock is a ward clock running fast, not a
 # prediction; more than that is a typing error.
@@ -220,18 +223,36 @@ def _lock_step(step_id: int) -> tuple[Journey, Step]:
 
 def _facts(journey: Journey, specs, performed_at: datetime | None):
     """The patient's facts for the computed fields of `specs` (no query when the step computes nothing)."""
-    if not records.needs_patient_facts(specs):
+    return selectors.record_facts(journey_id=journey.pk, patient_id=journey.patient_id, specs=specs,
+                                  on=timezone.localdate(performed_at or timezone.now()))
+
+
+def _second_signer(step: Step, username: str, password: str):
+    """The second person of a two-person step, their password checked (None when the step has none or none
+    was named). A wrong name or password is one message: it tells no one which names exist."""
+    if not step.template.two_person or not (username or "").strip():
         return None
-    return selectors.patient_facts(patient_id=journey.patient_id, on=timezone.localdate(performed_at or timezone.now()))
+    second = User.objects.filter(username=username.strip(), is_active=True).first()
+    if second is None or not password or not second.check_password(password):
+        raise InvalidInput("The second signature was refused.", field_errors={
+            "second_signer_password": ["That user name and password do not match an active member of staff."]})
+    try:
+        authorize_step_resolution(second, step.template.responsible_role)
+    except NotPermitted as refused:
+        raise InvalidInput("The second signer may not sign this step.", field_errors={
+            "second_signer_username": [f"{second}: {refused}"]}) from None
+    return second
 
 
-def _authorize_overrides(actor, specs, record: dict, before: dict | None = None) -> list[dict]:
+def _authorize_overrides(actor, specs, record: dict, before: dict | None = None, second=None) -> list[dict]:
     """A value other than the computed one (a different CRS grade) is a physician's, with its reason; what was
     computed and what was recorded both go into the event, so the audit shows the overruling. A correction
-    that leaves a physician's overruling as it was may be made by whoever may correct the step."""
+    that leaves a physician's overruling as it was may be made by whoever may correct the step. On a
+    two-person step the physician may be the second signer (a dose off its prescription confirmed at the bedside)."""
     changes = records.overrides(specs, record)
     if changes and (before is None or changes != records.overrides(specs, before)):
-        authorize(actor, Action.OVERRIDE_COMPUTED)
+        if second is None or not can(second, Action.OVERRIDE_COMPUTED):
+            authorize(actor, Action.OVERRIDE_COMPUTED)
     return [{key: change[key] for key in ("field", "computed", "recorded", "reason")} for change in changes]
 
 
@@ -257,9 +278,13 @@ def _check_step_version(step: Step, expected_version: int | None) -> None:
 @transaction.atomic
 def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, notes: str = "",
                   expected_version: int | None = None, signature_meaning: str = "performed",
-                  record: dict | None = None, released_by_order: bool = False) -> Step:
+                  record: dict | None = None, released_by_order: bool = False,
+                  second_signer_username: str = "", second_signer_password: str = "") -> Step:
     """Record a step as done, with the values its template asks for (`record`, checked against the template's
     `record_fields`). The second of two people recording the same step is told who was first.
+
+    A two-person step (the template's `two_person`) is signed also by a second, different person: their user
+    name and password, verified here; both names go on the step and into the event.
 
     `released_by_order` is for manufacturing's release service only: it has authorised the release (a
     maker's API client may release) and is the one way to record the QC-release step of a journey whose
@@ -273,9 +298,15 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     _check_step_version(step, expected_version)
     now = timezone.now()
     performed_at = performed_at or now
+    # The values first: a dose off its prescription is said (400, per field) before who may sign it.
     record = records.clean_record(step.template.record_fields, record,
                                   facts=_facts(journey, step.template.record_fields, performed_at))
-    overridden = _authorize_overrides(actor, step.template.record_fields, record)
+    second = _second_signer(step, second_signer_username, second_signer_password)
+    guard_two_person(step, actor, second, actor_signed=not released_by_order)
+    if step.template.milestone == Milestone.INFUSION:
+        guard_infusion(journey, step, timezone.localdate(performed_at),
+                       journey.steps.filter(status=StepStatus.DONE).select_related("template", "stage"))
+    overridden = _authorize_overrides(actor, step.template.record_fields, record, second=second)
     if performed_at > now + PERFORMED_AT_TOLERANCE:
         raise InvalidInput("The time performed is in the future.", field_errors={"performed_at": ["Cannot be in the future."]})
     if timezone.localdate(performed_at) < journey.leukapheresis_date - EARLIEST_WORK_UP_DAYS:
@@ -288,6 +319,7 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     step.completed_at = now
     step.completed_by = actor
     step.signature_meaning = signature_meaning
+    step.second_signed_by = second
     step.notes = notes
     step.record = record
     step.overdue_since = None
@@ -297,7 +329,9 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     _event(journey, EventKind.STEP_DONE, actor=actor, at=now, step=step, from_state=StepStatus.PENDING,
            to_state=StepStatus.DONE, detail={"performed_at": performed_at.isoformat(),
                                              "was_overdue_since": was_overdue_since.isoformat() if was_overdue_since else None,
-                                             "record": record, **({"overrides": overridden} if overridden else {})})
+                                             "record": record, **({"overrides": overridden} if overridden else {}),
+                                             **({"second_signer": {"id": second.pk, "name": str(second)}}
+                                                if second else {})})
     _apply_milestone(journey, step, actor=actor, at=now)
     _advance(journey, actor=actor, at=now)
     return step
@@ -494,6 +528,7 @@ def protocol_new_version(*, actor, protocol_id: int) -> ProtocolTemplate:
     copy = ProtocolTemplate.objects.create(
         name=source.name, version=latest + 1, description=source.description, indication=source.indication,
         planned_vein_to_vein_days=source.planned_vein_to_vein_days, release_lead_days=source.release_lead_days,
+        infusion_rest_days=source.infusion_rest_days,
         is_active=False, content_hash=source.content_hash,
     )
     templates = list(source.step_templates.all())

@@ -5,9 +5,11 @@ allowed. A guard raises the error the person at the screen should read; where a 
 know (does the next stage start now?), it asks the predicate beside the guard, which applies the same rule.
 """
 
-from datetime import date
+from datetime import date, timedelta
 
-from carclinic.errors import DomainError, InvalidInput
+from django.utils import timezone
+
+from carclinic.errors import DomainError, InvalidInput, NotPermitted
 from journeys.errors import JourneyClosed, StageOrderViolation, StepAlreadyCompleted, TransitionNotAllowed
 from journeys.models import JourneyStatus, Milestone, StageNumber, StageStatus, StepStatus
 
@@ -136,6 +138,47 @@ def guard_collection_day(journey, performed_on: date) -> None:
     if performed_on > journey.day0_planned:
         raise InvalidInput("Collection after the planned Day 0: reschedule Day 0 first.",
                            field_errors={"performed_at": ["After the planned Day 0."]})
+
+
+def guard_infusion(journey, step, performed_on: date, done_steps) -> None:
+    """The cells go in only after their collection, their QC release and the lymphodepletion days plus the
+    protocol's rest days (issue 13: an infusion dated before the release, before the LD days, even before the
+    leukapheresis was accepted, and Day 0 moved there). `done_steps`: the journey's done steps."""
+    if step.template.milestone != Milestone.INFUSION:
+        return
+    problems = []
+    by_milestone = {s.template.milestone: s for s in done_steps if s.template.milestone}
+    for milestone, what in ((Milestone.COLLECTION, "the collection (leukapheresis)"),
+                            (Milestone.PRODUCT_RELEASED, "the product's QC release")):
+        earlier = by_milestone.get(milestone)
+        if earlier is None:
+            problems.append(f"{what[0].upper()}{what[1:]} is not recorded yet: no infusion before it.")
+        elif performed_on < timezone.localdate(earlier.performed_at):
+            problems.append(f"Before {what} on {timezone.localdate(earlier.performed_at):%d %b %Y}.")
+    lymphodepletion = [timezone.localdate(s.performed_at) for s in done_steps if s.stage.number == StageNumber.LYMPHODEPLETION]
+    if lymphodepletion:
+        rest, last = journey.protocol.infusion_rest_days, max(lymphodepletion)
+        if (performed_on - last).days <= rest:
+            problems.append(f"The last lymphodepletion day was {last:%d %b %Y}; the protocol asks for {rest} days of "
+                            f"rest, so the earliest infusion is {last + timedelta(days=rest + 1):%d %b %Y}.")
+    if problems:
+        raise InvalidInput("The infusion cannot be recorded on this day.", field_errors={"performed_at": problems})
+
+
+def guard_two_person(step, actor, second, *, actor_signed: bool) -> None:
+    """A two-person step (chemotherapy, the COI check, the infusion) is signed by two different people who
+    each entered their password: an API key has no person behind it, and one nurse twice is one check."""
+    if not step.template.two_person:
+        return
+    if not actor_signed or not actor.has_usable_password():
+        raise NotPermitted("complete_step", f"'{step.template.name}' is signed by two people at the bedside, each "
+                                            "with their password, on the page: an API key cannot record it.")
+    if second is None:
+        raise InvalidInput("A second person signs this step.", field_errors={
+            "second_signer_username": ["A second person signs this step: their user name and password."]})
+    if second.pk == actor.pk:
+        raise InvalidInput("The second signer is you.", field_errors={
+            "second_signer_username": ["A second, different person signs: not the one recording it."]})
 
 
 def guard_step(journey, step, to_status: str, *, released_by_order: bool = False) -> None:

@@ -370,16 +370,19 @@ def step_complete(request, public_id):
     # Only a dosing step pays the query for the height and weight its calculated dose needs.
     measurement = (selectors.latest_measurement(patient_id=step.journey.patient_id)
                    if any(spec.get("per_m2") for spec in specs) else None)
-    facts = (selectors.patient_facts(patient_id=step.journey.patient_id, on=timezone.localdate())
-             if records.needs_patient_facts(specs) else None)
+    facts = selectors.record_facts(journey_id=step.journey_id, patient_id=step.journey.patient_id, specs=specs,
+                                   on=timezone.localdate())
     form = StepCompleteForm(request.POST or None, signer=request.user, record_fields=specs, measurement=measurement,
-                            facts=facts, initial={"version": step.version}, late=step.is_overdue(timezone.now()))
+                            facts=facts, initial={"version": step.version}, late=step.is_overdue(timezone.now()),
+                            two_person=step.template.two_person)
     return _signed_step_page(
         request, step, form, template="journeys/step_complete.html", done_url=_safe_next(request),
         done_message=f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.",
         call=lambda data: services.step_complete(
             actor=request.user, step_id=step.id, performed_at=data["performed_at"], notes=data["notes"],
-            signature_meaning=data["signature_meaning"], expected_version=data["version"], record=data["record"]))
+            signature_meaning=data["signature_meaning"], expected_version=data["version"], record=data["record"],
+            second_signer_username=data.get("second_signer_username", ""),
+            second_signer_password=data.get("second_signer_password", "")))
 
 
 def _signed_step_page(request, step, form, *, template: str, call, done_message: str, done_url: str):

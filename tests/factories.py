@@ -124,19 +124,84 @@ def bulk_journeys(*, protocol, count: int, leukapheresis_date: date, actor=None,
 
 # --- Step records --------------------------------------------------------------------------------
 
-def minimal_record(step_or_template) -> dict:
+# Plausible typed values where the field's minimum would compute an impossible result (creatinine 0.1 mg/dL
+# gives a clearance of ~970 mL/min, outside the field's range).
+PLAUSIBLE = {"creatinine": "1.0"}
+
+
+def minimal_record(step_or_template, *, on: date | None = None) -> dict:
     """The least a step's template requires to be recorded (its required fields, plausibly filled):
-    for tests about something other than the record itself."""
+    for tests about something other than the record itself. Computed fields are left to the service. Given a
+    step whose fields compute from the patient's height and weight, it makes sure the patient has a recent
+    one (measured on `on`, default the step's due day or today) and gives each dose within_percent of its
+    prescription exactly the prescribed value."""
+    from journeys import records, selectors
+    from patients.models import Measurement
+
     template = getattr(step_or_template, "template", step_or_template)
     values = {"text": "TEST-0001", "boolean": True, "date": date(2026, 3, 3).isoformat()}
     record = {}
     for spec in template.record_fields:
-        if not spec.get("required"):
+        if not spec.get("required") or spec.get("computed"):
             continue
         if spec["type"] == "choice":
             record[spec["name"]] = spec["choices"][0][0]
         elif spec["type"] in ("integer", "decimal"):
-            record[spec["name"]] = spec.get("min", 0)
+            record[spec["name"]] = PLAUSIBLE.get(spec["name"], spec.get("min", 0))
         else:
             record[spec["name"]] = spec.get("must_be", values[spec["type"]])
+    journey = getattr(step_or_template, "journey", None)
+    if journey is None or not records.needs_patient_facts(template.record_fields):
+        return record
+    day = on or (date.today() - timedelta(days=LD_DONE_DAYS_AGO) if step_or_template.stage.number == 3
+                 else min(step_or_template.due_on or date.today(), date.today()))
+    if not Measurement.objects.filter(patient_id=journey.patient_id, measured_on__lte=day,
+                                      measured_on__gte=day - timedelta(days=7)).exists():
+        Measurement.objects.create(patient_id=journey.patient_id, measured_on=day, height_cm=170, weight_kg=70)
+    facts = selectors.record_facts(journey_id=journey.pk, patient_id=journey.patient_id,
+                                   specs=template.record_fields, on=day)
+    so_far = dict(record)
+    for spec in records.parse_specs(template.record_fields):
+        if spec.computed is not None:
+            try:
+                value = spec.computed_value(so_far, facts)
+            except ValueError:
+                value = None
+            if value is not None:
+                so_far[spec.name] = value
+        elif spec.within_percent is not None and spec.required and so_far.get(spec.within_percent.of) is not None:
+            record[spec.name] = so_far[spec.name] = so_far[spec.within_percent.of]
     return record
+
+
+SECOND_SIGNER_PASSWORD = "correct-horse-battery"  # UserFactory's
+
+
+def second_signer(step) -> dict:
+    """The second signature a two-person step needs (chemotherapy, the COI check, the infusion), by a
+    physician who signs nothing else in the tests ({} for any other step): `step_complete(..., **second_signer(step))`."""
+    from django.contrib.auth.models import Group
+
+    template = getattr(step, "template", step)
+    if not template.two_person:
+        return {}
+    user = User.objects.filter(username="second-signer").first()
+    if user is None:
+        user = UserFactory(username="second-signer", first_name="Sam", last_name="Second")
+        user.groups.add(*Group.objects.filter(name__in=("physician", "nurse")))
+    return {"second_signer_username": user.username, "second_signer_password": SECOND_SIGNER_PASSWORD}
+
+
+# Walk-through tests record lymphodepletion this many days ago, so that today's infusion keeps the protocol's rest
+# days after it (infusion_rest_days = 2).
+LD_DONE_DAYS_AGO = 3
+
+
+def lymphodepletion_earlier(step) -> dict:
+    """performed_at for a lymphodepletion step of a walk-through test ({} for any other): `step_complete(...,
+    **lymphodepletion_earlier(step))`, with minimal_record measuring the patient on that day."""
+    from django.utils import timezone
+
+    if getattr(step, "stage", None) is None or step.stage.number != 3:
+        return {}
+    return {"performed_at": timezone.now() - timedelta(days=LD_DONE_DAYS_AGO)}

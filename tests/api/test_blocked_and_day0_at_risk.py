@@ -15,7 +15,7 @@ from api.serializers import PatientStatusSerializer
 from journeys.models import Step, StepStatus
 from journeys.services import journey_start, step_complete
 from patients.models import Patient
-from tests.factories import PatientFactory, minimal_record
+from tests.factories import PatientFactory, minimal_record, second_signer, lymphodepletion_earlier
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def waiting_for_release(at_clinic, coordinator, physician, protocol):
                             leukapheresis_date=date(2026, 3, 3))
     while step := (Step.objects.filter(journey=journey, stage__number__lte=2, status=StepStatus.PENDING)
                    .exclude(template__code="qc-release").order_by("stage__number", "id").first()):
-        step_complete(actor=physician, step_id=step.id, record=minimal_record(step))
+        step_complete(actor=physician, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
     return journey
 
 

@@ -16,7 +16,7 @@ from apiclients.services import api_client_create
 from apiclients.tasks import webhook_deliver_task, webhooks_scan_task
 from apiclients.webhooks import MAX_ATTEMPTS, SETTLE, webhook_deliver, webhook_endpoint_create, webhooks_scan
 from journeys.services import journey_start, step_complete
-from tests.factories import PatientFactory, minimal_record
+from tests.factories import PatientFactory, minimal_record, second_signer, lymphodepletion_earlier
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_a_stage_change_is_delivered_once_signed_with_ids_only(endpoint, receive
     for code, actor in [("eligibility-labs", nurse), ("eligibility-signoff", physician), ("leukapheresis", nurse),
                         ("shipment", coordinator)]:
         step = journey.steps.get(template__code=code)
-        step_complete(actor=actor, step_id=step.pk, record=minimal_record(step))
+        step_complete(actor=actor, step_id=step.pk, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
     due = webhooks_scan(now=_later())
     assert webhooks_scan(now=_later()) == due  # a second scan creates nothing new
     stage_events = WebhookDelivery.objects.filter(event="stage.changed")

@@ -9,7 +9,7 @@ from django.utils import timezone
 from journeys import services
 from journeys.models import ProtocolTemplate, Step, StepStatus
 from tests.browser.test_journeys_browser import PHONE, browser, shot, sign_in, ward_member  # noqa: F401 - browser is a fixture
-from tests.factories import PatientFactory, minimal_record
+from tests.factories import PatientFactory, minimal_record, second_signer, lymphodepletion_earlier
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -29,7 +29,7 @@ def ward():
             status=StepStatus.PENDING, stage__status="in_progress").order_by("id").first():
         if step.template.code == "monitoring-day-1":
             break
-        services.step_complete(actor=physician, step_id=step.id, record=minimal_record(step))
+        services.step_complete(actor=physician, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
     return {"patient": patient, "step": step}
 
 

@@ -27,7 +27,7 @@ from tests.browser.test_journeys_browser import (  # noqa: F401 - browser and cl
     sign_in,
     ward_member,
 )
-from tests.factories import PatientFactory, minimal_record
+from tests.factories import PatientFactory, minimal_record, second_signer
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -126,7 +126,7 @@ def corrected_ward():
         actor = nurse if step.template.responsible_role == "nurse" else physician
         # Done on the day it was due: a collection "performed" today would land after Day 0.
         performed = min(timezone.make_aware(datetime.combine(step.due_on, time(10))), timezone.now())
-        services.step_complete(actor=actor, step_id=step.id, record=minimal_record(step), performed_at=performed)
+        services.step_complete(actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), performed_at=performed)
     return {"patient": patient, "today_step": step, "own": Step.objects.select_related("template").get(
         journey=journey, template__code="ld-day-5")}
 

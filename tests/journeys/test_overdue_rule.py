@@ -16,7 +16,7 @@ from journeys import selectors
 from journeys.models import EventKind, Journey, JourneyEvent, ProtocolTemplate, Step, StepStatus
 from journeys.services import day0_reschedule, journey_hold, journey_start, step_complete
 from journeys.transitions import may_complete_stage, may_start_stage, stage_waits_for
-from tests.factories import PatientFactory, minimal_record
+from tests.factories import PatientFactory, minimal_record, second_signer, lymphodepletion_earlier
 
 BERLIN = ZoneInfo("Europe/Berlin")
 LEUKAPHERESIS = date(2026, 3, 3)
@@ -30,7 +30,7 @@ def step_of(journey, code: str) -> Step:
 def complete_stage(journey, number: int, actor, *, except_codes=()) -> None:
     while step := (Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
                    .exclude(template__code__in=except_codes).order_by("id").first()):
-        step_complete(actor=actor, step_id=step.id, record=minimal_record(step))
+        step_complete(actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
 
 
 def overdue_codes(journey, now) -> set[str]:
@@ -151,7 +151,7 @@ def test_day0_is_at_risk_once_the_release_is_later_than_the_protocols_lead_time(
     # Released: no longer at risk, though late.
     at_clinic(2026, 3, 18, 10, 0)
     release = step_of(journey, "qc-release")
-    step_complete(actor=coordinator, step_id=release.id, record=minimal_record(release))
+    step_complete(actor=coordinator, step_id=release.id, record=minimal_record(release), **second_signer(release), **lymphodepletion_earlier(release))
     assert at_risk(journey, date(2026, 3, 18)) == (False, False, [])
 
 
@@ -217,7 +217,7 @@ def test_moving_day0_keeps_that_the_release_was_late(at_clinic, waiting_for_rele
     assert datetime.fromisoformat(late["late_since"]) == flagged
     # The history keeps it too, and completing it later does not clear it.
     assert release.history.first().first_late_at == flagged
-    step_complete(actor=coordinator, step_id=release.id, record=minimal_record(release))
+    step_complete(actor=coordinator, step_id=release.id, record=minimal_record(release), **second_signer(release), **lymphodepletion_earlier(release))
     assert step_of(journey, "qc-release").first_late_at == flagged
 
 
@@ -245,9 +245,9 @@ def test_a_step_done_late_keeps_when_it_became_late_and_one_done_on_time_has_non
     # late from the moment their stage started, 09:00.
     at_clinic(2026, 3, 3, 10, 0)
     labs = step_of(journey, "eligibility-labs")
-    step_complete(actor=physician, step_id=labs.id, record=minimal_record(labs))
+    step_complete(actor=physician, step_id=labs.id, record=minimal_record(labs), **second_signer(labs), **lymphodepletion_earlier(labs))
     assert labs.overdue_after < datetime(2026, 3, 3, 9, 0, tzinfo=BERLIN)
     assert step_of(journey, "eligibility-labs").first_late_at == datetime(2026, 3, 3, 9, 0, tzinfo=BERLIN)
     collection = step_of(journey, "leukapheresis")  # due today
-    step_complete(actor=physician, step_id=collection.id, record=minimal_record(collection))
+    step_complete(actor=physician, step_id=collection.id, record=minimal_record(collection), **second_signer(collection), **lymphodepletion_earlier(collection))
     assert step_of(journey, "leukapheresis").first_late_at is None

@@ -4,6 +4,7 @@ file by place and line, load always makes a new version, dump → load → dump 
 
 import io
 import json
+from pathlib import Path
 from datetime import date
 
 import pytest
@@ -46,8 +47,14 @@ def _counts() -> tuple:
 # --- nothing clinical lost in the move ----------------------------------------------------------------
 
 
-def test_the_shipped_file_loaded_equals_what_the_old_migrations_made_field_by_field(db):
-    from_file = ProtocolTemplate.objects.get(name=NAME, version=1)  # loaded by migrate from the file
+# The shipped file as the move from migrations to files wrote it; the shipped file has changed since (the
+# lymphodepletion sheet, two-person steps), which existing databases receive as a new version.
+FIRST_SHIPPED = Path(__file__).parent / "first_shipped_protocol.toml"
+
+
+def test_the_first_shipped_file_equals_what_the_old_migrations_made_field_by_field(db):
+    ProtocolTemplate.objects.filter(name=NAME).delete()
+    from_file = protocol_load(actor=SYSTEM, text=FIRST_SHIPPED.read_text(), source=str(FIRST_SHIPPED))
     file_protocol, file_steps = _snapshot(from_file)
     from_file.delete()
 
@@ -91,17 +98,20 @@ def test_the_post_migrate_handler_loads_the_shipped_protocol_into_an_emptied_dat
     assert ProtocolTemplate.objects.get(name=NAME).version == 1
 
 
-def test_an_old_database_whose_version_1_came_from_the_migrations_gets_no_new_version(db):
+def test_an_old_database_keeps_its_version_1_and_gets_todays_shipped_file_once_as_a_new_version(db):
     ProtocolTemplate.objects.filter(name=NAME).delete()
     legacy.apply(django_apps)
     old = ProtocolTemplate.objects.get(name=NAME)
     assert old.content_hash == ""  # made before the hash existed
 
-    assert protocol_load_shipped() == []
+    [created] = protocol_load_shipped()
 
     old.refresh_from_db()
-    assert ProtocolTemplate.objects.filter(name=NAME).count() == 1
-    assert old.content_hash == content_hash(parse(_shipped_text()).model_dump(mode="json"))
+    # Its rows are the first shipped file's, so its hash is that file's; today's file differs and is version 2.
+    assert old.content_hash == content_hash(parse(FIRST_SHIPPED.read_text()).model_dump(mode="json"))
+    assert (created.version, created.is_active) == (2, False)
+    assert created.content_hash == content_hash(parse(_shipped_text()).model_dump(mode="json"))
+    assert protocol_load_shipped() == []  # the next migrate adds nothing
 
 
 def test_a_changed_shipped_file_becomes_a_new_inactive_version_and_the_used_one_stays(journey, protocol):
@@ -281,7 +291,8 @@ def test_a_new_version_made_in_admin_keeps_the_hash_and_an_edit_in_admin_renews_
     client.force_login(superuser)
     steps = list(copy.step_templates.order_by("id"))
     data = {"name": copy.name, "version": copy.version, "description": "Our own", "indication": "",
-            "planned_vein_to_vein_days": 28, "release_lead_days": 1, "step_templates-TOTAL_FORMS": len(steps),
+            "planned_vein_to_vein_days": 28, "release_lead_days": 1, "infusion_rest_days": 2,
+            "step_templates-TOTAL_FORMS": len(steps),
             "step_templates-INITIAL_FORMS": len(steps), "step_templates-MIN_NUM_FORMS": 0,
             "step_templates-MAX_NUM_FORMS": 1000}
     for index, step in enumerate(steps):
@@ -293,6 +304,8 @@ def test_a_new_version_made_in_admin_keeps_the_hash_and_an_edit_in_admin_renews_
                "record_fields": json.dumps(step.record_fields)}
         if step.required:
             row["required"] = "on"
+        if step.two_person:
+            row["two_person"] = "on"
         data.update({f"step_templates-{index}-{key}": value for key, value in row.items()})
     response = client.post(reverse("admin:journeys_protocoltemplate_change", args=[copy.pk]), data)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -370,13 +383,13 @@ step = st.fixed_dictionaries({
     "anchor": st.sampled_from(["leukapheresis", "day0"]), "offset_days": st.integers(-400, 6000),
     "window_before_days": st.integers(0, 30), "window_after_days": st.integers(0, 30),
     "grace_hours": st.integers(0, 200), "responsible_role": st.sampled_from(["nurse", "coordinator", "physician"]),
-    "required": st.booleans(), "milestone": st.just(""), "done_after": st.just(""),
+    "required": st.booleans(), "milestone": st.just(""), "done_after": st.just(""), "two_person": st.booleans(),
     "record_fields": st.lists(record_field, max_size=3, unique_by=lambda spec: spec["name"]),
 })
 documents = st.builds(
     lambda name, description, days, lead, steps, step_codes: {
         "name": name, "description": description, "indication": "", "planned_vein_to_vein_days": days,
-        "release_lead_days": lead,
+        "release_lead_days": lead, "infusion_rest_days": 2,
         "steps": sorted(({**one, "code": code} for one, code in zip(steps, step_codes, strict=False)),
                         key=protocol_files.step_order)},
     labels.map(lambda s: s[:120]), text_values, st.integers(0, 60), st.integers(0, 14),
@@ -384,10 +397,11 @@ documents = st.builds(
 
 
 CARRIAGE_RETURNS = {  # found by hypothesis: TOML readers turn CR LF inside a """…""" string into LF
-    "name": "x", "description": "a\r\nb\nc\r", "indication": "", "planned_vein_to_vein_days": 1, "release_lead_days": 1,
+    "name": "x", "description": "a\r\nb\nc\r", "indication": "", "planned_vein_to_vein_days": 1,
+    "release_lead_days": 1, "infusion_rest_days": 2,
     "steps": [dict(stage=1, position=0, code="a", name="0\r\n", anchor="day0", offset_days=0, window_before_days=0,
                    window_after_days=0, grace_hours=0, responsible_role="nurse", required=True, milestone="",
-                   done_after="", record_fields=[])]}
+                   done_after="", two_person=False, record_fields=[])]}
 
 
 @given(documents)

@@ -11,7 +11,7 @@ from carclinic.errors import InvalidInput
 from journeys import records
 from journeys.models import EventKind, JourneyEvent, Step, StepStatus, StepTemplate
 from journeys.services import journey_start, protocol_new_version, step_complete
-from tests.factories import PatientFactory, make_protocol, minimal_record
+from tests.factories import PatientFactory, make_protocol, minimal_record, second_signer, lymphodepletion_earlier
 
 VITALS = [
     {"name": "temperature_max", "label": "Highest temperature", "type": "decimal", "unit": "°C", "min": 34, "max": 43,
@@ -43,7 +43,8 @@ def test_every_spec_of_the_shipped_protocol_is_valid_and_the_key_steps_have_thei
     assert {"cd3_count", "pregnancy_test", "infection_screen"} <= names["eligibility-labs"]
     assert {"coi_id", "bag_id", "cd3_yield"} <= names["leukapheresis"]
     assert {"lot_number", "viability", "car_expression", "vector_copy_number"} <= names["qc-release"]
-    assert {"bsa", "fludarabine_mg", "cyclophosphamide_mg", "double_checked_by"} <= names["ld-day-3"]
+    assert {"bsa", "fludarabine_prescribed_mg", "fludarabine_mg", "cyclophosphamide_prescribed_mg",
+            "cyclophosphamide_mg", "dose_reason"} <= names["ld-day-3"]
     assert {"temperature_max", "crs_grade", "ice_score", "icans_grade", "tocilizumab_mg"} <= names["monitoring-day-7"]
     assert {"cd19_b_cells", "igg", "disease_activity", "infection_since_last_visit"} <= names["visit-month-12"]
     assert names["remission-month-24"] >= {"remission"}
@@ -200,7 +201,7 @@ def test_the_default_protocol_walks_to_the_end_with_minimal_records(journey, phy
     """Every shipped step accepts what minimal_record gives it: the fixture other tests rely on is sound."""
     while step := journey.steps.select_related("template").filter(status=StepStatus.PENDING,
                                                                    stage__status="in_progress").order_by("id").first():
-        step_complete(actor=physician, step_id=step.id, record=minimal_record(step))
+        step_complete(actor=physician, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
     journey.refresh_from_db()
     assert journey.status == "completed"
     assert journey.steps.filter(status=StepStatus.DONE).count() == journey.steps.count()
@@ -230,7 +231,7 @@ def test_admin_refuses_a_bad_spec_next_to_the_step_and_saves_a_good_one(client, 
                "grace_hours": 0, "responsible_role": "nurse", "required": "on", "milestone": "",
                "record_fields": json.dumps(record_fields)}
         data = {"name": protocol.name, "version": 1, "description": "", "indication": "", "planned_vein_to_vein_days": 21,
-                "release_lead_days": 1,
+                "release_lead_days": 1, "infusion_rest_days": 2,
                 "is_active": "on", "step_templates-TOTAL_FORMS": 1, "step_templates-INITIAL_FORMS": 1,
                 "step_templates-MIN_NUM_FORMS": 0, "step_templates-MAX_NUM_FORMS": 1000,
                 **{f"step_templates-0-{key}": value for key, value in row.items()}}
@@ -250,7 +251,7 @@ def _to_stage_4(journey, actor):
     """Every step of stages 1–3 done with a minimal record, so the infusion stage is under way."""
     while step := journey.steps.select_related("template").filter(
             status=StepStatus.PENDING, stage__status="in_progress", stage__number__lt=4).order_by("id").first():
-        step_complete(actor=actor, step_id=step.id, record=minimal_record(step))
+        step_complete(actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
 
 
 def test_a_failed_coi_check_is_refused_and_the_infusion_cannot_be_recorded_before_a_passed_one(journey, physician):
@@ -260,7 +261,7 @@ def test_a_failed_coi_check_is_refused_and_the_infusion_cannot_be_recorded_befor
     check = journey.steps.select_related("template").get(template__code="coi-check")
     infusion = journey.steps.get(template__code="infusion")
     with pytest.raises(TransitionNotAllowed, match="Chain-of-identity check"):
-        step_complete(actor=physician, step_id=infusion.id, record=minimal_record(infusion))
+        step_complete(actor=physician, step_id=infusion.id, record=minimal_record(infusion), **second_signer(infusion), **lymphodepletion_earlier(infusion))
 
     mismatch = lambda: step_complete(actor=physician, step_id=check.id, record={"coi_match": "no"})  # noqa: E731
     assert list(error_keys(mismatch)) == ["record.coi_match"]
@@ -269,8 +270,8 @@ def test_a_failed_coi_check_is_refused_and_the_infusion_cannot_be_recorded_befor
     assert "do not infuse" in refused.value.field_errors["record.coi_match"][0]
     assert Step.objects.get(pk=check.pk).status == StepStatus.PENDING
 
-    step_complete(actor=physician, step_id=check.id, record={"coi_match": "yes"})
-    assert step_complete(actor=physician, step_id=infusion.id, record=minimal_record(infusion)).status == StepStatus.DONE
+    step_complete(actor=physician, step_id=check.id, record={"coi_match": "yes"}, **second_signer(check))
+    assert step_complete(actor=physician, step_id=infusion.id, record=minimal_record(infusion), **second_signer(infusion), **lymphodepletion_earlier(infusion)).status == StepStatus.DONE
 
 
 @pytest.mark.parametrize("spec, words", [

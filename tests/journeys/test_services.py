@@ -32,7 +32,7 @@ from journeys.services import (
     step_skip,
 )
 from journeys.transitions import guard_stage_start
-from tests.factories import PatientFactory, make_protocol, minimal_record
+from tests.factories import PatientFactory, make_protocol, minimal_record, second_signer, lymphodepletion_earlier
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = ZoneInfo("UTC")
@@ -60,7 +60,7 @@ def complete_stage(journey, number: int, actor, *, except_codes=()) -> None:
     # One at a time: completing the last required step closes the stage and its optional leftovers.
     while step := (Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
                    .exclude(template__code__in=except_codes).order_by("id").first()):
-        step_complete(actor=actor, step_id=step.id, record=minimal_record(step))
+        step_complete(actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
 
 
 def advance_to(journey, number: int, actor) -> None:
@@ -435,9 +435,9 @@ def test_infusion_on_another_day_reanchors_day0_and_then_day0_is_fixed(journey, 
     step_complete(actor=physician, step_id=step_of(journey, "admission").id)
     monitoring = step_of(journey, "monitoring-day-1")
     assert monitoring.due_on == date(2026, 3, 25)
-    step_complete(actor=physician, step_id=step_of(journey, "coi-check").id,
-                  record=minimal_record(step_of(journey, "coi-check")))
-    step_complete(actor=physician, step_id=step_of(journey, "infusion").id)  # today, 3 March, not 24 March
+    for code in ("coi-check", "infusion"):  # today, 3 March, not 24 March
+        step_complete(actor=physician, step_id=step_of(journey, code).id,
+                      record=minimal_record(step_of(journey, code)), **second_signer(step_of(journey, code)))
     journey = fresh(journey)
     assert (journey.day0_planned, journey.day0_actual, journey.day0) == (DAY0, date(2026, 3, 3), date(2026, 3, 3))
     monitoring = step_of(journey, "monitoring-day-1")

@@ -18,7 +18,7 @@ from manufacturing.models import (
     ReleaseCriterion,
     TargetAntigen,
 )
-from tests.factories import minimal_record
+from tests.factories import minimal_record, second_signer, lymphodepletion_earlier
 
 # A specification in the shape of ../shared/domain.md "QC release specification".
 SPECIFICATION = [
@@ -86,7 +86,7 @@ def walk_to_qc(order, *, coordinator, nurse, collected_at=None):
     for code in ("plant-receipt", "manufacturing-start"):
         step = step_of(order.journey, code)
         if step.status == StepStatus.PENDING:
-            journey_services.step_complete(actor=coordinator, step_id=step.id, record=minimal_record(step))
+            journey_services.step_complete(actor=coordinator, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
     return bag
 
 

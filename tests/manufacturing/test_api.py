@@ -81,10 +81,10 @@ def test_a_makers_system_moves_an_order_to_released(order, coordinator, nurse):
     assert stale.status_code == 409 and stale.json()["current"]["status"] == "qc_testing"
     for code in ("plant-receipt", "manufacturing-start"):
         from journeys.services import step_complete
-        from tests.factories import minimal_record
+        from tests.factories import minimal_record, second_signer, lymphodepletion_earlier
 
         step = step_of(order.journey, code)
-        step_complete(actor=coordinator, step_id=step.id, record=minimal_record(step))
+        step_complete(actor=coordinator, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
     released = api.post(url + "qc/", {"lot_number": "LOT-API", "results": PASSING}, format="json", HTTP_IF_MATCH=etag)
     assert released.status_code == 200, released.json()
     body = released.json()

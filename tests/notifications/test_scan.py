@@ -9,7 +9,7 @@ from journeys.models import Step, StepStatus
 from journeys.services import day0_reschedule, journey_hold, journey_resume, step_complete
 from notifications.models import Channel, Reminder, ReminderKind, ScanRun, StepReminderPolicy, UserNotificationPreference
 from notifications.services import overdue_scan
-from tests.factories import minimal_record
+from tests.factories import minimal_record, second_signer, lymphodepletion_earlier
 from tests.notifications.conftest import LEUKAPHERESIS, local
 
 # Eligibility labs (leukapheresis −7, window +5 days, grace 24 h) are overdue from 00:00 on 2 March.
@@ -29,7 +29,7 @@ def _finish_stage_1(journey, physician):
     """Record every step of stage 1, so that stage 2 (manufacturing) starts (a physician may record any step)."""
     while step := (Step.objects.filter(journey=journey, stage__number=1, status=StepStatus.PENDING)
                    .order_by("id").first()):
-        step_complete(actor=physician, step_id=step.id, record=minimal_record(step))
+        step_complete(actor=physician, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
 
 
 def test_scan_flags_exactly_the_steps_past_window_and_grace(start_journey):

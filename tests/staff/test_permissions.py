@@ -29,7 +29,7 @@ from patients.models import Indication, Sex
 from patients.services import consent_record, measurement_record, patient_enrol, patient_update
 from planning.services import export_record
 from staff.roles import PERMISSIONS, Action, Role, authorize, can
-from tests.factories import PatientFactory, make_protocol, minimal_record
+from tests.factories import PatientFactory, make_protocol, minimal_record, second_signer, lymphodepletion_earlier
 
 WHO = ["coordinator", "nurse", "physician", "viewer", "admin_group", "superuser", "no_role", "inactive", "anonymous"]
 
@@ -82,14 +82,14 @@ def call_service(action: str, actor, journey, protocol):
     elif action == Action.CORRECT_STEP:
         # Someone allowed to correct records the step first (a nurse corrects her own records only).
         recorder = actor if can(actor, Action.COMPLETE_STEP) else journey.started_by
-        step_complete(actor=recorder, step_id=step.id, record=minimal_record(step))
+        step_complete(actor=recorder, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
         step_record_correct(actor=actor, step_id=step.id, record=minimal_record(step), notes="Haemolysed sample",
                             reason="Note added later")
     elif action == Action.CORRECT_OTHERS_RECORD:
         # A record the coordinator who started the journey signed, corrected by someone else.
         recorder = journey.started_by
         assert recorder != actor
-        step_complete(actor=recorder, step_id=step.id, record=minimal_record(step))
+        step_complete(actor=recorder, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
         step_record_correct(actor=actor, step_id=step.id, record=minimal_record(step), notes="Haemolysed sample",
                             reason="Note added later")
     elif action == Action.SKIP_STEP:

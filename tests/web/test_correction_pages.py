@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from journeys.models import EventKind, JourneyEvent, Step
 from journeys.services import step_complete
-from tests.factories import minimal_record
+from tests.factories import minimal_record, second_signer, lymphodepletion_earlier
 
 PASSWORD = "correct-horse-battery"  # tests.factories.UserFactory
 
@@ -21,7 +21,7 @@ def monitored(journey, physician, nurse):
         if step.template.code == "monitoring-day-1":
             return step_complete(actor=nurse, step_id=step.id,
                                  record={**minimal_record(step), "crs_grade": "1", "temperature_max": "38.4"})
-        step_complete(actor=physician, step_id=step.id, record=minimal_record(step))
+        step_complete(actor=physician, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
     raise AssertionError("the journey has no monitoring day 1")
 
 

@@ -118,9 +118,10 @@ def test_a_dosing_step_shows_the_dose_calculated_from_the_latest_height_and_weig
                        height_cm=Decimal("170.0"), weight_kg=Decimal("62.5"))  # BSA 1.72 m²
     client.force_login(nurse)
     page = client.get(reverse("step_complete", args=[_step(journey, "ld-day-3").public_id])).content.decode()
-    assert "25 mg/m² × 1.72 m² = 43.0 mg" in _field_block(page, "fludarabine_mg")
-    assert "1000 mg/m² × 1.72 m² = 1720 mg" in _field_block(page, "cyclophosphamide_mg")
-    assert "m² =" not in _field_block(page, "double_checked_by")
+    # The shipped sheet computes the doses (issue 13): the formula with the patient's numbers is beside them.
+    assert "25 mg/m² × 1.72 m² = 43.0 mg" in _field_block(page, "fludarabine_full_mg")
+    assert "1000 mg/m² × 1.72 m² = 1720 mg" in _field_block(page, "cyclophosphamide_prescribed_mg")
+    assert "m² =" not in _field_block(page, "dose_reason")
 
 
 @pytest.mark.django_db

@@ -13,8 +13,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from clinical.body import body_surface_area
+from clinical.body import age_in_years, body_surface_area
 from clinical.dosing import dose_from_bsa
+from journeys import records, selectors
 from journeys import services as journey_services
 from journeys.clock import clinic_zone
 from journeys.models import JourneyStatus, ProtocolTemplate, StageStatus, StepStatus
@@ -122,7 +123,9 @@ class Command(BaseCommand):
                 )
                 # About one patient in six has a step left undone a day or two ago: the overdue list.
                 leave_overdue = index % 6 == 2
-                self._walk(journey, today, by_role, leave_overdue, DemoRecords(rng, journey, height_cm, weight_kg))
+                # Every fifth patient's kidneys call for the package insert's −20 % fludarabine (CrCl about 50).
+                demo_records = DemoRecords(rng, journey, height_cm, weight_kg, renal_reduction=index % 5 == 1)
+                self._walk(journey, today, by_role, leave_overdue, demo_records)
                 if index == count - 3 and journey.status == JourneyStatus.ACTIVE:
                     journey_services.journey_hold(actor=physician, journey_id=journey.id,
                                                   reason="Upper respiratory infection; reassess in a week")
@@ -140,16 +143,26 @@ class Command(BaseCommand):
             if leave_overdue and step.is_overdue(timezone.now()) and step.window_closes_on >= today - timedelta(days=5):
                 return
             performed = datetime.combine(step.due_on, time(10, 30), tzinfo=zone)
-            journey_services.step_complete(actor=by_role[step.template.responsible_role], step_id=step.id,
-                                           performed_at=performed, notes="", record=demo_records.for_step(step))
+            actor = by_role[step.template.responsible_role]
+            if step.template.code == "renal-dose-review":
+                # Weighed for lymphodepletion: the BSA may only come from a height and weight of the last 7 days.
+                measurement_record(actor=by_role[Role.NURSE], patient_id=journey.patient_id, measured_on=step.due_on,
+                                   height_cm=demo_records.height_cm, weight_kg=demo_records.weight_kg)
+            # Chemotherapy, the COI check and the infusion: the physician signs as the second person.
+            second = by_role[Role.PHYSICIAN] if actor != by_role[Role.PHYSICIAN] else by_role[Role.NURSE]
+            journey_services.step_complete(
+                actor=actor, step_id=step.id, performed_at=performed, notes="", record=demo_records.for_step(step),
+                **({"second_signer_username": second.username, "second_signer_password": DEMO_PASSWORD}
+                   if step.template.two_person else {}))
 
 
 class DemoRecords:
     """Plausible values for what each step records, so the demo's timeline reads like a ward's: CRS grade 0
     or 1 almost always (autoimmune series report mostly grade 1), B cells absent for about 100 days, then back."""
 
-    def __init__(self, rng: random.Random, journey, height_cm: int, weight_kg: int):
-        self.rng, self.journey, self.weight_kg = rng, journey, weight_kg
+    def __init__(self, rng: random.Random, journey, height_cm: int, weight_kg: int, renal_reduction: bool = False):
+        self.rng, self.journey, self.weight_kg, self.height_cm = rng, journey, weight_kg, height_cm
+        self.renal_reduction = renal_reduction
         self.bsa = body_surface_area(height_cm, weight_kg)
         self.activity = rng.choice([8, 10, 12, 16, 20])
 
@@ -204,10 +217,41 @@ class DemoRecords:
             "contact": rng.choice(["visit", "phone", "questionnaire"]),
             "new_malignancy": "none",
         }
+        if step.template.code == "renal-dose-review":
+            values["creatinine"], values["creatinine_unit"] = self._creatinine(step), "µmol/L"
         for spec in step.template.record_fields:
             if spec.get("per_m2"):
                 # A dose per m² is given as the sheet calculates it from the protocol's mg/m², to the field's step.
                 places = max(0, -Decimal(str(spec.get("step", 1))).normalize().as_tuple().exponent)
                 values[spec["name"]] = float(dose_from_bsa(spec["per_m2"], self.bsa, places=places))
-        return {spec["name"]: values[spec["name"]] for spec in step.template.record_fields
-                if values.get(spec["name"]) is not None}
+        record = {spec["name"]: values[spec["name"]] for spec in step.template.record_fields
+                  if values.get(spec["name"]) is not None and not spec.get("computed") and not spec.get("within_percent")}
+        return self._given_as_prescribed(step, record)
+
+    def _creatinine(self, step) -> float:
+        """A serum creatinine in µmol/L: normal, or (renal_reduction) the one that gives a CrCl of about 50 mL/min
+        by Cockcroft–Gault for this patient (clinical.renal does the sum the sheet shows)."""
+        if not self.renal_reduction:
+            return float(self.rng.randint(55, 95))
+        patient = self.journey.patient
+        age = age_in_years(patient.date_of_birth, step.due_on)
+        mg_dl = Decimal(140 - age) * self.weight_kg / (72 * 50) * (Decimal("0.85") if patient.sex == Sex.FEMALE else 1)
+        return float(round(mg_dl * Decimal("88.4"), 1))
+
+    def _given_as_prescribed(self, step, record: dict) -> dict:
+        """Each dose given exactly as the sheet prescribes it (within_percent fields): computed the way the
+        service will compute it, from the same facts."""
+        specs = records.parse_specs(step.template.record_fields)
+        if not any(spec.within_percent for spec in specs):
+            return record
+        facts = selectors.record_facts(journey_id=self.journey.pk, patient_id=self.journey.patient_id,
+                                       specs=step.template.record_fields, on=step.due_on)
+        so_far = dict(record)
+        for spec in specs:
+            if spec.computed is not None:
+                value = spec.computed_value(so_far, facts)
+                if value is not None:
+                    so_far[spec.name] = value
+            elif spec.within_percent is not None and so_far.get(spec.within_percent.of) is not None:
+                record[spec.name] = so_far[spec.name] = so_far[spec.within_percent.of]
+        return record
