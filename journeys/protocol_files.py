@@ -339,14 +339,21 @@ _SPEC_PREFIX = re.compile(r"^Field (\d+|“[^”]*”): ")
 
 
 def _record_field_errors(index: int, specs: list[dict]) -> list[tuple[tuple, str]]:
-    errors = []
+    # The whole list is judged at once (a computed grade reads the fields before it, an override names the
+    # computed field and its reason field); each message goes to the field it names, or to the list.
+    places = {}
     for position, spec in enumerate(specs):
-        for message in records.spec_errors([spec]):
-            errors.append((("steps", index, "record_fields", position), _SPEC_PREFIX.sub("", message).rstrip(".")))
-    if not errors:
-        # What only the whole list shows (a name used twice).
-        errors.extend((("steps", index, "record_fields"), message.rstrip("."))
-                      for message in records.spec_errors(specs))
+        places[f"Field {position + 1}: "] = position
+        if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+            places.setdefault(f"Field “{spec['name']}”: ", position)
+    errors = []
+    for message in records.spec_errors(specs):
+        prefix = _SPEC_PREFIX.match(message)
+        where = places.get(prefix.group(0)) if prefix else None
+        if where is None or message.endswith("the name is used twice."):
+            errors.append((("steps", index, "record_fields"), message.rstrip(".")))
+        else:
+            errors.append((("steps", index, "record_fields", where), _SPEC_PREFIX.sub("", message).rstrip(".")))
     return errors
 
 
@@ -378,9 +385,21 @@ def _lines(table: dict) -> list[str]:
             out.append(f"{_key(key)} = [")
             out.extend(f"  [{', '.join(_literal(part) for part in item)}]," for item in value)
             out.append("]")
+        elif isinstance(value, dict):
+            # A record field's `computed`, `override` or `alert`: one inline table a line, as a clinic writes it.
+            out.append(f"{_key(key)} = {_inline(value)}")
         else:
             out.append(f"{_key(key)} = {_literal(value)}")
     return out
+
+
+def _inline(value) -> str:
+    if isinstance(value, dict):
+        # Keys sorted: the database's JSON keeps no order, and dump → load → dump gives the same text.
+        return "{ " + ", ".join(f"{_key(str(key))} = {_inline(value[key])}" for key in sorted(value)) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(item) for item in value) + "]"
+    return _literal(value)
 
 
 def _spec_in_order(spec: dict) -> dict:

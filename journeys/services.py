@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from alerts.services import alert_raise
 from carclinic.errors import Conflict, InvalidInput, NotPermitted, StaleVersion
 from carclinic.plausible import check_schedulable
 from journeys import clock, protocol_files, records, selectors
@@ -298,9 +299,26 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
            to_state=StepStatus.DONE, detail={"performed_at": performed_at.isoformat(),
                                              "was_overdue_since": was_overdue_since.isoformat() if was_overdue_since else None,
                                              "record": record, **({"overrides": overridden} if overridden else {})})
+    _raise_alerts(journey, step, record, actor=actor)
     _apply_milestone(journey, step, actor=actor, at=now)
     _advance(journey, actor=actor, at=now)
     return step
+
+
+def _raise_alerts(journey: Journey, step: Step, record: dict, *, actor, before: dict | None = None) -> None:
+    """A finding the protocol alerts on (a computed CRS grade 2, any ICANS) raises its clinical alert in this
+    transaction: the alert exists exactly when the record does. Keyed by step and value, so the same finding
+    recorded twice raises once; a correction raises only a worse finding than the step held."""
+    earlier = {finding["field"]: finding["value"] for finding in records.alert_findings(
+        step.template.record_fields, before or {})}
+    for finding in records.alert_findings(step.template.record_fields, record):
+        if finding["value"] <= earlier.get(finding["field"], -1):
+            continue
+        alert_raise(patient_id=journey.patient_id, kind=finding["kind"], journey_id=journey.id, step_id=step.id,
+                    key=f"{finding['kind']}:{step.public_id}:{finding['value']}", raised_by=actor,
+                    escalate_after_minutes=finding["escalate_after_minutes"],
+                    summary=f"{finding['label']}: {finding['value']}, recorded at {step.template.name}.",
+                    detail={"field": finding["field"], "value": finding["value"]})
 
 
 def _apply_milestone(journey: Journey, step: Step, *, actor, at: datetime) -> None:
@@ -415,6 +433,7 @@ def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason
            from_state=StepStatus.DONE, to_state=StepStatus.DONE,
            detail={"changed": changed, "before": before, "after": after,
                    **({"overrides": overridden} if overridden else {})})
+    _raise_alerts(journey, step, corrected, actor=actor, before=before["record"])
     return step
 
 

@@ -131,12 +131,15 @@ def minimal_record(step_or_template) -> dict:
     values = {"text": "TEST-0001", "boolean": True, "date": date(2026, 3, 3).isoformat()}
     record = {}
     for spec in template.record_fields:
-        if not spec.get("required"):
-            continue
+        if not spec.get("required") or spec.get("computed"):
+            continue  # a computed field (a CRS grade) is never sent
         if spec["type"] == "choice":
             record[spec["name"]] = spec["choices"][0][0]
         elif spec["type"] in ("integer", "decimal"):
             record[spec["name"]] = spec.get("min", 0)
+        elif spec["type"] == "boolean":
+            # A finding answered "no" (no hypotension: no CRS alert), a safety check the way it must be.
+            record[spec["name"]] = spec.get("must_be", False)
         else:
-            record[spec["name"]] = spec.get("must_be", values[spec["type"]])
+            record[spec["name"]] = values[spec["type"]]
     return record

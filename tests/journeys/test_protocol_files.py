@@ -55,15 +55,24 @@ def test_the_shipped_file_loaded_equals_what_the_old_migrations_made_field_by_fi
     made = ProtocolTemplate.objects.get(name=NAME, version=1)
     made_protocol, made_steps = _snapshot(made)
 
-    assert file_protocol == made_protocol
+    assert {**file_protocol, "description": ""} == {**made_protocol, "description": ""}
+    assert "CRS and ICANS graded from the bedside" in file_protocol["description"]
     assert list(file_steps) == list(made_steps) and len(made_steps) == 47
+    # Issue 13: the monitoring days now record the bedside components and compute the grades (the only
+    # difference from what the migrations made: 6 typed fields a day became 25, grades computed).
+    bedside = {code for code in made_steps if code.startswith("monitoring-day-")}
+    assert len(bedside) == 7
     for code, fields in made_steps.items():
         for field, value in fields.items():
+            if code in bedside and field == "record_fields":
+                assert [spec["name"] for spec in file_steps[code][field]][:2] == ["temperature_max", "fever_masked"]
+                continue
             assert file_steps[code][field] == value, f"{code}.{field}"
     # The two safety rules 0006 added in place are in the file.
     assert made_steps["infusion"]["done_after"] == "coi-check"
     assert {"name": "coi_match", "must_be": True}.items() <= made_steps["coi-check"]["record_fields"][0].items()
     assert sum(len(fields["record_fields"]) for fields in made_steps.values()) == 176
+    assert sum(len(fields["record_fields"]) for fields in file_steps.values()) == 176 + 7 * (25 - 6)
 
 
 def test_the_shipped_file_is_the_dump_of_its_version_with_comments(protocol):
@@ -91,17 +100,19 @@ def test_the_post_migrate_handler_loads_the_shipped_protocol_into_an_emptied_dat
     assert ProtocolTemplate.objects.get(name=NAME).version == 1
 
 
-def test_an_old_database_whose_version_1_came_from_the_migrations_gets_no_new_version(db):
+def test_an_old_database_whose_version_1_came_from_the_migrations_gets_the_bedside_sheet_as_a_new_version(db):
+    # Before issue 13 the file equalled the migrations' version 1 and loading made nothing; the file now
+    # computes the CRS/ICANS grades, so an old database gets it as version 2, inactive, and version 1 stays.
     ProtocolTemplate.objects.filter(name=NAME).delete()
     legacy.apply(django_apps)
     old = ProtocolTemplate.objects.get(name=NAME)
     assert old.content_hash == ""  # made before the hash existed
 
-    assert protocol_load_shipped() == []
+    [created] = protocol_load_shipped()
 
-    old.refresh_from_db()
-    assert ProtocolTemplate.objects.filter(name=NAME).count() == 1
-    assert old.content_hash == content_hash(parse(_shipped_text()).model_dump(mode="json"))
+    assert (created.version, created.is_active) == (2, False)
+    assert created.content_hash == content_hash(parse(_shipped_text()).model_dump(mode="json"))
+    assert ProtocolTemplate.objects.filter(name=NAME).count() == 2
 
 
 def test_a_changed_shipped_file_becomes_a_new_inactive_version_and_the_used_one_stays(journey, protocol):

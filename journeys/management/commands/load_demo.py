@@ -187,8 +187,18 @@ class DemoRecords:
             "dose_per_kg": 1.0,
             "total_cells": float(self.weight_kg),
             "temperature_max": round(rng.uniform(38.0, 38.9) if crs != "0" else rng.uniform(36.4, 37.8), 1),
-            "crs_grade": crs,
-            "ice_score": 10 if icans == "0" else rng.choice([7, 8, 9]),
+            "crs_grade": crs,  # typed only where the protocol asks for it typed; the bedside sheet computes it
+            # The bedside components that give the grade drawn for the day (ASTCT 2019): a fever for CRS 1,
+            # hypotension with low-flow oxygen for CRS 2; ICE 8 (no writing, no counting back) for ICANS 1.
+            "fever_masked": False,
+            "hypotension": crs == "2",
+            "vasopressors": "none",
+            "vasopressin": False,
+            "oxygen": "low_flow" if crs == "2" else "none",
+            "oxygen_l_min": 2 if crs == "2" else None,
+            "ice_orientation": 4, "ice_naming": 3, "ice_commands": 1,
+            "ice_writing": 1 if icans == "0" else 0, "ice_attention": 1 if icans == "0" else 0,
+            "consciousness": "alert", "seizure": "none", "motor": "none", "cerebral_oedema": "none",
             "icans_grade": icans,
             "tocilizumab_mg": min(800, 8 * self.weight_kg) if crs == "2" else None,
             "discharge_date": step.due_on.isoformat(),
@@ -210,4 +220,4 @@ class DemoRecords:
                 places = max(0, -Decimal(str(spec.get("step", 1))).normalize().as_tuple().exponent)
                 values[spec["name"]] = float(dose_from_bsa(spec["per_m2"], self.bsa, places=places))
         return {spec["name"]: values[spec["name"]] for spec in step.template.record_fields
-                if values.get(spec["name"]) is not None}
+                if values.get(spec["name"]) is not None and not spec.get("computed")}
