@@ -446,6 +446,14 @@ def needs_patient_facts(specs) -> bool:
     return any(isinstance(spec, dict) and spec.get("computed") for spec in specs or [])
 
 
+def reads_patient_facts(specs, names) -> bool:
+    """Whether a computed field of `specs` reads one of the patient facts `names` (the caller fetches them)."""
+    wanted = {f"{PATIENT_PREFIX}{name}" for name in names}
+    return any(isinstance(spec, dict) and isinstance(spec.get("computed"), dict)
+               and wanted & {value for value in (spec["computed"].get("from") or {}).values() if isinstance(value, str)}
+               for spec in specs or [])
+
+
 # --- the values -----------------------------------------------------------------------------------
 
 def _is_empty(raw) -> bool:

@@ -4,6 +4,7 @@ writes a JourneyEvent and a history row in the same transaction.
 Locking order, to keep two writers from deadlocking: the journey row first, then its steps.
 """
 
+import dataclasses
 from datetime import date, datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -219,11 +220,15 @@ def _lock_step(step_id: int) -> tuple[Journey, Step]:
     return journey, step
 
 
-def _facts(journey: Journey, specs, performed_at: datetime | None):
+def _facts(journey: Journey, specs, performed_at: datetime | None, step_id: int | None = None):
     """The patient's facts for the computed fields of `specs` (no query when the step computes nothing)."""
     if not records.needs_patient_facts(specs):
         return None
-    return selectors.patient_facts(patient_id=journey.patient_id, on=timezone.localdate(performed_at or timezone.now()))
+    facts = selectors.patient_facts(patient_id=journey.patient_id, on=timezone.localdate(performed_at or timezone.now()))
+    if records.reads_patient_facts(specs, ("crs_grades", "icans_grades")):
+        crs, icans = selectors.monitoring_grades(journey_id=journey.id, besides_step_id=step_id)
+        facts = dataclasses.replace(facts, crs_grades=crs, icans_grades=icans)
+    return facts
 
 
 def _authorize_overrides(actor, specs, record: dict, before: dict | None = None) -> list[dict]:
@@ -275,7 +280,7 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     now = timezone.now()
     performed_at = performed_at or now
     record = records.clean_record(step.template.record_fields, record,
-                                  facts=_facts(journey, step.template.record_fields, performed_at))
+                                  facts=_facts(journey, step.template.record_fields, performed_at, step.id))
     overridden = _authorize_overrides(actor, step.template.record_fields, record)
     if performed_at > now + PERFORMED_AT_TOLERANCE:
         raise InvalidInput("The time performed is in the future.", field_errors={"performed_at": ["Cannot be in the future."]})
@@ -414,7 +419,7 @@ def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason
     _check_step_version(step, expected_version)
     # Computed fields are computed again from the corrected values and the patient as on the day performed.
     corrected = records.clean_record(step.template.record_fields, record,
-                                     facts=_facts(journey, step.template.record_fields, step.performed_at))
+                                     facts=_facts(journey, step.template.record_fields, step.performed_at, step.id))
     overridden = _authorize_overrides(actor, step.template.record_fields, corrected, before=step.record or {})
     notes = (notes or "").strip()
     before = {"record": step.record or {}, "notes": step.notes}

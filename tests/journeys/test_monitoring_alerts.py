@@ -27,15 +27,22 @@ HYPOTENSION_LOW_FLOW = {**CALM, "temperature_max": "38.4", "hypotension": "yes",
                         "oxygen_l_min": "3"}
 
 
+def shipped(code):
+    """The record fields of a step of the shipped protocol, as the file gives them."""
+    protocol = ProtocolTemplate.objects.get(name="CD19 CAR-T for autoimmune disease (Erlangen-style)", version=1)
+    return protocol.step_templates.get(code=code).record_fields
+
+
 def shipped_sheet():
-    """The record fields of the shipped protocol's Day +1 monitoring step, as the file gives them."""
-    return ProtocolTemplate.objects.get(version=1).step_templates.get(code="monitoring-day-1").record_fields
+    return shipped("monitoring-day-1")
 
 
 def make_monitoring_step(coordinator, patient):
     protocol = make_protocol(name=f"Bedside {patient.pk}", steps=[
         dict(stage=1, code="monitoring", anchor="leukapheresis", offset_days=0, responsible_role="nurse",
              record_fields=shipped_sheet()),
+        dict(stage=1, code="review", anchor="leukapheresis", offset_days=0, responsible_role="physician",
+             record_fields=shipped("crs-icans-review")),
         dict(stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse",
              milestone="collection"),
         dict(stage=2, code="release", anchor="day0", offset_days=-7, window_before_days=5, responsible_role="nurse",
@@ -149,3 +156,16 @@ def test_two_nurses_recording_the_same_day_at_once_raise_one_alert(make_user):
     assert sorted(outcomes) == ["already recorded", "recorded"]
     assert ClinicalAlert.objects.filter(kind=AlertKind.CRS).count() == 1
     assert AlertDelivery.objects.filter(channel=AlertChannel.IN_APP).count() == 2  # physician + coordinator
+
+
+def test_the_physician_review_computes_the_highest_grade_of_the_days_and_refuses_a_typed_one(
+        ward, nurse, physician):
+    """issue 13: "the physician review accepted 'highest so far 0/0' after days graded 3 and 4"."""
+    day = ward["step"]
+    step_complete(actor=nurse, step_id=day.id, record={**HYPOTENSION_LOW_FLOW, "oxygen": "high_flow"})  # CRS 3
+    review = day.journey.steps.get(template__code="review")
+    with pytest.raises(InvalidInput) as refused:
+        step_complete(actor=physician, step_id=review.id, record={"crs_grade": "0", "icans_grade": "0"})
+    assert set(refused.value.field_errors) == {"record.crs_grade", "record.icans_grade"}
+    done = step_complete(actor=physician, step_id=review.id, record={})
+    assert (done.record["crs_grade"], done.record["icans_grade"]) == ("3", "0")
