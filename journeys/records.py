@@ -127,6 +127,22 @@ class AlertWhen(BaseModel):
                                         description="Unacknowledged this long, the alert escalates to every physician.")
 
 
+class DoseCheck(BaseModel):
+    """A weight-based dose with a schedule (tocilizumab: 8 mg/kg, at most 800 mg a dose, 8 h apart, 3 in 24 h,
+    4 in all), checked by the journeys service against the patient's weight and the doses recorded before;
+    outside it the dose needs a physician's reason in field `reason`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    per_kg: Number = Field(gt=0)
+    cap: Number = Field(gt=0)
+    min_hours_apart: Number = Field(ge=0)
+    max_in_window: int = Field(ge=1)
+    window_hours: Number = Field(gt=0)
+    max_total: int = Field(ge=1)
+    reason: str = Field(pattern=NAME_PATTERN.pattern)
+
+
 class FieldSpec(BaseModel):
     """One value a step records when completed."""
 
@@ -153,6 +169,7 @@ class FieldSpec(BaseModel):
     override: Override | None = Field(None, description="Records a value other than the computed one of another "
                                       "field, with a reason (a physician's different grade).")
     alert: AlertWhen | None = Field(None, description="Raises a clinical alert when the value reaches a threshold.")
+    dose_check: DoseCheck | None = Field(None, description="A weight-based dose and its schedule, checked when given.")
 
     @model_validator(mode="after")
     def _rules(self):

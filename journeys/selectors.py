@@ -479,3 +479,10 @@ def monitoring_grades(*, journey_id: int, besides_step_id: int | None = None) ->
             if value not in (None, "") and str(value).isdigit():
                 grades.append(int(value))
     return tuple(crs), tuple(icans)
+
+
+def dose_times(*, journey_id: int, field: str, besides_step_id: int | None = None) -> list:
+    """When the journey's recorded steps gave a dose in record field `field` (tocilizumab), for its schedule."""
+    rows = (Step.objects.filter(journey_id=journey_id, status=StepStatus.DONE, record__has_key=field)
+            .exclude(pk=besides_step_id).values_list("performed_at", "record"))
+    return [performed_at for performed_at, record in rows if record.get(field)]

@@ -5,6 +5,7 @@ Locking order, to keep two writers from deadlocking: the journey row first, then
 """
 
 import dataclasses
+from decimal import Decimal
 from datetime import date, datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -14,6 +15,7 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 from alerts.services import alert_raise
 from carclinic.errors import Conflict, InvalidInput, NotPermitted, StaleVersion
 from carclinic.plausible import check_schedulable
+from clinical import dosing
 from journeys import clock, protocol_files, records, selectors
 from journeys.errors import JourneyAlreadyOpen, TransitionNotAllowed
 from journeys.models import (
@@ -282,6 +284,7 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     record = records.clean_record(step.template.record_fields, record,
                                   facts=_facts(journey, step.template.record_fields, performed_at, step.id))
     overridden = _authorize_overrides(actor, step.template.record_fields, record)
+    overridden += _check_doses(journey, step, record, actor=actor, at=performed_at)
     if performed_at > now + PERFORMED_AT_TOLERANCE:
         raise InvalidInput("The time performed is in the future.", field_errors={"performed_at": ["Cannot be in the future."]})
     if timezone.localdate(performed_at) < journey.leukapheresis_date - EARLIEST_WORK_UP_DAYS:
@@ -308,6 +311,39 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     _apply_milestone(journey, step, actor=actor, at=now)
     _advance(journey, actor=actor, at=now)
     return step
+
+
+def _check_doses(journey: Journey, step: Step, record: dict, *, actor, at: datetime) -> list[dict]:
+    """A weight-based dose with a schedule (tocilizumab) against the protocol's mg/kg and cap with the patient's
+    weight on the day, and against the doses recorded before; outside it a physician confirms with a reason
+    (returned for the event), anyone else is refused and nothing is written."""
+    confirmed = []
+    for spec in records.parse_specs(step.template.record_fields):
+        check, given = spec.dose_check, record.get(spec.name)
+        if check is None or not given:
+            continue
+        facts = selectors.patient_facts(patient_id=journey.patient_id, on=timezone.localdate(at))
+        problems = []
+        if facts.weight_kg is None:
+            problems.append("No weight on file to check the dose against: weigh the patient first.")
+        else:
+            ceiling = dosing.weight_based_dose_max(facts.weight_kg, check.per_kg, check.cap)
+            if Decimal(str(given)) > ceiling:
+                problems.append(f"{given} {spec.unit or ''} is above {check.per_kg}/kg × {facts.weight_kg} kg, at most "
+                                f"{check.cap}: {ceiling.normalize():f} {spec.unit or ''}.".replace("  ", " "))
+        earlier = selectors.dose_times(journey_id=journey.id, field=spec.name, besides_step_id=step.id)
+        problems += dosing.dose_schedule_problems(earlier, at, min_hours_apart=check.min_hours_apart,
+                                                  max_in_window=check.max_in_window, window_hours=check.window_hours,
+                                                  max_total=check.max_total)
+        if not problems:
+            continue
+        reason = (record.get(check.reason) or "").strip()
+        if not reason:
+            raise InvalidInput("The dose is outside the protocol.", field_errors={records.error_key(spec.name): [
+                *problems, "A physician may confirm it with a reason."]})
+        authorize(actor, Action.OVERRIDE_COMPUTED)
+        confirmed.append({"field": spec.name, "computed": problems, "recorded": given, "reason": reason})
+    return confirmed
 
 
 def _raise_alerts(journey: Journey, step: Step, record: dict, *, actor, before: dict | None = None) -> None:

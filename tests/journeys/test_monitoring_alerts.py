@@ -169,3 +169,38 @@ def test_the_physician_review_computes_the_highest_grade_of_the_days_and_refuses
     assert set(refused.value.field_errors) == {"record.crs_grade", "record.icans_grade"}
     done = step_complete(actor=physician, step_id=review.id, record={})
     assert (done.record["crs_grade"], done.record["icans_grade"]) == ("3", "0")
+
+
+def weigh(patient, kg):
+    from patients.models import Measurement
+
+    Measurement.objects.create(patient=patient, measured_on=date.today(), height_cm=165, weight_kg=kg)
+
+
+def test_tocilizumab_is_checked_against_8_mg_per_kg_and_a_physician_confirms_with_a_reason(ward, nurse, physician):
+    """issue 13 / domain.md "Safety checks": 45 kg → tocilizumab at most 8 mg/kg × 45 kg = 360 mg; 800 mg was
+    accepted. Outside the protocol a physician confirms with a reason, which the event keeps."""
+    weigh(ward["patient"], 45)
+    with pytest.raises(InvalidInput) as refused:
+        step_complete(actor=nurse, step_id=ward["step"].id, record={**CALM, "tocilizumab_mg": 800})
+    [problem, ask] = refused.value.field_errors["record.tocilizumab_mg"]
+    assert "360 mg" in problem and "physician" in ask
+    assert Step.objects.get(pk=ward["step"].pk).record == {}
+    from carclinic.errors import NotPermitted
+
+    with pytest.raises(NotPermitted):
+        step_complete(actor=nurse, step_id=ward["step"].id,
+                      record={**CALM, "tocilizumab_mg": 800, "tocilizumab_reason": "As ordered"})
+    done = step_complete(actor=physician, step_id=ward["step"].id,
+                         record={**CALM, "tocilizumab_mg": 400, "tocilizumab_reason": "Weight on file is old"})
+    from journeys.models import EventKind, JourneyEvent
+
+    [confirmed] = JourneyEvent.objects.get(step=done, kind=EventKind.STEP_DONE).detail["overrides"]
+    assert confirmed["field"] == "tocilizumab_mg" and confirmed["reason"] == "Weight on file is old"
+
+
+def test_tocilizumab_at_360_mg_for_45_kg_is_accepted(ward, nurse):
+    weigh(ward["patient"], 45)
+    done = step_complete(actor=nurse, step_id=ward["step"].id,
+                         record={**CALM, "tocilizumab_mg": 360, "steroids": "Dexamethasone 10 mg IV"})
+    assert (done.record["tocilizumab_mg"], done.record["steroids"]) == (360, "Dexamethasone 10 mg IV")

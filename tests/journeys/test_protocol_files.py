@@ -59,7 +59,7 @@ def test_the_shipped_file_loaded_equals_what_the_old_migrations_made_field_by_fi
     assert "CRS and ICANS graded from the bedside" in file_protocol["description"]
     assert list(file_steps) == list(made_steps) and len(made_steps) == 47
     # Issue 13: the monitoring days now record the bedside components and compute the grades (the only
-    # difference from what the migrations made: 6 typed fields a day became 25, grades computed).
+    # difference from what the migrations made: 6 typed fields a day became 26, grades computed).
     bedside = {code for code in made_steps if code.startswith("monitoring-day-")}
     assert len(bedside) == 7
     review = file_steps["crs-icans-review"]["record_fields"]
@@ -79,7 +79,7 @@ def test_the_shipped_file_loaded_equals_what_the_old_migrations_made_field_by_fi
     assert made_steps["infusion"]["done_after"] == "coi-check"
     assert {"name": "coi_match", "must_be": True}.items() <= made_steps["coi-check"]["record_fields"][0].items()
     assert sum(len(fields["record_fields"]) for fields in made_steps.values()) == 176
-    assert sum(len(fields["record_fields"]) for fields in file_steps.values()) == 176 + 7 * (25 - 6)
+    assert sum(len(fields["record_fields"]) for fields in file_steps.values()) == 176 + 7 * (26 - 6)
 
 
 def test_the_shipped_file_is_the_dump_of_its_version_with_comments(protocol):
