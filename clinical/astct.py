@@ -100,3 +100,12 @@ def icans_grade(*, ice: int | None, consciousness: str, seizure: str, motor: str
         if ice < sum(ICE_PARTS.values()):
             grades.append(next(grade for grade in (1, 2, 3) if ice >= lowest[grade] or grade == 3))
     return max(grades)
+
+
+def highest_grade(*, grades) -> int | None:
+    """The highest of the grades recorded so far (None when none was recorded: nothing to review yet)."""
+    grades = list(grades or ())
+    for grade in grades:
+        if isinstance(grade, bool) or not isinstance(grade, int) or not 0 <= grade <= 4:
+            raise ValueError(f"A grade is 0 to 4, not {grade!r}.")
+    return max(grades) if grades else None

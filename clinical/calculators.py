@@ -26,6 +26,10 @@ class PatientFacts:
     measurement_age_days: int | None = None
     age_years: int | None = None
     sex: str | None = None
+    # The grades the journey's monitoring days recorded so far (the physician's where they differ), for the
+    # physician's review of the highest: a fact of the patient's course, not typed again.
+    crs_grades: tuple[int, ...] = ()
+    icans_grades: tuple[int, ...] = ()
 
     @property
     def female(self) -> bool | None:
@@ -36,7 +40,8 @@ class PatientFacts:
         return getattr(self, name) if name in PATIENT_FACTS else None
 
 
-PATIENT_FACTS = ("height_cm", "weight_kg", "measured_on", "measurement_age_days", "age_years", "sex", "female")
+PATIENT_FACTS = ("height_cm", "weight_kg", "measured_on", "measurement_age_days", "age_years", "sex", "female",
+                 "crs_grades", "icans_grades")
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ CALCULATORS: dict[str, Calculator] = {
         astct.crs_grade, "ASTCT 2019: the worst of fever, hypotension and hypoxia",
         ("temperature_c", "fever_masked", "hypotension", "vasopressors", "vasopressin", "oxygen", "oxygen_l_min",
          "fever_from_c", "low_flow_up_to_l_min"), frozenset({"temperature_c", "oxygen_l_min"})),
+    "highest_grade": Calculator(
+        astct.highest_grade, "the highest of the grades recorded so far: {grades}", ("grades",)),
     "icans_grade": Calculator(
         astct.icans_grade, "ASTCT 2019: the worst of ICE score, consciousness, seizure, motor findings and "
         "cerebral oedema", ("ice", "consciousness", "seizure", "motor", "cerebral_oedema", "ice_lowest_for_grade"),

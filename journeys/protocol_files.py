@@ -343,7 +343,9 @@ _SPEC_PREFIX = re.compile(r"^Field (\d+|“[^”]*”): ")
 
 
 def _record_field_errors(index: int, specs: list[dict]) -> list[tuple[tuple, str]]:
-    errors = []
+    # The whole list is judged at once (a computed grade reads the fields before it, an override names the
+    # computed field and its reason field); each message goes to the field it names, or to the list.
+    places = {}
     for position, spec in enumerate(specs):
         for message in records.spec_errors([spec], alone=True):
             errors.append((("steps", index, "record_fields", position), _SPEC_PREFIX.sub("", message).rstrip(".")))
@@ -382,6 +384,9 @@ def _lines(table: dict) -> list[str]:
             out.append(f"{_key(key)} = [")
             out.extend(f"  [{', '.join(_literal(part) for part in item)}]," for item in value)
             out.append("]")
+        elif isinstance(value, dict):
+            # A record field's `computed`, `override` or `alert`: one inline table a line, as a clinic writes it.
+            out.append(f"{_key(key)} = {_inline(value)}")
         else:
             out.append(f"{_key(key)} = {_inline(value)}")
     return out

@@ -151,6 +151,35 @@ class WithinPercent(BaseModel):
     reason: str = Field(pattern=NAME_PATTERN.pattern, description="The text field that says why it is outside.")
 
 
+class AlertWhen(BaseModel):
+    """A finding that raises a clinical alert at once: when this (computed, whole-number) field's value is at
+    least `from` (a CRS grade 2, any ICANS). The alert's kind is `kind`; unacknowledged after
+    `escalate_after_minutes` it goes to every physician. Both numbers are the protocol's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    kind: str = Field(pattern=NAME_PATTERN.pattern, description='The clinical alert kind, e.g. "crs", "icans".')
+    at_least: int = Field(alias="from", ge=0, description="The lowest value that raises the alert.")
+    escalate_after_minutes: int = Field(30, ge=1, le=7 * 24 * 60,
+                                        description="Unacknowledged this long, the alert escalates to every physician.")
+
+
+class DoseCheck(BaseModel):
+    """A weight-based dose with a schedule (tocilizumab: 8 mg/kg, at most 800 mg a dose, 8 h apart, 3 in 24 h,
+    4 in all), checked by the journeys service against the patient's weight and the doses recorded before;
+    outside it the dose needs a physician's reason in field `reason`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    per_kg: Number = Field(gt=0)
+    cap: Number = Field(gt=0)
+    min_hours_apart: Number = Field(ge=0)
+    max_in_window: int = Field(ge=1)
+    window_hours: Number = Field(gt=0)
+    max_total: int = Field(ge=1)
+    reason: str = Field(pattern=NAME_PATTERN.pattern)
+
+
 class FieldSpec(BaseModel):
     """One value a step records when completed."""
 
@@ -180,6 +209,8 @@ class FieldSpec(BaseModel):
                                              "weight read may be at most this many days old.")
     within_percent: WithinPercent | None = Field(None, description="The value must be within ± percent of another "
                                                  "field; outside it a physician records it with a reason.")
+    alert: AlertWhen | None = Field(None, description="Raises a clinical alert when the value reaches a threshold.")
+    dose_check: DoseCheck | None = Field(None, description="A weight-based dose and its schedule, checked when given.")
 
     @model_validator(mode="after")
     def _rules(self):
@@ -208,6 +239,8 @@ class FieldSpec(BaseModel):
             problems.append("choices are for choice fields only.")
         if self.max_length is not None and (kind != "text" or not 1 <= self.max_length <= 4000):
             problems.append("max_length is a whole number from 1 to 4000, for text fields.")
+        if self.alert is not None and kind not in ("integer", "choice"):
+            problems.append("alert is for whole-number and choice fields (a grade).")
         if self.computed is not None:
             problems.extend(self.computed.problems())
             if self.must_be is not None or self.per_m2 is not None or self.override is not None:
@@ -509,6 +542,12 @@ def in_force(specs, record: dict | None) -> dict:
         if change.get("tolerance_percent") is None:
             record[change["field"]] = change["recorded"]
     return record
+def reads_patient_facts(specs, names) -> bool:
+    """Whether a computed field of `specs` reads one of the patient facts `names` (the caller fetches them)."""
+    wanted = {f"{PATIENT_PREFIX}{name}" for name in names}
+    return any(isinstance(spec, dict) and isinstance(spec.get("computed"), dict)
+               and wanted & {value for value in (spec["computed"].get("from") or {}).values() if isinstance(value, str)}
+               for spec in specs or [])
 
 
 # --- the values -----------------------------------------------------------------------------------
@@ -722,3 +761,21 @@ def calculated_dose(spec: dict, bsa_m2) -> str:
     unit = spec.get("unit", "")
     dose = dose_from_bsa(spec["per_m2"], bsa_m2)
     return f"{_plain(spec['per_m2'])} {unit}/m² × {bsa_m2} m² = {display_value(spec, float(dose))}"
+
+
+def alert_findings(specs, record: dict) -> list[dict]:
+    """The findings of `record` that raise a clinical alert by the specs' `alert` thresholds: the worse of the
+    computed value and a physician's different one (an overruling upwards alerts too; downwards it does not
+    silence the computed finding, the physician acknowledges it instead)."""
+    specs = parse_specs(specs)
+    by_override = {spec.override.of: spec.name for spec in specs if spec.override is not None}
+    findings = []
+    for spec in specs:
+        if spec.alert is None:
+            continue
+        values = [record.get(spec.name), record.get(by_override.get(spec.name, ""))]
+        grades = [int(value) for value in values if value not in (None, "") and str(value).lstrip("-").isdigit()]
+        if grades and max(grades) >= spec.alert.at_least:
+            findings.append({"field": spec.name, "label": spec.label, "kind": spec.alert.kind, "value": max(grades),
+                             "escalate_after_minutes": spec.alert.escalate_after_minutes})
+    return findings

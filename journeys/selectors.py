@@ -481,3 +481,24 @@ def protocol_versions_with_same_content(protocol: ProtocolTemplate) -> list[int]
         return []
     return list(ProtocolTemplate.objects.filter(name=protocol.name, content_hash=protocol.content_hash)
                 .exclude(pk=protocol.pk).order_by("version").values_list("version", flat=True))
+
+
+def monitoring_grades(*, journey_id: int, besides_step_id: int | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(CRS grades, ICANS grades) of the journey's recorded monitoring days, the physician's grade where it
+    differs from the computed one; for the physician's review of the highest so far."""
+    crs, icans = [], []
+    rows = (Step.objects.filter(journey_id=journey_id, status=StepStatus.DONE, record__has_key="crs_grade")
+            .exclude(pk=besides_step_id).values_list("record", flat=True))
+    for record in rows:
+        for grades, name in ((crs, "crs_grade"), (icans, "icans_grade")):
+            value = record.get(f"{name}_physician") or record.get(name)
+            if value not in (None, "") and str(value).isdigit():
+                grades.append(int(value))
+    return tuple(crs), tuple(icans)
+
+
+def dose_times(*, journey_id: int, field: str, besides_step_id: int | None = None) -> list:
+    """When the journey's recorded steps gave a dose in record field `field` (tocilizumab), for its schedule."""
+    rows = (Step.objects.filter(journey_id=journey_id, status=StepStatus.DONE, record__has_key=field)
+            .exclude(pk=besides_step_id).values_list("performed_at", "record"))
+    return [performed_at for performed_at, record in rows if record.get(field)]

@@ -4,14 +4,18 @@ writes a JourneyEvent and a history row in the same transaction.
 Locking order, to keep two writers from deadlocking: the journey row first, then its steps.
 """
 
+import dataclasses
+from decimal import Decimal
 from datetime import date, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from alerts.services import alert_raise
 from carclinic.errors import Conflict, InvalidInput, NotPermitted, StaleVersion
 from carclinic.plausible import check_schedulable
+from clinical import dosing
 from journeys import clock, protocol_files, records, selectors
 from journeys.errors import JourneyAlreadyOpen, TransitionNotAllowed
 from journeys.models import (
@@ -221,10 +225,15 @@ def _lock_step(step_id: int) -> tuple[Journey, Step]:
     return journey, step
 
 
-def _facts(journey: Journey, specs, performed_at: datetime | None):
-    """The patient's facts for the computed fields of `specs` (no query when the step computes nothing)."""
-    return selectors.record_facts(journey_id=journey.pk, patient_id=journey.patient_id, specs=specs,
-                                  on=timezone.localdate(performed_at or timezone.now()))
+def _facts(journey: Journey, specs, performed_at: datetime | None, step_id: int | None = None):
+    """The facts the computed fields of `specs` read (no query when the step computes nothing): the patient's,
+    the done steps they name, and for the physician's review the grades of the monitoring days so far."""
+    facts = selectors.record_facts(journey_id=journey.pk, patient_id=journey.patient_id, specs=specs,
+                                   on=timezone.localdate(performed_at or timezone.now()))
+    if facts is not None and records.reads_patient_facts(specs, ("crs_grades", "icans_grades")):
+        crs, icans = selectors.monitoring_grades(journey_id=journey.id, besides_step_id=step_id)
+        facts = dataclasses.replace(facts, crs_grades=crs, icans_grades=icans)
+    return facts
 
 
 def _second_signer(step: Step, username: str, password: str):
@@ -300,13 +309,14 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     performed_at = performed_at or now
     # The values first: a dose off its prescription is said (400, per field) before who may sign it.
     record = records.clean_record(step.template.record_fields, record,
-                                  facts=_facts(journey, step.template.record_fields, performed_at))
+                                  facts=_facts(journey, step.template.record_fields, performed_at, step.id))
     second = _second_signer(step, second_signer_username, second_signer_password)
     guard_two_person(step, actor, second, actor_signed=not released_by_order)
     if step.template.milestone == Milestone.INFUSION:
         guard_infusion(journey, step, timezone.localdate(performed_at),
                        journey.steps.filter(status=StepStatus.DONE).select_related("template", "stage"))
     overridden = _authorize_overrides(actor, step.template.record_fields, record, second=second)
+    overridden += _check_doses(journey, step, record, actor=actor, at=performed_at)
     if performed_at > now + PERFORMED_AT_TOLERANCE:
         raise InvalidInput("The time performed is in the future.", field_errors={"performed_at": ["Cannot be in the future."]})
     if timezone.localdate(performed_at) < journey.leukapheresis_date - EARLIEST_WORK_UP_DAYS:
@@ -332,9 +342,59 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
                                              "record": record, **({"overrides": overridden} if overridden else {}),
                                              **({"second_signer": {"id": second.pk, "name": str(second)}}
                                                 if second else {})})
+    _raise_alerts(journey, step, record, actor=actor)
     _apply_milestone(journey, step, actor=actor, at=now)
     _advance(journey, actor=actor, at=now)
     return step
+
+
+def _check_doses(journey: Journey, step: Step, record: dict, *, actor, at: datetime) -> list[dict]:
+    """A weight-based dose with a schedule (tocilizumab) against the protocol's mg/kg and cap with the patient's
+    weight on the day, and against the doses recorded before; outside it a physician confirms with a reason
+    (returned for the event), anyone else is refused and nothing is written."""
+    confirmed = []
+    for spec in records.parse_specs(step.template.record_fields):
+        check, given = spec.dose_check, record.get(spec.name)
+        if check is None or not given:
+            continue
+        facts = selectors.patient_facts(patient_id=journey.patient_id, on=timezone.localdate(at))
+        problems = []
+        if facts.weight_kg is None:
+            problems.append("No weight on file to check the dose against: weigh the patient first.")
+        else:
+            ceiling = dosing.weight_based_dose_max(facts.weight_kg, check.per_kg, check.cap)
+            if Decimal(str(given)) > ceiling:
+                problems.append(f"{given} {spec.unit or ''} is above {check.per_kg}/kg × {facts.weight_kg} kg, at most "
+                                f"{check.cap}: {ceiling.normalize():f} {spec.unit or ''}.".replace("  ", " "))
+        earlier = selectors.dose_times(journey_id=journey.id, field=spec.name, besides_step_id=step.id)
+        problems += dosing.dose_schedule_problems(earlier, at, min_hours_apart=check.min_hours_apart,
+                                                  max_in_window=check.max_in_window, window_hours=check.window_hours,
+                                                  max_total=check.max_total)
+        if not problems:
+            continue
+        reason = (record.get(check.reason) or "").strip()
+        if not reason:
+            raise InvalidInput("The dose is outside the protocol.", field_errors={records.error_key(spec.name): [
+                *problems, "A physician may confirm it with a reason."]})
+        authorize(actor, Action.OVERRIDE_COMPUTED)
+        confirmed.append({"field": spec.name, "computed": problems, "recorded": given, "reason": reason})
+    return confirmed
+
+
+def _raise_alerts(journey: Journey, step: Step, record: dict, *, actor, before: dict | None = None) -> None:
+    """A finding the protocol alerts on (a computed CRS grade 2, any ICANS) raises its clinical alert in this
+    transaction: the alert exists exactly when the record does. Keyed by step and value, so the same finding
+    recorded twice raises once; a correction raises only a worse finding than the step held."""
+    earlier = {finding["field"]: finding["value"] for finding in records.alert_findings(
+        step.template.record_fields, before or {})}
+    for finding in records.alert_findings(step.template.record_fields, record):
+        if finding["value"] <= earlier.get(finding["field"], -1):
+            continue
+        alert_raise(patient_id=journey.patient_id, kind=finding["kind"], journey_id=journey.id, step_id=step.id,
+                    key=f"{finding['kind']}:{step.public_id}:{finding['value']}", raised_by=actor,
+                    escalate_after_minutes=finding["escalate_after_minutes"],
+                    summary=f"{finding['label']}: {finding['value']}, recorded at {step.template.name}.",
+                    detail={"field": finding["field"], "value": finding["value"]})
 
 
 def _apply_milestone(journey: Journey, step: Step, *, actor, at: datetime) -> None:
@@ -430,7 +490,7 @@ def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason
     _check_step_version(step, expected_version)
     # Computed fields are computed again from the corrected values and the patient as on the day performed.
     corrected = records.clean_record(step.template.record_fields, record,
-                                     facts=_facts(journey, step.template.record_fields, step.performed_at))
+                                     facts=_facts(journey, step.template.record_fields, step.performed_at, step.id))
     overridden = _authorize_overrides(actor, step.template.record_fields, corrected, before=step.record or {})
     notes = (notes or "").strip()
     before = {"record": step.record or {}, "notes": step.notes}
@@ -449,6 +509,7 @@ def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason
            from_state=StepStatus.DONE, to_state=StepStatus.DONE,
            detail={"changed": changed, "before": before, "after": after,
                    **({"overrides": overridden} if overridden else {})})
+    _raise_alerts(journey, step, corrected, actor=actor, before=before["record"])
     return step
 
 

@@ -148,8 +148,11 @@ def minimal_record(step_or_template, *, on: date | None = None) -> dict:
             record[spec["name"]] = spec["choices"][0][0]
         elif spec["type"] in ("integer", "decimal"):
             record[spec["name"]] = PLAUSIBLE.get(spec["name"], spec.get("min", 0))
+        elif spec["type"] == "boolean":
+            # A finding answered "no" (no hypotension: no CRS alert), a safety check the way it must be.
+            record[spec["name"]] = spec.get("must_be", False)
         else:
-            record[spec["name"]] = spec.get("must_be", values[spec["type"]])
+            record[spec["name"]] = values[spec["type"]]
     journey = getattr(step_or_template, "journey", None)
     if journey is None or not records.needs_patient_facts(template.record_fields):
         return record

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from journeys.models import Step, StepStatus
+from tests.factories import PatientFactory
 
 PASSWORD = "correct-horse-battery"  # tests.factories.UserFactory
 
@@ -40,11 +41,15 @@ def test_the_monitoring_form_asks_for_each_field_with_the_right_input_and_its_un
     assert 'type="number"' in temperature and 'inputmode="decimal"' in temperature
     assert 'min="34"' in temperature and 'max="43"' in temperature and 'step="0.1"' in temperature
     assert ">°C</span>" in temperature and "Highest temperature" in temperature
-    ice = _field_block(page, "ice_score")
-    assert 'inputmode="numeric"' in ice and 'step="1"' in ice and 'max="10"' in ice
+    orientation = _field_block(page, "ice_orientation")
+    assert 'inputmode="numeric"' in orientation and 'step="1"' in orientation and 'max="4"' in orientation
+    # Issue 13: the grades are computed from the components, shown read-only, never typed.
     crs = _field_block(page, "crs_grade")
-    assert "<select" in crs and '<option value="1">Grade 1: fever ≥ 38 °C</option>' in crs
-    assert "(optional)" not in crs  # the grade is what a monitoring day is for
+    assert "CRS grade (ASTCT) (computed)" in crs and "disabled" in crs
+    assert "disabled" in _field_block(page, "icans_grade") and "disabled" in _field_block(page, "ice_score")
+    oxygen = _field_block(page, "oxygen")
+    assert '<option value="low_flow">Low-flow nasal cannula</option>' in oxygen and "(optional)" not in oxygen
+    assert 'type="radio"' in _field_block(page, "hypotension")  # a required yes/no is asked as a question
     tocilizumab = _field_block(page, "tocilizumab_mg")
     assert 'max="800"' in tocilizumab and ">mg</span>" in tocilizumab and "(optional)" in tocilizumab
     # The step's own fields come after the time performed and before the signature.
@@ -63,20 +68,26 @@ def test_a_required_yes_no_is_asked_as_a_question_and_an_optional_one_as_a_box(c
     assert 'type="date"' in _field_block(discharge, "restrictions_until")
 
 
+BEDSIDE_CALM = {"temperature_max": "36.8", "fever_masked": "no", "hypotension": "no", "vasopressors": "none",
+                "vasopressin": "no", "oxygen": "none", "ice_orientation": "4", "ice_naming": "3", "ice_commands": "1",
+                "ice_writing": "1", "ice_attention": "1", "consciousness": "alert", "seizure": "none", "motor": "none",
+                "cerebral_oedema": "none"}
+
+
 @pytest.mark.django_db
 def test_a_wrong_value_is_shown_next_to_its_field_and_what_was_typed_stays(client, nurse, journey):
     step = _step(journey, "monitoring-day-1")
     client.force_login(nurse)
-    response = _post(client, step, {"temperature_max": "45", "crs_grade": "1", "ice_score": "9", "icans_grade": "1",
-                                   "steroids": "none"})
+    response = _post(client, step, {**BEDSIDE_CALM, "temperature_max": "45", "oxygen": "low_flow",
+                                    "ice_writing": "0", "steroids": "none"})
     assert response.status_code == 400
     assert dict(response.context["form"].errors) == {"record.temperature_max": ["Must be from 34 to 43 °C."]}
     page = response.content.decode()
     temperature = _field_block(page, "temperature_max")
     assert "Must be from 34 to 43 °C." in temperature and 'value="45"' in temperature
     assert 'aria-describedby="id_record.temperature_max_error' in temperature
-    assert '<option value="1" selected>' in _field_block(page, "crs_grade")
-    assert 'value="9"' in _field_block(page, "ice_score") and "error" not in _field_block(page, "ice_score")
+    assert '<option value="low_flow" selected>' in _field_block(page, "oxygen")
+    assert 'value="0"' in _field_block(page, "ice_writing") and "error" not in _field_block(page, "ice_writing")
     assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
 
 
@@ -168,3 +179,23 @@ def test_help_text_from_protocol_data_is_escaped_not_run(client, nurse, journey)
     page = client.get(reverse("step_complete", args=[step.public_id])).content.decode()
     assert '<img src=x onerror' not in page
     assert "&lt;img src=x onerror=&quot;alert(document.cookie)&quot;&gt;Measured orally" in page
+
+
+@pytest.mark.django_db
+def test_the_nurse_records_the_bedside_components_and_the_page_shows_the_computed_grade(client, nurse, coordinator):
+    """Issue 13's bedside case through the form: hypotension with low-flow oxygen → "CRS grade 2 (computed)",
+    and its clinical alert is on the next page at once."""
+    from tests.journeys.test_monitoring_alerts import make_monitoring_step
+
+    step = make_monitoring_step(coordinator, PatientFactory())  # the shipped Day +1 sheet, in a stage under way
+    client.force_login(nurse)
+    response = _post(client, step, {**BEDSIDE_CALM, "temperature_max": "38.4", "hypotension": "yes",
+                                    "oxygen": "low_flow", "oxygen_l_min": "3", "crs_grade": "0"})
+    assert response.status_code == 302, response.context["form"].errors if response.context else response
+    step.refresh_from_db()
+    assert (step.record["crs_grade"], step.record["icans_grade"]) == ("2", "0")  # the typed "0" is not taken
+    page = client.get(reverse("patient_detail", args=[step.journey.patient.public_id])).content.decode()
+    assert "CRS grade 2 (computed)" in page
+    from alerts.models import ClinicalAlert
+
+    assert ClinicalAlert.objects.get().key == f"crs:{step.public_id}:2"
