@@ -343,9 +343,9 @@ _SPEC_PREFIX = re.compile(r"^Field (\d+|“[^”]*”): ")
 
 
 def _record_field_errors(index: int, specs: list[dict]) -> list[tuple[tuple, str]]:
-    # The whole list is judged at once (a computed grade reads the fields before it, an override names the
-    # computed field and its reason field); each message goes to the field it names, or to the list.
-    places = {}
+    # Each field on its own first (its message goes to that field), leaving out what only the list can judge
+    # (a computed grade reads fields before it, an override names its computed field); then the whole list.
+    errors = []
     for position, spec in enumerate(specs):
         for message in records.spec_errors([spec], alone=True):
             errors.append((("steps", index, "record_fields", position), _SPEC_PREFIX.sub("", message).rstrip(".")))

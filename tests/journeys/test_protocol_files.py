@@ -62,31 +62,15 @@ def test_the_first_shipped_file_equals_what_the_old_migrations_made_field_by_fie
     made = ProtocolTemplate.objects.get(name=NAME, version=1)
     made_protocol, made_steps = _snapshot(made)
 
-    assert {**file_protocol, "description": ""} == {**made_protocol, "description": ""}
-    assert "CRS and ICANS graded from the bedside" in file_protocol["description"]
+    assert file_protocol == made_protocol
     assert list(file_steps) == list(made_steps) and len(made_steps) == 47
-    # Issue 13: the monitoring days now record the bedside components and compute the grades (the only
-    # difference from what the migrations made: 6 typed fields a day became 26, grades computed).
-    bedside = {code for code in made_steps if code.startswith("monitoring-day-")}
-    assert len(bedside) == 7
-    review = file_steps["crs-icans-review"]["record_fields"]
-    assert [spec["computed"]["by"] for spec in review] == ["highest_grade", "highest_grade"]
-    assert [{k: v for k, v in spec.items() if k != "computed"} for spec in review] == \
-        made_steps["crs-icans-review"]["record_fields"]
-    bedside.add("crs-icans-review")  # checked just above
     for code, fields in made_steps.items():
         for field, value in fields.items():
-            if code in bedside - {"crs-icans-review"} and field == "record_fields":
-                assert [spec["name"] for spec in file_steps[code][field]][:2] == ["temperature_max", "fever_masked"]
-                continue
-            if code == "crs-icans-review" and field == "record_fields":
-                continue
             assert file_steps[code][field] == value, f"{code}.{field}"
     # The two safety rules 0006 added in place are in the file.
     assert made_steps["infusion"]["done_after"] == "coi-check"
     assert {"name": "coi_match", "must_be": True}.items() <= made_steps["coi-check"]["record_fields"][0].items()
     assert sum(len(fields["record_fields"]) for fields in made_steps.values()) == 176
-    assert sum(len(fields["record_fields"]) for fields in file_steps.values()) == 176 + 7 * (26 - 6)
 
 
 def test_the_shipped_file_is_the_dump_of_its_version_with_comments(protocol):
