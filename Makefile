@@ -31,5 +31,8 @@ run: install
 test: install-test
 	@# The layers of pyproject.toml's [tool.importlinter]: an import that points up fails before any test runs.
 	$(BIN)/lint-imports --no-cache
+	@# Lint and format ([tool.ruff] in pyproject.toml): zero findings, or the tests do not start.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) DJANGO_DEBUG=1 \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -49,11 +49,16 @@ def _link(delivery: AlertDelivery) -> str:
 def _send_email(delivery: AlertDelivery) -> None:
     if not delivery.recipient.email:
         raise ValueError("The recipient has no e-mail address.")
-    body = (f"{delivery.alert.get_kind_display()}: {delivery.alert.summary}\n\n"
-            f"Open the alert and acknowledge it when you act on it:\n{_link(delivery)}\n")
-    EmailMessage(subject=_subject(delivery), body=body, to=[delivery.recipient.email],
-                 headers={"Message-ID": f"<{message_key(delivery)}@{settings.REMINDER_MESSAGE_ID_DOMAIN}>"}
-                 ).send(fail_silently=False)
+    body = (
+        f"{delivery.alert.get_kind_display()}: {delivery.alert.summary}\n\n"
+        f"Open the alert and acknowledge it when you act on it:\n{_link(delivery)}\n"
+    )
+    EmailMessage(
+        subject=_subject(delivery),
+        body=body,
+        to=[delivery.recipient.email],
+        headers={"Message-ID": f"<{message_key(delivery)}@{settings.REMINDER_MESSAGE_ID_DOMAIN}>"},
+    ).send(fail_silently=False)
 
 
 def _send_webhook(delivery: AlertDelivery) -> None:
@@ -61,10 +66,22 @@ def _send_webhook(delivery: AlertDelivery) -> None:
     if not url:
         raise ValueError("ALERT_WEBHOOK_URL is not set.")
     alert = delivery.alert
-    payload = json.dumps({"alert": str(alert.public_id), "kind": alert.kind, "level": delivery.level,
-                          "summary": alert.summary, "patient": str(alert.patient.public_id), "link": _link(delivery)}).encode()
-    request = urllib.request.Request(url, data=payload, method="POST", headers={
-        "Content-Type": "application/json", "Idempotency-Key": str(message_key(delivery))})
+    payload = json.dumps(
+        {
+            "alert": str(alert.public_id),
+            "kind": alert.kind,
+            "level": delivery.level,
+            "summary": alert.summary,
+            "patient": str(alert.patient.public_id),
+            "link": _link(delivery),
+        }
+    ).encode()
+    request = urllib.request.Request(
+        url,
+        data=payload,
+        method="POST",
+        headers={"Content-Type": "application/json", "Idempotency-Key": str(message_key(delivery))},
+    )
     with urllib.request.urlopen(request, timeout=settings.ALERT_SEND_TIMEOUT_SECONDS) as response:  # noqa: S310 - operator's URL
         if response.status >= 300:
             raise ValueError(f"The pager answered {response.status}.")
@@ -81,9 +98,9 @@ def alert_deliveries_send(*, alert_id: int | None = None, now: datetime | None =
     """Send what is due (of one alert, or of all), a few rows at a time; safe to run twice at once."""
     now = now or timezone.now()
     # A claim whose worker died goes back to the outbox after the claim timeout.
-    AlertDelivery.objects.filter(state=DeliveryState.SENDING,
-                                 claimed_at__lte=now - timedelta(seconds=settings.ALERT_CLAIM_TIMEOUT_SECONDS)
-                                 ).update(state=DeliveryState.PENDING, claim_token=None)
+    AlertDelivery.objects.filter(
+        state=DeliveryState.SENDING, claimed_at__lte=now - timedelta(seconds=settings.ALERT_CLAIM_TIMEOUT_SECONDS)
+    ).update(state=DeliveryState.PENDING, claim_token=None)
     due = AlertDelivery.objects.filter(state=DeliveryState.PENDING, send_after__lte=now)
     if alert_id is not None:
         due = due.filter(alert_id=alert_id)
@@ -91,7 +108,8 @@ def alert_deliveries_send(*, alert_id: int | None = None, now: datetime | None =
     for delivery_id in list(due.order_by("send_after", "id").values_list("id", flat=True)[:BATCH]):
         token = uuid.uuid4()
         if not AlertDelivery.objects.filter(Q(pk=delivery_id, state=DeliveryState.PENDING)).update(
-                state=DeliveryState.SENDING, claim_token=token, claimed_at=now):
+            state=DeliveryState.SENDING, claim_token=token, claimed_at=now
+        ):
             continue  # another worker claimed it first
         delivery = AlertDelivery.objects.select_related("alert", "alert__patient", "recipient").get(pk=delivery_id)
         try:
@@ -100,18 +118,29 @@ def alert_deliveries_send(*, alert_id: int | None = None, now: datetime | None =
             attempts = delivery.attempts + 1
             gave_up = attempts >= settings.ALERT_MAX_ATTEMPTS
             AlertDelivery.objects.filter(pk=delivery_id, claim_token=token).update(
-                state=DeliveryState.FAILED if gave_up else DeliveryState.PENDING, attempts=attempts, claim_token=None,
-                send_after=now + _backoff(attempts), last_error=f"{type(error).__name__}: {error}"[:500])
-            log.warning("alert delivery failed id=%s channel=%s attempt=%s gave_up=%s", delivery_id, delivery.channel,
-                        attempts, gave_up)
+                state=DeliveryState.FAILED if gave_up else DeliveryState.PENDING,
+                attempts=attempts,
+                claim_token=None,
+                send_after=now + _backoff(attempts),
+                last_error=f"{type(error).__name__}: {error}"[:500],
+            )
+            log.warning(
+                "alert delivery failed id=%s channel=%s attempt=%s gave_up=%s", delivery_id, delivery.channel, attempts, gave_up
+            )
             if gave_up:
                 result.failed += 1
             else:
                 result.retrying += 1
             continue
         AlertDelivery.objects.filter(pk=delivery_id, claim_token=token).update(
-            state=DeliveryState.SENT, sent_at=timezone.now(), attempts=delivery.attempts + 1, claim_token=None)
-        log.info("alert delivery sent id=%s alert=%s channel=%s level=%s", delivery_id, delivery.alert.public_id,
-                 delivery.channel, delivery.level)
+            state=DeliveryState.SENT, sent_at=timezone.now(), attempts=delivery.attempts + 1, claim_token=None
+        )
+        log.info(
+            "alert delivery sent id=%s alert=%s channel=%s level=%s",
+            delivery_id,
+            delivery.alert.public_id,
+            delivery.channel,
+            delivery.level,
+        )
         result.sent += 1
     return result

@@ -43,8 +43,9 @@ class ClinicalAlert(models.Model):
     escalate_after = models.DateTimeField(help_text="Unacknowledged by then, it goes to every physician.")
     escalated_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                        related_name="+")
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     acknowledgement_note = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
 
@@ -60,8 +61,11 @@ class ClinicalAlert(models.Model):
         ]
         indexes = [
             # The escalation scan's question: "which open alerts are past their time?"
-            models.Index(fields=["escalate_after"], condition=Q(acknowledged_at__isnull=True, escalated_at__isnull=True),
-                         name="alert_due_escalation_idx"),
+            models.Index(
+                fields=["escalate_after"],
+                condition=Q(acknowledged_at__isnull=True, escalated_at__isnull=True),
+                name="alert_due_escalation_idx",
+            ),
             models.Index(fields=["patient"], condition=Q(acknowledged_at__isnull=True), name="alert_open_patient_idx"),
         ]
 
@@ -95,8 +99,9 @@ class AlertDelivery(models.Model):
     """One message about one alert to one person (or the pager) on one channel, at one level."""
 
     alert = models.ForeignKey(ClinicalAlert, on_delete=models.PROTECT, related_name="deliveries")
-    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                  related_name="alert_deliveries")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="alert_deliveries"
+    )
     channel = models.CharField(max_length=16, choices=AlertChannel.choices)
     level = models.CharField(max_length=16, choices=AlertLevel.choices)
     state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
@@ -111,10 +116,14 @@ class AlertDelivery(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["alert", "recipient", "channel", "level"], condition=Q(recipient__isnull=False),
-                                    name="alert_delivery_once_per_person"),
-            models.UniqueConstraint(fields=["alert", "channel", "level"], condition=Q(recipient__isnull=True),
-                                    name="alert_delivery_once_to_pager"),
+            models.UniqueConstraint(
+                fields=["alert", "recipient", "channel", "level"],
+                condition=Q(recipient__isnull=False),
+                name="alert_delivery_once_per_person",
+            ),
+            models.UniqueConstraint(
+                fields=["alert", "channel", "level"], condition=Q(recipient__isnull=True), name="alert_delivery_once_to_pager"
+            ),
             models.CheckConstraint(condition=~Q(state="sent") | Q(sent_at__isnull=False), name="alert_delivery_sent_has_time"),
         ]
         indexes = [

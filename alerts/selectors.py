@@ -21,7 +21,7 @@ def banner_alerts(user) -> list[ClinicalAlert]:
     """At most BANNER_LIMIT + 1 open alerts (one query): the banner shows five and says there are more."""
     if not getattr(user, "is_authenticated", False):
         return []
-    return list(open_alerts_for(user)[:BANNER_LIMIT + 1])
+    return list(open_alerts_for(user)[: BANNER_LIMIT + 1])
 
 
 def open_alerts_for_patient(*, patient_id: int) -> QuerySet[ClinicalAlert]:

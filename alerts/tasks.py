@@ -6,8 +6,14 @@ from django.db import OperationalError
 
 from alerts import delivery, services
 
-_TASK_OPTIONS = {"acks_late": True, "autoretry_for": (OperationalError, ConnectionError), "retry_backoff": True,
-                 "retry_backoff_max": 300, "retry_jitter": True, "max_retries": 5}
+_TASK_OPTIONS = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError, ConnectionError),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
 
 
 @shared_task(name="alerts.deliver_alert", **_TASK_OPTIONS)

@@ -39,14 +39,18 @@ def alert_detail(request, public_id):
     if request.method == "POST":
         if not alert.is_open:
             # Someone acknowledged it while this form was open: show who, never a second signature.
-            return render(request, "alerts/detail.html", {"alert": alert, "form": None, "may_acknowledge": False},
-                          status=409)
+            return render(request, "alerts/detail.html", {"alert": alert, "form": None, "may_acknowledge": False}, status=409)
         if not may_acknowledge:
             raise PermissionDenied(NotPermitted(Action.ACKNOWLEDGE_ALERT).message)
         if form.is_valid():
             try:
-                services.alert_acknowledge(actor=request.user, alert_id=alert.id, password=form.cleaned_data["password"],
-                                           note=form.cleaned_data["note"], expected_version=form.cleaned_data["version"])
+                services.alert_acknowledge(
+                    actor=request.user,
+                    alert_id=alert.id,
+                    password=form.cleaned_data["password"],
+                    note=form.cleaned_data["note"],
+                    expected_version=form.cleaned_data["version"],
+                )
             except DomainError as error:
                 for field, errors in error.field_errors.items():
                     for message in errors:
@@ -56,5 +60,9 @@ def alert_detail(request, public_id):
             else:
                 messages.success(request, "Alert acknowledged; its escalation has stopped.")
                 return redirect("alert_detail", public_id=alert.public_id)
-    return render(request, "alerts/detail.html", {"alert": alert, "form": form, "may_acknowledge": may_acknowledge},
-                  status=400 if form.errors else 200)
+    return render(
+        request,
+        "alerts/detail.html",
+        {"alert": alert, "form": form, "may_acknowledge": may_acknowledge},
+        status=400 if form.errors else 200,
+    )

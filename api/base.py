@@ -39,8 +39,12 @@ class JsonFirstNegotiation(DefaultContentNegotiation):
         accept = request.META.get("HTTP_ACCEPT")
         first = renderers[0] if renderers else None
         override = self.settings.URL_FORMAT_OVERRIDE
-        if (first is not None and not format_suffix and accept in (None, "*/*", first.media_type)
-                and not (override and override in request.query_params)):
+        if (
+            first is not None
+            and not format_suffix
+            and accept in (None, "*/*", first.media_type)
+            and not (override and override in request.query_params)
+        ):
             return first, first.media_type
         return super().select_renderer(request, renderers, format_suffix)
 

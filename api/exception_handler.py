@@ -72,11 +72,14 @@ def api_exception_handler(exc, context):
             body = error_body(429, "throttled", "Too many requests; retry after the number of seconds in Retry-After.")
         else:
             detail = exc.detail if isinstance(exc.detail, str) else " ".join(_flatten(exc.detail))
-            body = error_body(exc.status_code, exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code,
-                              str(detail))
+            body = error_body(
+                exc.status_code, exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code, str(detail)
+            )
         return Response(body, status=exc.status_code, headers=headers)
     # Ids only in the log line: the request path holds UUIDs, never names or MRNs.
     request = context.get("request")
     log.exception("Unhandled error in API view %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"))
-    return Response(error_body(500, "server_error", "Something went wrong on our side; it has been logged."),
-                    status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    return Response(
+        error_body(500, "server_error", "Something went wrong on our side; it has been logged."),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )

@@ -21,10 +21,18 @@ UCUM = "http://unitsofmeasure.org"
 OBSERVATION_NAMESPACE = uuid.UUID("6b1f3c1e-8f0e-4c43-9c4e-2f8b0f6c2a11")
 
 _GENDER = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
-_CAREPLAN_STATUS = {JourneyStatus.ACTIVE: "active", JourneyStatus.ON_HOLD: "on-hold",
-                    JourneyStatus.COMPLETED: "completed", JourneyStatus.WITHDRAWN: "revoked"}
-_TASK_STATUS = {StepStatus.PENDING: "requested", StepStatus.DONE: "completed",
-                StepStatus.SKIPPED: "cancelled", StepStatus.NOT_APPLICABLE: "cancelled"}
+_CAREPLAN_STATUS = {
+    JourneyStatus.ACTIVE: "active",
+    JourneyStatus.ON_HOLD: "on-hold",
+    JourneyStatus.COMPLETED: "completed",
+    JourneyStatus.WITHDRAWN: "revoked",
+}
+_TASK_STATUS = {
+    StepStatus.PENDING: "requested",
+    StepStatus.DONE: "completed",
+    StepStatus.SKIPPED: "cancelled",
+    StepStatus.NOT_APPLICABLE: "cancelled",
+}
 
 
 def _ref(resource_id) -> dict:
@@ -62,8 +70,8 @@ def _care_plan(journey, patient_id) -> dict:
         "intent": "plan",
         "title": str(journey.protocol),
         "description": f"CD19 CAR-T journey, stage {journey.current_stage} of 5 "
-                       f"({journey.get_current_stage_display()}); Day 0 {journey.day0.isoformat()}"
-                       f"{'' if journey.day0_actual else ' (planned)'}.",
+        f"({journey.get_current_stage_display()}); Day 0 {journey.day0.isoformat()}"
+        f"{'' if journey.day0_actual else ' (planned)'}.",
         "subject": _ref(patient_id),
         "period": {"start": _instant(journey.started_at)},
         "created": _instant(journey.started_at),
@@ -96,8 +104,9 @@ def _task(step, journey, patient_id, now: datetime) -> dict:
         task["executionPeriod"] = {"start": _instant(step.performed_at), "end": _instant(step.performed_at)}
     if step.status in (StepStatus.SKIPPED, StepStatus.NOT_APPLICABLE) and step.skip_reason:
         task["statusReason"] = {"text": step.skip_reason}
-    outputs = [_output(spec, step.record[spec["name"]]) for spec in step.template.record_fields
-               if spec["name"] in (step.record or {})]
+    outputs = [
+        _output(spec, step.record[spec["name"]]) for spec in step.template.record_fields if spec["name"] in (step.record or {})
+    ]
     if outputs:
         task["output"] = outputs
     return task
@@ -111,8 +120,11 @@ def _output(spec: dict, value) -> dict:
     if kind in records.NUMBER_TYPES:
         output["valueQuantity"] = {"value": value, **({"unit": spec["unit"]} if spec.get("unit") else {})}
     elif kind == "choice":
-        output["valueCoding"] = {"system": f"{RECORD_FIELD_SYSTEM}:{spec['name']}", "code": value,
-                                 "display": next((c[1] for c in spec["choices"] if c[0] == value), value)}
+        output["valueCoding"] = {
+            "system": f"{RECORD_FIELD_SYSTEM}:{spec['name']}",
+            "code": value,
+            "display": next((c[1] for c in spec["choices"] if c[0] == value), value),
+        }
     elif kind == "boolean":
         output["valueBoolean"] = value
     elif kind == "date":
@@ -124,7 +136,8 @@ def _output(spec: dict, value) -> dict:
 
 def _observation(measurement, kind: str, patient_id) -> dict:
     code, display, value, unit = (
-        ("8302-2", "Body height", measurement.height_cm, "cm") if kind == "height"
+        ("8302-2", "Body height", measurement.height_cm, "cm")
+        if kind == "height"
         else ("29463-7", "Body weight", measurement.weight_kg, "kg")
     )
     return {
@@ -132,8 +145,17 @@ def _observation(measurement, kind: str, patient_id) -> dict:
         # Stable across calls, so a receiver updates the same Observation instead of adding a copy.
         "id": str(uuid.uuid5(OBSERVATION_NAMESPACE, f"{patient_id}:{measurement.pk}:{kind}")),
         "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                  "code": "vital-signs", "display": "Vital Signs"}]}],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                        "display": "Vital Signs",
+                    }
+                ]
+            }
+        ],
         "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
         "subject": _ref(patient_id),
         "effectiveDateTime": measurement.measured_on.isoformat(),
@@ -151,5 +173,4 @@ def patient_bundle(*, patient, now: datetime) -> dict:
     for measurement in selectors.measurements_for_patient(patient_id=patient.pk):
         entries.append(_entry(_observation(measurement, "height", patient.public_id)))
         entries.append(_entry(_observation(measurement, "weight", patient.public_id)))
-    return {"resourceType": "Bundle", "type": "collection", "timestamp": _instant(now),
-            "entry": entries}
+    return {"resourceType": "Bundle", "type": "collection", "timestamp": _instant(now), "entry": entries}

@@ -52,15 +52,19 @@ class StrictFilterSet(django_filters.FilterSet):
 
 class PatientFilter(StrictFilterSet):
     stage = django_filters.TypedChoiceFilter(
-        choices=StageNumber.choices, coerce=int, method="filter_stage",
+        choices=StageNumber.choices,
+        coerce=int,
+        method="filter_stage",
         label="Current stage (1–5) of the patient's open journey.",
     )
     indication = django_filters.ChoiceFilter(choices=Indication.choices)
-    overdue = django_filters.ChoiceFilter(choices=TRUE_FALSE, method="filter_overdue",
-                                          label="true: at least one overdue step; false: none.")
+    overdue = django_filters.ChoiceFilter(
+        choices=TRUE_FALSE, method="filter_overdue", label="true: at least one overdue step; false: none."
+    )
     # Django's user-name characters; the OpenAPI document states the same pattern.
-    coordinator = django_filters.CharFilter(field_name="coordinator__username", label="Coordinator's user name.",
-                                            validators=[RegexValidator(r"^[\w.@+-]+\Z")])
+    coordinator = django_filters.CharFilter(
+        field_name="coordinator__username", label="Coordinator's user name.", validators=[RegexValidator(r"^[\w.@+-]+\Z")]
+    )
     updated_since = UtcIsoDateTimeFilter(
         method="filter_updated_since",
         label="Only patients whose record or journey changed at or after this time (ISO 8601, with offset). "
@@ -83,13 +87,15 @@ class PatientFilter(StrictFilterSet):
 
 
 class StepFilter(StrictFilterSet):
-    overdue = django_filters.ChoiceFilter(choices=TRUE_FALSE, method="filter_overdue",
-                                          label="true: pending past window and grace, journey active.")
+    overdue = django_filters.ChoiceFilter(
+        choices=TRUE_FALSE, method="filter_overdue", label="true: pending past window and grace, journey active."
+    )
     due_before = django_filters.DateFilter(field_name="due_on", lookup_expr="lte", label="Due on or before this date.")
     due_after = django_filters.DateFilter(field_name="due_on", lookup_expr="gte", label="Due on or after this date.")
     stage = django_filters.TypedChoiceFilter(field_name="stage__number", choices=StageNumber.choices, coerce=int)
-    assigned_role = django_filters.ChoiceFilter(field_name="template__responsible_role", choices=RESPONSIBLE_ROLES,
-                                                label="The role responsible for the step.")
+    assigned_role = django_filters.ChoiceFilter(
+        field_name="template__responsible_role", choices=RESPONSIBLE_ROLES, label="The role responsible for the step."
+    )
     status = django_filters.ChoiceFilter(choices=Step._meta.get_field("status").choices)
     patient = django_filters.UUIDFilter(field_name="journey__patient__public_id", label="The patient's id.")
 

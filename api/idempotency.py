@@ -27,17 +27,19 @@ def idempotency_key(request) -> str | None:
     if key is None:
         return None
     if not re.fullmatch(KEY_PATTERN, key):
-        raise InvalidInput("Bad Idempotency-Key.", field_errors={
-            "Idempotency-Key": [f"Send 1 to {MAX_KEY_LENGTH} visible ASCII characters, e.g. a UUID."]})
+        raise InvalidInput(
+            "Bad Idempotency-Key.",
+            field_errors={"Idempotency-Key": [f"Send 1 to {MAX_KEY_LENGTH} visible ASCII characters, e.g. a UUID."]},
+        )
     return key
 
 
 def fingerprint(request, payload: dict) -> str:
     """What makes two requests "the same": method, path, If-Match and the validated body."""
     material = json.dumps(
-        {"method": request.method, "path": request.path, "if_match": request.headers.get("If-Match", ""),
-         "body": payload},
-        cls=DjangoJSONEncoder, sort_keys=True,
+        {"method": request.method, "path": request.path, "if_match": request.headers.get("If-Match", ""), "body": payload},
+        cls=DjangoJSONEncoder,
+        sort_keys=True,
     )
     return hashlib.sha256(material.encode()).hexdigest()
 
@@ -60,5 +62,11 @@ def store_answer(*, user, key: str, fingerprint: str, response: Response) -> Non
     """Call inside the transaction of the change itself: the answer is kept if and only if the change is."""
     body = json.dumps(response.data, cls=DjangoJSONEncoder)
     headers = {name: response[name] for name in ("ETag",) if response.has_header(name)}
-    IdempotentRequest.objects.create(user=user, key=key, fingerprint=fingerprint, response_status=response.status_code,
-                                     response_body=body, response_headers=headers)
+    IdempotentRequest.objects.create(
+        user=user,
+        key=key,
+        fingerprint=fingerprint,
+        response_status=response.status_code,
+        response_body=body,
+        response_headers=headers,
+    )

@@ -52,6 +52,7 @@ NOTES_PATTERN = r"^[^\x00]*$"
 
 # --- shared pieces ------------------------------------------------------------------------------
 
+
 class ErrorSerializer(serializers.Serializer):
     """Every error answer has this shape."""
 
@@ -84,7 +85,8 @@ class JourneySummarySerializer(serializers.Serializer):
 
 RECORD_VALUE_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]}
 RECORD_SCHEMA = {
-    "type": "object", "additionalProperties": RECORD_VALUE_SCHEMA,
+    "type": "object",
+    "additionalProperties": RECORD_VALUE_SCHEMA,
     "description": "Values recorded at completion, by field name (see record_fields). Numbers as JSON numbers, "
     "choices as their value, dates as YYYY-MM-DD.",
 }
@@ -105,7 +107,8 @@ class StepSerializer(serializers.Serializer):
     overdue = serializers.SerializerMethodField()
     blocked = serializers.SerializerMethodField(
         help_text="Pending in a stage that has not started (e.g. lymphodepletion before QC release): it cannot be "
-                  "done yet and is never overdue; the step in front of it is.")
+        "done yet and is never overdue; the step in front of it is."
+    )
     performed_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
     completed_by = serializers.SerializerMethodField()
@@ -144,6 +147,7 @@ class StepListItemSerializer(StepSerializer):
 
 
 # --- patients -----------------------------------------------------------------------------------
+
 
 class PatientListItemSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
@@ -186,6 +190,7 @@ class PatientSearchInputSerializer(serializers.Serializer):
 
 # --- status -------------------------------------------------------------------------------------
 
+
 class NextStepSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
     code = serializers.CharField(source="template.code")
@@ -225,7 +230,8 @@ class PatientStatusSerializer(serializers.Serializer):
     current_stage = CurrentStageSerializer(allow_null=True)
     day = DaySerializer(allow_null=True)
     day0_at_risk = serializers.BooleanField(
-        help_text="QC has not released the product by the protocol's lead time before lymphodepletion.")
+        help_text="QC has not released the product by the protocol's lead time before lymphodepletion."
+    )
     next_step = NextStepSerializer(allow_null=True)
     overdue_steps = OverdueStepSerializer(many=True)
     last_changed_at = serializers.DateTimeField()
@@ -239,11 +245,17 @@ class PatientStatusSerializer(serializers.Serializer):
         overdue = [_overdue_step(step) for step in status["overdue_steps"]]
         current_stage = day = None
         if journey is not None:
-            current_stage = {"number": _STAGE_NUMBER.to_representation(journey.current_stage),
-                             "name": str(journey.get_current_stage_display()),
-                             "status": _value(_STAGE_STATUS, journey.current_stage_status)}
-            day = {"number": int(status["day_number"]), "label": str(clock.day_label(status["day_number"])),
-                   "day0": _date(journey.day0), "day0_confirmed": journey.day0_actual is not None}
+            current_stage = {
+                "number": _STAGE_NUMBER.to_representation(journey.current_stage),
+                "name": str(journey.get_current_stage_display()),
+                "status": _value(_STAGE_STATUS, journey.current_stage_status),
+            }
+            day = {
+                "number": int(status["day_number"]),
+                "label": str(clock.day_label(status["day_number"])),
+                "day0": _date(journey.day0),
+                "day0_confirmed": journey.day0_actual is not None,
+            }
         return {
             "patient": _UUID.to_representation(status["patient"].public_id),
             "journey": _UUID.to_representation(journey.public_id) if journey is not None else None,
@@ -272,10 +284,17 @@ class PatientStatusSerializer(serializers.Serializer):
             "last_changed_at": status["last_changed_at"],
         }
         if journey is not None:
-            data["current_stage"] = {"number": journey.current_stage, "name": journey.get_current_stage_display(),
-                                     "status": journey.current_stage_status}
-            data["day"] = {"number": status["day_number"], "label": clock.day_label(status["day_number"]),
-                           "day0": journey.day0, "day0_confirmed": journey.day0_actual is not None}
+            data["current_stage"] = {
+                "number": journey.current_stage,
+                "name": journey.get_current_stage_display(),
+                "status": journey.current_stage_status,
+            }
+            data["day"] = {
+                "number": status["day_number"],
+                "label": clock.day_label(status["day_number"]),
+                "day0": journey.day0,
+                "day0_confirmed": journey.day0_actual is not None,
+            }
         return cls(data).data
 
 
@@ -307,8 +326,7 @@ def _datetime(value):
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-_ISO_DATES = (api_settings.DATE_FORMAT.lower() == ISO_8601 == api_settings.DATETIME_FORMAT.lower()
-              and settings.USE_TZ)
+_ISO_DATES = api_settings.DATE_FORMAT.lower() == ISO_8601 == api_settings.DATETIME_FORMAT.lower() and settings.USE_TZ
 
 
 def _value(field, value):
@@ -330,11 +348,11 @@ def _next_step(step) -> dict:
 
 
 def _overdue_step(step) -> dict:
-    return {**_next_step(step), "overdue_after": _datetime(step.overdue_after),
-            "overdue_since": _datetime(step.overdue_since)}
+    return {**_next_step(step), "overdue_after": _datetime(step.overdue_after), "overdue_since": _datetime(step.overdue_since)}
 
 
 # --- journey ------------------------------------------------------------------------------------
+
 
 class StageWithStepsSerializer(serializers.Serializer):
     number = serializers.ChoiceField(choices=StageNumber.choices)
@@ -364,6 +382,7 @@ class JourneyDetailSerializer(JourneySummarySerializer):
 
 # --- completing a step --------------------------------------------------------------------------
 
+
 # OpenAPI 3.0.3 has no {"type": "null"}: null is said with `nullable` (Spectral: oas3-schema).
 @extend_schema_field({**RECORD_SCHEMA, "additionalProperties": {"anyOf": RECORD_VALUE_SCHEMA["anyOf"], "nullable": True}})
 class RecordInputField(serializers.DictField):
@@ -376,8 +395,11 @@ class StepCompleteInputSerializer(serializers.Serializer):
     performed_at = serializers.DateTimeField(required=False, help_text="When it was done; default: now.")
     notes = StrictRegexField(NOTES_PATTERN, required=False, allow_blank=True, max_length=2000, default="")
     signature_meaning = serializers.ChoiceField(choices=SignatureMeaning.choices, default=SignatureMeaning.PERFORMED)
-    record = RecordInputField(required=False, help_text="The step's own values, by field name (see the step's "
-                              "record_fields). A wrong value answers 400 with field_errors keyed \"record.<name>\".")
+    record = RecordInputField(
+        required=False,
+        help_text="The step's own values, by field name (see the step's "
+        'record_fields). A wrong value answers 400 with field_errors keyed "record.<name>".',
+    )
 
 
 class StepConflictSerializer(ErrorSerializer):

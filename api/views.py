@@ -129,13 +129,15 @@ class SyncCursorPagination(CursorPagination):
         return replace_query_param(self.base_url, self.cursor_query_param, encoded)
 
     def get_paginated_response(self, data):
-        return Response({"next": self.get_next_link(), "previous": self.get_previous_link(),
-                         "sync_from": self.sync_from, "results": data})
+        return Response(
+            {"next": self.get_next_link(), "previous": self.get_previous_link(), "sync_from": self.sync_from, "results": data}
+        )
 
     def get_paginated_response_schema(self, schema):
         base = super().get_paginated_response_schema(schema)
         base["properties"]["sync_from"] = {
-            "type": "string", "format": "date-time",
+            "type": "string",
+            "format": "date-time",
             "description": "Pass as `updated_since` on your next sync to get only what changed since.",
         }
         base["required"] = ["results", "sync_from"]
@@ -180,19 +182,32 @@ class PatientListView(ApiV1Mixin, ListAPIView):
     def get_queryset(self):
         return selectors.patients_for_api(patients=patients_visible_to(client=self.api_client))
 
-    @extend_schema(operation_id="patients_list", summary="List patients (cursor-paginated, incremental sync)",
-                   parameters=[OpenApiParameter("coordinator", OpenApiTypes.STR, OpenApiParameter.QUERY,
-                                                pattern=r"^[\w.@+-]+$", description="Coordinator's user name.")],
-                   responses={200: PatientListItemSerializer(many=True), **errors(400, 404)})
+    @extend_schema(
+        operation_id="patients_list",
+        summary="List patients (cursor-paginated, incremental sync)",
+        parameters=[
+            OpenApiParameter(
+                "coordinator",
+                OpenApiTypes.STR,
+                OpenApiParameter.QUERY,
+                pattern=r"^[\w.@+-]+$",
+                description="Coordinator's user name.",
+            )
+        ],
+        responses={200: PatientListItemSerializer(many=True), **errors(400, 404)},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
 
 class PatientSearchView(ReadView):
-    @extend_schema(operation_id="patients_search", summary="Find a patient by MRN",
-                   description="The MRN travels in the body, never in the URL, so it stays out of access logs.",
-                   request=PatientSearchInputSerializer,
-                   responses={200: PatientListItemSerializer(many=True), **errors(400)})
+    @extend_schema(
+        operation_id="patients_search",
+        summary="Find a patient by MRN",
+        description="The MRN travels in the body, never in the URL, so it stays out of access logs.",
+        request=PatientSearchInputSerializer,
+        responses={200: PatientListItemSerializer(many=True), **errors(400)},
+    )
     def post(self, request):
         data = PatientSearchInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -201,18 +216,26 @@ class PatientSearchView(ReadView):
 
 
 class PatientDetailView(ReadView):
-    @extend_schema(operation_id="patients_retrieve", summary="A patient", parameters=[PATIENT_ID],
-                   responses={200: PatientDetailSerializer, 304: NOT_MODIFIED, **errors(404)})
+    @extend_schema(
+        operation_id="patients_retrieve",
+        summary="A patient",
+        parameters=[PATIENT_ID],
+        responses={200: PatientDetailSerializer, 304: NOT_MODIFIED, **errors(404)},
+    )
     def get(self, request, patient_id):
         patient = self.get_patient(selectors.patients_for_api(patients=self.visible_patients()))
         return conditional_response(request, PatientDetailSerializer(patient).data)
 
 
 class PatientStatusView(ReadView):
-    @extend_schema(operation_id="patients_status", summary="Where the patient stands now", parameters=[PATIENT_ID],
-                   description="Current stage and its status, Day relative to Day 0, the next step and its due date, "
-                   "overdue steps, and the time of the last change. Send If-None-Match to poll cheaply.",
-                   responses={200: PatientStatusSerializer, 304: NOT_MODIFIED, **errors(404)})
+    @extend_schema(
+        operation_id="patients_status",
+        summary="Where the patient stands now",
+        parameters=[PATIENT_ID],
+        description="Current stage and its status, Day relative to Day 0, the next step and its due date, "
+        "overdue steps, and the time of the last change. Send If-None-Match to poll cheaply.",
+        responses={200: PatientStatusSerializer, 304: NOT_MODIFIED, **errors(404)},
+    )
     def get(self, request, patient_id):
         status = journey_status.patient_status_by_id(patients=self.visible_patients(), public_id=patient_id)
         if status is None:
@@ -221,9 +244,13 @@ class PatientStatusView(ReadView):
 
 
 class PatientJourneyView(ReadView):
-    @extend_schema(operation_id="patients_journey", summary="The patient's journey: stages and steps",
-                   description="The open journey, else the latest one.", parameters=[PATIENT_ID],
-                   responses={200: JourneyDetailSerializer, 304: NOT_MODIFIED, **errors(404)})
+    @extend_schema(
+        operation_id="patients_journey",
+        summary="The patient's journey: stages and steps",
+        description="The open journey, else the latest one.",
+        parameters=[PATIENT_ID],
+        responses={200: JourneyDetailSerializer, 304: NOT_MODIFIED, **errors(404)},
+    )
     def get(self, request, patient_id):
         patient = self.get_patient()
         journey = selectors.journey_with_stages(patient_id=patient.pk)
@@ -233,10 +260,14 @@ class PatientJourneyView(ReadView):
 
 
 class PatientFhirView(ReadView):
-    @extend_schema(operation_id="patients_fhir", summary="The patient as a FHIR R4 Bundle",
-                   description="A `collection` Bundle: Patient, CarePlan for the journey, a Task per step, an "
-                   "Observation per recorded height and weight.", parameters=[PATIENT_ID],
-                   responses={200: OpenApiTypes.OBJECT, **errors(404)})
+    @extend_schema(
+        operation_id="patients_fhir",
+        summary="The patient as a FHIR R4 Bundle",
+        description="A `collection` Bundle: Patient, CarePlan for the journey, a Task per step, an "
+        "Observation per recorded height and weight.",
+        parameters=[PATIENT_ID],
+        responses={200: OpenApiTypes.OBJECT, **errors(404)},
+    )
     def get(self, request, patient_id):
         patient = self.get_patient()
         return Response(fhir.patient_bundle(patient=patient, now=timezone.now()))
@@ -254,15 +285,22 @@ class StepListView(ApiV1Mixin, ListAPIView):
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "now": timezone.now()}
 
-    @extend_schema(operation_id="steps_list", summary="List steps (e.g. everything overdue)",
-                   responses={200: StepListItemSerializer(many=True), **errors(400, 404)})
+    @extend_schema(
+        operation_id="steps_list",
+        summary="List steps (e.g. everything overdue)",
+        responses={200: StepListItemSerializer(many=True), **errors(400, 404)},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
 
 class StepDetailView(ReadView):
-    @extend_schema(operation_id="steps_retrieve", summary="A step, with its ETag for If-Match", parameters=[STEP_ID],
-                   responses={200: StepListItemSerializer, 304: NOT_MODIFIED, **errors(404)})
+    @extend_schema(
+        operation_id="steps_retrieve",
+        summary="A step, with its ETag for If-Match",
+        parameters=[STEP_ID],
+        responses={200: StepListItemSerializer, 304: NOT_MODIFIED, **errors(404)},
+    )
     def get(self, request, step_id):
         step = selectors.steps_for_api(patients=self.visible_patients()).filter(public_id=step_id).first()
         if step is None:
@@ -293,7 +331,8 @@ class KeyHoldersOnly(permissions.BasePermission):
         if view.api_client is None:
             raise SignatureRequired(
                 "Steps are recorded through the API with an API key only. People record a step on its page, "
-                "signed with their password.")
+                "signed with their password."
+            )
         return True
 
 
@@ -305,7 +344,8 @@ class StepCompleteView(ReadView):
     permission_classes = [*ReadView.permission_classes, KeyHoldersOnly, CanCompleteSteps]
 
     @extend_schema(
-        operation_id="steps_complete", summary="Record a step as done",
+        operation_id="steps_complete",
+        summary="Record a step as done",
         # Only the key: a signed-in browser session is refused here (403 signature_required).
         auth=[{"apiKey": []}],
         description="**API keys only.** A signed-in browser session is refused (403 `signature_required`): "
@@ -314,16 +354,27 @@ class StepCompleteView(ReadView):
         "`Idempotency-Key` (e.g. a UUID) to retry safely: the same key and request return the first answer.",
         parameters=[
             STEP_ID,
-            OpenApiParameter("If-Match", {"type": "string", "pattern": idempotency.KEY_PATTERN},
-                             OpenApiParameter.HEADER, required=True,
-                             description='The step\'s ETag, e.g. "…uuid….3".'),
-            OpenApiParameter("Idempotency-Key", {"type": "string", "pattern": idempotency.KEY_PATTERN},
-                             OpenApiParameter.HEADER, required=False,
-                             description="A unique string per intended completion, e.g. a UUID."),
+            OpenApiParameter(
+                "If-Match",
+                {"type": "string", "pattern": idempotency.KEY_PATTERN},
+                OpenApiParameter.HEADER,
+                required=True,
+                description='The step\'s ETag, e.g. "…uuid….3".',
+            ),
+            OpenApiParameter(
+                "Idempotency-Key",
+                {"type": "string", "pattern": idempotency.KEY_PATTERN},
+                OpenApiParameter.HEADER,
+                required=False,
+                description="A unique string per intended completion, e.g. a UUID.",
+            ),
         ],
         request=StepCompleteInputSerializer,
-        responses={200: StepListItemSerializer, **errors(400, 404, 422, 428),
-                   409: OpenApiResponse(StepConflictSerializer, description=_ERRORS[409])},
+        responses={
+            200: StepListItemSerializer,
+            **errors(400, 404, 422, 428),
+            409: OpenApiResponse(StepConflictSerializer, description=_ERRORS[409]),
+        },
     )
     def post(self, request, step_id):
         steps = selectors.steps_for_api(patients=self.visible_patients())
@@ -332,8 +383,10 @@ class StepCompleteView(ReadView):
             raise Http404
         if_match = request.headers.get("If-Match")
         if not if_match:
-            raise PreconditionRequired("Send the step's ETag in If-Match, so a stale screen cannot overwrite a newer state.",
-                                       field_errors={"If-Match": ["Required."]})
+            raise PreconditionRequired(
+                "Send the step's ETag in If-Match, so a stale screen cannot overwrite a newer state.",
+                field_errors={"If-Match": ["Required."]},
+            )
         data = StepCompleteInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         key = idempotency.idempotency_key(request)
@@ -349,8 +402,9 @@ class StepCompleteView(ReadView):
             with transaction.atomic():
                 step_complete(actor=request.user, step_id=step.pk, expected_version=parsed[1], **data.validated_data)
                 done = steps.get(pk=step.pk)
-                response = Response(StepListItemSerializer(done, context=self.get_serializer_context()).data,
-                                    headers={"ETag": step_etag(done)})
+                response = Response(
+                    StepListItemSerializer(done, context=self.get_serializer_context()).data, headers={"ETag": step_etag(done)}
+                )
                 if key:
                     idempotency.store_answer(user=request.user, key=key, fingerprint=fingerprint, response=response)
             return response
@@ -378,5 +432,3 @@ def api_not_found(request, *args, **kwargs):
     from api.exception_handler import error_body
 
     return JsonResponse(error_body(404, "not_found", "No such endpoint. See /api/docs/."), status=404)
-
-

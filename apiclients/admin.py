@@ -13,8 +13,19 @@ class ApiClientAdmin(KeepsAudit, admin.ModelAdmin):
 
     list_display = ["name", "role", "sees_all_patients", "created_at", "expires_at", "revoked_at", "last_used_at"]
     readonly_fields = ["name", "role", "user", "key_prefix", "key_hash", "created_at", "last_used_at"]
-    fields = ["name", "role", "user", "key_prefix", "throttle_rate", "sees_all_patients", "patients", "expires_at",
-              "revoked_at", "created_at", "last_used_at"]
+    fields = [
+        "name",
+        "role",
+        "user",
+        "key_prefix",
+        "throttle_rate",
+        "sees_all_patients",
+        "patients",
+        "expires_at",
+        "revoked_at",
+        "created_at",
+        "last_used_at",
+    ]
     raw_id_fields = ["patients"]
 
     def has_add_permission(self, request):

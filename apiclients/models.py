@@ -32,16 +32,18 @@ class ApiClient(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_client")
     key_prefix = models.CharField(max_length=16, unique=True, help_text="Public part of the key, used to find it.")
     key_hash = models.CharField(max_length=64, help_text="SHA-256 of the whole key, hex.")
-    throttle_rate = models.CharField(max_length=20, default=DEFAULT_THROTTLE_RATE,
-                                     help_text='Requests allowed per period, e.g. "600/min" or "10000/hour".')
+    throttle_rate = models.CharField(
+        max_length=20, default=DEFAULT_THROTTLE_RATE, help_text='Requests allowed per period, e.g. "600/min" or "10000/hour".'
+    )
     # Least privilege (issue 12, 12): a new client sees no patient until patients are granted or this is switched
     # on. Clients made before keep what they had (the migration only changes the default).
     sees_all_patients = models.BooleanField(
         default=False,
         help_text="On: every patient. Off: only the patients granted to it (a payer sees its own insured).",
     )
-    patients = models.ManyToManyField(Patient, blank=True, related_name="+",
-                                      help_text="Patients this client may see when it does not see all.")
+    patients = models.ManyToManyField(
+        Patient, blank=True, related_name="+", help_text="Patients this client may see when it does not see all."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -75,8 +77,6 @@ class IdempotentRequest(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")]
         indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
-
-
 
 
 class WebhookEvent(models.TextChoices):

@@ -11,5 +11,4 @@ def patients_visible_to(*, client: ApiClient | None) -> QuerySet[Patient]:
     Anything outside this set answers 404, exactly as if it did not exist."""
     if client is None or client.sees_all_patients:
         return Patient.objects.all()
-    return Patient.objects.filter(pk__in=client.patients.through.objects.filter(apiclient_id=client.pk)
-                                  .values("patient_id"))
+    return Patient.objects.filter(pk__in=client.patients.through.objects.filter(apiclient_id=client.pk).values("patient_id"))

@@ -37,8 +37,14 @@ def _service_username(name: str) -> str:
 
 
 @transaction.atomic
-def api_client_create(*, name: str, role: str = ApiClientRole.VIEWER, expires_in_days: int | None = None,
-                      throttle_rate: str | None = None, sees_all_patients: bool = False) -> tuple[ApiClient, str]:
+def api_client_create(
+    *,
+    name: str,
+    role: str = ApiClientRole.VIEWER,
+    expires_in_days: int | None = None,
+    throttle_rate: str | None = None,
+    sees_all_patients: bool = False,
+) -> tuple[ApiClient, str]:
     """Make a client, its service user and its key; returns (client, key). Show the key once. It sees no patient
     until patients are granted to it (admin) or it is made with `sees_all_patients`."""
     if role not in ApiClientRole.values:
@@ -51,11 +57,15 @@ def api_client_create(*, name: str, role: str = ApiClientRole.VIEWER, expires_in
     user.groups.add(Group.objects.get(name=role))
     prefix = secrets.token_hex(6)
     key = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
-    client = ApiClient(name=name, role=role, user=user, key_prefix=prefix, key_hash=_hash(key),
-                       sees_all_patients=sees_all_patients)
+    client = ApiClient(
+        name=name, role=role, user=user, key_prefix=prefix, key_hash=_hash(key), sees_all_patients=sees_all_patients
+    )
     if throttle_rate:
         if not THROTTLE_RATE.fullmatch(throttle_rate):
-            raise InvalidInput("Bad throttle rate.", field_errors={"throttle_rate": ['Write it as "600/min", "50/s", "10000/hour" or "100000/day".']})
+            raise InvalidInput(
+                "Bad throttle rate.",
+                field_errors={"throttle_rate": ['Write it as "600/min", "50/s", "10000/hour" or "100000/day".']},
+            )
         client.throttle_rate = throttle_rate
     if expires_in_days is not None:
         client.expires_at = timezone.now() + timedelta(days=expires_in_days)
@@ -126,8 +136,7 @@ def _client_by_prefix(prefix: str, key_hash: str) -> tuple[ApiClient | None, tup
     try:
         # Counted only for the key itself: a wrong key that merely shares the prefix must not use up the
         # client's rate.
-        if (known is not None and time.monotonic() - known[2] < seconds
-                and hmac.compare_digest(known[0].key_hash, key_hash)):
+        if known is not None and time.monotonic() - known[2] < seconds and hmac.compare_digest(known[0].key_hash, key_hash):
             client = known[0]
             counter, _, period, _ = rates.window(rates.client_ident(client), client.throttle_rate, time.time())
             count, generation = _count_and_read(counter, period + 1, _generation_key(prefix))
@@ -181,7 +190,8 @@ def api_client_for_key_counted(key: str) -> tuple[ApiClient | None, tuple[str, i
     # within the minute itself, and only the first worker to ask writes the row.
     asked = _stamp_asked_at.get(client.pk)
     if (client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION) and (
-            asked is None or now - asked > LAST_USED_RESOLUTION):
+        asked is None or now - asked > LAST_USED_RESOLUTION
+    ):
         _stamp_asked_at[client.pk] = now
         try:
             first_to_ask = cache.add(f"apikey-used:{client.pk}", 1, timeout=int(LAST_USED_RESOLUTION.total_seconds()))

@@ -65,8 +65,9 @@ def webhook_endpoint_create(*, client_name: str, url: str, events: list[str]) ->
     secret = secrets.token_hex(32)
     # Start from now: a new endpoint is told what happens from here on, not the clinic's whole history.
     last = JourneyEvent.objects.aggregate(last=Max("id"))["last"] or 0
-    endpoint = WebhookEndpoint.objects.create(client=client, url=url, secret=secret, events=sorted(set(events)),
-                                              last_event_id=last)
+    endpoint = WebhookEndpoint.objects.create(
+        client=client, url=url, secret=secret, events=sorted(set(events)), last_event_id=last
+    )
     return endpoint, secret
 
 
@@ -100,38 +101,58 @@ def webhooks_scan(*, now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     for endpoint_id in WebhookEndpoint.objects.filter(is_active=True, client__revoked_at=None).values_list("id", flat=True):
         with transaction.atomic():
-            endpoint = (WebhookEndpoint.objects.select_for_update(skip_locked=True).select_related("client")
-                        .filter(pk=endpoint_id).first())
+            endpoint = (
+                WebhookEndpoint.objects.select_for_update(skip_locked=True)
+                .select_related("client")
+                .filter(pk=endpoint_id)
+                .first()
+            )
             if endpoint is None:
                 continue  # another scan holds it
             patients = patients_visible_to(client=endpoint.client)
             deliveries = []
             if WebhookEvent.STAGE_CHANGED in endpoint.events:
-                events = list(JourneyEvent.objects.filter(id__gt=endpoint.last_event_id, kind__in=STAGE_EVENT_KINDS,
-                                                          journey__patient__in=patients)
-                              .select_related("journey__patient").order_by("id")[:1000])
-                deliveries += [_delivery(endpoint, WebhookEvent.STAGE_CHANGED, f"event:{e.pk}", _stage_payload(e), now)
-                               for e in events]
+                events = list(
+                    JourneyEvent.objects.filter(
+                        id__gt=endpoint.last_event_id, kind__in=STAGE_EVENT_KINDS, journey__patient__in=patients
+                    )
+                    .select_related("journey__patient")
+                    .order_by("id")[:1000]
+                )
+                deliveries += [
+                    _delivery(endpoint, WebhookEvent.STAGE_CHANGED, f"event:{e.pk}", _stage_payload(e), now) for e in events
+                ]
                 # The cursor moves only past events older than SETTLE: an id is taken at insert, so a
                 # transaction still open may commit a lower id after a higher one was seen. Events in the
                 # settling window are read again next time; the unique key makes that harmless.
-                settled = (JourneyEvent.objects.filter(id__gt=endpoint.last_event_id, at__lte=now - SETTLE)
-                           .aggregate(m=Max("id"))["m"])
+                settled = JourneyEvent.objects.filter(id__gt=endpoint.last_event_id, at__lte=now - SETTLE).aggregate(m=Max("id"))[
+                    "m"
+                ]
                 if settled and len(events) == 1000:
                     settled = min(settled, events[-1].pk)
                 endpoint.last_event_id = max(endpoint.last_event_id, settled or 0)
             if WebhookEvent.STEP_OVERDUE in endpoint.events:
-                steps = (Step.objects.overdue(now)
-                         .filter(overdue_after__gte=endpoint.created_at, journey__patient__in=patients)
-                         .select_related("journey__patient", "template"))
+                steps = (
+                    Step.objects.overdue(now)
+                    .filter(overdue_after__gte=endpoint.created_at, journey__patient__in=patients)
+                    .select_related("journey__patient", "template")
+                )
                 # The overdue time is part of the key: a step rescheduled and late again is news again.
-                deliveries += [_delivery(endpoint, WebhookEvent.STEP_OVERDUE,
-                                         f"overdue:{s.public_id}:{s.overdue_after.isoformat()}", _overdue_payload(s), now)
-                               for s in steps]
+                deliveries += [
+                    _delivery(
+                        endpoint,
+                        WebhookEvent.STEP_OVERDUE,
+                        f"overdue:{s.public_id}:{s.overdue_after.isoformat()}",
+                        _overdue_payload(s),
+                        now,
+                    )
+                    for s in steps
+                ]
             WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
             endpoint.save(update_fields=["last_event_id"])
-    return list(WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-                .values_list("id", flat=True))
+    return list(
+        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now).values_list("id", flat=True)
+    )
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -146,20 +167,28 @@ def webhook_deliver(*, delivery_id: int, now: datetime | None = None) -> str:
     """Send one delivery if it is due and not claimed by another worker; returns what happened."""
     now = now or timezone.now()
     # The claim is a lease: the next attempt time moves past the send, so nobody else finds it due.
-    claimed = claim(WebhookDelivery.objects.filter(pk=delivery_id),
-                    claimable=Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now), next_attempt_at=now + LEASE)
+    claimed = claim(
+        WebhookDelivery.objects.filter(pk=delivery_id),
+        claimable=Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now),
+        next_attempt_at=now + LEASE,
+    )
     if claimed != 1:
         return "not due"
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     body = json.dumps({"id": str(delivery.public_id), **delivery.payload}, separators=(",", ":")).encode()
     timestamp = int(time.time())
-    request = urllib.request.Request(delivery.endpoint.url, data=body, method="POST", headers={
-        "Content-Type": "application/json",
-        "User-Agent": "carclinic-webhooks/1",
-        "X-Carclinic-Event": delivery.event,
-        "X-Carclinic-Delivery": str(delivery.public_id),
-        "X-Carclinic-Signature": sign(delivery.endpoint.secret, timestamp, body),
-    })
+    request = urllib.request.Request(
+        delivery.endpoint.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "carclinic-webhooks/1",
+            "X-Carclinic-Event": delivery.event,
+            "X-Carclinic-Delivery": str(delivery.public_id),
+            "X-Carclinic-Signature": sign(delivery.endpoint.secret, timestamp, body),
+        },
+    )
     error = ""
     try:
         with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
@@ -170,15 +199,16 @@ def webhook_deliver(*, delivery_id: int, now: datetime | None = None) -> str:
         status, error = 0, type(getattr(failure, "reason", failure)).__name__
     attempts = delivery.attempts + 1
     if 200 <= status < 300:
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.DELIVERED, attempts=attempts,
-                                                              delivered_at=timezone.now(), last_error="")
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.DELIVERED, attempts=attempts, delivered_at=timezone.now(), last_error=""
+        )
         return "delivered"
     retry_at = RETRY.next_attempt(attempts=attempts, now=now)
     if retry_at is None:
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED, attempts=attempts,
-                                                              last_error=error[:200])
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.FAILED, attempts=attempts, last_error=error[:200]
+        )
         gave_up("webhook delivery", [delivery.public_id], attempts=attempts, error=error[:200])
         return "failed"
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=attempts, last_error=error[:200],
-                                                          next_attempt_at=retry_at)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=attempts, last_error=error[:200], next_attempt_at=retry_at)
     return "retry"

@@ -61,7 +61,7 @@ def psql(sql: str) -> None:
     subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", sql], check=True, capture_output=True)
 
 
-SEED = r'''
+SEED = r"""
 import sys
 from datetime import timedelta
 import django
@@ -112,7 +112,7 @@ if len(sys.argv) > 2:
     _, key = api_client_create(name="bench", role="viewer", throttle_rate="100000000/min", sees_all_patients=True)
     print(key)
 print(Patient.objects.order_by("id").first().public_id)
-'''
+"""
 
 
 def manage(*args: str) -> None:
@@ -132,9 +132,18 @@ def seed(total: int, make_key: bool) -> list[str]:
 def start_server(workers: int, *, settings: str = "bench.settings", port: int = PORT) -> subprocess.Popen:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     server = subprocess.Popen(
-        [gunicorn, "carclinic.wsgi:application", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning"],
-        cwd=ROOT, env={**env(), "DJANGO_SETTINGS_MODULE": settings},
+        [
+            gunicorn,
+            "carclinic.wsgi:application",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**env(), "DJANGO_SETTINGS_MODULE": settings},
     )
     for _ in range(100):
         try:
@@ -195,25 +204,33 @@ def main() -> None:
             request = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", headers={"Authorization": f"Bearer {key}"})
             assert urllib.request.urlopen(request, timeout=5).status == 200
 
-        print(f"gunicorn {options.workers} sync workers, wrk 2 threads x {options.connections} connections, "
-              f"{options.duration} s each, PostgreSQL, Redis throttle counter")
+        print(
+            f"gunicorn {options.workers} sync workers, wrk 2 threads x {options.connections} connections, "
+            f"{options.duration} s each, PostgreSQL, Redis throttle counter"
+        )
         # Alternate bare, status and the constant API body, so a noisy neighbour on the machine hits all
         # alike; each round's ratio compares measurements taken a few seconds apart.
         rounds = []
         for _ in range(options.rounds):
-            rounds.append({"bare": wrk("/bench/constant/", None, options.duration, options.connections, PORT + 1),
-                           "product": wrk("/bench/constant/", None, options.duration, options.connections),
-                           "status": wrk(status_path, key, options.duration, options.connections),
-                           "api": wrk("/api/v1/bench-constant/", key, options.duration, options.connections)})
+            rounds.append(
+                {
+                    "bare": wrk("/bench/constant/", None, options.duration, options.connections, PORT + 1),
+                    "product": wrk("/bench/constant/", None, options.duration, options.connections),
+                    "status": wrk(status_path, key, options.duration, options.connections),
+                    "api": wrk("/api/v1/bench-constant/", key, options.duration, options.connections),
+                }
+            )
         for number, measured in enumerate(rounds, 1):
             print(f"  round {number}:")
             print(line("bare Django view (default middleware)", measured["bare"]))
             print(line("constant JSON, the product's middleware", measured["product"]))
             print(line("GET /api/v1/patients/{id}/status/", measured["status"]))
             print(line("constant body behind key+throttle (no DB)", measured["api"]))
-            print(f"    ratio status / bare: {measured['status']['rps'] / measured['bare']['rps']:.2f}  (aim >= 0.5)"
-                  f"   key+throttle / bare: {measured['api']['rps'] / measured['bare']['rps']:.2f}"
-                  f"   status / product-middleware constant: {measured['status']['rps'] / measured['product']['rps']:.2f}")
+            print(
+                f"    ratio status / bare: {measured['status']['rps'] / measured['bare']['rps']:.2f}  (aim >= 0.5)"
+                f"   key+throttle / bare: {measured['api']['rps'] / measured['bare']['rps']:.2f}"
+                f"   status / product-middleware constant: {measured['status']['rps'] / measured['product']['rps']:.2f}"
+            )
         bare.send_signal(signal.SIGTERM)
         bare.wait(timeout=30)
         bare = None

@@ -55,16 +55,31 @@ def build_orders(journeys, capacities, *, first_monday, coordinator):
     for i, journey in enumerate(journeys):
         capacity = capacities[i % len(capacities)]
         picks.append(capacity)
-        orders.append(ManufacturingOrder(journey=journey, product=capacity.product, plant=capacity.plant,
-                                         status=OrderStatus.SLOT_CONFIRMED, created_at=now, created_by=coordinator))
+        orders.append(
+            ManufacturingOrder(
+                journey=journey,
+                product=capacity.product,
+                plant=capacity.plant,
+                status=OrderStatus.SLOT_CONFIRMED,
+                created_at=now,
+                created_by=coordinator,
+            )
+        )
     orders = ManufacturingOrder.objects.bulk_create(orders, batch_size=2000)
     bookings = []
-    for i, (order, capacity) in enumerate(zip(orders, picks)):
+    for i, (order, capacity) in enumerate(zip(orders, picks, strict=False)):
         week = first_monday + timedelta(weeks=(i // len(picks) % 52) - 40)
         waiting = i % 5 == 0
-        bookings.append(SlotBooking(order=order, capacity=capacity, week_start=week, requested_at=now,
-                                    status=BookingStatus.WAITING if waiting else BookingStatus.BOOKED,
-                                    booked_at=None if waiting else now))
+        bookings.append(
+            SlotBooking(
+                order=order,
+                capacity=capacity,
+                week_start=week,
+                requested_at=now,
+                status=BookingStatus.WAITING if waiting else BookingStatus.BOOKED,
+                booked_at=None if waiting else now,
+            )
+        )
     SlotBooking.objects.bulk_create(bookings, batch_size=2000)
 
 
@@ -83,8 +98,7 @@ def run(args):
     from tests.manufacturing.builders import make_plant, make_product
     from tests.web.bulk import build_patients
 
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     settings.ALLOWED_HOSTS = ["localhost"]
     call_command("migrate", verbosity=0)
     coordinator = User.objects.create_user("bench-coordinator", password="bench-password-1", first_name="Cora")
@@ -96,8 +110,10 @@ def run(args):
     first_monday = monday_of(timezone.localdate())
 
     def measure(label):
-        pages = {"capacity": reverse("manufacturing:capacity"),
-                 "capacity, one maker": reverse("manufacturing:capacity") + f"?maker={products[0].maker_id}"}
+        pages = {
+            "capacity": reverse("manufacturing:capacity"),
+            "capacity, one maker": reverse("manufacturing:capacity") + f"?maker={products[0].maker_id}",
+        }
         results = {}
         for name, url in pages.items():
             client = Client(HTTP_HOST="localhost")
@@ -127,8 +143,10 @@ def run(args):
     print(f"\n{'page':24} {f'{args.small:,} orders':>26} {f'{args.large:,} orders':>26} {'ratio median':>13} {'ratio best':>11}")
     for name in small:
         (med_s, best_s, q_s), (med_l, best_l, q_l) = small[name], large[name]
-        print(f"{name:24} {med_s:7.1f} / {best_s:6.1f} ms {q_s:3d} q {med_l:7.1f} / {best_l:6.1f} ms {q_l:3d} q"
-              f" {med_l / med_s:12.2f}x {best_l / best_s:10.2f}x{'' if q_s == q_l else '  (query count differs!)'}")
+        print(
+            f"{name:24} {med_s:7.1f} / {best_s:6.1f} ms {q_s:3d} q {med_l:7.1f} / {best_l:6.1f} ms {q_l:3d} q"
+            f" {med_l / med_s:12.2f}x {best_l / best_s:10.2f}x{'' if q_s == q_l else '  (query count differs!)'}"
+        )
 
 
 if __name__ == "__main__":

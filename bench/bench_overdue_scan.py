@@ -21,7 +21,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +46,14 @@ def scratch_database(base_url: str, name: str) -> str:
     config = dj_database_url.parse(base_url)
     if "postgresql" not in config["ENGINE"]:
         sys.exit("The benchmark needs PostgreSQL: set DATABASE_URL=postgres://…")
-    admin = psycopg.connect(host=config["HOST"] or "127.0.0.1", port=config["PORT"] or 5432, user=config["USER"],
-                            password=config["PASSWORD"] or None, dbname="postgres", autocommit=True)
+    admin = psycopg.connect(
+        host=config["HOST"] or "127.0.0.1",
+        port=config["PORT"] or 5432,
+        user=config["USER"],
+        password=config["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    )
     with admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -60,8 +66,14 @@ def drop_database(base_url: str, name: str) -> None:
     import psycopg
 
     config = dj_database_url.parse(base_url)
-    with psycopg.connect(host=config["HOST"] or "127.0.0.1", port=config["PORT"] or 5432, user=config["USER"],
-                         password=config["PASSWORD"] or None, dbname="postgres", autocommit=True) as admin:
+    with psycopg.connect(
+        host=config["HOST"] or "127.0.0.1",
+        port=config["PORT"] or 5432,
+        user=config["USER"],
+        password=config["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -81,27 +93,61 @@ def load_clinic(*, steps: int, patients: int, now: datetime, rng: random.Random)
         team[role] = users
     protocol = ProtocolTemplate.objects.create(name="Benchmark protocol", version=1)
     roles = ["nurse"] * 6 + ["coordinator"] * 3 + ["physician"]
-    StepTemplate.objects.bulk_create([
-        StepTemplate(protocol=protocol, stage=1 + i * 5 // per_journey, code=f"s{i}", name=f"Step {i}", anchor="day0",
-                     offset_days=i, responsible_role=roles[i % len(roles)], position=i)
-        for i in range(per_journey)])
-    created = Patient.objects.bulk_create([
-        Patient(mrn=f"B{i:08d}", given_name="Bench", family_name=f"Patient{i}", date_of_birth="1980-01-01",
-                sex="female", indication="sle", nurse=rng.choice(team["nurse"]), coordinator=rng.choice(team["coordinator"]))
-        for i in range(patients)], batch_size=5000)
-    journeys = Journey.objects.bulk_create([
-        Journey(patient=patient, protocol=protocol, leukapheresis_date=now.date() - timedelta(days=400),
-                day0_planned=now.date(), started_at=now - timedelta(days=400),
-                status="active" if rng.random() < 0.95 else rng.choice(["on_hold", "completed", "withdrawn"]))
-        for patient in created], batch_size=5000)
+    StepTemplate.objects.bulk_create(
+        [
+            StepTemplate(
+                protocol=protocol,
+                stage=1 + i * 5 // per_journey,
+                code=f"s{i}",
+                name=f"Step {i}",
+                anchor="day0",
+                offset_days=i,
+                responsible_role=roles[i % len(roles)],
+                position=i,
+            )
+            for i in range(per_journey)
+        ]
+    )
+    created = Patient.objects.bulk_create(
+        [
+            Patient(
+                mrn=f"B{i:08d}",
+                given_name="Bench",
+                family_name=f"Patient{i}",
+                date_of_birth="1980-01-01",
+                sex="female",
+                indication="sle",
+                nurse=rng.choice(team["nurse"]),
+                coordinator=rng.choice(team["coordinator"]),
+            )
+            for i in range(patients)
+        ],
+        batch_size=5000,
+    )
+    journeys = Journey.objects.bulk_create(
+        [
+            Journey(
+                patient=patient,
+                protocol=protocol,
+                leukapheresis_date=now.date() - timedelta(days=400),
+                day0_planned=now.date(),
+                started_at=now - timedelta(days=400),
+                status="active" if rng.random() < 0.95 else rng.choice(["on_hold", "completed", "withdrawn"]),
+            )
+            for patient in created
+        ],
+        batch_size=5000,
+    )
     # Every stage in progress: no step is blocked, so every past pending step of an active journey is late.
-    Stage.objects.bulk_create([Stage(journey=j, number=n, status="in_progress") for j in journeys for n in range(1, 6)],
-                              batch_size=10000)
+    Stage.objects.bulk_create(
+        [Stage(journey=j, number=n, status="in_progress") for j in journeys for n in range(1, 6)], batch_size=10000
+    )
     # The steps in one INSERT … SELECT (a million Python objects took most of an hour on a busy machine):
     # each step's overdue time uniformly within a year of now, 97 % of the past ones done, the rest late.
     with connection.cursor() as cursor:
         cursor.execute("SELECT setseed(%s)", [rng.random() - 0.5])
-        cursor.execute("""
+        cursor.execute(
+            """
             INSERT INTO journeys_step (public_id, status, due_on, window_opens_on, window_closes_on, overdue_after,
                                        completed_at, signature_meaning, notes, skip_reason, version, updated_at,
                                        journey_id, stage_id, template_id, record)
@@ -115,7 +161,9 @@ def load_clinic(*, steps: int, patients: int, now: datetime, rng: random.Random)
                                                  AS overdue_after) x
                      WHERE t.protocol_id = %(protocol)s) r
               JOIN journeys_stage st ON st.journey_id = r.journey_id AND st.number = r.stage
-        """, {"now": now, "protocol": protocol.id})
+        """,
+            {"now": now, "protocol": protocol.id},
+        )
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
 
@@ -174,7 +222,9 @@ def measure_idle(*, steps: int, patients: int, repeat: int, now: datetime) -> di
                 bare.append(seconds)
                 transaction.set_rollback(True)
             with transaction.atomic():
-                seconds, _ = timed(lambda minute=minute, previous=previous: cursor.execute(BARE_FLAG_SINCE, [minute, minute, previous]))
+                seconds, _ = timed(
+                    lambda minute=minute, previous=previous: cursor.execute(BARE_FLAG_SINCE, [minute, minute, previous])
+                )
                 floor.append(seconds)
                 transaction.set_rollback(True)
             with CaptureQueriesContext(connection) as queries:
@@ -189,10 +239,18 @@ def measure_idle(*, steps: int, patients: int, repeat: int, now: datetime) -> di
             minute += timedelta(minutes=1)
             seconds, result = timed(lambda minute=minute: overdue_scan(now=minute, everything=True))
             sweep.append(seconds)
-    return {"steps": total, "late": first.flagged, "bare": median_ms(bare), "floor": median_ms(floor),
-            "idle": median_ms(idle), "idle_in_sql": median_ms(in_sql), "sweep": median_ms(sweep), "statements": statements,
-            "clocked": statistics.median(clocked),
-            "slowest": [(float(q["time"]) * 1000, " ".join(q["sql"].split())[:400]) for q in slowest]}
+    return {
+        "steps": total,
+        "late": first.flagged,
+        "bare": median_ms(bare),
+        "floor": median_ms(floor),
+        "idle": median_ms(idle),
+        "idle_in_sql": median_ms(in_sql),
+        "sweep": median_ms(sweep),
+        "statements": statements,
+        "clocked": statistics.median(clocked),
+        "slowest": [(float(q["time"]) * 1000, " ".join(q["sql"].split())[:400]) for q in slowest],
+    }
 
 
 def main() -> None:
@@ -202,7 +260,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_DEBUG", "1")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     sizes = [int(size) for size in args.sizes.split(",")]
-    now = datetime(2026, 6, 15, 10, 0, tzinfo=dt_timezone.utc)
+    now = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)
     rows = []
     for number, steps in enumerate(sizes):
         os.environ["DATABASE_URL"] = scratch_database(base_url, args.database)
@@ -237,9 +295,13 @@ def main() -> None:
     print(f"\nan idle minute (nothing new), median of {args.repeat}, milliseconds:")
     print(f"  {'steps':>28}" + "".join(f"{row['steps']:>14,}" for row in rows))
     print(f"  {'late steps':>28}" + "".join(f"{row['late']:>14,}" for row in rows))
-    for key, label in (("bare", "bare UPDATE, whole past"), ("floor", "bare UPDATE, last minute"),
-                       ("idle", "overdue_scan(), idle minute"), ("idle_in_sql", "  of which in SQL"),
-                       ("sweep", "overdue_scan(), hourly sweep")):
+    for key, label in (
+        ("bare", "bare UPDATE, whole past"),
+        ("floor", "bare UPDATE, last minute"),
+        ("idle", "overdue_scan(), idle minute"),
+        ("idle_in_sql", "  of which in SQL"),
+        ("sweep", "overdue_scan(), hourly sweep"),
+    ):
         print(f"  {label:>28}" + "".join(f"{row[key]:>14.1f}" for row in rows))
     print(f"  {'statements, idle minute':>28}" + "".join(f"{row['statements']:>14}" for row in rows))
     print(f"  {'made late by the clock/min':>28}" + "".join(f"{row['clocked']:>14.0f}" for row in rows))
@@ -280,29 +342,39 @@ def detail(*, steps: int, patients: int, repeat: int, now: datetime) -> None:
         print(f"\nflagging {flagged:,} late steps among {total:,} (median of {repeat}):")
         print(f"  bare SQL UPDATE … FROM            {m(bare) * 1000:8.1f} ms")
         print(f"  steps_flag_overdue() (ORM)        {m(orm) * 1000:8.1f} ms   ratio {m(orm) / m(bare):.2f}x")
-        print(f"  overdue_scan(), first run         {m(scan) * 1000:8.1f} ms   ratio {m(scan) / m(bare):.2f}x"
-              f"   (also plans {first.created:,} reminders)")
+        print(
+            f"  overdue_scan(), first run         {m(scan) * 1000:8.1f} ms   ratio {m(scan) / m(bare):.2f}x"
+            f"   (also plans {first.created:,} reminders)"
+        )
         print(f"  SQL statements, first run: {len(queries.captured_queries)}")
 
         # Reminders per second: 10,000 steps of active journeys that have just become overdue.
         reset(cursor)
-        cursor.execute("""
+        cursor.execute(
+            """
             UPDATE journeys_step SET overdue_since = %s, overdue_after = %s
              WHERE id IN (SELECT s.id FROM journeys_step s JOIN journeys_journey j ON j.id = s.journey_id
                            WHERE j.status = 'active' AND s.status = 'pending' AND s.overdue_after > %s
-                           ORDER BY s.id LIMIT %s)""", [now, now - timedelta(hours=1), now + timedelta(days=30), 10_000])
+                           ORDER BY s.id LIMIT %s)""",
+            [now, now - timedelta(hours=1), now + timedelta(days=30), 10_000],
+        )
         due_steps = cursor.rowcount
         # Everything else pending is moved well out of the planning horizon, so only the due steps count.
-        cursor.execute("UPDATE journeys_step SET overdue_after = overdue_after + interval '800 days', "
-                       "due_on = due_on + 800, window_opens_on = window_opens_on + 800, "
-                       "window_closes_on = window_closes_on + 800 "
-                       "WHERE overdue_since IS NULL AND status = 'pending' AND due_on <= %s", [(now + timedelta(days=30)).date()])
+        cursor.execute(
+            "UPDATE journeys_step SET overdue_after = overdue_after + interval '800 days', "
+            "due_on = due_on + 800, window_opens_on = window_opens_on + 800, "
+            "window_closes_on = window_closes_on + 800 "
+            "WHERE overdue_since IS NULL AND status = 'pending' AND due_on <= %s",
+            [(now + timedelta(days=30)).date()],
+        )
     with CaptureQueriesContext(connection) as plan_queries:
         seconds, created = timed(lambda: transaction.atomic()(reminders_plan)(now=now))
     kinds = dict(Reminder.objects.values_list("kind").annotate(n=django.db.models.Count("id")))
-    print(f"\nreminders for {due_steps:,} due steps: {created:,} rows ({kinds}) in {seconds * 1000:.0f} ms "
-          f"= {created / seconds:,.0f} reminders/s, {due_steps / seconds:,.0f} steps/s, "
-          f"{len(plan_queries.captured_queries)} SQL statements")
+    print(
+        f"\nreminders for {due_steps:,} due steps: {created:,} rows ({kinds}) in {seconds * 1000:.0f} ms "
+        f"= {created / seconds:,.0f} reminders/s, {due_steps / seconds:,.0f} steps/s, "
+        f"{len(plan_queries.captured_queries)} SQL statements"
+    )
 
 
 if __name__ == "__main__":

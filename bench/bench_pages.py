@@ -25,8 +25,11 @@ def parse_args():
     parser.add_argument("--small", type=int, default=100)
     parser.add_argument("--large", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=15, help="timed requests per page (median reported)")
-    parser.add_argument("--server", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres"),
-                        help="a PostgreSQL URL to create the scratch database from")
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL URL to create the scratch database from",
+    )
     parser.add_argument("--database", default="carclinic_benchweb")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
     return parser.parse_args()
@@ -76,8 +79,7 @@ def run(args):
     from staff.models import User
     from tests.web.bulk import build_patients
 
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     settings.ALLOWED_HOSTS = ["localhost"]
     call_command("migrate", verbosity=0)
     coordinator = User.objects.create_user("bench-coordinator", password="bench-password-1", first_name="Cora")
@@ -134,16 +136,20 @@ def run(args):
 
     head_small, head_large = f"{args.small:,} patients", f"{args.large:,} patients"
     print()
-    print(f"server time per request through the Django test client on PostgreSQL: median and best of {args.requests}"
-          " (the best is the least disturbed by other work on a shared machine), and queries per request")
+    print(
+        f"server time per request through the Django test client on PostgreSQL: median and best of {args.requests}"
+        " (the best is the least disturbed by other work on a shared machine), and queries per request"
+    )
     print(f"{'page':30} {head_small:>26} {head_large:>26} {'ratio median':>13} {'ratio best':>11}")
     worst_median = worst_best = 0.0
     for name in small:
         (med_s, best_s, q_s), (med_l, best_l, q_l) = small[name], large[name]
         ratio_median, ratio_best = med_l / med_s, best_l / best_s
         worst_median, worst_best = max(worst_median, ratio_median), max(worst_best, ratio_best)
-        print(f"{name:30} {med_s:7.1f} / {best_s:6.1f} ms {q_s:3d} q {med_l:7.1f} / {best_l:6.1f} ms {q_l:3d} q"
-              f" {ratio_median:12.2f}x {ratio_best:10.2f}x{'' if q_s == q_l else '  (query count differs!)'}")
+        print(
+            f"{name:30} {med_s:7.1f} / {best_s:6.1f} ms {q_s:3d} q {med_l:7.1f} / {best_l:6.1f} ms {q_l:3d} q"
+            f" {ratio_median:12.2f}x {ratio_best:10.2f}x{'' if q_s == q_l else '  (query count differs!)'}"
+        )
     print(f"\nworst ratio: {worst_median:.2f}x by median, {worst_best:.2f}x by best (aim: <= 2x)")
 
 

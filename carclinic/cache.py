@@ -28,6 +28,7 @@ SKIP_AFTER_FAILURE_SECONDS = 2.0
 class CacheUnavailable(Exception):
     """The shared cache did not answer; go on with the database."""
 
+
 _INCR_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
 return false
@@ -65,7 +66,6 @@ class _Client(RedisCacheClient):
         if value is None:
             raise ValueError(f"Key '{key}' not found.")
         return value
-
 
     def count_and_get(self, counter_key, timeout, read_key):
         client = self.get_client(counter_key, write=True)

@@ -37,8 +37,7 @@ class NotPermitted(DomainError):
 class StaleVersion(Conflict):
     def __init__(self, what: str, expected: int, current: int):
         super().__init__(
-            f"This {what} was changed by someone else (your version {expected}, now {current}). "
-            "Reload to see the current state."
+            f"This {what} was changed by someone else (your version {expected}, now {current}). Reload to see the current state."
         )
         self.expected = expected
         self.current = current

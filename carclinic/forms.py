@@ -1,8 +1,9 @@
 """What every page that writes does with a posted form: validate it, call one service, and put the
 service's domain errors where the person will read them."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from django import forms
 from django.core.exceptions import PermissionDenied

@@ -9,9 +9,22 @@
 
 from carclinic.middleware import API_PREFIX
 
-PERMISSIONS_POLICY = ", ".join(f"{feature}=()" for feature in (
-    "accelerometer", "camera", "display-capture", "geolocation", "gyroscope", "magnetometer", "microphone",
-    "midi", "payment", "usb", "interest-cohort"))
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+        "interest-cohort",
+    )
+)
 
 
 class SecurityHeaders:
@@ -23,6 +36,7 @@ class SecurityHeaders:
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         content_type = response.get("Content-Type", "")
         if request.path_info.startswith(API_PREFIX) and (
-                content_type.startswith(("application/json", "application/fhir+json")) or response.status_code == 304):
+            content_type.startswith(("application/json", "application/fhir+json")) or response.status_code == 304
+        ):
             response["Cache-Control"] = "no-store"
         return response

@@ -16,8 +16,7 @@ def make_local_folders() -> list[Path]:
         folders.append(Path(database["NAME"]).parent)
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-        folders += [Path(options[name]) for name in ("data_folder_in", "data_folder_out", "processed_folder",
-                                                      "control_folder")]
+        folders += [Path(options[name]) for name in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder")]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     return folders

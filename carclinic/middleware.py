@@ -37,8 +37,11 @@ def unless_api_key(dotted_path: str) -> type:
     """The middleware at `dotted_path`, passed over for API-key requests (its hooks too). A subclass, so
     that Django's and the admin's checks still recognise it."""
     middleware_class = import_string(dotted_path)
-    namespace = {"__call__": _call, "__module__": __name__,
-                 "__doc__": f"{middleware_class.__name__}, passed over for API-key requests."}
+    namespace = {
+        "__call__": _call,
+        "__module__": __name__,
+        "__doc__": f"{middleware_class.__name__}, passed over for API-key requests.",
+    }
     for hook in ("process_view", "process_exception", "process_template_response"):
         if hasattr(middleware_class, hook):
             namespace[hook] = _hook(hook)

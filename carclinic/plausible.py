@@ -30,5 +30,4 @@ def check_schedulable(value: date | None, *, field: str, today: date) -> None:
         return
     if not today - JOURNEY_DATE_HORIZON <= value <= today + JOURNEY_DATE_HORIZON:
         years = JOURNEY_DATE_HORIZON.days // 366
-        raise InvalidInput("Some values need correcting.",
-                           field_errors={field: [f"Must be within {years} years of today."]})
+        raise InvalidInput("Some values need correcting.", field_errors={field: [f"Must be within {years} years of today."]})

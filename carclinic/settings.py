@@ -258,7 +258,7 @@ SPECTACULAR_SETTINGS = {
         "**Completing a step safely.** Read the step's `etag`, POST to `/api/v1/steps/{id}/complete/` with "
         "`If-Match: <etag>` and an `Idempotency-Key`. 409 means someone changed it first (the body shows it); "
         "a retry with the same key returns the first answer.\n\n"
-        "**Errors** are `{status, code, detail, field_errors}`; 404 also means \"not visible to you\"; "
+        '**Errors** are `{status, code, detail, field_errors}`; 404 also means "not visible to you"; '
         "429 comes with Retry-After."
     ),
     # For Spectral's spectral:oas rules (tests/api/test_spectral.py): a server (this one), a contact, the tag.
@@ -278,8 +278,11 @@ SPECTACULAR_SETTINGS = {
 # Short socket timeouts: a Redis that hangs must cost a request milliseconds, not the worker (carclinic/cache.py
 # then goes on with the database).
 CACHES = {
-    "default": {"BACKEND": "carclinic.cache.RedisCache", "LOCATION": os.environ["CACHE_URL"],
-                "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
+    "default": {
+        "BACKEND": "carclinic.cache.RedisCache",
+        "LOCATION": os.environ["CACHE_URL"],
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
     if os.environ.get("CACHE_URL")
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
@@ -371,4 +374,3 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
-

@@ -20,8 +20,9 @@ urlpatterns = [
     path("planning/", include("planning.urls")),
     path("accounts/login/", ClinicLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/", auth_views.PasswordChangeView.as_view(form_class=ClinicPasswordChangeForm),
-         name="password_change"),
+    path(
+        "accounts/password/", auth_views.PasswordChangeView.as_view(form_class=ClinicPasswordChangeForm), name="password_change"
+    ),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("", include("patients.urls")),
     path("", include("journeys.urls")),

@@ -29,8 +29,7 @@ ICE_PARTS = {  # the Immune effector Cell-associated Encephalopathy score: its p
 
 def ice_score(*, orientation: int, naming: int, commands: int, writing: int, attention: int) -> int:
     """The ICE score, 0–10, from its five parts (orientation 0–4, naming 0–3, the other three 0–1)."""
-    parts = {"orientation": orientation, "naming": naming, "commands": commands, "writing": writing,
-             "attention": attention}
+    parts = {"orientation": orientation, "naming": naming, "commands": commands, "writing": writing, "attention": attention}
     for part, points in parts.items():
         if isinstance(points, bool) or not isinstance(points, int) or not 0 <= points <= ICE_PARTS[part]:
             raise ValueError(f"ICE {part} scores 0 to {ICE_PARTS[part]}, not {points!r}.")
@@ -43,9 +42,18 @@ def _one_of(value: str, allowed: tuple[str, ...], what: str) -> int:
     return allowed.index(value)
 
 
-def crs_grade(*, temperature_c: Number | None, fever_masked: bool, hypotension: bool, vasopressors: str,
-              vasopressin: bool, oxygen: str, oxygen_l_min: Number | None, fever_from_c: Number,
-              low_flow_up_to_l_min: Number) -> int:
+def crs_grade(
+    *,
+    temperature_c: Number | None,
+    fever_masked: bool,
+    hypotension: bool,
+    vasopressors: str,
+    vasopressin: bool,
+    oxygen: str,
+    oxygen_l_min: Number | None,
+    fever_from_c: Number,
+    low_flow_up_to_l_min: Number,
+) -> int:
     """ASTCT CRS grade 0–4.
 
     - Fever (≥ `fever_from_c`) makes it CRS, grade 1. A fever masked by an antipyretic or tocilizumab is
@@ -71,8 +79,15 @@ def crs_grade(*, temperature_c: Number | None, fever_masked: bool, hypotension: 
     return max(1, circulation, breathing)
 
 
-def icans_grade(*, ice: int | None, consciousness: str, seizure: str, motor: str, cerebral_oedema: str,
-                ice_lowest_for_grade: Mapping[int, int]) -> int:
+def icans_grade(
+    *,
+    ice: int | None,
+    consciousness: str,
+    seizure: str,
+    motor: str,
+    cerebral_oedema: str,
+    ice_lowest_for_grade: Mapping[int, int],
+) -> int:
     """ASTCT ICANS grade 0–4, the worst of:
 
     - the ICE score by the protocol's bands, `ice_lowest_for_grade` = {1: 7, 2: 3, 3: 0} in the consensus

@@ -40,8 +40,17 @@ class PatientFacts:
         return getattr(self, name) if name in PATIENT_FACTS else None
 
 
-PATIENT_FACTS = ("height_cm", "weight_kg", "measured_on", "measurement_age_days", "age_years", "sex", "female",
-                 "crs_grades", "icans_grades")
+PATIENT_FACTS = (
+    "height_cm",
+    "weight_kg",
+    "measured_on",
+    "measurement_age_days",
+    "age_years",
+    "sex",
+    "female",
+    "crs_grades",
+    "icans_grades",
+)
 
 
 @dataclass(frozen=True)
@@ -68,44 +77,67 @@ def _renal_dose(*, dose, clearance_ml_min, bands):
 
 CALCULATORS: dict[str, Calculator] = {
     "body_surface_area": Calculator(
-        body.body_surface_area, "Mosteller: √({height_cm} cm × {weight_kg} kg / 3600)", ("height_cm", "weight_kg")),
-    "dose_from_bsa": Calculator(
-        dosing.dose_from_bsa, "{dose_per_m2} {unit}/m² × {bsa_m2} m²", ("dose_per_m2", "bsa_m2")),
-    "dose_reduced": Calculator(
-        dosing.dose_reduced, "{dose} {unit} − {reduction_percent} %", ("dose", "reduction_percent")),
-    "dose_at_percent": Calculator(
-        dosing.dose_at_percent, "{dose} {unit} × {dose_percent} %", ("dose", "dose_percent")),
+        body.body_surface_area, "Mosteller: √({height_cm} cm × {weight_kg} kg / 3600)", ("height_cm", "weight_kg")
+    ),
+    "dose_from_bsa": Calculator(dosing.dose_from_bsa, "{dose_per_m2} {unit}/m² × {bsa_m2} m²", ("dose_per_m2", "bsa_m2")),
+    "dose_reduced": Calculator(dosing.dose_reduced, "{dose} {unit} − {reduction_percent} %", ("dose", "reduction_percent")),
+    "dose_at_percent": Calculator(dosing.dose_at_percent, "{dose} {unit} × {dose_percent} %", ("dose", "dose_percent")),
     "creatinine_clearance": Calculator(
         lambda *, age_years, weight_kg, creatinine, female, creatinine_unit: renal.creatinine_clearance(
-            age_years, weight_kg, creatinine, female, creatinine_unit=creatinine_unit),
+            age_years, weight_kg, creatinine, female, creatinine_unit=creatinine_unit
+        ),
         "Cockcroft–Gault: (140 − {age_years} y) × {weight_kg} kg / (72 × {creatinine} in mg/dL), × 0.85 for women",
-        ("age_years", "weight_kg", "creatinine", "female", "creatinine_unit")),
+        ("age_years", "weight_kg", "creatinine", "female", "creatinine_unit"),
+    ),
     "renal_dose_percent": Calculator(
         lambda *, clearance_ml_min, bands: renal.renal_band(clearance_ml_min, bands).dose_percent,
-        "the protocol's renal band for a clearance of {clearance_ml_min} mL/min", ("clearance_ml_min", "bands")),
+        "the protocol's renal band for a clearance of {clearance_ml_min} mL/min",
+        ("clearance_ml_min", "bands"),
+    ),
     "renal_adjusted_dose": Calculator(
-        _renal_dose, "{dose} × the protocol's renal band for {clearance_ml_min} mL/min",
-        ("dose", "clearance_ml_min", "bands")),
+        _renal_dose, "{dose} × the protocol's renal band for {clearance_ml_min} mL/min", ("dose", "clearance_ml_min", "bands")
+    ),
     "weight_based_dose_max": Calculator(
         lambda *, weight_kg, dose_per_kg, cap: dosing.weight_based_dose_max(weight_kg, dose_per_kg, cap),
-        "{dose_per_kg}/kg × {weight_kg} kg, at most {cap}", ("weight_kg", "dose_per_kg", "cap")),
+        "{dose_per_kg}/kg × {weight_kg} kg, at most {cap}",
+        ("weight_kg", "dose_per_kg", "cap"),
+    ),
     "expected_total_cells": Calculator(
         lambda *, cells_per_kg, weight_kg: dosing.expected_total_cells(cells_per_kg, weight_kg),
-        "{cells_per_kg}/kg × {weight_kg} kg", ("cells_per_kg", "weight_kg")),
+        "{cells_per_kg}/kg × {weight_kg} kg",
+        ("cells_per_kg", "weight_kg"),
+    ),
     "cells_per_kg": Calculator(
         lambda *, total_cells, weight_kg: dosing.cells_per_kg(total_cells, weight_kg),
-        "{total_cells} / {weight_kg} kg", ("total_cells", "weight_kg")),
+        "{total_cells} / {weight_kg} kg",
+        ("total_cells", "weight_kg"),
+    ),
     "ice_score": Calculator(
-        astct.ice_score, "orientation {orientation} + naming {naming} + commands {commands} + writing {writing} "
-        "+ attention {attention}", ("orientation", "naming", "commands", "writing", "attention")),
+        astct.ice_score,
+        "orientation {orientation} + naming {naming} + commands {commands} + writing {writing} + attention {attention}",
+        ("orientation", "naming", "commands", "writing", "attention"),
+    ),
     "crs_grade": Calculator(
-        astct.crs_grade, "ASTCT 2019: the worst of fever, hypotension and hypoxia",
-        ("temperature_c", "fever_masked", "hypotension", "vasopressors", "vasopressin", "oxygen", "oxygen_l_min",
-         "fever_from_c", "low_flow_up_to_l_min"), frozenset({"temperature_c", "oxygen_l_min"})),
-    "highest_grade": Calculator(
-        astct.highest_grade, "the highest of the grades recorded so far: {grades}", ("grades",)),
+        astct.crs_grade,
+        "ASTCT 2019: the worst of fever, hypotension and hypoxia",
+        (
+            "temperature_c",
+            "fever_masked",
+            "hypotension",
+            "vasopressors",
+            "vasopressin",
+            "oxygen",
+            "oxygen_l_min",
+            "fever_from_c",
+            "low_flow_up_to_l_min",
+        ),
+        frozenset({"temperature_c", "oxygen_l_min"}),
+    ),
+    "highest_grade": Calculator(astct.highest_grade, "the highest of the grades recorded so far: {grades}", ("grades",)),
     "icans_grade": Calculator(
-        astct.icans_grade, "ASTCT 2019: the worst of ICE score, consciousness, seizure, motor findings and "
-        "cerebral oedema", ("ice", "consciousness", "seizure", "motor", "cerebral_oedema", "ice_lowest_for_grade"),
-        frozenset({"ice"})),
+        astct.icans_grade,
+        "ASTCT 2019: the worst of ICE score, consciousness, seizure, motor findings and cerebral oedema",
+        ("ice", "consciousness", "seizure", "motor", "cerebral_oedema", "ice_lowest_for_grade"),
+        frozenset({"ice"}),
+    ),
 }

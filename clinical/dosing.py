@@ -59,8 +59,15 @@ def weight_based_dose_max(weight_kg: Number, dose_per_kg: Number, cap: Number) -
     return min(positive(weight_kg, "weight") * positive(dose_per_kg, "dose per kg"), positive(cap, "maximum dose"))
 
 
-def dose_schedule_problems(given_at: Sequence[datetime], at: datetime, *, min_hours_apart: Number,
-                           max_in_window: int, window_hours: Number, max_total: int) -> list[str]:
+def dose_schedule_problems(
+    given_at: Sequence[datetime],
+    at: datetime,
+    *,
+    min_hours_apart: Number,
+    max_in_window: int,
+    window_hours: Number,
+    max_total: int,
+) -> list[str]:
     """What is wrong with giving one more dose at `at` after the doses given at `given_at` (empty: nothing).
 
     Tocilizumab under the US CAR-T labels: at least 8 h apart, at most 3 doses in 24 h, at most 4 in total.

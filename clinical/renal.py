@@ -20,8 +20,9 @@ def creatinine_mg_dl(creatinine: Number, unit: str) -> Decimal:
     raise ValueError(f"Creatinine is in mg/dL or µmol/L, not {unit!r}.")
 
 
-def creatinine_clearance(age_years: int, weight_kg: Number, creatinine: Number, female: bool, *,
-                         creatinine_unit: str = "mg/dL") -> Decimal:
+def creatinine_clearance(
+    age_years: int, weight_kg: Number, creatinine: Number, female: bool, *, creatinine_unit: str = "mg/dL"
+) -> Decimal:
     """Cockcroft–Gault (Nephron 1976;16:31): (140 − age) × weight kg / (72 × creatinine mg/dL), × 0.85 for
     women, in mL/min rounded half up to one decimal (woman, 60 y, 60 kg, 1.2 mg/dL → 47.2 mL/min).
     The band is looked up from this rounded value, the one the sheet shows."""
@@ -65,8 +66,9 @@ def renal_bands(table: Sequence[Mapping]) -> list[RenalBand]:
         percent = None if percent is None else exact(percent, "dose percent")
         if percent is not None and not 0 < percent <= 100:
             raise ValueError(f"A band's dose is above 0 and at most 100 %, not {percent}.")
-        bands.append(RenalBand(label=str(row.get("label", "")), lower=lower, lower_included="at_least" in row,
-                               dose_percent=percent))
+        bands.append(
+            RenalBand(label=str(row.get("label", "")), lower=lower, lower_included="at_least" in row, dose_percent=percent)
+        )
     if not bands:
         raise ValueError("A renal dosing table needs at least one band.")
     keys = [(band.lower, not band.lower_included) for band in bands]

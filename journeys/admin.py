@@ -12,8 +12,22 @@ from journeys.services import protocol_new_version, protocol_rehash
 class StepTemplateInline(admin.TabularInline):
     model = StepTemplate
     extra = 0
-    fields = ("position", "stage", "code", "name", "anchor", "offset_days", "window_before_days",
-              "window_after_days", "grace_hours", "responsible_role", "required", "milestone", "done_after", "record_fields")
+    fields = (
+        "position",
+        "stage",
+        "code",
+        "name",
+        "anchor",
+        "offset_days",
+        "window_before_days",
+        "window_after_days",
+        "grace_hours",
+        "responsible_role",
+        "required",
+        "milestone",
+        "done_after",
+        "record_fields",
+    )
     # The specs are JSON, checked on save by journeys.records.validate_specs (errors show under the row).
     formfield_overrides = {models.JSONField: {"widget": Textarea(attrs={"rows": 3, "cols": 60})}}
 
@@ -71,7 +85,16 @@ ReadOnlyAdminMixin = ReadOnlyClinical  # clinical records change through the ser
 
 @admin.register(Journey)
 class JourneyAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
-    list_display = ("public_id", "patient", "protocol", "status", "current_stage", "leukapheresis_date", "day0_planned", "day0_actual")
+    list_display = (
+        "public_id",
+        "patient",
+        "protocol",
+        "status",
+        "current_stage",
+        "leukapheresis_date",
+        "day0_planned",
+        "day0_actual",
+    )
     list_filter = ("status", "current_stage", "protocol")
     search_fields = ("patient__mrn", "public_id")
     list_select_related = ("patient", "protocol")

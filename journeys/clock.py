@@ -25,7 +25,9 @@ def start_of_day(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=clinic_zone())
 
 
-def step_dates(*, anchor_date: date, offset_days: int, window_before_days: int, window_after_days: int, grace_hours: int) -> StepDates:
+def step_dates(
+    *, anchor_date: date, offset_days: int, window_before_days: int, window_after_days: int, grace_hours: int
+) -> StepDates:
     due = anchor_date + timedelta(days=offset_days)
     closes = due + timedelta(days=window_after_days)
     # A step is late once the last day of its window has ended at the clinic, plus its grace in real
@@ -58,6 +60,7 @@ def day_label(day_number: int) -> str:
 
 
 # --- The ward's wall clock, for reminders -----------------------------------------------------------
+
 
 def wall_time(value: str) -> time:
     """'07:00' (a setting) as a time of day."""

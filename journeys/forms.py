@@ -28,12 +28,17 @@ class DateTimeLocalInput(forms.DateTimeInput):
 
 class DashboardFilterForm(forms.Form):
     q = forms.CharField(label="Search by MRN or name", required=False, max_length=100)
-    indication = forms.ChoiceField(label="Indication", required=False,
-                                   choices=[("", "All indications"), *Indication.choices])
-    stage = forms.TypedChoiceField(label="Stage", required=False, coerce=int, empty_value=None,
-                                   choices=[("", "All stages"), *[(n, f"{n} {label}") for n, label in StageNumber.choices]])
-    coordinator = forms.ModelChoiceField(label="Coordinator", required=False, empty_label="All coordinators",
-                                         queryset=User.objects.none())
+    indication = forms.ChoiceField(label="Indication", required=False, choices=[("", "All indications"), *Indication.choices])
+    stage = forms.TypedChoiceField(
+        label="Stage",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[("", "All stages"), *[(n, f"{n} {label}") for n, label in StageNumber.choices]],
+    )
+    coordinator = forms.ModelChoiceField(
+        label="Coordinator", required=False, empty_label="All coordinators", queryset=User.objects.none()
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -53,9 +58,12 @@ class DashboardFilterForm(forms.Form):
 class SignedRecordForm(forms.Form):
     """A step's own fields, signed electronically: the signer re-enters the password (21 CFR Part 11 spirit)."""
 
-    password = forms.CharField(label="Your password (electronic signature)", strip=False,
-                               error_messages={"required": "Enter your password to sign."},
-                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    password = forms.CharField(
+        label="Your password (electronic signature)",
+        strip=False,
+        error_messages={"required": "Enter your password to sign."},
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
     version = forms.IntegerField(widget=forms.HiddenInput)
     refused_signature = "That is not your password. The step was not recorded."
 
@@ -67,12 +75,15 @@ class SignedRecordForm(forms.Form):
         self.facts = facts
         labels = {spec.name: spec.label.lower() for spec in self.record_specs}
         shown_so_far = {}  # the computed values in the specs' order: a dose shows the BSA it is computed from
-        for raw, spec in zip(record_fields or [], self.record_specs):
-            field = self.fields[records.error_key(spec.name)] = record_form_field(spec, facts=facts, labels=labels,
-                                                                                  so_far=shown_so_far)
+        for raw, spec in zip(record_fields or [], self.record_specs, strict=True):
+            field = self.fields[records.error_key(spec.name)] = record_form_field(
+                spec, facts=facts, labels=labels, so_far=shown_so_far
+            )
             if calculated := records.calculated_dose(raw, measurement and measurement.body_surface_area_m2):
-                field.help_text = (f"{field.help_text} Calculated from the height and weight of "
-                                   f"{measurement.measured_on:%d %b %Y}: {calculated}.").strip()
+                field.help_text = (
+                    f"{field.help_text} Calculated from the height and weight of "
+                    f"{measurement.measured_on:%d %b %Y}: {calculated}."
+                ).strip()
 
     @property
     def record_field_names(self) -> list[str]:
@@ -101,11 +112,16 @@ class SignedRecordForm(forms.Form):
 class StepCompleteForm(SignedRecordForm):
     """Recording a pending step as done."""
 
-    performed_at = forms.DateTimeField(label="Time performed", widget=DateTimeLocalInput(),
-                                       input_formats=[DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"])
+    performed_at = forms.DateTimeField(
+        label="Time performed", widget=DateTimeLocalInput(), input_formats=[DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]
+    )
     notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
-    signature_meaning = forms.ChoiceField(label="Meaning of your signature", choices=SignatureMeaning.choices,
-                                          widget=forms.RadioSelect, initial=SignatureMeaning.PERFORMED)
+    signature_meaning = forms.ChoiceField(
+        label="Meaning of your signature",
+        choices=SignatureMeaning.choices,
+        widget=forms.RadioSelect,
+        initial=SignatureMeaning.PERFORMED,
+    )
 
     def __init__(self, *args, late: bool = False, two_person: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -113,18 +129,23 @@ class StepCompleteForm(SignedRecordForm):
         if two_person:
             # The second person types their own name and password on the same screen; the service checks them.
             self.fields["second_signer_username"] = forms.CharField(
-                label="Second signer: user name", max_length=150,
+                label="Second signer: user name",
+                max_length=150,
                 error_messages={"required": "A second person signs this step."},
                 widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none"}),
-                help_text="A second, different member of staff checks and signs with you.")
+                help_text="A second, different member of staff checks and signs with you.",
+            )
             self.fields["second_signer_password"] = forms.CharField(
-                label="Second signer: password", strip=False,
+                label="Second signer: password",
+                strip=False,
                 error_messages={"required": "The second signer enters their password."},
-                widget=forms.PasswordInput(attrs={"autocomplete": "off"}))
+                widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+            )
             second = ["second_signer_username", "second_signer_password"]
         # The signatures come last, after everything they sign.
-        self.order_fields(["performed_at", *self.record_field_names, "notes", "signature_meaning", "password",
-                           *second, "version"])
+        self.order_fields(
+            ["performed_at", *self.record_field_names, "notes", "signature_meaning", "password", *second, "version"]
+        )
         if late:
             # A late step was seldom done just now: "now" as a default would be signed without a thought.
             self.fields["performed_at"].help_text = "This step is late: enter when it was actually done."
@@ -137,8 +158,9 @@ class StepCorrectForm(SignedRecordForm):
     """Correcting what a done step recorded: the values as they stand, changed, with a reason, signed again."""
 
     notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
-    reason = forms.CharField(label="Reason for the correction (goes into the audit trail)", max_length=2000,
-                             widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(
+        label="Reason for the correction (goes into the audit trail)", max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
     refused_signature = "That is not your password. Nothing was corrected."
 
     def __init__(self, *args, step=None, **kwargs):
@@ -164,8 +186,12 @@ def record_form_field(spec: records.FieldSpec, *, facts=None, labels=None, so_fa
     read-only with its formula, and its value when the patient's facts alone give it."""
     kind = spec.type
     required = spec.required
-    common = {"label": spec.label, "help_text": spec.help or "", "required": required,
-              "error_messages": {"required": "Required for this step."}}
+    common = {
+        "label": spec.label,
+        "help_text": spec.help or "",
+        "required": required,
+        "error_messages": {"required": "Required for this step."},
+    }
     if spec.computed is not None:
         value, problem = None, ""
         so_far = {} if so_far is None else so_far
@@ -180,21 +206,36 @@ def record_form_field(spec: records.FieldSpec, *, facts=None, labels=None, so_fa
         dumped = spec.model_dump(exclude_none=True)
         shown = records.display_value(dumped, value) if value is not None else ""
         formula = records.computed_help(spec, facts, labels, record=so_far)
-        help_text = " ".join(filter(None, (spec.help, f"{formula} = {shown}." if shown else f"{formula}.",
-                                           problem[:1].upper() + problem[1:],
-                                           "Calculated when you sign." if value is None and not problem else "")))
-        field = forms.CharField(label=f"{spec.label} (computed)", required=False, disabled=True, initial=shown,
-                                help_text=help_text, widget=forms.TextInput(attrs={"readonly": True}))
+        help_text = " ".join(
+            filter(
+                None,
+                (
+                    spec.help,
+                    f"{formula} = {shown}." if shown else f"{formula}.",
+                    problem[:1].upper() + problem[1:],
+                    "Calculated when you sign." if value is None and not problem else "",
+                ),
+            )
+        )
+        field = forms.CharField(
+            label=f"{spec.label} (computed)",
+            required=False,
+            disabled=True,
+            initial=shown,
+            help_text=help_text,
+            widget=forms.TextInput(attrs={"readonly": True}),
+        )
         field.unit = ""
         return field
     if kind in records.NUMBER_TYPES:
-        attrs = {"inputmode": "numeric" if kind == "integer" else "decimal",
-                 "step": 1 if kind == "integer" else (spec.step if spec.step is not None else "any")}
+        attrs = {
+            "inputmode": "numeric" if kind == "integer" else "decimal",
+            "step": 1 if kind == "integer" else (spec.step if spec.step is not None else "any"),
+        }
         attrs.update({key: getattr(spec, key) for key in ("min", "max") if getattr(spec, key) is not None})
         field = forms.CharField(widget=forms.NumberInput(attrs=attrs), **common)
     elif kind == "choice":
-        field = forms.CharField(widget=forms.Select(choices=[("", "Choose…"), *[(c[0], c[1]) for c in spec.choices]]),
-                                **common)
+        field = forms.CharField(widget=forms.Select(choices=[("", "Choose…"), *[(c[0], c[1]) for c in spec.choices]]), **common)
     elif kind == "boolean" and required:
         # A required yes/no is asked as a question: an unticked box cannot tell "no" from "not looked".
         field = forms.CharField(widget=forms.RadioSelect(choices=[("yes", "Yes"), ("no", "No")]), **common)
@@ -216,8 +257,12 @@ class StepSkipForm(forms.Form):
 class JourneyStartForm(forms.Form):
     protocol = forms.ModelChoiceField(label="Protocol", queryset=ProtocolTemplate.objects.none(), empty_label=None)
     leukapheresis_date = forms.DateField(label="Planned leukapheresis date", widget=DateInput())
-    day0_planned = forms.DateField(label="Planned Day 0 (infusion)", required=False, widget=DateInput(),
-                                   help_text="Leave empty to plan it from the protocol's vein-to-vein time.")
+    day0_planned = forms.DateField(
+        label="Planned Day 0 (infusion)",
+        required=False,
+        widget=DateInput(),
+        help_text="Leave empty to plan it from the protocol's vein-to-vein time.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -226,12 +271,14 @@ class JourneyStartForm(forms.Form):
 
 class Day0RescheduleForm(forms.Form):
     new_day0 = forms.DateField(label="New Day 0", widget=DateInput())
-    reason = forms.CharField(label="Reason (goes into the audit trail)", widget=forms.Textarea(attrs={"rows": 3}),
-                             max_length=2000)
+    reason = forms.CharField(
+        label="Reason (goes into the audit trail)", widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
 class JourneyStatusForm(forms.Form):
-    reason = forms.CharField(label="Reason (goes into the audit trail)", widget=forms.Textarea(attrs={"rows": 3}),
-                             max_length=2000)
+    reason = forms.CharField(
+        label="Reason (goes into the audit trail)", widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
     version = forms.IntegerField(widget=forms.HiddenInput)

@@ -46,9 +46,7 @@ class ProtocolTemplate(models.Model):
     name = models.CharField(max_length=120)
     version = models.PositiveIntegerField(default=1)
     description = models.TextField(blank=True)
-    indication = models.CharField(
-        max_length=32, choices=Indication.choices, blank=True, help_text="Blank: any indication."
-    )
+    indication = models.CharField(max_length=32, choices=Indication.choices, blank=True, help_text="Blank: any indication.")
     planned_vein_to_vein_days = models.PositiveIntegerField(
         default=21,
         help_text="Days from leukapheresis to Day 0 used to plan Day 0 when the coordinator gives none.",
@@ -70,7 +68,9 @@ class ProtocolTemplate(models.Model):
     # What `migrate` compares a shipped protocol file with, so that loading it again finds the version it
     # already made (journeys.protocol_files.content_hash). Kept true by every write to the version's content.
     content_hash = models.CharField(
-        max_length=64, blank=True, editable=False,
+        max_length=64,
+        blank=True,
+        editable=False,
         help_text="SHA-256 of the version's content as a protocol file; blank until first computed.",
     )
 
@@ -109,16 +109,19 @@ class StepTemplate(models.Model):
     # A safety order inside a stage, by code so that a new protocol version copies it as it is:
     # the bag's chain of identity is checked before the cells go in, never after.
     done_after = models.SlugField(
-        max_length=60, blank=True,
+        max_length=60,
+        blank=True,
         help_text="Code of a step of the same protocol that must be recorded as done before this one.",
     )
     two_person = models.BooleanField(
         default=False,
         help_text="Signed by two different people, each re-entering their password (chemotherapy, the COI "
-                  "check, the infusion); an API key cannot record it.",
+        "check, the infusion); an API key cannot record it.",
     )
     record_fields = models.JSONField(
-        default=list, blank=True, validators=[validate_specs],
+        default=list,
+        blank=True,
+        validators=[validate_specs],
         help_text='What completing the step records: a list of field specs, e.g. [{"name": "crs_grade", '
         '"label": "CRS grade (ASTCT)", "type": "choice", "choices": [["0", "Grade 0"], ["1", "Grade 1"]], '
         '"required": true}]. Types: integer, decimal, choice, boolean, text, date; numbers take unit, min, max.',
@@ -168,8 +171,7 @@ class DaysBefore(Func):
         return super().as_sql(compiler, connection, template="(%(expressions)s)", arg_joiner=" - ", **extra)
 
     def as_sqlite(self, compiler, connection, **extra):
-        return super().as_sql(compiler, connection, template="date(%(expressions)s || ' days')",
-                              arg_joiner=", '-' || ", **extra)
+        return super().as_sql(compiler, connection, template="date(%(expressions)s || ' days')", arg_joiner=", '-' || ", **extra)
 
 
 def release_needed_by() -> Func:
@@ -177,7 +179,10 @@ def release_needed_by() -> Func:
     protocol's lead time before the first step of lymphodepletion as planned now (it moves with Day 0)."""
     first_ld_day = Subquery(
         Step.objects.filter(journey=OuterRef("pk"), stage__number=StageNumber.LYMPHODEPLETION)
-        .order_by().values("journey").annotate(first=Min("due_on")).values("first")[:1]
+        .order_by()
+        .values("journey")
+        .annotate(first=Min("due_on"))
+        .values("first")[:1]
     )
     return DaysBefore(first_ld_day, F("protocol__release_lead_days"))
 
@@ -259,8 +264,12 @@ class Journey(models.Model):
         """`day0_at_risk_condition` for a loaded journey; it must carry `release_needed_by` (from
         `Journey.objects.with_release_needed_by()`, or set by the status read)."""
         needed_by = self.release_needed_by
-        return (self.status == JourneyStatus.ACTIVE and self.product_released_at is None
-                and needed_by is not None and needed_by < today)
+        return (
+            self.status == JourneyStatus.ACTIVE
+            and self.product_released_at is None
+            and needed_by is not None
+            and needed_by < today
+        )
 
 
 class StageStatus(models.TextChoices):
@@ -303,8 +312,14 @@ def late_condition(at, prefix: str = "") -> Q:
 
     A step whose stage has not started is *blocked*, not late: it cannot be done yet (the lymphodepletion
     days before the product's release), and what is late is the gate in front of it."""
-    return Q(**{f"{prefix}status": StepStatus.PENDING, f"{prefix}overdue_after__lte": at,
-                f"{prefix}journey__status": JourneyStatus.ACTIVE, f"{prefix}stage__status": StageStatus.IN_PROGRESS})
+    return Q(
+        **{
+            f"{prefix}status": StepStatus.PENDING,
+            f"{prefix}overdue_after__lte": at,
+            f"{prefix}journey__status": JourneyStatus.ACTIVE,
+            f"{prefix}stage__status": StageStatus.IN_PROGRESS,
+        }
+    )
 
 
 def blocked_condition(prefix: str = "") -> Q:
@@ -341,17 +356,23 @@ class Step(models.Model):
     overdue_since = models.DateTimeField(null=True, blank=True, help_text="Set by the overdue scan.")
     # `overdue_since` is cleared when a step is done or its schedule moves (Day 0 moved, it is on time
     # again); this one never is, so on-time figures still count a step that was late once.
-    first_late_at = models.DateTimeField(null=True, blank=True,
-                                         help_text="When the step first counted as late; never cleared.")
+    first_late_at = models.DateTimeField(null=True, blank=True, help_text="When the step first counted as late; never cleared.")
     performed_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     signature_meaning = models.CharField(max_length=16, choices=SignatureMeaning.choices, blank=True)
-    second_signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                         related_name="+", help_text="The second person of a two-person step.")
+    second_signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The second person of a two-person step.",
+    )
     notes = models.TextField(blank=True)
-    record = models.JSONField(default=dict, blank=True,
-                              help_text="The values recorded at completion, by the template's record_fields.")
+    record = models.JSONField(
+        default=dict, blank=True, help_text="The values recorded at completion, by the template's record_fields."
+    )
     skip_reason = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(auto_now=True)
@@ -392,8 +413,12 @@ class Step(models.Model):
 
     def is_overdue(self, at) -> bool:
         """`late_condition` for a loaded step (its journey and stage loaded with it, to cost no query)."""
-        return (self.status == StepStatus.PENDING and self.overdue_after <= at
-                and self.journey.status == JourneyStatus.ACTIVE and self.stage.status == StageStatus.IN_PROGRESS)
+        return (
+            self.status == StepStatus.PENDING
+            and self.overdue_after <= at
+            and self.journey.status == JourneyStatus.ACTIVE
+            and self.stage.status == StageStatus.IN_PROGRESS
+        )
 
 
 class EventKind(models.TextChoices):

@@ -63,8 +63,22 @@ MILESTONES = ("", "collection", "product_released", "infusion")
 INDICATIONS = ("", "sle", "lupus_nephritis", "myasthenia_gravis", "systemic_sclerosis", "multiple_sclerosis", "other")
 
 # The order a record field's keys are written in: what it is first, its limits next, its help last.
-SPEC_KEY_ORDER = ("name", "label", "short", "type", "unit", "min", "max", "step", "per_m2", "max_length",
-                  "choices", "required", "must_be", "help")
+SPEC_KEY_ORDER = (
+    "name",
+    "label",
+    "short",
+    "type",
+    "unit",
+    "min",
+    "max",
+    "step",
+    "per_m2",
+    "max_length",
+    "choices",
+    "required",
+    "must_be",
+    "help",
+)
 
 
 class StepFile(BaseModel):
@@ -117,6 +131,7 @@ class ProtocolFile(BaseModel):
 
 # --- problems -------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Problem:
     where: str  # "steps[12].offset_days", or "file" for the file as a whole
@@ -133,16 +148,16 @@ class InvalidProtocolFile(InvalidInput):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         count = f"{len(problems)} problems" if len(problems) != 1 else "1 problem"
-        super().__init__(f"The protocol file has {count}; nothing was loaded:\n"
-                         + "\n".join(f"  {problem}" for problem in problems),
-                         field_errors=_field_errors(problems))
+        super().__init__(
+            f"The protocol file has {count}; nothing was loaded:\n" + "\n".join(f"  {problem}" for problem in problems),
+            field_errors=_field_errors(problems),
+        )
 
 
 def _field_errors(problems: list[Problem]) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     for problem in problems:
-        errors.setdefault(problem.where, []).append(
-            problem.message + (f" (line {problem.line})" if problem.line else ""))
+        errors.setdefault(problem.where, []).append(problem.message + (f" (line {problem.line})" if problem.line else ""))
     return errors
 
 
@@ -231,7 +246,7 @@ def line_numbers(text: str) -> dict[tuple, int]:
         key = _KEY.match(line)
         if key:
             found.setdefault(table + (key.group(1).strip('"'),), number)
-            rest = line[key.end():]
+            rest = line[key.end() :]
             for quote in ('"""', "'''"):
                 if rest.count(quote) % 2 == 1:
                     in_string = quote
@@ -266,6 +281,7 @@ def _line_of(loc: tuple, lines: dict[tuple, int]) -> int | None:
 
 # --- reading --------------------------------------------------------------------------------------
 
+
 def parse(text: str | bytes) -> ProtocolFile:
     """The file's protocol, checked by the schema and by journeys.records; InvalidProtocolFile if not."""
     if isinstance(text, bytes):
@@ -280,8 +296,9 @@ def parse(text: str | bytes) -> ProtocolFile:
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
         if found:
             message += f", column {found.group(2)}"
-        raise InvalidProtocolFile([Problem("file", f"is not valid TOML: {message}",
-                                           int(found.group(1)) if found else None)]) from None
+        raise InvalidProtocolFile(
+            [Problem("file", f"is not valid TOML: {message}", int(found.group(1)) if found else None)]
+        ) from None
     lines = line_numbers(text)
     try:
         protocol = ProtocolFile.model_validate(data)
@@ -305,8 +322,7 @@ def _protocol_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
     stage_of = {}
     for index, step in enumerate(protocol.steps):
         if step.code in first_with_code:
-            errors.append((("steps", index, "code"),
-                           f"“{step.code}” is already the code of steps[{first_with_code[step.code]}]"))
+            errors.append((("steps", index, "code"), f"“{step.code}” is already the code of steps[{first_with_code[step.code]}]"))
         else:
             first_with_code[step.code] = index
             stage_of[step.code] = step.stage
@@ -314,15 +330,18 @@ def _protocol_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
     for index, step in enumerate(protocol.steps):
         if step.milestone:
             if step.milestone in milestone_at:
-                errors.append((("steps", index, "milestone"),
-                               f"“{step.milestone}” is already the milestone of steps[{milestone_at[step.milestone]}]"))
+                errors.append(
+                    (
+                        ("steps", index, "milestone"),
+                        f"“{step.milestone}” is already the milestone of steps[{milestone_at[step.milestone]}]",
+                    )
+                )
             milestone_at.setdefault(step.milestone, index)
         if step.done_after:
             if step.done_after == step.code:
                 errors.append((("steps", index, "done_after"), "a step cannot wait for itself"))
             elif step.done_after not in stage_of:
-                errors.append((("steps", index, "done_after"),
-                               f"no step of this protocol has the code “{step.done_after}”"))
+                errors.append((("steps", index, "done_after"), f"no step of this protocol has the code “{step.done_after}”"))
             elif stage_of[step.done_after] > step.stage:
                 errors.append((("steps", index, "done_after"), f"“{step.done_after}” belongs to a later stage"))
         errors.extend(_record_field_errors(index, step.record_fields))
@@ -351,8 +370,7 @@ def _record_field_errors(index: int, specs: list[dict]) -> list[tuple[tuple, str
             errors.append((("steps", index, "record_fields", position), _SPEC_PREFIX.sub("", message).rstrip(".")))
     if not errors:
         # What only the whole list shows (a name used twice).
-        errors.extend((("steps", index, "record_fields"), message.rstrip("."))
-                      for message in records.spec_errors(specs))
+        errors.extend((("steps", index, "record_fields"), message.rstrip(".")) for message in records.spec_errors(specs))
     return errors
 
 
@@ -369,7 +387,7 @@ def _literal(value) -> str:
     # A long text keeps its line breaks as lines ("""…"""), except one with a carriage return: TOML readers
     # turn CR LF inside such a string into LF, so it is written escaped and reads back exactly.
     multiline = not (isinstance(value, str) and "\r" in value)
-    return tomli_w.dumps({"v": value}, multiline_strings=multiline)[len("v = "):].rstrip("\n")
+    return tomli_w.dumps({"v": value}, multiline_strings=multiline)[len("v = ") :].rstrip("\n")
 
 
 def _key(name: str) -> str:

@@ -95,19 +95,26 @@ class Computed(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
-    by: str = Field(description="The calculator, e.g. body_surface_area, dose_from_bsa, crs_grade.",
-                    json_schema_extra={"enum": sorted(CALCULATORS)})
-    sources: dict[str, Any] = Field(alias="from", description='Argument name → "record.<field>", '
-                                    '"patient.<fact>" or a value given by the protocol.')
+    by: str = Field(
+        description="The calculator, e.g. body_surface_area, dose_from_bsa, crs_grade.",
+        json_schema_extra={"enum": sorted(CALCULATORS)},
+    )
+    sources: dict[str, Any] = Field(
+        alias="from", description='Argument name → "record.<field>", "patient.<fact>" or a value given by the protocol.'
+    )
 
     def references(self) -> list[str]:
-        return [value[len(RECORD_PREFIX):] for value in self.sources.values()
-                if isinstance(value, str) and value.startswith(RECORD_PREFIX)]
+        return [
+            value[len(RECORD_PREFIX) :]
+            for value in self.sources.values()
+            if isinstance(value, str) and value.startswith(RECORD_PREFIX)
+        ]
 
     def step_references(self) -> list[str]:
         """The codes of the other steps this reads ("step.renal-dose-review.dose_percent" → renal-dose-review)."""
-        return [match.group(1) for value in self.sources.values()
-                if isinstance(value, str) and (match := STEP_SOURCE.match(value))]
+        return [
+            match.group(1) for value in self.sources.values() if isinstance(value, str) and (match := STEP_SOURCE.match(value))
+        ]
 
     def problems(self) -> list[str]:
         calculator = CALCULATORS.get(self.by)
@@ -121,9 +128,11 @@ class Computed(BaseModel):
         if missing:
             problems.append(f"{self.by} needs {', '.join(sorted(missing))} in computed.from.")
         for argument, value in self.sources.items():
-            if isinstance(value, str) and value.startswith(PATIENT_PREFIX) and value[len(PATIENT_PREFIX):] not in PATIENT_FACTS:
+            if isinstance(value, str) and value.startswith(PATIENT_PREFIX) and value[len(PATIENT_PREFIX) :] not in PATIENT_FACTS:
                 problems.append(f"{argument}: patient facts are {', '.join(PATIENT_FACTS)}.")
-            elif isinstance(value, str) and value.startswith(RECORD_PREFIX) and not NAME_PATTERN.match(value[len(RECORD_PREFIX):]):
+            elif (
+                isinstance(value, str) and value.startswith(RECORD_PREFIX) and not NAME_PATTERN.match(value[len(RECORD_PREFIX) :])
+            ):
                 problems.append(f"{argument}: {value!r} names no field.")
             elif isinstance(value, str) and value.startswith(STEP_PREFIX) and not STEP_SOURCE.match(value):
                 problems.append(f"{argument}: {value!r} is not step.<step code>.<field>.")
@@ -160,8 +169,9 @@ class AlertWhen(BaseModel):
 
     kind: str = Field(pattern=NAME_PATTERN.pattern, description='The clinical alert kind, e.g. "crs", "icans".')
     at_least: int = Field(alias="from", ge=0, description="The lowest value that raises the alert.")
-    escalate_after_minutes: int = Field(30, ge=1, le=7 * 24 * 60,
-                                        description="Unacknowledged this long, the alert escalates to every physician.")
+    escalate_after_minutes: int = Field(
+        30, ge=1, le=7 * 24 * 60, description="Unacknowledged this long, the alert escalates to every physician."
+    )
 
 
 class DoseCheck(BaseModel):
@@ -183,9 +193,13 @@ class DoseCheck(BaseModel):
 class FieldSpec(BaseModel):
     """One value a step records when completed."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False,
-                              json_schema_extra={"description": "One value a step records when completed "
-                                                 "(journeys.records describes the spec)."})
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        allow_inf_nan=False,
+        json_schema_extra={"description": "One value a step records when completed (journeys.records describes the spec)."},
+    )
 
     name: str = Field(pattern=NAME_PATTERN.pattern, description='The key to send in `record`, e.g. "crs_grade".')
     label: Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=r"\S")]
@@ -201,14 +215,20 @@ class FieldSpec(BaseModel):
     max_length: int | None = None
     per_m2: Number | None = Field(None, description="A dose per m² of body surface area, in `unit`/m².")
     must_be: bool | None = Field(None, description="The one yes/no answer that lets the step be recorded as done.")
-    computed: Computed | None = Field(None, description="Computed from other fields and the patient's data; "
-                                      "shown and stored, never sent.")
-    override: Override | None = Field(None, description="Records a value other than the computed one of another "
-                                      "field, with a reason (a physician's different grade).")
-    measured_within_days: int | None = Field(None, ge=0, le=3650, description="Computed fields: the height and "
-                                             "weight read may be at most this many days old.")
-    within_percent: WithinPercent | None = Field(None, description="The value must be within ± percent of another "
-                                                 "field; outside it a physician records it with a reason.")
+    computed: Computed | None = Field(
+        None, description="Computed from other fields and the patient's data; shown and stored, never sent."
+    )
+    override: Override | None = Field(
+        None,
+        description="Records a value other than the computed one of another "
+        "field, with a reason (a physician's different grade).",
+    )
+    measured_within_days: int | None = Field(
+        None, ge=0, le=3650, description="Computed fields: the height and weight read may be at most this many days old."
+    )
+    within_percent: WithinPercent | None = Field(
+        None, description="The value must be within ± percent of another field; outside it a physician records it with a reason."
+    )
     alert: AlertWhen | None = Field(None, description="Raises a clinical alert when the value reaches a threshold.")
     dose_check: DoseCheck | None = Field(None, description="A weight-based dose and its schedule, checked when given.")
 
@@ -227,12 +247,16 @@ class FieldSpec(BaseModel):
         if bounds and kind not in NUMBER_TYPES:
             problems.append("min, max, step and per_m2 are for numbers only.")
         elif kind == "integer":
-            problems.extend(f"{key} of a whole-number field must be a whole number." for key in ("min", "max")
-                            if key in bounds and bounds[key] != int(bounds[key]))
+            problems.extend(
+                f"{key} of a whole-number field must be a whole number."
+                for key in ("min", "max")
+                if key in bounds and bounds[key] != int(bounds[key])
+            )
         if self.min is not None and self.max is not None and self.min > self.max:
             problems.append("min is greater than max.")
-        problems.extend(f"{key} must be greater than zero." for key in ("step", "per_m2")
-                        if key in bounds and not bounds[key] > 0)
+        problems.extend(
+            f"{key} must be greater than zero." for key in ("step", "per_m2") if key in bounds and not bounds[key] > 0
+        )
         if kind == "choice":
             problems.extend(_choice_errors(self.choices))
         elif self.choices is not None:
@@ -314,8 +338,13 @@ class FieldSpec(BaseModel):
             exact = Decimal(value)
         else:
             try:
-                exact = (Decimal(raw.strip().replace(",", ".")) if isinstance(raw, str)
-                         else raw if isinstance(raw, Decimal) else Decimal(str(raw)))
+                exact = (
+                    Decimal(raw.strip().replace(",", "."))
+                    if isinstance(raw, str)
+                    else raw
+                    if isinstance(raw, Decimal)
+                    else Decimal(str(raw))
+                )
             except (InvalidOperation, TypeError):
                 raise ValueError("Enter a number, e.g. 38.5.") from None
             if not exact.is_finite() or abs(exact) >= Decimal("1e12"):
@@ -324,11 +353,17 @@ class FieldSpec(BaseModel):
         unit = f" {self.unit}" if self.unit else ""
         low, high = self.min, self.max
         if low is not None and exact < Decimal(str(low)):
-            raise ValueError(f"Must be at least {_plain(low)}{unit}." if high is None
-                             else f"Must be from {_plain(low)} to {_plain(high)}{unit}.")
+            raise ValueError(
+                f"Must be at least {_plain(low)}{unit}."
+                if high is None
+                else f"Must be from {_plain(low)} to {_plain(high)}{unit}."
+            )
         if high is not None and exact > Decimal(str(high)):
-            raise ValueError(f"Must be at most {_plain(high)}{unit}." if low is None
-                             else f"Must be from {_plain(low)} to {_plain(high)}{unit}.")
+            raise ValueError(
+                f"Must be at most {_plain(high)}{unit}."
+                if low is None
+                else f"Must be from {_plain(low)} to {_plain(high)}{unit}."
+            )
         return value
 
     def computed_value(self, record: dict, facts: PatientFacts):
@@ -337,11 +372,16 @@ class FieldSpec(BaseModel):
         cannot be computed from what was given, the height and weight are older than the protocol allows,
         or the result is outside the field's range."""
         calculator = CALCULATORS[self.computed.by]
-        if self.measured_within_days is not None and facts.measured_on is not None and (
-                facts.measurement_age_days is None or facts.measurement_age_days > self.measured_within_days):
-            raise ValueError(f"weigh the patient first: the latest height and weight are from "
-                             f"{facts.measured_on:%d %b %Y}, {facts.measurement_age_days} days old; the protocol "
-                             f"allows at most {self.measured_within_days}")
+        if (
+            self.measured_within_days is not None
+            and facts.measured_on is not None
+            and (facts.measurement_age_days is None or facts.measurement_age_days > self.measured_within_days)
+        ):
+            raise ValueError(
+                f"weigh the patient first: the latest height and weight are from "
+                f"{facts.measured_on:%d %b %Y}, {facts.measurement_age_days} days old; the protocol "
+                f"allows at most {self.measured_within_days}"
+            )
         arguments = {}
         for argument in calculator.arguments:
             value = _source_value(self.computed.sources.get(argument), record, facts)
@@ -363,9 +403,9 @@ class FieldSpec(BaseModel):
 
 def _source_value(source, record: dict, facts: PatientFacts):
     if isinstance(source, str) and source.startswith(RECORD_PREFIX):
-        return record.get(source[len(RECORD_PREFIX):])
+        return record.get(source[len(RECORD_PREFIX) :])
     if isinstance(source, str) and source.startswith(PATIENT_PREFIX):
-        return facts.get(source[len(PATIENT_PREFIX):])
+        return facts.get(source[len(PATIENT_PREFIX) :])
     if isinstance(source, str) and (match := STEP_SOURCE.match(source)):
         return (getattr(facts, "done_steps", {}).get(match.group(1)) or {}).get(match.group(2))
     return source  # a value the protocol gives (or None: an optional argument left out)
@@ -434,8 +474,11 @@ def _words(error: SpecInvalid) -> list[str]:
         elif key in ("min", "max", "step", "per_m2"):
             words.append(f"{key} must be a number.")
         elif key == "choices":
-            words.append(f"each choice is [value, label] or [value, label, short] in text, not {item['input']!r}."
-                         if len(item["loc"]) > 1 else _TYPE_WORDS["choices"])
+            words.append(
+                f"each choice is [value, label] or [value, label, short] in text, not {item['input']!r}."
+                if len(item["loc"]) > 1
+                else _TYPE_WORDS["choices"]
+            )
         else:
             words.append(_TYPE_WORDS.get(key, f"{'.'.join(map(str, item['loc']))}: {item['msg']}."))
     if unknown:
@@ -468,8 +511,11 @@ def spec_errors(specs, *, alone: bool = False) -> list[str]:
         else:
             # A computed field reads fields asked before it (the form fills them in that order).
             if parsed.computed is not None and not alone:
-                errors.extend(f"{where}: computed from “{other}”, which is not a field before it."
-                              for other in parsed.computed.references() if other not in seen)
+                errors.extend(
+                    f"{where}: computed from “{other}”, which is not a field before it."
+                    for other in parsed.computed.references()
+                    if other not in seen
+                )
         if isinstance(name, str):
             seen.append(name)
     if not alone:
@@ -486,8 +532,12 @@ def _override_errors(specs: list) -> list[str]:
         if not isinstance(override, dict):
             continue
         target, reason = by_name.get(override.get("of")), by_name.get(override.get("reason"))
-        if (target is None or not target.get("computed") or target.get("type") != spec.get("type")
-                or order.index(override["of"]) > order.index(name)):
+        if (
+            target is None
+            or not target.get("computed")
+            or target.get("type") != spec.get("type")
+            or order.index(override["of"]) > order.index(name)
+        ):
             errors.append(f"Field “{name}”: override.of names a computed field of the same type before it.")
         if reason is None or reason.get("type") != "text":
             errors.append(f"Field “{name}”: override.reason names a text field of this step.")
@@ -542,15 +592,21 @@ def in_force(specs, record: dict | None) -> dict:
         if change.get("tolerance_percent") is None:
             record[change["field"]] = change["recorded"]
     return record
+
+
 def reads_patient_facts(specs, names) -> bool:
     """Whether a computed field of `specs` reads one of the patient facts `names` (the caller fetches them)."""
     wanted = {f"{PATIENT_PREFIX}{name}" for name in names}
-    return any(isinstance(spec, dict) and isinstance(spec.get("computed"), dict)
-               and wanted & {value for value in (spec["computed"].get("from") or {}).values() if isinstance(value, str)}
-               for spec in specs or [])
+    return any(
+        isinstance(spec, dict)
+        and isinstance(spec.get("computed"), dict)
+        and wanted & {value for value in (spec["computed"].get("from") or {}).values() if isinstance(value, str)}
+        for spec in specs or []
+    )
 
 
 # --- the values -----------------------------------------------------------------------------------
+
 
 def _is_empty(raw) -> bool:
     return raw is None or (isinstance(raw, str) and not raw.strip())
@@ -596,8 +652,11 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
         if spec.must_be is not None and cleaned[spec.name] != spec.must_be:
             # A safety check answered the wrong way stops the step: recording "done" would let the
             # journey move on (the infusion follows the COI check) on a failed check.
-            errors[error_key(spec.name)] = [" ".join(filter(None, (
-                f"Only “{'yes' if spec.must_be else 'no'}” lets this step be recorded as done.", spec.help)))]
+            errors[error_key(spec.name)] = [
+                " ".join(
+                    filter(None, (f"Only “{'yes' if spec.must_be else 'no'}” lets this step be recorded as done.", spec.help))
+                )
+            ]
     if facts is not None and not errors:
         for spec in specs:
             if spec.computed is None:
@@ -606,9 +665,13 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                 value = spec.computed_value(cleaned, facts)
             except ValueError as error:
                 message = str(error)
-                errors[error_key(spec.name)] = [f"Computed as out of range: {message}" if message.startswith("Must")
-                                                else f"{message[0].upper()}{message[1:]}." if message.startswith("weigh")
-                                                else f"Cannot be computed: {message}"]
+                errors[error_key(spec.name)] = [
+                    f"Computed as out of range: {message}"
+                    if message.startswith("Must")
+                    else f"{message[0].upper()}{message[1:]}."
+                    if message.startswith("weigh")
+                    else f"Cannot be computed: {message}"
+                ]
                 continue
             if value is not None:
                 cleaned[spec.name] = value
@@ -619,13 +682,15 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                 continue
             if change.get("tolerance_percent") is None:
                 errors[error_key(change["reason_field"])] = [
-                    f"{change['label']} differs from the computed one: say why (it goes into the audit trail)."]
+                    f"{change['label']} differs from the computed one: say why (it goes into the audit trail)."
+                ]
             else:
                 # A dose off the prescription (91 mg for 45.5, grams typed as mg) stops here unless a physician says why.
                 errors[error_key(change["by_field"])] = [
                     f"{_plain(change['recorded'])} is {change['deviation']} from the {change['of_label']} "
                     f"{_plain(change['computed'])} (the protocol allows ±{_plain(change['tolerance_percent'])} %): "
-                    f"correct it, or a physician confirms it with a reason."]
+                    f"correct it, or a physician confirms it with a reason."
+                ]
     return cleaned, errors
 
 
@@ -638,9 +703,17 @@ def overrides(specs, record: dict) -> list[dict]:
             continue
         computed = record.get(spec.override.of)
         if record[spec.name] != computed:
-            changes.append({"field": spec.override.of, "by_field": spec.name, "label": spec.label,
-                            "computed": computed, "recorded": record[spec.name],
-                            "reason_field": spec.override.reason, "reason": record.get(spec.override.reason, "")})
+            changes.append(
+                {
+                    "field": spec.override.of,
+                    "by_field": spec.name,
+                    "label": spec.label,
+                    "computed": computed,
+                    "recorded": record[spec.name],
+                    "reason_field": spec.override.reason,
+                    "reason": record.get(spec.override.reason, ""),
+                }
+            )
     by_name = {spec.name: spec for spec in specs}
     for spec in specs:
         rule = spec.within_percent
@@ -649,11 +722,20 @@ def overrides(specs, record: dict) -> list[dict]:
         given, prescribed = record[spec.name], record[rule.of]
         if not within_tolerance(given, prescribed, rule.percent):
             deviation = rounded(deviation_percent(given, prescribed), 0)
-            changes.append({"field": rule.of, "by_field": spec.name, "label": spec.label,
-                            "of_label": by_name[rule.of].label.lower() if rule.of in by_name else rule.of,
-                            "computed": prescribed, "recorded": given, "tolerance_percent": rule.percent,
-                            "deviation": f"{'+' if deviation > 0 else '−' if deviation < 0 else '±'}{abs(deviation)} %",
-                            "reason_field": rule.reason, "reason": record.get(rule.reason, "")})
+            changes.append(
+                {
+                    "field": rule.of,
+                    "by_field": spec.name,
+                    "label": spec.label,
+                    "of_label": by_name[rule.of].label.lower() if rule.of in by_name else rule.of,
+                    "computed": prescribed,
+                    "recorded": given,
+                    "tolerance_percent": rule.percent,
+                    "deviation": f"{'+' if deviation > 0 else '−' if deviation < 0 else '±'}{abs(deviation)} %",
+                    "reason_field": rule.reason,
+                    "reason": record.get(rule.reason, ""),
+                }
+            )
     return changes
 
 
@@ -666,12 +748,13 @@ def missing_inputs(spec: FieldSpec, record: dict, facts: PatientFacts) -> str:
         if argument in calculator.optional or _source_value(source, record, facts) is not None:
             continue
         if isinstance(source, str) and source.startswith(PATIENT_PREFIX):
-            lacking.append(f"no {source[len(PATIENT_PREFIX):].replace('_', ' ')} on file for the patient")
+            lacking.append(f"no {source[len(PATIENT_PREFIX) :].replace('_', ' ')} on file for the patient")
         elif isinstance(source, str) and source.startswith(RECORD_PREFIX):
-            lacking.append(f"no {source[len(RECORD_PREFIX):]} recorded")
+            lacking.append(f"no {source[len(RECORD_PREFIX) :]} recorded")
         elif isinstance(source, str) and (match := STEP_SOURCE.match(source)):
-            lacking.append(f"no {match.group(2).replace('_', ' ')} recorded at the step “{match.group(1)}” "
-                           "(record it as done first)")
+            lacking.append(
+                f"no {match.group(2).replace('_', ' ')} recorded at the step “{match.group(1)}” (record it as done first)"
+            )
     return "; ".join(lacking) or "the protocol gives no dose for this band, a physician decides"
 
 
@@ -683,8 +766,9 @@ def clean_record(specs, record, *, facts: PatientFacts | None = None) -> dict:
     return cleaned
 
 
-def computed_help(spec: FieldSpec, facts: PatientFacts | None, labels: dict[str, str] | None = None,
-                  record: dict | None = None) -> str:
+def computed_help(
+    spec: FieldSpec, facts: PatientFacts | None, labels: dict[str, str] | None = None, record: dict | None = None
+) -> str:
     """The formula of a computed field for its read-only input, with the patient's values where known and the
     other fields by their labels: "Mosteller: √(170.0 cm × 70.0 kg / 3600)"."""
     calculator = CALCULATORS[spec.computed.by]
@@ -692,14 +776,14 @@ def computed_help(spec: FieldSpec, facts: PatientFacts | None, labels: dict[str,
     for argument in calculator.arguments:
         source = spec.computed.sources.get(argument)
         if isinstance(source, str) and source.startswith(RECORD_PREFIX):
-            name = source[len(RECORD_PREFIX):]
+            name = source[len(RECORD_PREFIX) :]
             shown[argument] = (record or {}).get(name, (labels or {}).get(name, name))
         elif isinstance(source, str) and STEP_SOURCE.match(source):
             value = _source_value(source, {}, facts) if facts is not None else None
             shown[argument] = value if value is not None else STEP_SOURCE.match(source).group(2).replace("_", " ")
         elif isinstance(source, str) and source.startswith(PATIENT_PREFIX):
-            fact = facts.get(source[len(PATIENT_PREFIX):]) if facts else None
-            shown[argument] = fact if fact is not None else source[len(PATIENT_PREFIX):].replace("_", " ")
+            fact = facts.get(source[len(PATIENT_PREFIX) :]) if facts else None
+            shown[argument] = fact if fact is not None else source[len(PATIENT_PREFIX) :].replace("_", " ")
         elif isinstance(source, list | dict):
             shown[argument] = "table"
         else:
@@ -708,6 +792,7 @@ def computed_help(spec: FieldSpec, facts: PatientFacts | None, labels: dict[str,
 
 
 # --- showing them ---------------------------------------------------------------------------------
+
 
 def display_value(spec: dict, value) -> str:
     kind = spec["type"]
@@ -776,6 +861,13 @@ def alert_findings(specs, record: dict) -> list[dict]:
         values = [record.get(spec.name), record.get(by_override.get(spec.name, ""))]
         grades = [int(value) for value in values if value not in (None, "") and str(value).lstrip("-").isdigit()]
         if grades and max(grades) >= spec.alert.at_least:
-            findings.append({"field": spec.name, "label": spec.label, "kind": spec.alert.kind, "value": max(grades),
-                             "escalate_after_minutes": spec.alert.escalate_after_minutes})
+            findings.append(
+                {
+                    "field": spec.name,
+                    "label": spec.label,
+                    "kind": spec.alert.kind,
+                    "value": max(grades),
+                    "escalate_after_minutes": spec.alert.escalate_after_minutes,
+                }
+            )
     return findings

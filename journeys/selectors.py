@@ -18,10 +18,8 @@ from journeys.models import (
     ProtocolTemplate,
     Stage,
     StageNumber,
-    StageStatus,
     Step,
     StepStatus,
-    StepTemplate,
     late_condition,
 )
 from patients.models import Measurement, Patient
@@ -41,8 +39,7 @@ def steps_due_between(*, first_day: date, last_day: date) -> QuerySet[Step]:
     """Pending steps of active journeys due from `first_day` to `last_day`, inclusive."""
     return (
         steps_with_context()
-        .filter(status=StepStatus.PENDING, due_on__gte=first_day, due_on__lte=last_day,
-                journey__status=JourneyStatus.ACTIVE)
+        .filter(status=StepStatus.PENDING, due_on__gte=first_day, due_on__lte=last_day, journey__status=JourneyStatus.ACTIVE)
         .order_by("due_on", "template__position", "id")
     )
 
@@ -108,8 +105,7 @@ def _dashboard_steps() -> QuerySet[Step]:
     )
 
 
-def _dashboard_filters(journey: str, *, indication: str = "", stage: int | None = None,
-                       coordinator_id: int | None = None) -> Q:
+def _dashboard_filters(journey: str, *, indication: str = "", stage: int | None = None, coordinator_id: int | None = None) -> Q:
     """The dashboard's filters (the patient's indication, the journey's stage, the coordinator), reached
     from a journey through the lookup prefix `journey`."""
     chosen = {"patient__indication": indication, "current_stage": stage, "patient__coordinator_id": coordinator_id}
@@ -135,9 +131,11 @@ def dashboard_due(*, first_day: date, last_day: date, now: datetime | None = Non
     """Pending steps of active journeys due from `first_day` to `last_day` that are not late (those are in
     `dashboard_overdue`). A blocked step stays here: it cannot be late, its gate is."""
     now = now or timezone.now()
-    steps = (_dashboard_steps().filter(status=StepStatus.PENDING, due_on__gte=first_day, due_on__lte=last_day,
-                                       journey__status=JourneyStatus.ACTIVE)
-             .exclude(late_condition(now)))
+    steps = (
+        _dashboard_steps()
+        .filter(status=StepStatus.PENDING, due_on__gte=first_day, due_on__lte=last_day, journey__status=JourneyStatus.ACTIVE)
+        .exclude(late_condition(now))
+    )
     return filter_steps(steps, **filters).order_by("due_on", "id")
 
 
@@ -167,8 +165,10 @@ def capped_count(queryset: QuerySet, cap: int) -> int:
 def dashboard_pipeline(**filters) -> dict[int, int]:
     """Patients with an open journey per stage, under the dashboard's filters (zeros included)."""
     counts = dict.fromkeys(StageNumber.values, 0)
-    journeys = filter_journeys(Journey.objects.filter(status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD]),
-                               **{k: v for k, v in filters.items() if k != "stage"})
+    journeys = filter_journeys(
+        Journey.objects.filter(status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD]),
+        **{k: v for k, v in filters.items() if k != "stage"},
+    )
     for row in journeys.values("current_stage").annotate(patients=Count("id")):
         counts[row["current_stage"]] = row["patients"]
     return counts
@@ -204,8 +204,14 @@ def manufacturing_queue(*, stage: int | None = None, **filters) -> QuerySet[Jour
     return journeys_in_stage(stage=StageNumber.RE_ENGINEERING, **filters)
 
 
-def patient_search(*, text: str, limit: int = DASHBOARD_LIST_LIMIT, indication: str = "", stage: int | None = None,
-                   coordinator_id: int | None = None):
+def patient_search(
+    *,
+    text: str,
+    limit: int = DASHBOARD_LIST_LIMIT,
+    indication: str = "",
+    stage: int | None = None,
+    coordinator_id: int | None = None,
+):
     """Patients whose MRN contains `text` (any part, with or without its dashes), or whose name contains
     every word of it (accents folded, or letters spelled out: "Mueller" finds Müller); with the open
     journey's stage if any. Under the dashboard's filters: a stage filter keeps patients whose open journey
@@ -237,8 +243,10 @@ def patient_search(*, text: str, limit: int = DASHBOARD_LIST_LIMIT, indication: 
         patients = patients.filter(Exists(open_journeys.filter(current_stage=stage)))
     return (
         patients.select_related("coordinator")
-        .annotate(open_stage=Subquery(open_journeys.values("current_stage")[:1]),
-                  open_status=Subquery(open_journeys.values("status")[:1]))
+        .annotate(
+            open_stage=Subquery(open_journeys.values("current_stage")[:1]),
+            open_status=Subquery(open_journeys.values("status")[:1]),
+        )
         .order_by("family_name", "given_name", "id")[:limit]
     )
 
@@ -251,8 +259,13 @@ def patient_journey(*, patient_id: int) -> Journey | None:
         Journey.objects.select_related("protocol", "started_by")
         .with_release_needed_by()
         .filter(patient_id=patient_id)
-        .annotate(is_open_rank=Case(When(status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD], then=Value(0)),
-                                    default=Value(1), output_field=IntegerField()))
+        .annotate(
+            is_open_rank=Case(
+                When(status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD], then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
         .order_by("is_open_rank", "-started_at")
         .first()
     )
@@ -291,15 +304,14 @@ def my_steps_today(*, user, today: date) -> QuerySet[Step]:
 
 # --- The REST API's reads -------------------------------------------------------------------------
 
+
 def _count(queryset) -> Subquery:
     """A correlated COUNT(*) subquery, so a list annotates counts without joining and grouping."""
     return Coalesce(Subquery(queryset.order_by().annotate(n=Func(F("id"), function="COUNT")).values("n")[:1]), 0)
 
 
 def patient_last_event_at() -> Subquery:
-    return Subquery(
-        JourneyEvent.objects.filter(journey__patient=OuterRef("pk")).order_by("-at").values("at")[:1]
-    )
+    return Subquery(JourneyEvent.objects.filter(journey__patient=OuterRef("pk")).order_by("-at").values("at")[:1])
 
 
 def patients_with_last_change(patients: QuerySet[Patient]) -> QuerySet[Patient]:
@@ -316,8 +328,11 @@ def patients_for_api(*, patients: QuerySet[Patient], now: datetime | None = None
             overdue_count=_count(Step.objects.overdue(now).filter(journey__patient=OuterRef("pk"))),
         )
         .prefetch_related(
-            Prefetch("journeys", queryset=Journey.objects.filter(status__in=OPEN_JOURNEY_STATUSES)
-                     .select_related("protocol"), to_attr="open_journeys")
+            Prefetch(
+                "journeys",
+                queryset=Journey.objects.filter(status__in=OPEN_JOURNEY_STATUSES).select_related("protocol"),
+                to_attr="open_journeys",
+            )
         )
     )
 
@@ -357,8 +372,15 @@ def patient_status(*, patient: Patient, today: date | None = None, now: datetime
     now = now or timezone.now()
     today = today or timezone.localdate(now)
     journey = journey_for_status(patient_id=patient.pk)
-    status = {"patient": patient, "journey": journey, "next_step": None, "overdue_steps": [],
-              "day_number": None, "day0_at_risk": False, "last_changed_at": patient.last_changed_at}
+    status = {
+        "patient": patient,
+        "journey": journey,
+        "next_step": None,
+        "overdue_steps": [],
+        "day_number": None,
+        "day0_at_risk": False,
+        "last_changed_at": patient.last_changed_at,
+    }
     if journey is None:
         return status
     status["day_number"] = journey.day_number(today)
@@ -374,8 +396,12 @@ def journey_with_stages(*, patient_id: int) -> Journey | None:
         .select_related("protocol", "patient")
         .prefetch_related(
             Prefetch("stages", queryset=Stage.objects.order_by("number")),
-            Prefetch("steps", queryset=Step.objects.select_related("template", "stage", "completed_by")
-                     .order_by("due_on", "template__position", "id")),
+            Prefetch(
+                "steps",
+                queryset=Step.objects.select_related("template", "stage", "completed_by").order_by(
+                    "due_on", "template__position", "id"
+                ),
+            ),
         )
         .order_by(Case(When(status__in=OPEN_JOURNEY_STATUSES, then=0), default=1), "-started_at")
         .first()
@@ -384,9 +410,8 @@ def journey_with_stages(*, patient_id: int) -> Journey | None:
 
 def steps_for_api(*, patients: QuerySet[Patient]) -> QuerySet[Step]:
     """Steps of the given patients' journeys, with everything a list row shows joined in."""
-    return (
-        Step.objects.filter(journey__patient__in=patients)
-        .select_related("template", "stage", "journey", "journey__patient", "completed_by")
+    return Step.objects.filter(journey__patient__in=patients).select_related(
+        "template", "stage", "journey", "journey__patient", "completed_by"
     )
 
 
@@ -403,8 +428,7 @@ def patient_facts(*, patient_id: int, on: date) -> PatientFacts:
     """What a computed record field may read about the patient on the day `on`: the latest height and
     weight measured on or before it (a later one did not dose that day), the age on it, the sex."""
     patient = Patient.objects.only("date_of_birth", "sex").get(pk=patient_id)
-    measurement = (Measurement.objects.filter(patient_id=patient_id, measured_on__lte=on)
-                   .order_by("-measured_on", "-id").first())
+    measurement = Measurement.objects.filter(patient_id=patient_id, measured_on__lte=on).order_by("-measured_on", "-id").first()
     return PatientFacts(
         height_cm=measurement.height_cm if measurement else None,
         weight_kg=measurement.weight_kg if measurement else None,
@@ -422,13 +446,14 @@ def record_facts(*, journey_id: int, patient_id: int, specs, on: date) -> record
         return None
     done_steps = {}
     if codes := records.step_references(specs):
-        for code, fields, record in (Step.objects.filter(journey_id=journey_id, template__code__in=codes,
-                                                         status=StepStatus.DONE)
-                                     .values_list("template__code", "template__record_fields", "record")):
+        for code, fields, record in Step.objects.filter(
+            journey_id=journey_id, template__code__in=codes, status=StepStatus.DONE
+        ).values_list("template__code", "template__record_fields", "record"):
             done_steps[code] = records.in_force(fields, record)
     facts = patient_facts(patient_id=patient_id, on=on)
-    return records.RecordFacts(**{name: getattr(facts, name) for name in PatientFacts.__dataclass_fields__},
-                               done_steps=done_steps)
+    return records.RecordFacts(
+        **{name: getattr(facts, name) for name in PatientFacts.__dataclass_fields__}, done_steps=done_steps
+    )
 
 
 def latest_measurement(*, patient_id: int) -> Measurement | None:
@@ -453,6 +478,7 @@ def _next_and_overdue_steps(journey: Journey, now: datetime) -> tuple[Step | Non
 
 
 # --- protocols --------------------------------------------------------------------------------------
+
 
 def protocol_version(*, name: str, version: int | None = None) -> ProtocolTemplate:
     """A protocol by name, at `version` or else its latest; ProtocolTemplate.DoesNotExist when there is none."""
@@ -479,16 +505,23 @@ def protocol_versions_with_same_content(protocol: ProtocolTemplate) -> list[int]
     """The other versions of this protocol whose content hash equals its own (a file loaded twice)."""
     if not protocol.content_hash:
         return []
-    return list(ProtocolTemplate.objects.filter(name=protocol.name, content_hash=protocol.content_hash)
-                .exclude(pk=protocol.pk).order_by("version").values_list("version", flat=True))
+    return list(
+        ProtocolTemplate.objects.filter(name=protocol.name, content_hash=protocol.content_hash)
+        .exclude(pk=protocol.pk)
+        .order_by("version")
+        .values_list("version", flat=True)
+    )
 
 
 def monitoring_grades(*, journey_id: int, besides_step_id: int | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(CRS grades, ICANS grades) of the journey's recorded monitoring days, the physician's grade where it
     differs from the computed one; for the physician's review of the highest so far."""
     crs, icans = [], []
-    rows = (Step.objects.filter(journey_id=journey_id, status=StepStatus.DONE, record__has_key="crs_grade")
-            .exclude(pk=besides_step_id).values_list("record", flat=True))
+    rows = (
+        Step.objects.filter(journey_id=journey_id, status=StepStatus.DONE, record__has_key="crs_grade")
+        .exclude(pk=besides_step_id)
+        .values_list("record", flat=True)
+    )
     for record in rows:
         for grades, name in ((crs, "crs_grade"), (icans, "icans_grade")):
             value = record.get(f"{name}_physician") or record.get(name)
@@ -499,6 +532,9 @@ def monitoring_grades(*, journey_id: int, besides_step_id: int | None = None) ->
 
 def dose_times(*, journey_id: int, field: str, besides_step_id: int | None = None) -> list:
     """When the journey's recorded steps gave a dose in record field `field` (tocilizumab), for its schedule."""
-    rows = (Step.objects.filter(journey_id=journey_id, status=StepStatus.DONE, record__has_key=field)
-            .exclude(pk=besides_step_id).values_list("performed_at", "record"))
+    rows = (
+        Step.objects.filter(journey_id=journey_id, status=StepStatus.DONE, record__has_key=field)
+        .exclude(pk=besides_step_id)
+        .values_list("performed_at", "record")
+    )
     return [performed_at for performed_at, record in rows if record.get(field)]

@@ -5,8 +5,8 @@ Locking order, to keep two writers from deadlocking: the journey row first, then
 """
 
 import dataclasses
-from decimal import Decimal
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -37,11 +37,11 @@ from journeys.models import (
 from journeys.transitions import (
     guard_collection_day,
     guard_day0_reschedule,
+    guard_infusion,
     guard_journey,
     guard_record_correction,
     guard_stage_complete,
     guard_stage_start,
-    guard_infusion,
     guard_step,
     guard_two_person,
     may_complete_stage,
@@ -49,22 +49,40 @@ from journeys.transitions import (
 )
 from patients.models import Patient
 from staff.models import User
-from staff.roles import Action, Role, authorize, authorize_step_correction, authorize_step_resolution, can
+from staff.roles import Action, authorize, authorize_step_correction, authorize_step_resolution, can
 
 # A performed time a few minutes ahead of the server's clock is a ward clock running fast, not a
 # prediction; more than that is a typing error.
 PERFORMED_AT_TOLERANCE = timedelta(minutes=5)
 # Eligibility work-up starts weeks before collection; a date earlier than this is a typing error.
 EARLIEST_WORK_UP_DAYS = timedelta(days=90)
-SCHEDULE_FIELDS = ["due_on", "window_opens_on", "window_closes_on", "overdue_after", "overdue_since", "first_late_at",
-                   "version"]
+SCHEDULE_FIELDS = ["due_on", "window_opens_on", "window_closes_on", "overdue_after", "overdue_since", "first_late_at", "version"]
 
 
-def _event(journey: Journey, kind: str, *, actor, at: datetime, step: Step | None = None, stage_number=None,
-           from_state: str = "", to_state: str = "", reason: str = "", detail: dict | None = None) -> JourneyEvent:
+def _event(
+    journey: Journey,
+    kind: str,
+    *,
+    actor,
+    at: datetime,
+    step: Step | None = None,
+    stage_number=None,
+    from_state: str = "",
+    to_state: str = "",
+    reason: str = "",
+    detail: dict | None = None,
+) -> JourneyEvent:
     return JourneyEvent.objects.create(
-        journey=journey, step=step, stage_number=stage_number if stage_number is not None else (step.stage.number if step else None),
-        kind=kind, from_state=from_state, to_state=to_state, reason=reason, detail=detail or {}, actor=actor, at=at,
+        journey=journey,
+        step=step,
+        stage_number=stage_number if stage_number is not None else (step.stage.number if step else None),
+        kind=kind,
+        from_state=from_state,
+        to_state=to_state,
+        reason=reason,
+        detail=detail or {},
+        actor=actor,
+        at=at,
     )
 
 
@@ -90,8 +108,9 @@ def _lock_journey(journey_id: int, expected_version: int | None = None) -> Journ
 
 
 @transaction.atomic
-def journey_start(*, actor, patient_id: int, protocol_id: int, leukapheresis_date: date,
-                  day0_planned: date | None = None) -> Journey:
+def journey_start(
+    *, actor, patient_id: int, protocol_id: int, leukapheresis_date: date, day0_planned: date | None = None
+) -> Journey:
     """Put a patient on a protocol: create the five stages and every step with its dates; stage 1 starts."""
     authorize(actor, Action.START_JOURNEY)
     check_schedulable(leukapheresis_date, field="leukapheresis_date", today=timezone.localdate())
@@ -109,12 +128,20 @@ def journey_start(*, actor, patient_id: int, protocol_id: int, leukapheresis_dat
         raise InvalidInput("This protocol has no steps.", field_errors={"protocol": ["The protocol has no steps."]})
     day0 = day0_planned or leukapheresis_date + timedelta(days=protocol.planned_vein_to_vein_days)
     if day0 < leukapheresis_date:
-        raise InvalidInput("Day 0 cannot come before leukapheresis.",
-                           field_errors={"day0_planned": ["Day 0 must be on or after the leukapheresis date."]})
+        raise InvalidInput(
+            "Day 0 cannot come before leukapheresis.",
+            field_errors={"day0_planned": ["Day 0 must be on or after the leukapheresis date."]},
+        )
 
     now = timezone.now()
-    journey = Journey(patient=patient, protocol=protocol, leukapheresis_date=leukapheresis_date, day0_planned=day0,
-                      started_at=now, started_by=actor)
+    journey = Journey(
+        patient=patient,
+        protocol=protocol,
+        leukapheresis_date=leukapheresis_date,
+        day0_planned=day0,
+        started_at=now,
+        started_by=actor,
+    )
     journey._history_user = actor
     try:
         with transaction.atomic():
@@ -132,12 +159,30 @@ def journey_start(*, actor, patient_id: int, protocol_id: int, leukapheresis_dat
     steps = []
     for template in templates:
         dates = clock.dates_for_template(template, journey.anchor_date(template.anchor))
-        steps.append(Step(journey=journey, stage=stage_by_number[template.stage], template=template,
-                          due_on=dates.due_on, window_opens_on=dates.window_opens_on,
-                          window_closes_on=dates.window_closes_on, overdue_after=dates.overdue_after))
+        steps.append(
+            Step(
+                journey=journey,
+                stage=stage_by_number[template.stage],
+                template=template,
+                due_on=dates.due_on,
+                window_opens_on=dates.window_opens_on,
+                window_closes_on=dates.window_closes_on,
+                overdue_after=dates.overdue_after,
+            )
+        )
     bulk_create_with_history(steps, Step, default_user=actor, default_date=now)
-    _event(journey, EventKind.JOURNEY_STARTED, actor=actor, at=now, to_state=JourneyStatus.ACTIVE,
-           detail={"protocol": str(protocol), "leukapheresis_date": leukapheresis_date.isoformat(), "day0_planned": day0.isoformat()})
+    _event(
+        journey,
+        EventKind.JOURNEY_STARTED,
+        actor=actor,
+        at=now,
+        to_state=JourneyStatus.ACTIVE,
+        detail={
+            "protocol": str(protocol),
+            "leukapheresis_date": leukapheresis_date.isoformat(),
+            "day0_planned": day0.isoformat(),
+        },
+    )
     _stage_start(journey, stage_by_number[StageNumber.LEUKAPHERESIS], None, actor=actor, at=now)
     return journey
 
@@ -149,8 +194,15 @@ def _stage_start(journey: Journey, stage: Stage, previous: Stage | None, *, acto
     stage.save(update_fields=["status", "started_at"])
     journey.current_stage = stage.number
     _save_journey(journey, actor, reason=f"{stage.get_number_display()} started")
-    _event(journey, EventKind.STAGE_STARTED, actor=actor, at=at, stage_number=stage.number,
-           from_state=StageStatus.PENDING, to_state=StageStatus.IN_PROGRESS)
+    _event(
+        journey,
+        EventKind.STAGE_STARTED,
+        actor=actor,
+        at=at,
+        stage_number=stage.number,
+        from_state=StageStatus.PENDING,
+        to_state=StageStatus.IN_PROGRESS,
+    )
 
 
 def _advance(journey: Journey, *, actor, at: datetime) -> None:
@@ -168,8 +220,9 @@ def _advance(journey: Journey, *, actor, at: datetime) -> None:
             _stage_start(journey, stage, previous, actor=actor, at=at)
         if stage.status != StageStatus.IN_PROGRESS:
             continue
-        unresolved = list(stage.steps.filter(status=StepStatus.PENDING, template__required=True)
-                          .values_list("template__name", flat=True))
+        unresolved = list(
+            stage.steps.filter(status=StepStatus.PENDING, template__required=True).values_list("template__name", flat=True)
+        )
         if not may_complete_stage(stage, unresolved):
             return
         _stage_complete(journey, stage, unresolved, actor=actor, at=at)
@@ -178,21 +231,39 @@ def _advance(journey: Journey, *, actor, at: datetime) -> None:
         journey.status = JourneyStatus.COMPLETED
         journey.ended_at = at
         _save_journey(journey, actor, reason="All five stages completed")
-        _event(journey, EventKind.JOURNEY_COMPLETED, actor=actor, at=at,
-               from_state=JourneyStatus.ACTIVE, to_state=JourneyStatus.COMPLETED)
+        _event(
+            journey,
+            EventKind.JOURNEY_COMPLETED,
+            actor=actor,
+            at=at,
+            from_state=JourneyStatus.ACTIVE,
+            to_state=JourneyStatus.COMPLETED,
+        )
 
 
 def _stage_complete(journey: Journey, stage: Stage, unresolved_required: list[str], *, actor, at: datetime) -> None:
     guard_stage_complete(stage, unresolved_required)
     # Optional steps still open when their stage closes will never be done; marking them not
     # applicable keeps them out of the overdue lists instead of nagging for ever.
-    _close_pending_steps(journey, stage.steps.filter(status=StepStatus.PENDING), actor=actor, at=at,
-                         reason=f"{stage.get_number_display()} completed before this optional step")
+    _close_pending_steps(
+        journey,
+        stage.steps.filter(status=StepStatus.PENDING),
+        actor=actor,
+        at=at,
+        reason=f"{stage.get_number_display()} completed before this optional step",
+    )
     stage.status = StageStatus.COMPLETED
     stage.completed_at = at
     stage.save(update_fields=["status", "completed_at"])
-    _event(journey, EventKind.STAGE_COMPLETED, actor=actor, at=at, stage_number=stage.number,
-           from_state=StageStatus.IN_PROGRESS, to_state=StageStatus.COMPLETED)
+    _event(
+        journey,
+        EventKind.STAGE_COMPLETED,
+        actor=actor,
+        at=at,
+        stage_number=stage.number,
+        from_state=StageStatus.IN_PROGRESS,
+        to_state=StageStatus.COMPLETED,
+    )
 
 
 def _close_pending_steps(journey: Journey, steps, *, actor, at: datetime, reason: str) -> int:
@@ -205,22 +276,37 @@ def _close_pending_steps(journey: Journey, steps, *, actor, at: datetime, reason
         step.overdue_since = None
         step.version += 1
     if steps:
-        bulk_update_with_history(steps, Step, ["status", "completed_at", "skip_reason", "overdue_since", "first_late_at",
-                                               "version"],
-                                 default_user=actor, default_change_reason=reason, default_date=at)
-        JourneyEvent.objects.bulk_create([
-            JourneyEvent(journey=journey, step=step, stage_number=step.stage.number, kind=EventKind.STEP_NOT_APPLICABLE,
-                         from_state=StepStatus.PENDING, to_state=StepStatus.NOT_APPLICABLE, reason=reason, actor=actor, at=at)
-            for step in steps
-        ])
+        bulk_update_with_history(
+            steps,
+            Step,
+            ["status", "completed_at", "skip_reason", "overdue_since", "first_late_at", "version"],
+            default_user=actor,
+            default_change_reason=reason,
+            default_date=at,
+        )
+        JourneyEvent.objects.bulk_create(
+            [
+                JourneyEvent(
+                    journey=journey,
+                    step=step,
+                    stage_number=step.stage.number,
+                    kind=EventKind.STEP_NOT_APPLICABLE,
+                    from_state=StepStatus.PENDING,
+                    to_state=StepStatus.NOT_APPLICABLE,
+                    reason=reason,
+                    actor=actor,
+                    at=at,
+                )
+                for step in steps
+            ]
+        )
     return len(steps)
 
 
 def _lock_step(step_id: int) -> tuple[Journey, Step]:
     journey_id = Step.objects.values_list("journey_id", flat=True).get(pk=step_id)
     journey = _lock_journey(journey_id)
-    step = (Step.objects.select_for_update(of=("self",))
-            .select_related("stage", "template", "completed_by").get(pk=step_id))
+    step = Step.objects.select_for_update(of=("self",)).select_related("stage", "template", "completed_by").get(pk=step_id)
     step.journey = journey
     return journey, step
 
@@ -228,8 +314,9 @@ def _lock_step(step_id: int) -> tuple[Journey, Step]:
 def _facts(journey: Journey, specs, performed_at: datetime | None, step_id: int | None = None):
     """The facts the computed fields of `specs` read (no query when the step computes nothing): the patient's,
     the done steps they name, and for the physician's review the grades of the monitoring days so far."""
-    facts = selectors.record_facts(journey_id=journey.pk, patient_id=journey.patient_id, specs=specs,
-                                   on=timezone.localdate(performed_at or timezone.now()))
+    facts = selectors.record_facts(
+        journey_id=journey.pk, patient_id=journey.patient_id, specs=specs, on=timezone.localdate(performed_at or timezone.now())
+    )
     if facts is not None and records.reads_patient_facts(specs, ("crs_grades", "icans_grades")):
         crs, icans = selectors.monitoring_grades(journey_id=journey.id, besides_step_id=step_id)
         facts = dataclasses.replace(facts, crs_grades=crs, icans_grades=icans)
@@ -243,13 +330,16 @@ def _second_signer(step: Step, username: str, password: str):
         return None
     second = User.objects.filter(username=username.strip(), is_active=True).first()
     if second is None or not password or not second.check_password(password):
-        raise InvalidInput("The second signature was refused.", field_errors={
-            "second_signer_password": ["That user name and password do not match an active member of staff."]})
+        raise InvalidInput(
+            "The second signature was refused.",
+            field_errors={"second_signer_password": ["That user name and password do not match an active member of staff."]},
+        )
     try:
         authorize_step_resolution(second, step.template.responsible_role)
     except NotPermitted as refused:
-        raise InvalidInput("The second signer may not sign this step.", field_errors={
-            "second_signer_username": [f"{second}: {refused}"]}) from None
+        raise InvalidInput(
+            "The second signer may not sign this step.", field_errors={"second_signer_username": [f"{second}: {refused}"]}
+        ) from None
     return second
 
 
@@ -285,10 +375,19 @@ def _check_step_version(step: Step, expected_version: int | None) -> None:
 
 
 @transaction.atomic
-def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, notes: str = "",
-                  expected_version: int | None = None, signature_meaning: str = "performed",
-                  record: dict | None = None, released_by_order: bool = False,
-                  second_signer_username: str = "", second_signer_password: str = "") -> Step:
+def step_complete(
+    *,
+    actor,
+    step_id: int,
+    performed_at: datetime | None = None,
+    notes: str = "",
+    expected_version: int | None = None,
+    signature_meaning: str = "performed",
+    record: dict | None = None,
+    released_by_order: bool = False,
+    second_signer_username: str = "",
+    second_signer_password: str = "",
+) -> Step:
     """Record a step as done, with the values its template asks for (`record`, checked against the template's
     `record_fields`). The second of two people recording the same step is told who was first.
 
@@ -308,20 +407,27 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     now = timezone.now()
     performed_at = performed_at or now
     # The values first: a dose off its prescription is said (400, per field) before who may sign it.
-    record = records.clean_record(step.template.record_fields, record,
-                                  facts=_facts(journey, step.template.record_fields, performed_at, step.id))
+    record = records.clean_record(
+        step.template.record_fields, record, facts=_facts(journey, step.template.record_fields, performed_at, step.id)
+    )
     second = _second_signer(step, second_signer_username, second_signer_password)
     guard_two_person(step, actor, second, actor_signed=not released_by_order)
     if step.template.milestone == Milestone.INFUSION:
-        guard_infusion(journey, step, timezone.localdate(performed_at),
-                       journey.steps.filter(status=StepStatus.DONE).select_related("template", "stage"))
+        guard_infusion(
+            journey,
+            step,
+            timezone.localdate(performed_at),
+            journey.steps.filter(status=StepStatus.DONE).select_related("template", "stage"),
+        )
     overridden = _authorize_overrides(actor, step.template.record_fields, record, second=second)
     overridden += _check_doses(journey, step, record, actor=actor, at=performed_at)
     if performed_at > now + PERFORMED_AT_TOLERANCE:
         raise InvalidInput("The time performed is in the future.", field_errors={"performed_at": ["Cannot be in the future."]})
     if timezone.localdate(performed_at) < journey.leukapheresis_date - EARLIEST_WORK_UP_DAYS:
-        raise InvalidInput("The time performed is long before this journey began.",
-                           field_errors={"performed_at": ["Too long before the leukapheresis date."]})
+        raise InvalidInput(
+            "The time performed is long before this journey began.",
+            field_errors={"performed_at": ["Too long before the leukapheresis date."]},
+        )
     was_overdue_since = step.overdue_since
     _keep_lateness(journey, step, now)
     step.status = StepStatus.DONE
@@ -336,12 +442,22 @@ def step_complete(*, actor, step_id: int, performed_at: datetime | None = None, 
     step.version += 1
     step._history_user = actor
     step.save()
-    _event(journey, EventKind.STEP_DONE, actor=actor, at=now, step=step, from_state=StepStatus.PENDING,
-           to_state=StepStatus.DONE, detail={"performed_at": performed_at.isoformat(),
-                                             "was_overdue_since": was_overdue_since.isoformat() if was_overdue_since else None,
-                                             "record": record, **({"overrides": overridden} if overridden else {}),
-                                             **({"second_signer": {"id": second.pk, "name": str(second)}}
-                                                if second else {})})
+    _event(
+        journey,
+        EventKind.STEP_DONE,
+        actor=actor,
+        at=now,
+        step=step,
+        from_state=StepStatus.PENDING,
+        to_state=StepStatus.DONE,
+        detail={
+            "performed_at": performed_at.isoformat(),
+            "was_overdue_since": was_overdue_since.isoformat() if was_overdue_since else None,
+            "record": record,
+            **({"overrides": overridden} if overridden else {}),
+            **({"second_signer": {"id": second.pk, "name": str(second)}} if second else {}),
+        },
+    )
     _raise_alerts(journey, step, record, actor=actor)
     _apply_milestone(journey, step, actor=actor, at=now)
     _advance(journey, actor=actor, at=now)
@@ -364,18 +480,27 @@ def _check_doses(journey: Journey, step: Step, record: dict, *, actor, at: datet
         else:
             ceiling = dosing.weight_based_dose_max(facts.weight_kg, check.per_kg, check.cap)
             if Decimal(str(given)) > ceiling:
-                problems.append(f"{given} {spec.unit or ''} is above {check.per_kg}/kg × {facts.weight_kg} kg, at most "
-                                f"{check.cap}: {ceiling.normalize():f} {spec.unit or ''}.".replace("  ", " "))
+                problems.append(
+                    f"{given} {spec.unit or ''} is above {check.per_kg}/kg × {facts.weight_kg} kg, at most "
+                    f"{check.cap}: {ceiling.normalize():f} {spec.unit or ''}.".replace("  ", " ")
+                )
         earlier = selectors.dose_times(journey_id=journey.id, field=spec.name, besides_step_id=step.id)
-        problems += dosing.dose_schedule_problems(earlier, at, min_hours_apart=check.min_hours_apart,
-                                                  max_in_window=check.max_in_window, window_hours=check.window_hours,
-                                                  max_total=check.max_total)
+        problems += dosing.dose_schedule_problems(
+            earlier,
+            at,
+            min_hours_apart=check.min_hours_apart,
+            max_in_window=check.max_in_window,
+            window_hours=check.window_hours,
+            max_total=check.max_total,
+        )
         if not problems:
             continue
         reason = (record.get(check.reason) or "").strip()
         if not reason:
-            raise InvalidInput("The dose is outside the protocol.", field_errors={records.error_key(spec.name): [
-                *problems, "A physician may confirm it with a reason."]})
+            raise InvalidInput(
+                "The dose is outside the protocol.",
+                field_errors={records.error_key(spec.name): [*problems, "A physician may confirm it with a reason."]},
+            )
         authorize(actor, Action.OVERRIDE_COMPUTED)
         confirmed.append({"field": spec.name, "computed": problems, "recorded": given, "reason": reason})
     return confirmed
@@ -385,16 +510,23 @@ def _raise_alerts(journey: Journey, step: Step, record: dict, *, actor, before: 
     """A finding the protocol alerts on (a computed CRS grade 2, any ICANS) raises its clinical alert in this
     transaction: the alert exists exactly when the record does. Keyed by step and value, so the same finding
     recorded twice raises once; a correction raises only a worse finding than the step held."""
-    earlier = {finding["field"]: finding["value"] for finding in records.alert_findings(
-        step.template.record_fields, before or {})}
+    earlier = {
+        finding["field"]: finding["value"] for finding in records.alert_findings(step.template.record_fields, before or {})
+    }
     for finding in records.alert_findings(step.template.record_fields, record):
         if finding["value"] <= earlier.get(finding["field"], -1):
             continue
-        alert_raise(patient_id=journey.patient_id, kind=finding["kind"], journey_id=journey.id, step_id=step.id,
-                    key=f"{finding['kind']}:{step.public_id}:{finding['value']}", raised_by=actor,
-                    escalate_after_minutes=finding["escalate_after_minutes"],
-                    summary=f"{finding['label']}: {finding['value']}, recorded at {step.template.name}.",
-                    detail={"field": finding["field"], "value": finding["value"]})
+        alert_raise(
+            patient_id=journey.patient_id,
+            kind=finding["kind"],
+            journey_id=journey.id,
+            step_id=step.id,
+            key=f"{finding['kind']}:{step.public_id}:{finding['value']}",
+            raised_by=actor,
+            escalate_after_minutes=finding["escalate_after_minutes"],
+            summary=f"{finding['label']}: {finding['value']}, recorded at {step.template.name}.",
+            detail={"field": finding["field"], "value": finding["value"]},
+        )
 
 
 def _apply_milestone(journey: Journey, step: Step, *, actor, at: datetime) -> None:
@@ -402,8 +534,14 @@ def _apply_milestone(journey: Journey, step: Step, *, actor, at: datetime) -> No
     performed_on = timezone.localdate(step.performed_at)
     if milestone == Milestone.COLLECTION and performed_on != journey.leukapheresis_date:
         guard_collection_day(journey, performed_on)
-        _move_anchor(journey, Anchor.LEUKAPHERESIS, performed_on, actor=actor, at=at,
-                     reason="Leukapheresis performed on a different day than planned")
+        _move_anchor(
+            journey,
+            Anchor.LEUKAPHERESIS,
+            performed_on,
+            actor=actor,
+            at=at,
+            reason="Leukapheresis performed on a different day than planned",
+        )
     elif milestone == Milestone.PRODUCT_RELEASED:
         journey.product_released_at = step.performed_at
         _save_journey(journey, actor, reason="Product released by QC")
@@ -413,12 +551,20 @@ def _apply_milestone(journey: Journey, step: Step, *, actor, at: datetime) -> No
         journey.day0_actual = performed_on
         _save_journey(journey, actor, reason="Cells infused")
         if performed_on != planned:
-            _move_anchor(journey, Anchor.DAY0, performed_on, actor=actor, at=at, old_date=planned,
-                         reason="Infusion performed on a different day than planned")
+            _move_anchor(
+                journey,
+                Anchor.DAY0,
+                performed_on,
+                actor=actor,
+                at=at,
+                old_date=planned,
+                reason="Infusion performed on a different day than planned",
+            )
 
 
-def _move_anchor(journey: Journey, anchor: str, new_date: date, *, actor, at: datetime, reason: str,
-                 old_date: date | None = None) -> int:
+def _move_anchor(
+    journey: Journey, anchor: str, new_date: date, *, actor, at: datetime, reason: str, old_date: date | None = None
+) -> int:
     """Set an anchor date and move every pending step hung on it; returns how many steps moved."""
     old_date = old_date or journey.anchor_date(anchor)
     if anchor == Anchor.LEUKAPHERESIS:
@@ -426,8 +572,11 @@ def _move_anchor(journey: Journey, anchor: str, new_date: date, *, actor, at: da
     elif journey.day0_actual is None:
         journey.day0_planned = new_date
     _save_journey(journey, actor, reason=reason)
-    steps = list(journey.steps.select_for_update(of=("self",)).select_related("template", "stage")
-                 .filter(status=StepStatus.PENDING, template__anchor=anchor))
+    steps = list(
+        journey.steps.select_for_update(of=("self",))
+        .select_related("template", "stage")
+        .filter(status=StepStatus.PENDING, template__anchor=anchor)
+    )
     late_steps = []
     for step in steps:
         # The move may put a late step back on time; the history keeps that it was late, here and in the event.
@@ -442,9 +591,20 @@ def _move_anchor(journey: Journey, anchor: str, new_date: date, *, actor, at: da
         step.version += 1
     if steps:
         bulk_update_with_history(steps, Step, SCHEDULE_FIELDS, default_user=actor, default_change_reason=reason, default_date=at)
-    _event(journey, EventKind.ANCHOR_MOVED, actor=actor, at=at, reason=reason,
-           detail={"anchor": anchor, "from": old_date.isoformat(), "to": new_date.isoformat(), "steps_moved": len(steps),
-                   "late_steps": late_steps})
+    _event(
+        journey,
+        EventKind.ANCHOR_MOVED,
+        actor=actor,
+        at=at,
+        reason=reason,
+        detail={
+            "anchor": anchor,
+            "from": old_date.isoformat(),
+            "to": new_date.isoformat(),
+            "steps_moved": len(steps),
+            "late_steps": late_steps,
+        },
+    )
     return len(steps)
 
 
@@ -468,15 +628,24 @@ def step_skip(*, actor, step_id: int, reason: str, expected_version: int | None 
     step._history_user = actor
     step._change_reason = reason
     step.save()
-    _event(journey, EventKind.STEP_SKIPPED, actor=actor, at=now, step=step, reason=reason,
-           from_state=StepStatus.PENDING, to_state=StepStatus.SKIPPED)
+    _event(
+        journey,
+        EventKind.STEP_SKIPPED,
+        actor=actor,
+        at=now,
+        step=step,
+        reason=reason,
+        from_state=StepStatus.PENDING,
+        to_state=StepStatus.SKIPPED,
+    )
     _advance(journey, actor=actor, at=now)
     return step
 
 
 @transaction.atomic
-def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason: str,
-                        expected_version: int | None = None) -> Step:
+def step_record_correct(
+    *, actor, step_id: int, record: dict, notes: str, reason: str, expected_version: int | None = None
+) -> Step:
     """Correct what a done step recorded (a value typed wrong), with a reason. The first record stays in
     the step's history and the correction's event holds both, so what was signed is never lost.
 
@@ -484,31 +653,42 @@ def step_record_correct(*, actor, step_id: int, record: dict, notes: str, reason
     authorize(actor, Action.CORRECT_STEP)
     reason = _require_reason(reason)
     journey, step = _lock_step(step_id)
-    authorize_step_correction(actor, responsible_role=step.template.responsible_role,
-                              recorded_by_id=step.completed_by_id, recorded_by=step.completed_by)
+    authorize_step_correction(
+        actor, responsible_role=step.template.responsible_role, recorded_by_id=step.completed_by_id, recorded_by=step.completed_by
+    )
     guard_record_correction(step)
     _check_step_version(step, expected_version)
     # Computed fields are computed again from the corrected values and the patient as on the day performed.
-    corrected = records.clean_record(step.template.record_fields, record,
-                                     facts=_facts(journey, step.template.record_fields, step.performed_at, step.id))
+    corrected = records.clean_record(
+        step.template.record_fields, record, facts=_facts(journey, step.template.record_fields, step.performed_at, step.id)
+    )
     overridden = _authorize_overrides(actor, step.template.record_fields, corrected, before=step.record or {})
     notes = (notes or "").strip()
     before = {"record": step.record or {}, "notes": step.notes}
     after = {"record": corrected, "notes": notes}
     if before == after:
         raise InvalidInput("Nothing was changed.", field_errors={"__all__": ["Change a value to correct it."]})
-    changed = sorted({name for name in {*before["record"], *corrected}
-                      if before["record"].get(name) != corrected.get(name)} | ({"notes"} if before["notes"] != notes else set()))
+    changed = sorted(
+        {name for name in {*before["record"], *corrected} if before["record"].get(name) != corrected.get(name)}
+        | ({"notes"} if before["notes"] != notes else set())
+    )
     now = timezone.now()
     step.record, step.notes = corrected, notes
     step.version += 1
     step._history_user = actor
     step._change_reason = reason
     step.save()
-    _event(journey, EventKind.STEP_CORRECTED, actor=actor, at=now, step=step, reason=reason,
-           from_state=StepStatus.DONE, to_state=StepStatus.DONE,
-           detail={"changed": changed, "before": before, "after": after,
-                   **({"overrides": overridden} if overridden else {})})
+    _event(
+        journey,
+        EventKind.STEP_CORRECTED,
+        actor=actor,
+        at=now,
+        step=step,
+        reason=reason,
+        from_state=StepStatus.DONE,
+        to_state=StepStatus.DONE,
+        detail={"changed": changed, "before": before, "after": after, **({"overrides": overridden} if overridden else {})},
+    )
     _raise_alerts(journey, step, corrected, actor=actor, before=before["record"])
     return step
 
@@ -536,8 +716,9 @@ def day0_reschedule(*, actor, journey_id: int, new_day0: date, reason: str, expe
     return journey
 
 
-def _journey_change_status(*, actor, action: str, journey_id: int, to_status: str, reason: str, kind: str,
-                           expected_version: int | None) -> Journey:
+def _journey_change_status(
+    *, actor, action: str, journey_id: int, to_status: str, reason: str, kind: str, expected_version: int | None
+) -> Journey:
     authorize(actor, action)
     reason = _require_reason(reason)
     journey = _lock_journey(journey_id, expected_version)
@@ -548,8 +729,9 @@ def _journey_change_status(*, actor, action: str, journey_id: int, to_status: st
     journey.status_reason = reason
     if to_status == JourneyStatus.WITHDRAWN:
         journey.ended_at = now
-        _close_pending_steps(journey, journey.steps.filter(status=StepStatus.PENDING), actor=actor, at=now,
-                             reason=f"Journey withdrawn: {reason}")
+        _close_pending_steps(
+            journey, journey.steps.filter(status=StepStatus.PENDING), actor=actor, at=now, reason=f"Journey withdrawn: {reason}"
+        )
     _save_journey(journey, actor, reason=reason)
     _event(journey, kind, actor=actor, at=now, from_state=from_status, to_state=to_status, reason=reason)
     return journey
@@ -558,25 +740,43 @@ def _journey_change_status(*, actor, action: str, journey_id: int, to_status: st
 @transaction.atomic
 def journey_hold(*, actor, journey_id: int, reason: str, expected_version: int | None = None) -> Journey:
     """Pause a journey (an infection, a late product): no steps are recorded or flagged overdue until resumed."""
-    return _journey_change_status(actor=actor, action=Action.HOLD_JOURNEY, journey_id=journey_id,
-                                  to_status=JourneyStatus.ON_HOLD, reason=reason, kind=EventKind.JOURNEY_HELD,
-                                  expected_version=expected_version)
+    return _journey_change_status(
+        actor=actor,
+        action=Action.HOLD_JOURNEY,
+        journey_id=journey_id,
+        to_status=JourneyStatus.ON_HOLD,
+        reason=reason,
+        kind=EventKind.JOURNEY_HELD,
+        expected_version=expected_version,
+    )
 
 
 @transaction.atomic
 def journey_resume(*, actor, journey_id: int, reason: str, expected_version: int | None = None) -> Journey:
     """Take a journey off hold."""
-    return _journey_change_status(actor=actor, action=Action.HOLD_JOURNEY, journey_id=journey_id,
-                                  to_status=JourneyStatus.ACTIVE, reason=reason, kind=EventKind.JOURNEY_RESUMED,
-                                  expected_version=expected_version)
+    return _journey_change_status(
+        actor=actor,
+        action=Action.HOLD_JOURNEY,
+        journey_id=journey_id,
+        to_status=JourneyStatus.ACTIVE,
+        reason=reason,
+        kind=EventKind.JOURNEY_RESUMED,
+        expected_version=expected_version,
+    )
 
 
 @transaction.atomic
 def journey_withdraw(*, actor, journey_id: int, reason: str, expected_version: int | None = None) -> Journey:
     """End a journey early; its pending steps become not applicable and it accepts no more changes."""
-    return _journey_change_status(actor=actor, action=Action.WITHDRAW_JOURNEY, journey_id=journey_id,
-                                  to_status=JourneyStatus.WITHDRAWN, reason=reason, kind=EventKind.JOURNEY_WITHDRAWN,
-                                  expected_version=expected_version)
+    return _journey_change_status(
+        actor=actor,
+        action=Action.WITHDRAW_JOURNEY,
+        journey_id=journey_id,
+        to_status=JourneyStatus.WITHDRAWN,
+        reason=reason,
+        kind=EventKind.JOURNEY_WITHDRAWN,
+        expected_version=expected_version,
+    )
 
 
 @transaction.atomic
@@ -587,10 +787,15 @@ def protocol_new_version(*, actor, protocol_id: int) -> ProtocolTemplate:
     source = ProtocolTemplate.objects.get(pk=protocol_id)
     latest = ProtocolTemplate.objects.filter(name=source.name).order_by("-version").values_list("version", flat=True).first()
     copy = ProtocolTemplate.objects.create(
-        name=source.name, version=latest + 1, description=source.description, indication=source.indication,
-        planned_vein_to_vein_days=source.planned_vein_to_vein_days, release_lead_days=source.release_lead_days,
+        name=source.name,
+        version=latest + 1,
+        description=source.description,
+        indication=source.indication,
+        planned_vein_to_vein_days=source.planned_vein_to_vein_days,
+        release_lead_days=source.release_lead_days,
         infusion_rest_days=source.infusion_rest_days,
-        is_active=False, content_hash=source.content_hash,
+        is_active=False,
+        content_hash=source.content_hash,
     )
     templates = list(source.step_templates.all())
     for template in templates:
@@ -626,7 +831,10 @@ def _protocol_create(*, user, document: dict, activate: bool | None, reason: str
     # activates it, as a copy made in admin does, so that loading a file never changes what new journeys get.
     is_active = latest is None if activate is None else activate
     protocol = ProtocolTemplate(
-        name=name, version=(latest or 0) + 1, is_active=is_active, content_hash=protocol_files.content_hash(document),
+        name=name,
+        version=(latest or 0) + 1,
+        is_active=is_active,
+        content_hash=protocol_files.content_hash(document),
         **{field: value for field, value in document.items() if field not in ("name", "steps")},
     )
     protocol._history_user = user
@@ -637,8 +845,9 @@ def _protocol_create(*, user, document: dict, activate: bool | None, reason: str
     except IntegrityError:
         raise Conflict(f"Someone made version {protocol.version} of “{name}” at the same moment; load the file again.") from None
     templates = [StepTemplate(protocol=protocol, **step) for step in document["steps"]]
-    bulk_create_with_history(templates, StepTemplate, default_user=user, default_change_reason=reason,
-                             default_date=protocol.created_at)
+    bulk_create_with_history(
+        templates, StepTemplate, default_user=user, default_change_reason=reason, default_date=protocol.created_at
+    )
     return protocol
 
 
@@ -648,8 +857,7 @@ def protocol_load(*, actor, text: str | bytes, source: str = "", activate: bool 
     is touched. An invalid file raises InvalidProtocolFile, listing each problem with its place and line."""
     user = _protocol_editor(actor)
     document = protocol_files.parse(text).model_dump(mode="json")
-    return _protocol_create(user=user, document=document, activate=activate,
-                            reason=f"Loaded from {source or 'a protocol file'}")
+    return _protocol_create(user=user, document=document, activate=activate, reason=f"Loaded from {source or 'a protocol file'}")
 
 
 @transaction.atomic
@@ -669,8 +877,9 @@ def protocol_load_shipped() -> list[ProtocolTemplate]:
                 ProtocolTemplate.objects.filter(pk=version.pk).update(content_hash=version.content_hash)
         if any(version.content_hash == digest for version in versions):
             continue
-        created.append(_protocol_create(user=None, document=document, activate=None,
-                                        reason=f"Shipped with carclinic ({path.name})"))
+        created.append(
+            _protocol_create(user=None, document=document, activate=None, reason=f"Shipped with carclinic ({path.name})")
+        )
     return created
 
 

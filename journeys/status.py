@@ -40,8 +40,9 @@ from journeys.selectors import _next_and_overdue_steps, patients_with_last_chang
 from patients.models import Patient
 
 
-def patient_status_by_id(*, patients: QuerySet[Patient], public_id, now: datetime | None = None,
-                         today: date | None = None) -> dict | None:
+def patient_status_by_id(
+    *, patients: QuerySet[Patient], public_id, now: datetime | None = None, today: date | None = None
+) -> dict | None:
     """`selectors.patient_status` for the patient with this public id among `patients`, or None if not
     among them: {patient, journey, next_step, overdue_steps, day_number, day0_at_risk, last_changed_at}."""
     now = now or timezone.now()
@@ -56,14 +57,14 @@ def _patient_status_orm(*, patients: QuerySet[Patient], public_id, now: datetime
     journeys = Journey.objects.filter(patient__public_id=public_id)
     if patients.query.has_filters():
         journeys = journeys.filter(patient__in=patients)
-    last_event = (JourneyEvent.objects.filter(journey__patient_id=OuterRef("patient_id"))
-                  .order_by("-at").values("at")[:1])
+    last_event = JourneyEvent.objects.filter(journey__patient_id=OuterRef("patient_id")).order_by("-at").values("at")[:1]
     journey = (
         journeys.select_related("patient")
         .with_release_needed_by()
         .annotate(
-            current_stage_status=Subquery(Stage.objects.filter(journey=OuterRef("pk"), number=OuterRef("current_stage"))
-                                          .values("status")[:1]),
+            current_stage_status=Subquery(
+                Stage.objects.filter(journey=OuterRef("pk"), number=OuterRef("current_stage")).values("status")[:1]
+            ),
             patient_last_changed_at=Greatest("patient__updated_at", Coalesce(Subquery(last_event), "patient__updated_at")),
         )
         .order_by(Case(When(status__in=OPEN_JOURNEY_STATUSES, then=0), default=1), "-started_at")
@@ -71,22 +72,58 @@ def _patient_status_orm(*, patients: QuerySet[Patient], public_id, now: datetime
     )
     if journey is None:
         patient = patients_with_last_change(patients).filter(public_id=public_id).first()
-        return None if patient is None else {"patient": patient, "journey": None, "next_step": None,
-                                             "overdue_steps": [], "day_number": None, "day0_at_risk": False,
-                                             "last_changed_at": patient.last_changed_at}
+        return (
+            None
+            if patient is None
+            else {
+                "patient": patient,
+                "journey": None,
+                "next_step": None,
+                "overdue_steps": [],
+                "day_number": None,
+                "day0_at_risk": False,
+                "last_changed_at": patient.last_changed_at,
+            }
+        )
     next_step, overdue = _next_and_overdue_steps(journey, now)
-    return {"patient": journey.patient, "journey": journey, "next_step": next_step, "overdue_steps": overdue,
-            "day_number": journey.day_number(today), "day0_at_risk": journey.is_day0_at_risk(today),
-            "last_changed_at": journey.patient_last_changed_at}
+    return {
+        "patient": journey.patient,
+        "journey": journey,
+        "next_step": next_step,
+        "overdue_steps": overdue,
+        "day_number": journey.day_number(today),
+        "day0_at_risk": journey.is_day0_at_risk(today),
+        "last_changed_at": journey.patient_last_changed_at,
+    }
 
 
 # The columns each object of the status is built from, in the order the statement selects them. Only
 # these are loaded: touching any other field would cost a query, which the query-count test would catch.
 _STATUS_PATIENT_FIELDS = ("id", "public_id")
-_STATUS_JOURNEY_FIELDS = ("id", "public_id", "patient_id", "status", "current_stage", "leukapheresis_date",
-                          "day0_planned", "day0_actual", "product_released_at")
-_STATUS_STEP_FIELDS = ("id", "public_id", "journey_id", "stage_id", "template_id", "status", "due_on",
-                       "window_closes_on", "overdue_after", "overdue_since", "version")
+_STATUS_JOURNEY_FIELDS = (
+    "id",
+    "public_id",
+    "patient_id",
+    "status",
+    "current_stage",
+    "leukapheresis_date",
+    "day0_planned",
+    "day0_actual",
+    "product_released_at",
+)
+_STATUS_STEP_FIELDS = (
+    "id",
+    "public_id",
+    "journey_id",
+    "stage_id",
+    "template_id",
+    "status",
+    "due_on",
+    "window_closes_on",
+    "overdue_after",
+    "overdue_since",
+    "version",
+)
 _STATUS_TEMPLATE_FIELDS = ("id", "code", "name", "responsible_role", "position")
 _STATUS_STAGE_FIELDS = ("id", "number", "status")
 
@@ -227,8 +264,15 @@ def _patient_status_sql(*, patients: QuerySet[Patient], public_id, now: datetime
     patient = _loaded(Patient, _STATUS_PATIENT_FIELDS, first[0:2])
     last_changed_at = first[2]
     if first[3] is None:
-        return {"patient": patient, "journey": None, "next_step": None, "overdue_steps": [], "day_number": None,
-                "day0_at_risk": False, "last_changed_at": last_changed_at}
+        return {
+            "patient": patient,
+            "journey": None,
+            "next_step": None,
+            "overdue_steps": [],
+            "day_number": None,
+            "day0_at_risk": False,
+            "last_changed_at": last_changed_at,
+        }
     journey_end = 3 + len(_STATUS_JOURNEY_FIELDS)
     journey = _loaded(Journey, _STATUS_JOURNEY_FIELDS, first[3:journey_end])
     journey.current_stage_status, journey.release_needed_by = first[journey_end], first[journey_end + 1]
@@ -245,7 +289,12 @@ def _patient_status_sql(*, patients: QuerySet[Patient], public_id, now: datetime
         step.journey = journey
         steps.append(step)
     # Every row is pending and the first is the earliest: the next step (as in `_next_and_overdue_steps`).
-    return {"patient": patient, "journey": journey, "next_step": steps[0] if steps else None,
-            "overdue_steps": [step for step in steps if step.is_overdue(now)],
-            "day_number": journey.day_number(today), "day0_at_risk": journey.is_day0_at_risk(today),
-            "last_changed_at": last_changed_at}
+    return {
+        "patient": patient,
+        "journey": journey,
+        "next_step": steps[0] if steps else None,
+        "overdue_steps": [step for step in steps if step.is_overdue(now)],
+        "day_number": journey.day_number(today),
+        "day0_at_risk": journey.is_day0_at_risk(today),
+        "last_changed_at": last_changed_at,
+    }

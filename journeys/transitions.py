@@ -43,8 +43,7 @@ def guard_journey(journey, to_status: str) -> None:
         if journey.status in (JourneyStatus.WITHDRAWN, JourneyStatus.COMPLETED):
             raise JourneyClosed(f"This journey is {journey.get_status_display().lower()}; it cannot change any more.")
         raise TransitionNotAllowed(
-            f"A journey that is {journey.get_status_display().lower()} cannot become "
-            f"{JourneyStatus(to_status).label.lower()}."
+            f"A journey that is {journey.get_status_display().lower()} cannot become {JourneyStatus(to_status).label.lower()}."
         )
 
 
@@ -110,8 +109,9 @@ def guard_stage_complete(stage, unresolved_required: list[str]) -> None:
 def guard_record_correction(step) -> None:
     """Only what a step recorded as done can be corrected; a skipped or pending step has nothing signed."""
     if step.status != StepStatus.DONE:
-        raise TransitionNotAllowed(f"Only a step recorded as done has values to correct; this one is "
-                                   f"{step.get_status_display().lower()}.")
+        raise TransitionNotAllowed(
+            f"Only a step recorded as done has values to correct; this one is {step.get_status_display().lower()}."
+        )
 
 
 def guard_day0_reschedule(journey, new_day0: date, *, today: date) -> None:
@@ -136,8 +136,10 @@ def guard_collection_day(journey, performed_on: date) -> None:
     """A collection recorded on another day than planned moves the leukapheresis date, but never past the
     planned Day 0: the schedule would run backwards."""
     if performed_on > journey.day0_planned:
-        raise InvalidInput("Collection after the planned Day 0: reschedule Day 0 first.",
-                           field_errors={"performed_at": ["After the planned Day 0."]})
+        raise InvalidInput(
+            "Collection after the planned Day 0: reschedule Day 0 first.",
+            field_errors={"performed_at": ["After the planned Day 0."]},
+        )
 
 
 def guard_infusion(journey, step, performed_on: date, done_steps) -> None:
@@ -148,8 +150,10 @@ def guard_infusion(journey, step, performed_on: date, done_steps) -> None:
         return
     problems = []
     by_milestone = {s.template.milestone: s for s in done_steps if s.template.milestone}
-    for milestone, what in ((Milestone.COLLECTION, "the collection (leukapheresis)"),
-                            (Milestone.PRODUCT_RELEASED, "the product's QC release")):
+    for milestone, what in (
+        (Milestone.COLLECTION, "the collection (leukapheresis)"),
+        (Milestone.PRODUCT_RELEASED, "the product's QC release"),
+    ):
         earlier = by_milestone.get(milestone)
         if earlier is None:
             problems.append(f"{what[0].upper()}{what[1:]} is not recorded yet: no infusion before it.")
@@ -159,8 +163,10 @@ def guard_infusion(journey, step, performed_on: date, done_steps) -> None:
     if lymphodepletion:
         rest, last = journey.protocol.infusion_rest_days, max(lymphodepletion)
         if (performed_on - last).days <= rest:
-            problems.append(f"The last lymphodepletion day was {last:%d %b %Y}; the protocol asks for {rest} days of "
-                            f"rest, so the earliest infusion is {last + timedelta(days=rest + 1):%d %b %Y}.")
+            problems.append(
+                f"The last lymphodepletion day was {last:%d %b %Y}; the protocol asks for {rest} days of "
+                f"rest, so the earliest infusion is {last + timedelta(days=rest + 1):%d %b %Y}."
+            )
     if problems:
         raise InvalidInput("The infusion cannot be recorded on this day.", field_errors={"performed_at": problems})
 
@@ -171,14 +177,21 @@ def guard_two_person(step, actor, second, *, actor_signed: bool) -> None:
     if not step.template.two_person:
         return
     if not actor_signed or not actor.has_usable_password():
-        raise NotPermitted("complete_step", f"'{step.template.name}' is signed by two people at the bedside, each "
-                                            "with their password, on the page: an API key cannot record it.")
+        raise NotPermitted(
+            "complete_step",
+            f"'{step.template.name}' is signed by two people at the bedside, each "
+            "with their password, on the page: an API key cannot record it.",
+        )
     if second is None:
-        raise InvalidInput("A second person signs this step.", field_errors={
-            "second_signer_username": ["A second person signs this step: their user name and password."]})
+        raise InvalidInput(
+            "A second person signs this step.",
+            field_errors={"second_signer_username": ["A second person signs this step: their user name and password."]},
+        )
     if second.pk == actor.pk:
-        raise InvalidInput("The second signer is you.", field_errors={
-            "second_signer_username": ["A second, different person signs: not the one recording it."]})
+        raise InvalidInput(
+            "The second signer is you.",
+            field_errors={"second_signer_username": ["A second, different person signs: not the one recording it."]},
+        )
 
 
 def guard_step(journey, step, to_status: str, *, released_by_order: bool = False) -> None:
@@ -197,22 +210,17 @@ def guard_step(journey, step, to_status: str, *, released_by_order: bool = False
     if to_status not in STEP_TRANSITIONS[step.status]:
         raise TransitionNotAllowed(f"A step cannot become {StepStatus(to_status).label.lower()}.")
     if step.stage.status == StageStatus.PENDING:
-        raise StageOrderViolation(
-            f"{step.stage.get_number_display()} has not started yet; finish the stage before it first."
-        )
+        raise StageOrderViolation(f"{step.stage.get_number_display()} has not started yet; finish the stage before it first.")
     if to_status == StepStatus.DONE and step.template.done_after:
         earlier = journey.steps.select_related("template").filter(template__code=step.template.done_after).first()
         if earlier is not None and earlier.status != StepStatus.DONE:
             raise TransitionNotAllowed(
                 f"Record '{earlier.template.name}' as done first: '{step.template.name}' may only follow it."
             )
-    if (step.template.milestone == Milestone.PRODUCT_RELEASED and journey.product_release_by_order
-            and not released_by_order):
+    if step.template.milestone == Milestone.PRODUCT_RELEASED and journey.product_release_by_order and not released_by_order:
         # The order's results are judged against the product's specification; a hand-typed release
         # would bypass it (an OOS product would open lymphodepletion).
-        raise TransitionNotAllowed(
-            f"'{step.template.name}' is recorded by the manufacturing order's QC release, not by hand."
-        )
+        raise TransitionNotAllowed(f"'{step.template.name}' is recorded by the manufacturing order's QC release, not by hand.")
     if to_status == StepStatus.SKIPPED and step.template.milestone in UNSKIPPABLE_MILESTONES:
         raise TransitionNotAllowed(
             f"'{step.template.name}' records {Milestone(step.template.milestone).label.split(':')[0].lower()} "

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from carclinic.errors import NotPermitted
 from carclinic.forms import form_submit
 from journeys import records, selectors, services
 from journeys.clock import day_label
@@ -35,7 +36,6 @@ from journeys.transitions import stage_waits_for
 from patients import selectors as patient_selectors
 from patients.models import Patient
 from staff.access import role_required
-from carclinic.errors import NotPermitted
 from staff.roles import Action, Role, authorize_step_resolution, can, may_correct_step
 
 logger = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ FILTER_NAMES = ("indication", "stage", "coordinator")
 def _searches(request) -> dict:
     """The session's searches that have not expired yet: {token: [text, saved at (epoch seconds)]}."""
     fresh_after = time.time() - SEARCH_TOKEN_SECONDS
-    return {token: entry for token, entry in request.session.get(SEARCH_SESSION_KEY, {}).items()
-            if entry[1] > fresh_after}
+    return {token: entry for token, entry in request.session.get(SEARCH_SESSION_KEY, {}).items() if entry[1] > fresh_after}
 
 
 def _search_text(request) -> tuple[str, bool]:
@@ -130,8 +129,9 @@ def _dashboard_context(request) -> dict:
 
     overdue = selectors.dashboard_overdue(now=now, **filters)
     due_today = selectors.dashboard_due(first_day=today, last_day=today, now=now, **filters)
-    next_week = selectors.dashboard_due(first_day=today + timedelta(days=1), last_day=today + timedelta(days=7),
-                                        now=now, **filters)
+    next_week = selectors.dashboard_due(
+        first_day=today + timedelta(days=1), last_day=today + timedelta(days=7), now=now, **filters
+    )
     pipeline = selectors.dashboard_pipeline(**filters)
     query_string = urlencode({k: v for k, v in request.GET.items() if v and k in FILTER_NAMES})
     return {
@@ -180,13 +180,21 @@ def stage_list(request, number: int):
     today = timezone.localdate()
     for journey in page.object_list:
         journey.day_text = day_label(journey.day_number(today))
-    return render(request, "journeys/stage_list.html", {
-        "stage_number": number, "stage_label": StageNumber(number).label, "page": page, "today": today,
-        "query_string": urlencode({k: v for k, v in request.GET.items() if v and k != "page"}),
-    })
+    return render(
+        request,
+        "journeys/stage_list.html",
+        {
+            "stage_number": number,
+            "stage_label": StageNumber(number).label,
+            "page": page,
+            "today": today,
+            "query_string": urlencode({k: v for k, v in request.GET.items() if v and k != "page"}),
+        },
+    )
 
 
 # --- Patient page ---------------------------------------------------------------------------------
+
 
 def _waits_for(step: Step) -> str:
     """For a blocked step (its stage has not started): what it waits for, the gate that is late instead."""
@@ -220,9 +228,16 @@ def patient_detail(request, public_id):
     now = timezone.now()
     today = timezone.localdate(now)
     journey = selectors.patient_journey(patient_id=patient.id)
-    context = {"patient": patient, "age": patient.age_on(today), "journey": journey, "now": now, "today": today,
-               "poll_seconds": poll_seconds(), "measurement": selectors.latest_measurement(patient_id=patient.id),
-               "consents": list(patient_selectors.patient_consents(patient_id=patient.id))}
+    context = {
+        "patient": patient,
+        "age": patient.age_on(today),
+        "journey": journey,
+        "now": now,
+        "today": today,
+        "poll_seconds": poll_seconds(),
+        "measurement": selectors.latest_measurement(patient_id=patient.id),
+        "consents": list(patient_selectors.patient_consents(patient_id=patient.id)),
+    }
     if journey is not None:
         timeline = selectors.patient_timeline(journey=journey)
         overdue_count = 0
@@ -233,7 +248,8 @@ def patient_detail(request, public_id):
                 step.may_record = _may_resolve(request.user, step)
                 step.may_skip = _may_resolve(request.user, step, Action.SKIP_STEP)
                 step.may_correct = step.status == StepStatus.DONE and may_correct_step(
-                    request.user, responsible_role=step.template.responsible_role, recorded_by_id=step.completed_by_id)
+                    request.user, responsible_role=step.template.responsible_role, recorded_by_id=step.completed_by_id
+                )
                 step.record_text = records.summary(step.template.record_fields, step.record)
                 overdue_count += step.state_class == "overdue"
         for event in timeline["events"]:
@@ -242,18 +258,27 @@ def patient_detail(request, public_id):
                 event.record_text = records.summary(event.step.template.record_fields, event.detail["record"])
             if event.kind == EventKind.STEP_CORRECTED:
                 before, after = event.detail.get("before", {}), event.detail.get("after", {})
-                event.correction_text = " · ".join(filter(None, (
-                    records.changes(event.step.template.record_fields, before.get("record", {}), after.get("record", {})),
-                    "notes changed" if before.get("notes") != after.get("notes") else "")))
+                event.correction_text = " · ".join(
+                    filter(
+                        None,
+                        (
+                            records.changes(event.step.template.record_fields, before.get("record", {}), after.get("record", {})),
+                            "notes changed" if before.get("notes") != after.get("notes") else "",
+                        ),
+                    )
+                )
         context.update(
             timeline,
             day_text=day_label(journey.day_number(today)),
             # The stage under way, and any stage with a late step or one waiting for its gate, open; the rest
             # folded to keep the page short.
             stage_rows=[
-                (stage, steps, stage.status == "in_progress"
-                 or any(step.state_class in ("overdue", "blocked") for step in steps),
-                 sum(step.is_resolved for step in steps))
+                (
+                    stage,
+                    steps,
+                    stage.status == "in_progress" or any(step.state_class in ("overdue", "blocked") for step in steps),
+                    sum(step.is_resolved for step in steps),
+                )
                 for stage, steps in ((stage, timeline["steps_by_stage"][stage.number]) for stage in timeline["stages"])
             ],
             overdue_count=overdue_count,
@@ -285,14 +310,29 @@ def _form_page(request, *, template="journeys/journey_form.html", status=200, **
 def journey_start(request, public_id):
     patient = get_object_or_404(Patient, public_id=public_id)
     form = JourneyStartForm(request.POST or None, initial={"leukapheresis_date": timezone.localdate() + timedelta(days=7)})
-    submission = form_submit(request, form, lambda data: services.journey_start(
-        actor=request.user, patient_id=patient.id, protocol_id=data["protocol"].id,
-        leukapheresis_date=data["leukapheresis_date"], day0_planned=data["day0_planned"]))
+    submission = form_submit(
+        request,
+        form,
+        lambda data: services.journey_start(
+            actor=request.user,
+            patient_id=patient.id,
+            protocol_id=data["protocol"].id,
+            leukapheresis_date=data["leukapheresis_date"],
+            day0_planned=data["day0_planned"],
+        ),
+    )
     if submission.done:
         messages.success(request, "Journey started. Stage 1 (leukapheresis) is under way.")
         return redirect("patient_detail", public_id=patient.public_id)
-    return _form_page(request, status=submission.status, form=form, patient=patient, title="Start a journey",
-                      submit="Start journey", intro="Every step of the protocol is scheduled from the leukapheresis date and Day 0.")
+    return _form_page(
+        request,
+        status=submission.status,
+        form=form,
+        patient=patient,
+        title="Start a journey",
+        submit="Start journey",
+        intro="Every step of the protocol is scheduled from the leukapheresis date and Day 0.",
+    )
 
 
 @role_required(Action.RESCHEDULE_DAY0)
@@ -300,24 +340,50 @@ def journey_start(request, public_id):
 def day0_reschedule(request, public_id):
     journey = _journey_or_404(public_id)
     form = Day0RescheduleForm(request.POST or None, initial={"new_day0": journey.day0_planned, "version": journey.version})
-    submission = form_submit(request, form, lambda data: services.day0_reschedule(
-        actor=request.user, journey_id=journey.id, new_day0=data["new_day0"], reason=data["reason"],
-        expected_version=data["version"]))
+    submission = form_submit(
+        request,
+        form,
+        lambda data: services.day0_reschedule(
+            actor=request.user,
+            journey_id=journey.id,
+            new_day0=data["new_day0"],
+            reason=data["reason"],
+            expected_version=data["version"],
+        ),
+    )
     if submission.done:
-        messages.success(request, f"Day 0 moved to {form.cleaned_data['new_day0']:%d %b %Y}; "
-                                  "the steps anchored on it moved with it.")
+        messages.success(
+            request, f"Day 0 moved to {form.cleaned_data['new_day0']:%d %b %Y}; the steps anchored on it moved with it."
+        )
         return redirect("patient_detail", public_id=journey.patient.public_id)
-    return _form_page(request, status=submission.status, form=form, patient=journey.patient, journey=journey,
-                      title="Reschedule Day 0", submit="Move Day 0",
-                      intro=f"Planned Day 0 is {journey.day0_planned:%d %b %Y}. Every pending step anchored on Day 0 moves with it.")
+    return _form_page(
+        request,
+        status=submission.status,
+        form=form,
+        patient=journey.patient,
+        journey=journey,
+        title="Reschedule Day 0",
+        submit="Move Day 0",
+        intro=f"Planned Day 0 is {journey.day0_planned:%d %b %Y}. Every pending step anchored on Day 0 moves with it.",
+    )
 
 
 STATUS_CHANGES = {
-    "hold": (Action.HOLD_JOURNEY, services.journey_hold, "Put the journey on hold", "Put on hold",
-             "No steps are recorded or flagged overdue while the journey is on hold."),
+    "hold": (
+        Action.HOLD_JOURNEY,
+        services.journey_hold,
+        "Put the journey on hold",
+        "Put on hold",
+        "No steps are recorded or flagged overdue while the journey is on hold.",
+    ),
     "resume": (Action.HOLD_JOURNEY, services.journey_resume, "Resume the journey", "Resume", ""),
-    "withdraw": (Action.WITHDRAW_JOURNEY, services.journey_withdraw, "Withdraw the patient from the journey",
-                 "Withdraw", "This ends the journey: its pending steps become not applicable. It cannot be undone."),
+    "withdraw": (
+        Action.WITHDRAW_JOURNEY,
+        services.journey_withdraw,
+        "Withdraw the patient from the journey",
+        "Withdraw",
+        "This ends the journey: its pending steps become not applicable. It cannot be undone.",
+    ),
 }
 
 
@@ -331,16 +397,29 @@ def journey_status(request, public_id, change: str):
         raise PermissionDenied("Your role does not allow this.")
     journey = _journey_or_404(public_id)
     form = JourneyStatusForm(request.POST or None, initial={"version": journey.version})
-    submission = form_submit(request, form, lambda data: service(
-        actor=request.user, journey_id=journey.id, reason=data["reason"], expected_version=data["version"]))
+    submission = form_submit(
+        request,
+        form,
+        lambda data: service(actor=request.user, journey_id=journey.id, reason=data["reason"], expected_version=data["version"]),
+    )
     if submission.done:
         messages.success(request, f"{title}: done.")
         return redirect("patient_detail", public_id=journey.patient.public_id)
-    return _form_page(request, status=submission.status, form=form, patient=journey.patient, journey=journey, title=title,
-                      submit=submit, intro=intro, danger=change == "withdraw")
+    return _form_page(
+        request,
+        status=submission.status,
+        form=form,
+        patient=journey.patient,
+        journey=journey,
+        title=title,
+        submit=submit,
+        intro=intro,
+        danger=change == "withdraw",
+    )
 
 
 # --- Steps: the nurse's list and recording -------------------------------------------------------
+
 
 @role_required(Action.COMPLETE_STEP)
 def my_steps(request):
@@ -368,21 +447,41 @@ def step_complete(request, public_id):
         raise PermissionDenied(f"Only a {step.template.get_responsible_role_display().lower()} may record this step.")
     specs = step.template.record_fields
     # Only a dosing step pays the query for the height and weight its calculated dose needs.
-    measurement = (selectors.latest_measurement(patient_id=step.journey.patient_id)
-                   if any(spec.get("per_m2") for spec in specs) else None)
-    facts = selectors.record_facts(journey_id=step.journey_id, patient_id=step.journey.patient_id, specs=specs,
-                                   on=timezone.localdate())
-    form = StepCompleteForm(request.POST or None, signer=request.user, record_fields=specs, measurement=measurement,
-                            facts=facts, initial={"version": step.version}, late=step.is_overdue(timezone.now()),
-                            two_person=step.template.two_person)
+    measurement = (
+        selectors.latest_measurement(patient_id=step.journey.patient_id) if any(spec.get("per_m2") for spec in specs) else None
+    )
+    facts = selectors.record_facts(
+        journey_id=step.journey_id, patient_id=step.journey.patient_id, specs=specs, on=timezone.localdate()
+    )
+    form = StepCompleteForm(
+        request.POST or None,
+        signer=request.user,
+        record_fields=specs,
+        measurement=measurement,
+        facts=facts,
+        initial={"version": step.version},
+        late=step.is_overdue(timezone.now()),
+        two_person=step.template.two_person,
+    )
     return _signed_step_page(
-        request, step, form, template="journeys/step_complete.html", done_url=_safe_next(request),
+        request,
+        step,
+        form,
+        template="journeys/step_complete.html",
+        done_url=_safe_next(request),
         done_message=f"Recorded and signed: {step.template.name} for {step.journey.patient.full_name}.",
         call=lambda data: services.step_complete(
-            actor=request.user, step_id=step.id, performed_at=data["performed_at"], notes=data["notes"],
-            signature_meaning=data["signature_meaning"], expected_version=data["version"], record=data["record"],
+            actor=request.user,
+            step_id=step.id,
+            performed_at=data["performed_at"],
+            notes=data["notes"],
+            signature_meaning=data["signature_meaning"],
+            expected_version=data["version"],
+            record=data["record"],
             second_signer_username=data.get("second_signer_username", ""),
-            second_signer_password=data.get("second_signer_password", "")))
+            second_signer_password=data.get("second_signer_password", ""),
+        ),
+    )
 
 
 def _signed_step_page(request, step, form, *, template: str, call, done_message: str, done_url: str):
@@ -398,10 +497,19 @@ def _signed_step_page(request, step, form, *, template: str, call, done_message:
     if signed_out := _after_wrong_signature(request, form, step):
         return signed_out
     journey = step.journey
-    return render(request, template, {
-        "step": step, "form": form, "conflict": submission.conflict, "patient": journey.patient,
-        "day_text": day_label(journey.day_number(timezone.localdate())), "next": done_url,
-    }, status=submission.status)
+    return render(
+        request,
+        template,
+        {
+            "step": step,
+            "form": form,
+            "conflict": submission.conflict,
+            "patient": journey.patient,
+            "day_text": day_label(journey.day_number(timezone.localdate())),
+            "next": done_url,
+        },
+        status=submission.status,
+    )
 
 
 def _after_wrong_signature(request, form, step):
@@ -415,8 +523,9 @@ def _after_wrong_signature(request, form, step):
     if failures < SIGNATURE_ATTEMPTS_LIMIT:
         return None
     logout(request)
-    messages.error(request, f"You were signed out after {failures} wrong signature passwords. "
-                            "Nothing was recorded. Sign in again to go on.")
+    messages.error(
+        request, f"You were signed out after {failures} wrong signature passwords. Nothing was recorded. Sign in again to go on."
+    )
     return redirect("login")
 
 
@@ -425,16 +534,26 @@ def _after_wrong_signature(request, form, step):
 def step_correct(request, public_id):
     step = _step_or_404(public_id)
     if step.status != StepStatus.DONE or not may_correct_step(
-            request.user, responsible_role=step.template.responsible_role, recorded_by_id=step.completed_by_id):
+        request.user, responsible_role=step.template.responsible_role, recorded_by_id=step.completed_by_id
+    ):
         raise PermissionDenied("You may not correct this step's record.")
     form = StepCorrectForm(request.POST or None, signer=request.user, record_fields=step.template.record_fields, step=step)
     return _signed_step_page(
-        request, step, form, template="journeys/step_correct.html",
+        request,
+        step,
+        form,
+        template="journeys/step_correct.html",
         done_url=reverse("patient_detail", args=[step.journey.patient.public_id]),
         done_message=f"Corrected and signed: {step.template.name}. The first record stays in the history.",
         call=lambda data: services.step_record_correct(
-            actor=request.user, step_id=step.id, record=data["record"], notes=data["notes"], reason=data["reason"],
-            expected_version=data["version"]))
+            actor=request.user,
+            step_id=step.id,
+            record=data["record"],
+            notes=data["notes"],
+            reason=data["reason"],
+            expected_version=data["version"],
+        ),
+    )
 
 
 @role_required(Action.SKIP_STEP)
@@ -444,14 +563,26 @@ def step_skip(request, public_id):
     if not _may_resolve(request.user, step, Action.SKIP_STEP):
         raise PermissionDenied(f"Only a {step.template.get_responsible_role_display().lower()} may skip this step.")
     form = StepSkipForm(request.POST or None, initial={"version": step.version})
-    submission = form_submit(request, form, lambda data: services.step_skip(
-        actor=request.user, step_id=step.id, reason=data["reason"], expected_version=data["version"]))
+    submission = form_submit(
+        request,
+        form,
+        lambda data: services.step_skip(
+            actor=request.user, step_id=step.id, reason=data["reason"], expected_version=data["version"]
+        ),
+    )
     if submission.done:
         messages.success(request, f"Skipped: {step.template.name}.")
         return redirect("patient_detail", public_id=step.journey.patient.public_id)
-    return _form_page(request, status=submission.status, form=form, patient=step.journey.patient, journey=step.journey,
-                      title=f"Skip: {step.template.name}", submit="Skip this step",
-                      intro=f"Due {step.due_on:%d %b %Y}. Skipping counts as resolved; the reason goes into the audit trail.")
+    return _form_page(
+        request,
+        status=submission.status,
+        form=form,
+        patient=step.journey.patient,
+        journey=step.journey,
+        title=f"Skip: {step.template.name}",
+        submit="Skip this step",
+        intro=f"Due {step.due_on:%d %b %Y}. Skipping counts as resolved; the reason goes into the audit trail.",
+    )
 
 
 def _safe_next(request) -> str:

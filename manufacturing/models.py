@@ -32,8 +32,9 @@ class ProductKind(models.TextChoices):
 class Maker(models.Model):
     name = models.CharField(max_length=120, unique=True)
     # The API client that speaks for this maker (role "manufacturer"): it sees only this maker's orders.
-    api_user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="maker")
+    api_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="maker"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -55,7 +56,8 @@ class Product(models.Model):
     # The frozen final product travels and is stored at or below this (e.g. vapour-phase nitrogen).
     frozen_max_celsius = models.DecimalField(max_digits=5, decimal_places=1, default=-120)
     max_collection_to_plant_hours = models.PositiveIntegerField(
-        help_text="Fresh apheresis material must reach the plant within this many hours of collection.")
+        help_text="Fresh apheresis material must reach the plant within this many hours of collection."
+    )
     shelf_life_days = models.PositiveIntegerField(default=365, help_text="From release to expiry of the final product.")
     history = HistoricalRecords()
 
@@ -63,8 +65,9 @@ class Product(models.Model):
         ordering = ["maker__name", "name"]
         constraints = [
             models.UniqueConstraint(fields=["maker", "name"], name="product_name_unique_per_maker"),
-            models.CheckConstraint(condition=Q(shipping_min_celsius__lt=models.F("shipping_max_celsius")),
-                                   name="product_shipping_range_ordered"),
+            models.CheckConstraint(
+                condition=Q(shipping_min_celsius__lt=models.F("shipping_max_celsius")), name="product_shipping_range_ordered"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -108,7 +111,9 @@ class ReleaseCriterion(models.Model):
         constraints = [models.UniqueConstraint(fields=["product", "criterion"], name="release_criterion_once_per_product")]
 
     def __str__(self) -> str:
-        return f"{self.get_criterion_display()} {self.get_comparison_display()} {self.limit}{' ' + self.unit if self.unit else ''}"
+        return (
+            f"{self.get_criterion_display()} {self.get_comparison_display()} {self.limit}{' ' + self.unit if self.unit else ''}"
+        )
 
 
 class Plant(models.Model):
@@ -146,8 +151,10 @@ class ChainOfIdentity(models.Model):
 
     journey = models.OneToOneField(Journey, on_delete=models.PROTECT, related_name="chain_of_identity")
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="chains_of_identity")
-    identifier = models.CharField(max_length=20, unique=True, null=True,
-                                  help_text="Facility id, year, serial and the ISO 7064 Mod 37-2 check character.")
+    # NULL, not "": a chain not yet assigned has no id, and many such rows may coexist under the unique constraint.
+    identifier = models.CharField(  # noqa: DJ001
+        max_length=20, unique=True, null=True, help_text="Facility id, year, serial and the ISO 7064 Mod 37-2 check character."
+    )
     assigned_at = models.DateTimeField()
     assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     history = HistoricalRecords()
@@ -179,8 +186,7 @@ class OrderStatus(models.TextChoices):
 
 
 # An order in one of these is over; the journey may have a newer one (re-manufacture, re-collection).
-CLOSED_ORDER_STATUSES = (OrderStatus.RELEASED, OrderStatus.RE_MANUFACTURE, OrderStatus.RE_COLLECTION,
-                         OrderStatus.CANCELLED)
+CLOSED_ORDER_STATUSES = (OrderStatus.RELEASED, OrderStatus.RE_MANUFACTURE, OrderStatus.RE_COLLECTION, OrderStatus.CANCELLED)
 OPEN_ORDER_STATUSES = tuple(s for s in OrderStatus.values if s not in CLOSED_ORDER_STATUSES)
 
 
@@ -192,18 +198,26 @@ class ManufacturingOrder(models.Model):
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="orders")
     plant = models.ForeignKey(Plant, on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(max_length=24, choices=OrderStatus.choices, default=OrderStatus.REQUESTED)
-    previous = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="next",
-                                    help_text="The order this one repeats (re-manufacture or re-collection).")
+    previous = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="next",
+        help_text="The order this one repeats (re-manufacture or re-collection).",
+    )
     lot_number = models.CharField(max_length=40, blank=True)
     expected_release = models.DateField(null=True, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)
     # An OOS product given anyway: a physician's documented decision with a second signature.
     exceptional_release = models.BooleanField(default=False)
     exceptional_release_reason = models.TextField(blank=True)
-    exceptional_release_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                               on_delete=models.PROTECT, related_name="+")
-    exceptional_release_countersigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                                             on_delete=models.PROTECT, related_name="+")
+    exceptional_release_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    exceptional_release_countersigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField()
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
@@ -213,13 +227,19 @@ class ManufacturingOrder(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["journey"], condition=Q(status__in=OPEN_ORDER_STATUSES),
-                                    name="order_one_open_per_journey"),
-            models.CheckConstraint(condition=Q(exceptional_release=False) | (
-                ~Q(exceptional_release_reason="") & Q(exceptional_release_by__isnull=False)
-                & Q(exceptional_release_countersigned_by__isnull=False)
-                & ~Q(exceptional_release_by=models.F("exceptional_release_countersigned_by"))),
-                name="order_exceptional_release_signed_twice"),
+            models.UniqueConstraint(
+                fields=["journey"], condition=Q(status__in=OPEN_ORDER_STATUSES), name="order_one_open_per_journey"
+            ),
+            models.CheckConstraint(
+                condition=Q(exceptional_release=False)
+                | (
+                    ~Q(exceptional_release_reason="")
+                    & Q(exceptional_release_by__isnull=False)
+                    & Q(exceptional_release_countersigned_by__isnull=False)
+                    & ~Q(exceptional_release_by=models.F("exceptional_release_countersigned_by"))
+                ),
+                name="order_exceptional_release_signed_twice",
+            ),
         ]
         indexes = [models.Index(fields=["status"], name="order_status_idx")]
 
@@ -326,10 +346,15 @@ class CustodyKind(models.TextChoices):
 
 # The order every hand-off must follow, per kind of bag; nothing is skipped and nothing goes back.
 CUSTODY_PATH = {
-    BagKind.COLLECTION: (CustodyKind.COLLECTED, CustodyKind.PACKED, CustodyKind.PICKED_UP,
-                         CustodyKind.RECEIVED_AT_PLANT),
-    BagKind.PRODUCT: (CustodyKind.FILLED, CustodyKind.SHIPPED, CustodyKind.RECEIVED_AT_CLINIC, CustodyKind.STORED,
-                      CustodyKind.THAWED, CustodyKind.INFUSED),
+    BagKind.COLLECTION: (CustodyKind.COLLECTED, CustodyKind.PACKED, CustodyKind.PICKED_UP, CustodyKind.RECEIVED_AT_PLANT),
+    BagKind.PRODUCT: (
+        CustodyKind.FILLED,
+        CustodyKind.SHIPPED,
+        CustodyKind.RECEIVED_AT_CLINIC,
+        CustodyKind.STORED,
+        CustodyKind.THAWED,
+        CustodyKind.INFUSED,
+    ),
 }
 
 
@@ -419,8 +444,9 @@ class BedsideCheck(models.Model):
     outcome = models.CharField(max_length=16, choices=BedsideCheckOutcome.choices)
     detail = models.CharField(max_length=300, blank=True)
     checked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    second_checker = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                       related_name="+")
+    second_checker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     checked_at = models.DateTimeField()
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -429,8 +455,11 @@ class BedsideCheck(models.Model):
 
     class Meta:
         ordering = ["-checked_at", "-id"]
-        indexes = [models.Index(fields=["chain"], condition=Q(outcome="mismatch", resolved_at__isnull=True),
-                                name="bedside_unresolved_idx")]
+        indexes = [
+            models.Index(
+                fields=["chain"], condition=Q(outcome="mismatch", resolved_at__isnull=True), name="bedside_unresolved_idx"
+            )
+        ]
 
 
 def monday_of(day):

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from journeys.models import Milestone, StepTemplate
@@ -13,8 +13,8 @@ from manufacturing.models import (
     BedsideCheckOutcome,
     BookingStatus,
     ChainOfIdentity,
-    ManufacturingOrder,
     Maker,
+    ManufacturingOrder,
     PlantCapacity,
     Product,
     SlotBooking,
@@ -26,8 +26,13 @@ CAPACITY_WEEKS = 12
 
 def orders_with_context() -> QuerySet[ManufacturingOrder]:
     return ManufacturingOrder.objects.select_related(
-        "journey__patient", "journey__protocol", "product__maker", "plant", "exceptional_release_by",
-        "exceptional_release_countersigned_by")
+        "journey__patient",
+        "journey__protocol",
+        "product__maker",
+        "plant",
+        "exceptional_release_by",
+        "exceptional_release_countersigned_by",
+    )
 
 
 def orders_for_maker(*, maker: Maker) -> QuerySet[ManufacturingOrder]:
@@ -36,7 +41,13 @@ def orders_for_maker(*, maker: Maker) -> QuerySet[ManufacturingOrder]:
 
 
 def latest_order_for_journey(*, journey_id: int) -> ManufacturingOrder | None:
-    return orders_with_context().select_related("journey__chain_of_identity").filter(journey_id=journey_id).order_by("-created_at", "-id").first()
+    return (
+        orders_with_context()
+        .select_related("journey__chain_of_identity")
+        .filter(journey_id=journey_id)
+        .order_by("-created_at", "-id")
+        .first()
+    )
 
 
 def chain_for_journey(*, journey_id: int) -> ChainOfIdentity | None:
@@ -44,8 +55,11 @@ def chain_for_journey(*, journey_id: int) -> ChainOfIdentity | None:
 
 
 def release_offset_days(protocol_id: int) -> int:
-    return (StepTemplate.objects.filter(protocol_id=protocol_id, milestone=Milestone.PRODUCT_RELEASED)
-            .values_list("offset_days", flat=True).first()) or 0
+    return (
+        StepTemplate.objects.filter(protocol_id=protocol_id, milestone=Milestone.PRODUCT_RELEASED)
+        .values_list("offset_days", flat=True)
+        .first()
+    ) or 0
 
 
 def day0_at_risk(order: ManufacturingOrder, offset_days: int) -> bool:
@@ -56,8 +70,11 @@ def day0_at_risk(order: ManufacturingOrder, offset_days: int) -> bool:
 
 
 def bags_for_order(*, order_id: int) -> QuerySet[Bag]:
-    return Bag.objects.filter(order_id=order_id).select_related("chain__patient", "order__product").prefetch_related(
-        "custody_events", "excursions")
+    return (
+        Bag.objects.filter(order_id=order_id)
+        .select_related("chain__patient", "order__product")
+        .prefetch_related("custody_events", "excursions")
+    )
 
 
 def unresolved_mismatches(*, chain_id: int) -> QuerySet[BedsideCheck]:
@@ -91,33 +108,42 @@ class CapacityRow:
         return round(100 * sum(c.booked for c in self.cells) / total) if total else 0
 
 
-def capacity_grid(*, first_week: date | None = None, weeks: int = CAPACITY_WEEKS, maker_id: int | None = None,
-                  product_id: int | None = None) -> tuple[list[date], list[CapacityRow]]:
+def capacity_grid(
+    *, first_week: date | None = None, weeks: int = CAPACITY_WEEKS, maker_id: int | None = None, product_id: int | None = None
+) -> tuple[list[date], list[CapacityRow]]:
     """The next `weeks` weeks × every plant and product: slots, booked, free, waiting. Two queries whatever
     the number of orders: the capacity rows, and one grouped count of the bookings in the window."""
     first = monday_of(first_week or timezone.localdate())
     mondays = [first + timedelta(weeks=i) for i in range(weeks)]
     capacities = PlantCapacity.objects.select_related("plant__maker", "product").order_by(
-        "plant__maker__name", "plant__name", "product__name")
+        "plant__maker__name", "plant__name", "product__name"
+    )
     if maker_id:
         capacities = capacities.filter(plant__maker_id=maker_id)
     if product_id:
         capacities = capacities.filter(product_id=product_id)
     capacities = list(capacities)
-    counts = (SlotBooking.objects.filter(capacity__in=[c.pk for c in capacities], week_start__gte=mondays[0],
-                                         week_start__lte=mondays[-1])
-              .exclude(status=BookingStatus.CANCELLED)
-              .values("capacity_id", "week_start")
-              .annotate(booked=Count("id", filter=Q(status=BookingStatus.BOOKED)),
-                        waiting=Count("id", filter=Q(status=BookingStatus.WAITING))))
+    counts = (
+        SlotBooking.objects.filter(
+            capacity__in=[c.pk for c in capacities], week_start__gte=mondays[0], week_start__lte=mondays[-1]
+        )
+        .exclude(status=BookingStatus.CANCELLED)
+        .values("capacity_id", "week_start")
+        .annotate(
+            booked=Count("id", filter=Q(status=BookingStatus.BOOKED)), waiting=Count("id", filter=Q(status=BookingStatus.WAITING))
+        )
+    )
     by_key = {(row["capacity_id"], row["week_start"]): row for row in counts} if capacities else {}
     rows = []
     for capacity in capacities:
         cells = []
         for monday in mondays:
             row = by_key.get((capacity.pk, monday), {})
-            cells.append(CapacityCell(week_start=monday, slots=capacity.weekly_slots, booked=row.get("booked", 0),
-                                      waiting=row.get("waiting", 0)))
+            cells.append(
+                CapacityCell(
+                    week_start=monday, slots=capacity.weekly_slots, booked=row.get("booked", 0), waiting=row.get("waiting", 0)
+                )
+            )
         rows.append(CapacityRow(capacity=capacity, cells=cells))
     return mondays, rows
 
@@ -137,5 +163,9 @@ def booking_for_order(*, order_id: int) -> SlotBooking | None:
 def waiting_position(booking: SlotBooking) -> int | None:
     if booking is None or booking.status != BookingStatus.WAITING:
         return None
-    return SlotBooking.objects.filter(capacity_id=booking.capacity_id, week_start=booking.week_start,
-                                      status=BookingStatus.WAITING, requested_at__lte=booking.requested_at).count()
+    return SlotBooking.objects.filter(
+        capacity_id=booking.capacity_id,
+        week_start=booking.week_start,
+        status=BookingStatus.WAITING,
+        requested_at__lte=booking.requested_at,
+    ).count()

@@ -13,19 +13,16 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from carclinic.errors import InvalidInput, StaleVersion
+from carclinic.errors import InvalidInput, NotPermitted, StaleVersion
 from journeys import services as journey_services
 from journeys.models import Journey, Milestone, StageStatus, StepStatus
 from manufacturing import identity, specification
 from manufacturing.errors import (
     BedsideMismatchUnresolved,
     ChainOfIdentityInvalid,
-    MaterialQuarantined,
     OrderTransitionNotAllowed,
-    OutOfSpecification,
 )
 from manufacturing.models import (
-    CUSTODY_PATH,
     OPEN_ORDER_STATUSES,
     Bag,
     BagKind,
@@ -49,8 +46,7 @@ from manufacturing.models import (
     monday_of,
 )
 from manufacturing.transitions import guard_custody, guard_material_usable, guard_order
-from carclinic.errors import NotPermitted
-from staff.roles import Action, Role, authorize, can
+from staff.roles import Action, Role, authorize
 
 # Events not judged against the shipping range: the cells are being thawed or are in the patient.
 _UNJUDGED_TEMPERATURE = frozenset({CustodyKind.THAWED, CustodyKind.INFUSED})
@@ -60,6 +56,7 @@ _COUNTERSIGNING_ROLES = frozenset({Role.PHYSICIAN, Role.COORDINATOR})
 
 # --- small helpers --------------------------------------------------------------------------------
 
+
 def _require_reason(reason: str, field: str = "reason") -> str:
     reason = (reason or "").strip()
     if not reason:
@@ -67,10 +64,20 @@ def _require_reason(reason: str, field: str = "reason") -> str:
     return reason
 
 
-def _event(order: ManufacturingOrder, kind: str, *, actor, at: datetime, from_state: str = "", to_state: str = "",
-           reason: str = "", detail: dict | None = None) -> OrderEvent:
-    return OrderEvent.objects.create(order=order, kind=kind, from_state=from_state, to_state=to_state, reason=reason,
-                                     detail=detail or {}, actor=actor, at=at)
+def _event(
+    order: ManufacturingOrder,
+    kind: str,
+    *,
+    actor,
+    at: datetime,
+    from_state: str = "",
+    to_state: str = "",
+    reason: str = "",
+    detail: dict | None = None,
+) -> OrderEvent:
+    return OrderEvent.objects.create(
+        order=order, kind=kind, from_state=from_state, to_state=to_state, reason=reason, detail=detail or {}, actor=actor, at=at
+    )
 
 
 def _save_order(order: ManufacturingOrder, actor, *, reason: str = "") -> None:
@@ -81,8 +88,11 @@ def _save_order(order: ManufacturingOrder, actor, *, reason: str = "") -> None:
 
 
 def _lock_order(order_id: int, expected_version: int | None = None) -> ManufacturingOrder:
-    order = (ManufacturingOrder.objects.select_for_update(of=("self",))
-             .select_related("product__maker", "plant", "journey__patient").get(pk=order_id))
+    order = (
+        ManufacturingOrder.objects.select_for_update(of=("self",))
+        .select_related("product__maker", "plant", "journey__patient")
+        .get(pk=order_id)
+    )
     if expected_version is not None and order.version != expected_version:
         raise StaleVersion("order", expected_version, order.version)
     return order
@@ -111,11 +121,19 @@ def _notify(recipients, *, title: str, body: str, link: str, urgent: bool) -> in
 
     now = timezone.now()
     people = {user.pk: user for user in recipients if user is not None}
-    Notification.objects.bulk_create([
-        Notification(recipient_id=pk, kind=ReminderKind.ESCALATION if urgent else ReminderKind.UPCOMING, title=title[:200],
-                     body=body, link=link, created_at=now)
-        for pk in people
-    ])
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                recipient_id=pk,
+                kind=ReminderKind.ESCALATION if urgent else ReminderKind.UPCOMING,
+                title=title[:200],
+                body=body,
+                link=link,
+                created_at=now,
+            )
+            for pk in people
+        ]
+    )
     return len(people)
 
 
@@ -136,6 +154,7 @@ def _physicians_of(journey: Journey) -> list:
 
 
 # --- chain of identity ----------------------------------------------------------------------------
+
 
 def _facility_identifier() -> str:
     # The clinic's ICCBBA facility identification number (5 characters); a placeholder until assigned.
@@ -170,11 +189,14 @@ def chain_of_identity_parse(text: str) -> str:
     if not identity.chain_of_identity_is_valid(value):
         raise ChainOfIdentityInvalid(
             "This chain-of-identity id is not valid: its check character does not fit. It was mistyped or misread; "
-            "nothing was compared.", field_errors={"scanned_bag": ["Check character does not fit: scan or type it again."]})
+            "nothing was compared.",
+            field_errors={"scanned_bag": ["Check character does not fit: scan or type it again."]},
+        )
     return value
 
 
 # --- orders ---------------------------------------------------------------------------------------
+
 
 @transaction.atomic
 def order_request(*, actor, journey_id: int, product_id: int, plant_id: int) -> ManufacturingOrder:
@@ -189,13 +211,13 @@ def order_request(*, actor, journey_id: int, product_id: int, plant_id: int) -> 
     try:
         capacity = PlantCapacity.objects.select_related("product", "plant").get(plant_id=plant_id, product_id=product_id)
     except PlantCapacity.DoesNotExist:
-        raise InvalidInput("This plant does not make this product.",
-                           field_errors={"plant": ["Choose a plant that makes the product."]}) from None
+        raise InvalidInput(
+            "This plant does not make this product.", field_errors={"plant": ["Choose a plant that makes the product."]}
+        ) from None
     if ManufacturingOrder.objects.filter(journey=journey, status__in=OPEN_ORDER_STATUSES).exists():
         raise OrderTransitionNotAllowed("This journey already has an open manufacturing order.")
     now = timezone.now()
-    order = ManufacturingOrder(journey=journey, product=capacity.product, plant=capacity.plant, created_at=now,
-                               created_by=actor)
+    order = ManufacturingOrder(journey=journey, product=capacity.product, plant=capacity.plant, created_at=now, created_by=actor)
     order._history_user = actor
     try:
         with transaction.atomic():
@@ -204,14 +226,22 @@ def order_request(*, actor, journey_id: int, product_id: int, plant_id: int) -> 
         raise OrderTransitionNotAllowed("This journey already has an open manufacturing order.") from None
     chain_of_identity_assign(actor=actor, journey_id=journey.pk)
     journey_services.journey_hand_product_release_to_order(
-        actor=actor, journey_id=journey.pk, reason="Manufacturing order requested: QC release follows the order")
-    _event(order, "requested", actor=actor, at=now, to_state=OrderStatus.REQUESTED,
-           detail={"product": str(capacity.product), "plant": str(capacity.plant)})
+        actor=actor, journey_id=journey.pk, reason="Manufacturing order requested: QC release follows the order"
+    )
+    _event(
+        order,
+        "requested",
+        actor=actor,
+        at=now,
+        to_state=OrderStatus.REQUESTED,
+        detail={"product": str(capacity.product), "plant": str(capacity.plant)},
+    )
     return order
 
 
-def _move(order: ManufacturingOrder, to_status: str, *, actor, at: datetime, reason: str = "", detail=None,
-          kind: str = "status") -> None:
+def _move(
+    order: ManufacturingOrder, to_status: str, *, actor, at: datetime, reason: str = "", detail=None, kind: str = "status"
+) -> None:
     from_status = order.status
     order.status = to_status
     _save_order(order, actor, reason=reason or OrderStatus(to_status).label)
@@ -219,8 +249,9 @@ def _move(order: ManufacturingOrder, to_status: str, *, actor, at: datetime, rea
 
 
 @transaction.atomic
-def order_move(*, actor, order_id: int, to_status: str, reason: str = "", expected_version: int | None = None,
-               lot_number: str | None = None) -> ManufacturingOrder:
+def order_move(
+    *, actor, order_id: int, to_status: str, reason: str = "", expected_version: int | None = None, lot_number: str | None = None
+) -> ManufacturingOrder:
     """Move an order one step along the plant's work: material received, in production, QC testing, or cancel.
     Released and OOS come from the QC results only."""
     order = _lock_order(order_id, expected_version)
@@ -229,8 +260,9 @@ def order_move(*, actor, order_id: int, to_status: str, reason: str = "", expect
     if to_status == OrderStatus.CANCELLED:
         reason = _require_reason(reason)
     if to_status == OrderStatus.MATERIAL_RECEIVED and order.product.kind == ProductKind.AUTOLOGOUS:
-        received = CustodyEvent.objects.filter(bag__order=order, bag__kind=BagKind.COLLECTION,
-                                               kind=CustodyKind.RECEIVED_AT_PLANT).exists()
+        received = CustodyEvent.objects.filter(
+            bag__order=order, bag__kind=BagKind.COLLECTION, kind=CustodyKind.RECEIVED_AT_PLANT
+        ).exists()
         if not received:
             raise OrderTransitionNotAllowed("No collection bag of this order is recorded as received at the plant.")
     if to_status in (OrderStatus.MATERIAL_RECEIVED, OrderStatus.IN_PRODUCTION):
@@ -245,8 +277,9 @@ def order_move(*, actor, order_id: int, to_status: str, reason: str = "", expect
 
 
 @transaction.atomic
-def order_set_expected_release(*, actor, order_id: int, expected_release: date, lot_number: str | None = None,
-                               expected_version: int | None = None) -> ManufacturingOrder:
+def order_set_expected_release(
+    *, actor, order_id: int, expected_release: date, lot_number: str | None = None, expected_version: int | None = None
+) -> ManufacturingOrder:
     """The plant's expected release date (and lot). It proposes a planned Day 0; the coordinator confirms it."""
     order = _lock_order(order_id, expected_version)
     authorize_order(actor, Action.MANAGE_ORDERS, order)
@@ -258,8 +291,13 @@ def order_set_expected_release(*, actor, order_id: int, expected_release: date, 
         order.lot_number = lot_number.strip()
     now = timezone.now()
     _save_order(order, actor, reason="Expected release date")
-    _event(order, "expected_release", actor=actor, at=now, detail={
-        "from": before.isoformat() if before else None, "to": expected_release.isoformat()})
+    _event(
+        order,
+        "expected_release",
+        actor=actor,
+        at=now,
+        detail={"from": before.isoformat() if before else None, "to": expected_release.isoformat()},
+    )
     return order
 
 
@@ -268,8 +306,11 @@ def proposed_day0(order: ManufacturingOrder) -> date | None:
     (e.g. Day −7), so Day 0 is that many days after it."""
     if order.expected_release is None:
         return None
-    offset = (order.journey.protocol.step_templates.filter(milestone=Milestone.PRODUCT_RELEASED)
-              .values_list("offset_days", flat=True).first())
+    offset = (
+        order.journey.protocol.step_templates.filter(milestone=Milestone.PRODUCT_RELEASED)
+        .values_list("offset_days", flat=True)
+        .first()
+    )
     return order.expected_release - timedelta(days=offset or 0)
 
 
@@ -282,13 +323,17 @@ def order_day0_confirm(*, actor, order_id: int, reason: str) -> Journey:
     if new_day0 is None:
         raise InvalidInput("The order has no expected release date yet.")
     journey = journey_services.day0_reschedule(
-        actor=actor, journey_id=order.journey_id, new_day0=new_day0,
-        reason=f"Expected release {order.expected_release:%d %b %Y} ({order.plant}): {reason}")
+        actor=actor,
+        journey_id=order.journey_id,
+        new_day0=new_day0,
+        reason=f"Expected release {order.expected_release:%d %b %Y} ({order.plant}): {reason}",
+    )
     _event(order, "day0_confirmed", actor=actor, at=timezone.now(), reason=reason, detail={"day0": new_day0.isoformat()})
     return journey
 
 
 # --- slots ----------------------------------------------------------------------------------------
+
 
 def _booked_count(capacity_id: int, week_start: date) -> int:
     return SlotBooking.objects.filter(capacity_id=capacity_id, week_start=week_start, status=BookingStatus.BOOKED).count()
@@ -300,8 +345,7 @@ def slot_book(*, actor, order_id: int, week_start: date) -> SlotBooking:
     order = _lock_order(order_id)
     authorize_order(actor, Action.MANAGE_ORDERS, order)
     if order.status not in (OrderStatus.REQUESTED,):
-        raise OrderTransitionNotAllowed(f"Only a requested order books a slot; this one is "
-                                        f"{order.get_status_display().lower()}.")
+        raise OrderTransitionNotAllowed(f"Only a requested order books a slot; this one is {order.get_status_display().lower()}.")
     week_start = monday_of(week_start)
     if week_start < monday_of(timezone.localdate()):
         raise InvalidInput("That week is over.", field_errors={"week_start": ["Choose this week or a later one."]})
@@ -312,13 +356,25 @@ def slot_book(*, actor, order_id: int, week_start: date) -> SlotBooking:
     capacity = PlantCapacity.objects.select_for_update().get(plant_id=order.plant_id, product_id=order.product_id)
     now = timezone.now()
     free = _booked_count(capacity.pk, week_start) < capacity.weekly_slots
-    booking = SlotBooking(order=order, capacity=capacity, week_start=week_start, requested_at=now,
-                          status=BookingStatus.BOOKED if free else BookingStatus.WAITING, booked_at=now if free else None)
+    booking = SlotBooking(
+        order=order,
+        capacity=capacity,
+        week_start=week_start,
+        requested_at=now,
+        status=BookingStatus.BOOKED if free else BookingStatus.WAITING,
+        booked_at=now if free else None,
+    )
     booking._history_user = actor
     booking.save()
     if free:
-        _move(order, OrderStatus.SLOT_CONFIRMED, actor=actor, at=now, kind="slot_booked",
-              detail={"week_start": week_start.isoformat()})
+        _move(
+            order,
+            OrderStatus.SLOT_CONFIRMED,
+            actor=actor,
+            at=now,
+            kind="slot_booked",
+            detail={"week_start": week_start.isoformat()},
+        )
     else:
         _event(order, "waiting_list", actor=actor, at=now, detail={"week_start": week_start.isoformat()})
     return booking
@@ -344,23 +400,40 @@ def _promote_waiting(capacity: PlantCapacity, week_start: date, *, actor, at: da
     """Give a freed slot to the first on the week's waiting list, and tell its coordinator."""
     if _booked_count(capacity.pk, week_start) >= capacity.weekly_slots:
         return None
-    waiting = (SlotBooking.objects.select_for_update().filter(capacity=capacity, week_start=week_start,
-                                                             status=BookingStatus.WAITING)
-               .order_by("requested_at", "id").first())
+    waiting = (
+        SlotBooking.objects.select_for_update()
+        .filter(capacity=capacity, week_start=week_start, status=BookingStatus.WAITING)
+        .order_by("requested_at", "id")
+        .first()
+    )
     if waiting is None:
         return None
     waiting.status = BookingStatus.BOOKED
     waiting.booked_at = at
     waiting._history_user = actor
     waiting.save()
-    order = ManufacturingOrder.objects.select_for_update(of=("self",)).select_related("journey__patient", "plant").get(
-        pk=waiting.order_id)
-    _move(order, OrderStatus.SLOT_CONFIRMED, actor=actor, at=at, kind="promoted",
-          reason="A slot freed up", detail={"week_start": week_start.isoformat()})
+    order = (
+        ManufacturingOrder.objects.select_for_update(of=("self",))
+        .select_related("journey__patient", "plant")
+        .get(pk=waiting.order_id)
+    )
+    _move(
+        order,
+        OrderStatus.SLOT_CONFIRMED,
+        actor=actor,
+        at=at,
+        kind="promoted",
+        reason="A slot freed up",
+        detail={"week_start": week_start.isoformat()},
+    )
     patient = order.journey.patient
-    _notify(_coordinators_of(order.journey), title=f"Slot confirmed from the waiting list: {patient.mrn}",
-            body=f"{order.plant}, week of {week_start:%d %b %Y}: a slot freed up and this order has it now.",
-            link=_link(order.journey), urgent=False)
+    _notify(
+        _coordinators_of(order.journey),
+        title=f"Slot confirmed from the waiting list: {patient.mrn}",
+        body=f"{order.plant}, week of {week_start:%d %b %Y}: a slot freed up and this order has it now.",
+        link=_link(order.journey),
+        urgent=False,
+    )
     return waiting
 
 
@@ -383,34 +456,53 @@ def slot_cancel(*, actor, order_id: int, reason: str) -> ManufacturingOrder:
 
 # --- QC release -----------------------------------------------------------------------------------
 
+
 def _release(order: ManufacturingOrder, *, actor, at: datetime, reason: str) -> None:
     """Released: the journey's QC-release step is recorded through journeys, so lymphodepletion may start."""
     guard_order(order, OrderStatus.RELEASED)
     order.released_at = at
-    _move(order, OrderStatus.RELEASED, actor=actor, at=at, kind="released", reason=reason,
-          detail={"exceptional": order.exceptional_release})
-    step = (order.journey.steps.filter(template__milestone=Milestone.PRODUCT_RELEASED, status=StepStatus.PENDING)
-            .values_list("pk", flat=True).first())
+    _move(
+        order,
+        OrderStatus.RELEASED,
+        actor=actor,
+        at=at,
+        kind="released",
+        reason=reason,
+        detail={"exceptional": order.exceptional_release},
+    )
+    step = (
+        order.journey.steps.filter(template__milestone=Milestone.PRODUCT_RELEASED, status=StepStatus.PENDING)
+        .values_list("pk", flat=True)
+        .first()
+    )
     if step is not None:
         notes = f"Released by manufacturing order {order.public_id} (lot {order.lot_number})."
         if order.exceptional_release:
             notes = "EXCEPTIONAL RELEASE of an out-of-specification product. " + notes
-        journey_services.step_complete(actor=actor, step_id=step, performed_at=at, notes=notes,
-                                       record={"lot_number": order.lot_number}, released_by_order=True)
+        journey_services.step_complete(
+            actor=actor,
+            step_id=step,
+            performed_at=at,
+            notes=notes,
+            record={"lot_number": order.lot_number},
+            released_by_order=True,
+        )
     shelf = timedelta(days=order.product.shelf_life_days)
     order.bags.filter(kind=BagKind.PRODUCT, expires_on__isnull=True).update(expires_on=timezone.localdate(at) + shelf)
 
 
 @transaction.atomic
-def order_qc_record(*, actor, order_id: int, results: dict[str, str], lot_number: str = "",
-                    expected_version: int | None = None) -> ManufacturingOrder:
+def order_qc_record(
+    *, actor, order_id: int, results: dict[str, str], lot_number: str = "", expected_version: int | None = None
+) -> ManufacturingOrder:
     """Enter the QC results, one per criterion of the product's release specification. All within: released.
     Any outside: out of specification, no release; the coordinator and the physician are told."""
     order = _lock_order(order_id, expected_version)
     authorize_order(actor, Action.RECORD_QC, order)
     if order.status != OrderStatus.QC_TESTING:
-        raise OrderTransitionNotAllowed(f"QC results are entered while the order is in QC testing; it is "
-                                        f"{order.get_status_display().lower()}.")
+        raise OrderTransitionNotAllowed(
+            f"QC results are entered while the order is in QC testing; it is {order.get_status_display().lower()}."
+        )
     lot_number = (lot_number or order.lot_number or "").strip()
     if not lot_number:
         raise InvalidInput("A lot number is required.", field_errors={"lot_number": ["The lot on the bags."]})
@@ -425,26 +517,51 @@ def order_qc_record(*, actor, order_id: int, results: dict[str, str], lot_number
         errors.update({name: ["Not in this product's specification."] for name in unknown})
         raise InvalidInput("Enter a result for every criterion of the specification.", field_errors=errors)
     now = timezone.now()
-    rows = [QcResult(order=order, criterion=c.criterion, result=results[c.criterion], comparison=c.comparison,
-                     limit=c.limit, unit=c.unit, entered_by=actor, entered_at=now,
-                     within_specification=specification.qc_result_within_specification(
-                         c.comparison, c.limit, results[c.criterion]))
-            for c in criteria]
+    rows = [
+        QcResult(
+            order=order,
+            criterion=c.criterion,
+            result=results[c.criterion],
+            comparison=c.comparison,
+            limit=c.limit,
+            unit=c.unit,
+            entered_by=actor,
+            entered_at=now,
+            within_specification=specification.qc_result_within_specification(c.comparison, c.limit, results[c.criterion]),
+        )
+        for c in criteria
+    ]
     QcResult.objects.bulk_create(rows)
     order.lot_number = lot_number
     failed = [r for r in rows if not r.within_specification]
-    detail = {"results": {r.criterion: {"result": r.result, "limit": f"{r.comparison} {r.limit}",
-                                        "within": r.within_specification} for r in rows}}
+    detail = {
+        "results": {
+            r.criterion: {"result": r.result, "limit": f"{r.comparison} {r.limit}", "within": r.within_specification}
+            for r in rows
+        }
+    }
     if failed:
-        _move(order, OrderStatus.OUT_OF_SPECIFICATION, actor=actor, at=now, kind="qc_out_of_specification",
-              reason="; ".join(f"{r.get_criterion_display()} {r.result} (limit: {r.get_comparison_display()} {r.limit})"
-                               for r in failed), detail=detail)
+        _move(
+            order,
+            OrderStatus.OUT_OF_SPECIFICATION,
+            actor=actor,
+            at=now,
+            kind="qc_out_of_specification",
+            reason="; ".join(
+                f"{r.get_criterion_display()} {r.result} (limit: {r.get_comparison_display()} {r.limit})" for r in failed
+            ),
+            detail=detail,
+        )
         patient = order.journey.patient
-        _notify(_coordinators_of(order.journey) + _physicians_of(order.journey),
-                title=f"Product out of specification: {patient.mrn}",
-                body=f"Lot {lot_number}: " + ", ".join(r.get_criterion_display() for r in failed)
-                + ". No release; decide on re-manufacture, re-collection or an exceptional release.",
-                link=_link(order.journey), urgent=True)
+        _notify(
+            _coordinators_of(order.journey) + _physicians_of(order.journey),
+            title=f"Product out of specification: {patient.mrn}",
+            body=f"Lot {lot_number}: "
+            + ", ".join(r.get_criterion_display() for r in failed)
+            + ". No release; decide on re-manufacture, re-collection or an exceptional release.",
+            link=_link(order.journey),
+            urgent=True,
+        )
     else:
         _event(order, "qc_results", actor=actor, at=now, detail=detail)
         _release(order, actor=actor, at=now, reason="All results within the release specification")
@@ -452,8 +569,9 @@ def order_qc_record(*, actor, order_id: int, results: dict[str, str], lot_number
 
 
 @transaction.atomic
-def order_exceptional_release(*, actor, order_id: int, reason: str, countersigned_by,
-                              expected_version: int | None = None) -> ManufacturingOrder:
+def order_exceptional_release(
+    *, actor, order_id: int, reason: str, countersigned_by, expected_version: int | None = None
+) -> ManufacturingOrder:
     """Release an out-of-specification product anyway: a physician's documented decision, signed by a second
     person. The order is flagged as an exceptional release wherever it shows."""
     authorize(actor, Action.EXCEPTIONAL_RELEASE)
@@ -464,8 +582,10 @@ def order_exceptional_release(*, actor, order_id: int, reason: str, countersigne
     if countersigned_by is None or countersigned_by.pk == actor.pk:
         raise InvalidInput("A second person must sign.", field_errors={"countersigned_by": ["Someone other than you."]})
     if not (getattr(countersigned_by, "roles", frozenset()) & _COUNTERSIGNING_ROLES) or not countersigned_by.is_active:
-        raise InvalidInput("The second signature must be a physician's or a coordinator's.",
-                           field_errors={"countersigned_by": ["A physician or a coordinator."]})
+        raise InvalidInput(
+            "The second signature must be a physician's or a coordinator's.",
+            field_errors={"countersigned_by": ["A physician or a coordinator."]},
+        )
     order.exceptional_release = True
     order.exceptional_release_reason = reason
     order.exceptional_release_by = actor
@@ -489,16 +609,31 @@ def order_repeat(*, actor, order_id: int, how: str, reason: str) -> Manufacturin
     _move(order, how, actor=actor, at=now, reason=reason)
     _booking_cancel(order, actor=actor, at=now, reason=reason)
     start = OrderStatus.MATERIAL_RECEIVED if how == OrderStatus.RE_MANUFACTURE else OrderStatus.REQUESTED
-    repeat = ManufacturingOrder(journey=order.journey, product=order.product, plant=order.plant, previous=order,
-                                status=start, created_at=now, created_by=actor)
+    repeat = ManufacturingOrder(
+        journey=order.journey,
+        product=order.product,
+        plant=order.plant,
+        previous=order,
+        status=start,
+        created_at=now,
+        created_by=actor,
+    )
     repeat._history_user = actor
     repeat.save()
-    _event(repeat, "requested", actor=actor, at=now, to_state=start, reason=reason,
-           detail={"repeats": str(order.public_id), "how": how})
+    _event(
+        repeat,
+        "requested",
+        actor=actor,
+        at=now,
+        to_state=start,
+        reason=reason,
+        detail={"repeats": str(order.public_id), "how": how},
+    )
     return repeat
 
 
 # --- bags and custody -----------------------------------------------------------------------------
+
 
 @transaction.atomic
 def bag_register(*, actor, order_id: int, kind: str) -> Bag:
@@ -520,8 +655,9 @@ def bag_register(*, actor, order_id: int, kind: str) -> Bag:
 
 
 @transaction.atomic
-def custody_record(*, actor, bag_id: int, kind: str, at: datetime, handled_by: str, location: str,
-                   temperature_celsius: Decimal | None = None) -> CustodyEvent:
+def custody_record(
+    *, actor, bag_id: int, kind: str, at: datetime, handled_by: str, location: str, temperature_celsius: Decimal | None = None
+) -> CustodyEvent:
     """Record the bag's next hand-off. Out of order is refused. A temperature outside the product's range, or
     collection-to-plant time over its maximum, is an excursion: recorded, the bag quarantined, the
     coordinator and the physician told."""
@@ -542,26 +678,42 @@ def custody_record(*, actor, bag_id: int, kind: str, at: datetime, handled_by: s
     position = guard_custody(bag, [e.kind for e in previous], kind, previous[-1].at if previous else None, at)
     if kind == CustodyKind.INFUSED:
         _guard_bedside_passed(bag)
-    event = CustodyEvent.objects.create(bag=bag, kind=kind, position=position, at=at, handled_by=handled_by,
-                                        location=location, temperature_celsius=temperature_celsius,
-                                        recorded_by=actor, recorded_at=now)
+    event = CustodyEvent.objects.create(
+        bag=bag,
+        kind=kind,
+        position=position,
+        at=at,
+        handled_by=handled_by,
+        location=location,
+        temperature_celsius=temperature_celsius,
+        recorded_by=actor,
+        recorded_at=now,
+    )
     order = bag.order
     product = order.product
     problems = []
     if temperature_celsius is not None and kind not in _UNJUDGED_TEMPERATURE:
         frozen = bag.kind == BagKind.PRODUCT
         if not product.temperature_within_range(Decimal(str(temperature_celsius)), frozen=frozen):
-            allowed = (f"≤ {product.frozen_max_celsius} °C" if frozen
-                       else f"{product.shipping_min_celsius} to {product.shipping_max_celsius} °C")
-            problems.append((ExcursionKind.TEMPERATURE, f"{temperature_celsius} °C at '{event.get_kind_display()}' "
-                                                        f"(allowed {allowed})"))
+            allowed = (
+                f"≤ {product.frozen_max_celsius} °C"
+                if frozen
+                else f"{product.shipping_min_celsius} to {product.shipping_max_celsius} °C"
+            )
+            problems.append(
+                (ExcursionKind.TEMPERATURE, f"{temperature_celsius} °C at '{event.get_kind_display()}' (allowed {allowed})")
+            )
     if kind == CustodyKind.RECEIVED_AT_PLANT:
         collected = next((e for e in previous if e.kind == CustodyKind.COLLECTED), None)
         if collected is not None:
             hours = (at - collected.at).total_seconds() / 3600
             if hours > product.max_collection_to_plant_hours:
-                problems.append((ExcursionKind.TRANSIT_TIME, f"{hours:.1f} h from collection to plant "
-                                                             f"(maximum {product.max_collection_to_plant_hours} h)"))
+                problems.append(
+                    (
+                        ExcursionKind.TRANSIT_TIME,
+                        f"{hours:.1f} h from collection to plant (maximum {product.max_collection_to_plant_hours} h)",
+                    )
+                )
     for excursion_kind, detail in problems:
         Excursion.objects.create(bag=bag, event=event, kind=excursion_kind, detail=detail, raised_at=now)
     if problems:
@@ -571,16 +723,30 @@ def custody_record(*, actor, bag_id: int, kind: str, at: datetime, handled_by: s
     bag.version += 1
     bag._history_user = actor
     bag.save()
-    _event(order, "custody", actor=actor, at=now, detail={
-        "bag": bag.code, "kind": kind, "at": at.isoformat(), "handled_by": handled_by, "location": location,
-        "temperature_celsius": str(temperature_celsius) if temperature_celsius is not None else None,
-        "excursions": [d for _, d in problems]})
+    _event(
+        order,
+        "custody",
+        actor=actor,
+        at=now,
+        detail={
+            "bag": bag.code,
+            "kind": kind,
+            "at": at.isoformat(),
+            "handled_by": handled_by,
+            "location": location,
+            "temperature_celsius": str(temperature_celsius) if temperature_celsius is not None else None,
+            "excursions": [d for _, d in problems],
+        },
+    )
     if problems:
         patient = order.journey.patient
-        _notify(_coordinators_of(order.journey) + _physicians_of(order.journey),
-                title=f"Excursion, material quarantined: {patient.mrn}",
-                body=f"Bag {bag.code}: " + "; ".join(d for _, d in problems) + ". A physician decides before it moves on.",
-                link=_link(order.journey), urgent=True)
+        _notify(
+            _coordinators_of(order.journey) + _physicians_of(order.journey),
+            title=f"Excursion, material quarantined: {patient.mrn}",
+            body=f"Bag {bag.code}: " + "; ".join(d for _, d in problems) + ". A physician decides before it moves on.",
+            link=_link(order.journey),
+            urgent=True,
+        )
     return event
 
 
@@ -607,16 +773,24 @@ def excursion_decide(*, actor, excursion_id: int, decision: str, reason: str) ->
     bag.version += 1
     bag._history_user = actor
     bag.save()
-    _event(bag.order, "excursion_decided", actor=actor, at=now, reason=reason,
-           detail={"bag": bag.code, "decision": decision, "excursion": excursion.detail})
+    _event(
+        bag.order,
+        "excursion_decided",
+        actor=actor,
+        at=now,
+        reason=reason,
+        detail={"bag": bag.code, "decision": decision, "excursion": excursion.detail},
+    )
     return excursion
 
 
 # --- bedside identity check -----------------------------------------------------------------------
 
+
 def _guard_bedside_passed(bag: Bag) -> None:
-    if BedsideCheck.objects.filter(chain_id=bag.chain_id, outcome=BedsideCheckOutcome.MISMATCH,
-                                   resolved_at__isnull=True).exists():
+    if BedsideCheck.objects.filter(
+        chain_id=bag.chain_id, outcome=BedsideCheckOutcome.MISMATCH, resolved_at__isnull=True
+    ).exists():
         raise BedsideMismatchUnresolved("A bedside mismatch is not resolved: no infusion until a physician resolves it.")
     if not BedsideCheck.objects.filter(bag=bag, outcome=BedsideCheckOutcome.MATCH).exists():
         raise BedsideMismatchUnresolved(f"Bag {bag.code} has not passed the bedside identity check.")
@@ -630,8 +804,7 @@ def _bag_code_parts(text: str) -> tuple[str, str]:
 
 
 @transaction.atomic
-def bedside_check(*, actor, journey_id: int, scanned_bag: str, scanned_wristband: str = "",
-                  second_checker=None) -> BedsideCheck:
+def bedside_check(*, actor, journey_id: int, scanned_bag: str, scanned_wristband: str = "", second_checker=None) -> BedsideCheck:
     """Compare the bag's chain of identity with the patient's. A mistyped id is refused by its check character
     before anything is compared. A match is recorded (and records the journey's COI-check step when it is
     due); a mismatch is recorded, raised at once to the coordinator and the treating physician, and blocks
@@ -661,26 +834,42 @@ def bedside_check(*, actor, journey_id: int, scanned_bag: str, scanned_wristband
         problems.append("the wristband is not this patient's")
     unresolved = chain.bedside_checks.filter(outcome=BedsideCheckOutcome.MISMATCH, resolved_at__isnull=True).exists()
     if not problems and unresolved:
-        raise BedsideMismatchUnresolved("An earlier mismatch is not resolved: a physician resolves it before the check "
-                                        "can pass.")
+        raise BedsideMismatchUnresolved("An earlier mismatch is not resolved: a physician resolves it before the check can pass.")
     outcome = BedsideCheckOutcome.MISMATCH if problems else BedsideCheckOutcome.MATCH
-    check = BedsideCheck(chain=chain, bag=bag if bag is not None and bag.chain_id == chain.pk else None,
-                         expected=chain.identifier, scanned_bag=(scanned_bag or "").strip()[:60],
-                         scanned_wristband=(scanned_wristband or "").strip()[:60], outcome=outcome,
-                         detail="; ".join(problems)[:300], checked_by=actor, second_checker=second_checker, checked_at=now)
+    check = BedsideCheck(
+        chain=chain,
+        bag=bag if bag is not None and bag.chain_id == chain.pk else None,
+        expected=chain.identifier,
+        scanned_bag=(scanned_bag or "").strip()[:60],
+        scanned_wristband=(scanned_wristband or "").strip()[:60],
+        outcome=outcome,
+        detail="; ".join(problems)[:300],
+        checked_by=actor,
+        second_checker=second_checker,
+        checked_at=now,
+    )
     check._history_user = actor
     check.save()
     order = ManufacturingOrder.objects.filter(journey=journey).order_by("-created_at", "-id").first()
     if order is not None:
-        _event(order, f"bedside_{outcome}", actor=actor, at=now, reason=check.detail,
-               detail={"expected": chain.identifier, "scanned_bag": check.scanned_bag})
+        _event(
+            order,
+            f"bedside_{outcome}",
+            actor=actor,
+            at=now,
+            reason=check.detail,
+            detail={"expected": chain.identifier, "scanned_bag": check.scanned_bag},
+        )
     if problems:
         patient = journey.patient
-        _notify(_coordinators_of(journey) + _physicians_of(journey),
-                title=f"Bedside identity MISMATCH: {patient.mrn}, do not infuse",
-                body=f"Expected {chain.display}, scanned {check.scanned_bag}: {check.detail}. "
-                     "The infusion is blocked until a physician resolves it.",
-                link=_link(journey), urgent=True)
+        _notify(
+            _coordinators_of(journey) + _physicians_of(journey),
+            title=f"Bedside identity MISMATCH: {patient.mrn}, do not infuse",
+            body=f"Expected {chain.display}, scanned {check.scanned_bag}: {check.detail}. "
+            "The infusion is blocked until a physician resolves it.",
+            link=_link(journey),
+            urgent=True,
+        )
     else:
         _record_coi_step(journey, actor=actor, second_checker=second_checker)
     return check
@@ -688,16 +877,20 @@ def bedside_check(*, actor, journey_id: int, scanned_bag: str, scanned_wristband
 
 def _record_coi_step(journey: Journey, *, actor, second_checker) -> None:
     """A passed bedside check is also the journey's COI-check step, when that step is due now."""
-    step = (journey.steps.select_related("stage", "template")
-            .filter(template__code="coi-check", status=StepStatus.PENDING, stage__status=StageStatus.IN_PROGRESS).first())
+    step = (
+        journey.steps.select_related("stage", "template")
+        .filter(template__code="coi-check", status=StepStatus.PENDING, stage__status=StageStatus.IN_PROGRESS)
+        .first()
+    )
     if step is None or journey.status != "active":
         return
     names = {f["name"] for f in step.template.record_fields}
     record = {"coi_match": True} if "coi_match" in names else {}
     if "second_checker" in names and second_checker is not None:
         record["second_checker"] = str(second_checker)
-    journey_services.step_complete(actor=actor, step_id=step.pk, record=record,
-                                   notes="Bedside scan: bag matches the patient's chain of identity.")
+    journey_services.step_complete(
+        actor=actor, step_id=step.pk, record=record, notes="Bedside scan: bag matches the patient's chain of identity."
+    )
 
 
 @transaction.atomic

@@ -8,10 +8,10 @@ copy number ≤ 5 copies/cell).
 
 from decimal import Decimal, InvalidOperation
 
-AT_LEAST = "at_least"      # viability ≥ 70 %: 70 passes, 69.9 fails
-AT_MOST = "at_most"        # vector copy number ≤ 5: 5 passes, 5.01 fails
-BELOW = "below"            # endotoxin < 5 EU/mL: 4.99 passes, 5 fails
-MUST_READ = "must_read"    # sterility "no growth", mycoplasma "negative": anything else fails
+AT_LEAST = "at_least"  # viability ≥ 70 %: 70 passes, 69.9 fails
+AT_MOST = "at_most"  # vector copy number ≤ 5: 5 passes, 5.01 fails
+BELOW = "below"  # endotoxin < 5 EU/mL: 4.99 passes, 5 fails
+MUST_READ = "must_read"  # sterility "no growth", mycoplasma "negative": anything else fails
 
 
 def qc_result_within_specification(comparison: str, limit, result) -> bool:

@@ -26,13 +26,17 @@ MOVABLE_BY_HAND = frozenset({S.SLOT_CONFIRMED, S.MATERIAL_RECEIVED, S.IN_PRODUCT
 def guard_order(order, to_status: str, *, by_hand: bool = False) -> None:
     if to_status not in ORDER_TRANSITIONS[order.status]:
         raise OrderTransitionNotAllowed(
-            f"An order that is {order.get_status_display().lower()} cannot become {OrderStatus(to_status).label.lower()}.")
+            f"An order that is {order.get_status_display().lower()} cannot become {OrderStatus(to_status).label.lower()}."
+        )
     if by_hand and to_status not in MOVABLE_BY_HAND:
         raise OrderTransitionNotAllowed(
-            f"'{OrderStatus(to_status).label}' follows from the QC results or a physician's decision, not a status move.")
+            f"'{OrderStatus(to_status).label}' follows from the QC results or a physician's decision, not a status move."
+        )
     if to_status == S.RELEASED and order.status == S.OUT_OF_SPECIFICATION and not order.exceptional_release:
-        raise OutOfSpecification("This product is out of specification: it cannot be released except by a "
-                                 "physician's exceptional release with a second signature.")
+        raise OutOfSpecification(
+            "This product is out of specification: it cannot be released except by a "
+            "physician's exceptional release with a second signature."
+        )
 
 
 def guard_material_usable(bags) -> None:
@@ -63,7 +67,8 @@ def guard_custody(bag, recorded: list[str], kind: str, last_at, at) -> int:
         if kind in recorded:
             raise CustodyOutOfOrder(f"'{CustodyKind(kind).label}' is already recorded for bag {bag.code}.")
         raise CustodyOutOfOrder(
-            f"'{CustodyKind(kind).label}' cannot come before '{CustodyKind(expected).label}' for bag {bag.code}.")
+            f"'{CustodyKind(kind).label}' cannot come before '{CustodyKind(expected).label}' for bag {bag.code}."
+        )
     if last_at is not None and at < last_at:
         raise CustodyOutOfOrder("A hand-off cannot be earlier than the one before it.")
     return path.index(kind)

@@ -34,14 +34,22 @@ def _scheduled_targets(reminder_id: int, *, every_channel: bool) -> list[int]:
     """The reminder, and with every_channel its scheduled twins on the other channels (same person, step,
     kind and day): a person snoozes "the reminder to Cora", not its e-mail copy. Locked, so the UPDATE
     that follows changes exactly these rows and the audit names each of them."""
-    first = (Reminder.objects.select_for_update().filter(id=reminder_id, state=ReminderState.PENDING)
-             .values("step_id", "kind", "recipient_id", "for_day").first())
+    first = (
+        Reminder.objects.select_for_update()
+        .filter(id=reminder_id, state=ReminderState.PENDING)
+        .values("step_id", "kind", "recipient_id", "for_day")
+        .first()
+    )
     if first is None:
         raise Conflict(NO_LONGER_SCHEDULED)
     if not every_channel:
         return [reminder_id]
-    return list(Reminder.objects.select_for_update().filter(state=ReminderState.PENDING, **first)
-                .order_by("id").values_list("id", flat=True))
+    return list(
+        Reminder.objects.select_for_update()
+        .filter(state=ReminderState.PENDING, **first)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
 
 
 @transaction.atomic
@@ -60,12 +68,24 @@ def reminder_snooze(*, actor, reminder_id: int, until: datetime, reason: str, ev
     due_at = Reminder.objects.filter(id=reminder_id).values_list("due_at", flat=True).get()
     if until <= due_at:
         shown = timezone.localtime(due_at)
-        raise InvalidInput(f"Snooze until a time after the reminder is due ({shown:%a %d %b %Y %H:%M}).",
-                           field_errors={"until": [f"Must be later than when it is due: {shown:%a %d %b %Y %H:%M}."]})
+        raise InvalidInput(
+            f"Snooze until a time after the reminder is due ({shown:%a %d %b %Y %H:%M}).",
+            field_errors={"until": [f"Must be later than when it is due: {shown:%a %d %b %Y %H:%M}."]},
+        )
     Reminder.objects.filter(id__in=ids).update(send_after=until, snoozed_until=until)
-    ReminderEvent.objects.bulk_create([
-        ReminderEvent(reminder_id=i, action=ReminderEvent.Action.SNOOZED, reason=reason,
-                      detail={"until": until.isoformat()}, actor=actor, at=now) for i in ids])
+    ReminderEvent.objects.bulk_create(
+        [
+            ReminderEvent(
+                reminder_id=i,
+                action=ReminderEvent.Action.SNOOZED,
+                reason=reason,
+                detail={"until": until.isoformat()},
+                actor=actor,
+                at=now,
+            )
+            for i in ids
+        ]
+    )
     for i in ids:
         log.info("reminder snoozed id=%s by=%s until=%s", i, actor.pk, until.isoformat())
     return Reminder.objects.get(id=reminder_id)
@@ -80,10 +100,11 @@ def reminder_cancel(*, actor, reminder_id: int, reason: str, every_channel: bool
     now = timezone.now()
     ids = _scheduled_targets(reminder_id, every_channel=every_channel)
     Reminder.objects.filter(id__in=ids).update(
-        state=ReminderState.CANCELLED, cancelled_at=now, cancelled_by=actor, cancel_reason=reason)
-    ReminderEvent.objects.bulk_create([
-        ReminderEvent(reminder_id=i, action=ReminderEvent.Action.CANCELLED, reason=reason, actor=actor, at=now)
-        for i in ids])
+        state=ReminderState.CANCELLED, cancelled_at=now, cancelled_by=actor, cancel_reason=reason
+    )
+    ReminderEvent.objects.bulk_create(
+        [ReminderEvent(reminder_id=i, action=ReminderEvent.Action.CANCELLED, reason=reason, actor=actor, at=now) for i in ids]
+    )
     for i in ids:
         log.info("reminder cancelled id=%s by=%s", i, actor.pk)
     return Reminder.objects.get(id=reminder_id)
@@ -92,7 +113,8 @@ def reminder_cancel(*, actor, reminder_id: int, reason: str, every_channel: bool
 def notification_mark_read(*, actor, notification_public_id) -> int:
     """Mark one of the actor's own notifications read; another person's is simply not found."""
     return Notification.objects.filter(public_id=notification_public_id, recipient=actor, read_at__isnull=True).update(
-        read_at=timezone.now())
+        read_at=timezone.now()
+    )
 
 
 def notifications_mark_all_read(*, actor) -> int:
@@ -105,5 +127,3 @@ def preference_set(*, actor, kind: str, email: bool) -> UserNotificationPreferen
         raise InvalidInput("Unknown kind of reminder.", field_errors={"kind": ["Unknown kind."]})
     preference, _ = UserNotificationPreference.objects.update_or_create(user=actor, kind=kind, defaults={"email": email})
     return preference
-
-

@@ -16,11 +16,11 @@ def unread_notifications(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
+
     # A callable, which the template calls only where it shows the count: one indexed COUNT on a full
     # page however often the page mentions it (cached), and none for HTMX fragments without the nav.
     @functools.cache
     def count() -> int:
         return unread_notification_count(user=user)
 
-    return {"unread_notification_count": count,
-            "notification_poll_seconds": poll_seconds()}
+    return {"unread_notification_count": count, "notification_poll_seconds": poll_seconds()}

@@ -45,8 +45,9 @@ class DeliveryResult:
 def retry_policy() -> RetryPolicy:
     """Exponential backoff: 1, 2, 4, 8 … times REMINDER_RETRY_BASE_SECONDS, so a mail server that is down
     is not hammered; given up after REMINDER_MAX_ATTEMPTS. Read each time: the settings may change."""
-    return RetryPolicy(max_attempts=settings.REMINDER_MAX_ATTEMPTS,
-                       first_delay=timedelta(seconds=settings.REMINDER_RETRY_BASE_SECONDS))
+    return RetryPolicy(
+        max_attempts=settings.REMINDER_MAX_ATTEMPTS, first_delay=timedelta(seconds=settings.REMINDER_RETRY_BASE_SECONDS)
+    )
 
 
 class DeliveryError(Exception):
@@ -57,28 +58,45 @@ def _claimable(now: datetime) -> Q:
     stale = now - timedelta(seconds=settings.REMINDER_CLAIM_TIMEOUT_SECONDS)
     # A claim older than the timeout belongs to a worker that died mid-send: take it over, unless it has
     # used up its attempts (those are given up by reminders_give_up_stale).
-    return (Q(state=ReminderState.PENDING, send_after__lte=now)
-            | Q(state=ReminderState.SENDING, claimed_at__lt=stale, attempts__lt=settings.REMINDER_MAX_ATTEMPTS))
+    return Q(state=ReminderState.PENDING, send_after__lte=now) | Q(
+        state=ReminderState.SENDING, claimed_at__lt=stale, attempts__lt=settings.REMINDER_MAX_ATTEMPTS
+    )
 
 
 def _claim(queryset, *, now: datetime, token: uuid.UUID) -> int:
     """Conditional UPDATE: a row is ours only if it was still claimable when the UPDATE reached it;
     PostgreSQL re-checks the WHERE clause after waiting on a row another worker is claiming."""
-    return claim(queryset, claimable=_claimable(now), state=ReminderState.SENDING, claim_token=token, claimed_at=now,
-                 attempts=F("attempts") + 1)
+    return claim(
+        queryset,
+        claimable=_claimable(now),
+        state=ReminderState.SENDING,
+        claim_token=token,
+        claimed_at=now,
+        attempts=F("attempts") + 1,
+    )
 
 
 def reminders_give_up_stale(*, now: datetime) -> int:
     """Claims that timed out with no attempts left: a worker died on each of them. Say so, visibly."""
     stale = now - timedelta(seconds=settings.REMINDER_CLAIM_TIMEOUT_SECONDS)
-    ids = list(Reminder.objects.filter(state=ReminderState.SENDING, claimed_at__lt=stale,
-                                       attempts__gte=settings.REMINDER_MAX_ATTEMPTS).values_list("id", flat=True))
+    ids = list(
+        Reminder.objects.filter(
+            state=ReminderState.SENDING, claimed_at__lt=stale, attempts__gte=settings.REMINDER_MAX_ATTEMPTS
+        ).values_list("id", flat=True)
+    )
     if not ids:
         return 0
     count = Reminder.objects.filter(id__in=ids, state=ReminderState.SENDING, claimed_at__lt=stale).update(
-        state=ReminderState.FAILED, claim_token=None, last_error="The worker stopped during every attempt.")
-    ReminderEvent.objects.bulk_create([ReminderEvent(reminder_id=i, action=ReminderEvent.Action.GAVE_UP, at=now,
-                                                     reason="The worker stopped during every attempt.") for i in ids])
+        state=ReminderState.FAILED, claim_token=None, last_error="The worker stopped during every attempt."
+    )
+    ReminderEvent.objects.bulk_create(
+        [
+            ReminderEvent(
+                reminder_id=i, action=ReminderEvent.Action.GAVE_UP, at=now, reason="The worker stopped during every attempt."
+            )
+            for i in ids
+        ]
+    )
     log.error("reminders gave up after worker loss count=%d", count)
     return count
 
@@ -88,8 +106,9 @@ LATE_KINDS = (ReminderKind.OVERDUE, ReminderKind.ESCALATION)
 # In-app first: a row in our own database, it cannot hang. Then the team's webhook, and e-mail last: a
 # mail server that hangs must not hold back the bell.
 CHANNEL_ORDER = (Channel.IN_APP, Channel.WEBHOOK, Channel.EMAIL)
-_CHANNEL_RANK = Case(*[When(channel=channel, then=Value(rank)) for rank, channel in enumerate(CHANNEL_ORDER)],
-                     default=Value(len(CHANNEL_ORDER)))
+_CHANNEL_RANK = Case(
+    *[When(channel=channel, then=Value(rank)) for rank, channel in enumerate(CHANNEL_ORDER)], default=Value(len(CHANNEL_ORDER))
+)
 # Messages (one person, one channel) per claim: a worker killed mid-send strands this many at most until
 # the claim times out, not everything that was due.
 MESSAGES_PER_CLAIM = 10
@@ -99,8 +118,13 @@ def _claim_batch(*, now: datetime, token: uuid.UUID, messages: int, tried: set[i
     """Claim everything due for the first `messages` (person, channel) pairs, in-app first, oldest first.
     A person's due reminders on one channel are claimed together, so they still go out as one message.
     `tried`: rows this run already attempted (a failure retried at once is left for the next run)."""
-    due = (Reminder.objects.filter(_claimable(now)).exclude(id__in=tried).annotate(channel_rank=_CHANNEL_RANK)
-           .order_by("channel_rank", "send_after", "id").values_list("recipient_id", "channel")[:messages * 10])
+    due = (
+        Reminder.objects.filter(_claimable(now))
+        .exclude(id__in=tried)
+        .annotate(channel_rank=_CHANNEL_RANK)
+        .order_by("channel_rank", "send_after", "id")
+        .values_list("recipient_id", "channel")[: messages * 10]
+    )
     pairs = list(dict.fromkeys(due))[:messages]
     if not pairs:
         return 0
@@ -110,8 +134,9 @@ def _claim_batch(*, now: datetime, token: uuid.UUID, messages: int, tried: set[i
     return _claim(Reminder.objects.filter(which).exclude(id__in=tried), now=now, token=token)
 
 
-def reminders_send_due(*, now: datetime | None = None, limit: int = 500,
-                       messages_per_claim: int = MESSAGES_PER_CLAIM) -> DeliveryResult:
+def reminders_send_due(
+    *, now: datetime | None = None, limit: int = 500, messages_per_claim: int = MESSAGES_PER_CLAIM
+) -> DeliveryResult:
     """Claim what is due now (and claims whose worker died) a few messages at a time, in-app first, and
     deliver them, one message per person and channel, until nothing is due or `limit` reminders were
     claimed. Safe to run on several workers at once."""
@@ -162,23 +187,41 @@ def _heartbeat(token: uuid.UUID, at: datetime) -> None:
 
 def _deliver_claimed(*, token: uuid.UUID, now: datetime, clock: _Clock) -> DeliveryResult:
     result = DeliveryResult()
-    claimed = list(Reminder.objects.filter(claim_token=token, state=ReminderState.SENDING)
-                   .select_related("recipient", "step__template", "step__stage", "step__journey__patient")
-                   .order_by("recipient_id", "channel", "kind", "due_at", "id"))
+    claimed = list(
+        Reminder.objects.filter(claim_token=token, state=ReminderState.SENDING)
+        .select_related("recipient", "step__template", "step__stage", "step__journey__patient")
+        .order_by("recipient_id", "channel", "kind", "due_at", "id")
+    )
     result.claimed = len(claimed)
     for reminder in claimed:
-        log.info("reminder claimed id=%s kind=%s channel=%s recipient=%s attempt=%d",
-                 reminder.public_id, reminder.kind, reminder.channel, reminder.recipient_id, reminder.attempts)
+        log.info(
+            "reminder claimed id=%s kind=%s channel=%s recipient=%s attempt=%d",
+            reminder.public_id,
+            reminder.kind,
+            reminder.channel,
+            reminder.recipient_id,
+            reminder.attempts,
+        )
     # Re-checked after the claim: a nurse may have recorded the step a moment ago.
     # An overdue or escalation reminder also needs the step still late by the one rule (never blocked).
-    stale = [r for r in claimed if r.step_id and (r.step.status != StepStatus.PENDING
-                                                   or r.step.journey.status != JourneyStatus.ACTIVE
-                                                   or r.step.due_on != r.for_day
-                                                   or (r.kind in LATE_KINDS and not r.step.is_overdue(now)))]
+    stale = [
+        r
+        for r in claimed
+        if r.step_id
+        and (
+            r.step.status != StepStatus.PENDING
+            or r.step.journey.status != JourneyStatus.ACTIVE
+            or r.step.due_on != r.for_day
+            or (r.kind in LATE_KINDS and not r.step.is_overdue(now))
+        )
+    ]
     if stale:
         result.cancelled = Reminder.objects.filter(id__in=[r.id for r in stale], claim_token=token).update(
-            state=ReminderState.CANCELLED, cancelled_at=now, claim_token=None,
-            cancel_reason="The step was resolved or rescheduled before the reminder went out.")
+            state=ReminderState.CANCELLED,
+            cancelled_at=now,
+            claim_token=None,
+            cancel_reason="The step was resolved or rescheduled before the reminder went out.",
+        )
     groups: dict[tuple[int, str], list[Reminder]] = defaultdict(list)
     for reminder in claimed:
         if reminder not in stale:
@@ -190,8 +233,12 @@ def _deliver_claimed(*, token: uuid.UUID, now: datetime, clock: _Clock) -> Deliv
         try:
             delivered = _DELIVERERS[channel](reminders, token=token, now=now)
         except Exception as error:  # noqa: BLE001 - one broken group must not stop the others; recorded below
-            log.warning("reminder delivery failed channel=%s ids=%s error=%s", channel,
-                        [str(r.public_id) for r in reminders], type(error).__name__)
+            log.warning(
+                "reminder delivery failed channel=%s ids=%s error=%s",
+                channel,
+                [str(r.public_id) for r in reminders],
+                type(error).__name__,
+            )
             retrying, failed = _record_failure(reminders, token=token, now=now, error=error)
             result.retrying += retrying
             result.failed += failed
@@ -208,13 +255,21 @@ def _record_failure(reminders: list[Reminder], *, token: uuid.UUID, now: datetim
     retry_at = retry_policy().next_attempt(attempts=attempts, now=now)
     if retry_at is None:
         failed = Reminder.objects.filter(id__in=ids, claim_token=token).update(
-            state=ReminderState.FAILED, claim_token=None, last_error=message)
-        ReminderEvent.objects.bulk_create([ReminderEvent(reminder_id=i, action=ReminderEvent.Action.GAVE_UP, at=now,
-                                                         reason=message, detail={"attempts": attempts}) for i in ids])
+            state=ReminderState.FAILED, claim_token=None, last_error=message
+        )
+        ReminderEvent.objects.bulk_create(
+            [
+                ReminderEvent(
+                    reminder_id=i, action=ReminderEvent.Action.GAVE_UP, at=now, reason=message, detail={"attempts": attempts}
+                )
+                for i in ids
+            ]
+        )
         gave_up("reminder", [r.public_id for r in reminders], attempts=attempts, error=type(error).__name__)
         return 0, failed
     retrying = Reminder.objects.filter(id__in=ids, claim_token=token).update(
-        state=ReminderState.PENDING, claim_token=None, send_after=retry_at, last_error=message)
+        state=ReminderState.PENDING, claim_token=None, send_after=retry_at, last_error=message
+    )
     for r in reminders:
         log.info("reminder retry scheduled id=%s attempt=%d retry_at=%s", r.public_id, attempts, retry_at.isoformat())
     return retrying, 0
@@ -222,23 +277,35 @@ def _record_failure(reminders: list[Reminder], *, token: uuid.UUID, now: datetim
 
 def _mark_sent(ids: list[int], *, token: uuid.UUID, now: datetime) -> int:
     count = Reminder.objects.filter(id__in=ids, claim_token=token, state=ReminderState.SENDING).update(
-        state=ReminderState.SENT, sent_at=now, claim_token=None, last_error="")
+        state=ReminderState.SENT, sent_at=now, claim_token=None, last_error=""
+    )
     return count
 
 
 # --- Channels -------------------------------------------------------------------------------------
 
+
 def _deliver_in_app(reminders: list[Reminder], *, token: uuid.UUID, now: datetime) -> int:
     # The notification and the "sent" mark commit together: in the app a reminder appears exactly once.
     with transaction.atomic():
-        ours = set(Reminder.objects.select_for_update().filter(
-            id__in=[r.id for r in reminders], claim_token=token, state=ReminderState.SENDING).values_list("id", flat=True))
+        ours = set(
+            Reminder.objects.select_for_update()
+            .filter(id__in=[r.id for r in reminders], claim_token=token, state=ReminderState.SENDING)
+            .values_list("id", flat=True)
+        )
         reminders = [r for r in reminders if r.id in ours]
         if not reminders:
             return 0
         title, body, items, kind = compose(reminders)
-        Notification.objects.create(recipient_id=reminders[0].recipient_id, kind=kind, title=title, body=body,
-                                    items=items, link=items[0]["link"] if len(items) == 1 else "", created_at=now)
+        Notification.objects.create(
+            recipient_id=reminders[0].recipient_id,
+            kind=kind,
+            title=title,
+            body=body,
+            items=items,
+            link=items[0]["link"] if len(items) == 1 else "",
+            created_at=now,
+        )
         sent = _mark_sent([r.id for r in reminders], token=token, now=now)
     for r in reminders:
         log.info("reminder sent id=%s kind=%s channel=in_app recipient=%s", r.public_id, r.kind, r.recipient_id)
@@ -270,10 +337,21 @@ def _deliver_webhook(reminders: list[Reminder], *, token: uuid.UUID, now: dateti
     if not settings.REMINDER_WEBHOOK_URL:
         raise DeliveryError("REMINDER_WEBHOOK_URL is not set.")
     title, _, items, kind = compose(reminders)
-    payload = json.dumps({"title": title, "kind": kind, "recipient": reminders[0].recipient_id, "items": items,
-                          "reminders": [str(r.public_id) for r in reminders]}).encode()
-    request = urllib.request.Request(settings.REMINDER_WEBHOOK_URL, data=payload, method="POST",
-                                     headers={"Content-Type": "application/json", "Idempotency-Key": str(delivery_key(reminders))})
+    payload = json.dumps(
+        {
+            "title": title,
+            "kind": kind,
+            "recipient": reminders[0].recipient_id,
+            "items": items,
+            "reminders": [str(r.public_id) for r in reminders],
+        }
+    ).encode()
+    request = urllib.request.Request(
+        settings.REMINDER_WEBHOOK_URL,
+        data=payload,
+        method="POST",
+        headers={"Content-Type": "application/json", "Idempotency-Key": str(delivery_key(reminders))},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the URL is the operator's setting
         if response.status >= 300:
             raise DeliveryError(f"Webhook answered {response.status}.")
@@ -281,4 +359,3 @@ def _deliver_webhook(reminders: list[Reminder], *, token: uuid.UUID, now: dateti
 
 
 _DELIVERERS = {Channel.IN_APP: _deliver_in_app, Channel.EMAIL: _deliver_email, Channel.WEBHOOK: _deliver_webhook}
-

@@ -23,10 +23,16 @@ def _step_item(reminder: Reminder) -> dict:
     step = reminder.step
     journey = step.journey
     ref = str(journey.patient.public_id)[:8]
-    text = (f"{step.template.name}: due {step.due_on:%a %d %b %Y} ({day_label(journey.day_number(step.due_on))}), "
-            f"patient ref {ref}")
-    return {"kind": reminder.kind, "text": text, "journey": str(journey.public_id), "step": str(step.public_id),
-            "link": _link(journey.patient.public_id, step.public_id)}
+    text = (
+        f"{step.template.name}: due {step.due_on:%a %d %b %Y} ({day_label(journey.day_number(step.due_on))}), patient ref {ref}"
+    )
+    return {
+        "kind": reminder.kind,
+        "text": text,
+        "journey": str(journey.public_id),
+        "step": str(step.public_id),
+        "link": _link(journey.patient.public_id, step.public_id),
+    }
 
 
 def _digest_items(reminder: Reminder) -> list[dict]:
@@ -44,19 +50,39 @@ def _digest_items(reminder: Reminder) -> list[dict]:
             section = "Today"
         else:
             section = "Next 7 days"
-        items.append({"kind": ReminderKind.DIGEST, "section": section, "journey": str(journey.public_id),
-                      "step": str(step.public_id), "link": _link(journey.patient.public_id, step.public_id),
-                      "text": f"{section}: {step.template.name}, due {step.due_on:%a %d %b} "
-                              f"({day_label(journey.day_number(step.due_on))}), patient ref {str(journey.patient.public_id)[:8]}"})
+        items.append(
+            {
+                "kind": ReminderKind.DIGEST,
+                "section": section,
+                "journey": str(journey.public_id),
+                "step": str(step.public_id),
+                "link": _link(journey.patient.public_id, step.public_id),
+                "text": f"{section}: {step.template.name}, due {step.due_on:%a %d %b} "
+                f"({day_label(journey.day_number(step.due_on))}), patient ref {str(journey.patient.public_id)[:8]}",
+            }
+        )
     if not items:
-        items.append({"kind": ReminderKind.DIGEST, "section": "", "text": "Nothing overdue, due today or in the next 7 days.",
-                      "journey": "", "step": "", "link": ""})
+        items.append(
+            {
+                "kind": ReminderKind.DIGEST,
+                "section": "",
+                "text": "Nothing overdue, due today or in the next 7 days.",
+                "journey": "",
+                "step": "",
+                "link": "",
+            }
+        )
     return items
 
 
 # Most urgent first, in the subject and in the body.
-_SUBJECT_WORDS = {ReminderKind.ESCALATION: "escalated", ReminderKind.OVERDUE: "overdue", ReminderKind.DUE_TODAY: "due today",
-                  ReminderKind.UPCOMING: "coming up", ReminderKind.DIGEST: "your daily digest"}
+_SUBJECT_WORDS = {
+    ReminderKind.ESCALATION: "escalated",
+    ReminderKind.OVERDUE: "overdue",
+    ReminderKind.DUE_TODAY: "due today",
+    ReminderKind.UPCOMING: "coming up",
+    ReminderKind.DIGEST: "your daily digest",
+}
 _URGENCY = {kind: rank for rank, kind in enumerate(_SUBJECT_WORDS)}
 
 
@@ -74,7 +100,8 @@ def compose(reminders: list[Reminder]) -> tuple[str, str, list[dict], str]:
     kinds = [k for k in _SUBJECT_WORDS if counts[k]]
     parts = [_SUBJECT_WORDS[k] if k == ReminderKind.DIGEST else f"{counts[k]} {_SUBJECT_WORDS[k]}" for k in kinds]
     title = "carclinic: " + ", ".join(parts)
-    body = "\n".join(f"- [{ReminderKind(item['kind']).label}] {item['text']}" + (f"\n  {item['link']}" if item["link"] else "")
-                     for item in items)
+    body = "\n".join(
+        f"- [{ReminderKind(item['kind']).label}] {item['text']}" + (f"\n  {item['link']}" if item["link"] else "")
+        for item in items
+    )
     return title[:200], body, items, kinds[0]
-

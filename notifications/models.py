@@ -68,11 +68,13 @@ class Reminder(models.Model):
         ordering = ["due_at", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["step", "kind", "recipient", "channel", "for_day"], condition=Q(step__isnull=False),
+                fields=["step", "kind", "recipient", "channel", "for_day"],
+                condition=Q(step__isnull=False),
                 name="reminder_once_per_step_kind_recipient_channel",
             ),
             models.UniqueConstraint(
-                fields=["recipient", "for_day", "channel"], condition=Q(kind="digest"),
+                fields=["recipient", "for_day", "channel"],
+                condition=Q(kind="digest"),
                 name="reminder_one_digest_per_day",
             ),
             models.CheckConstraint(

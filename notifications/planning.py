@@ -20,8 +20,8 @@ from django.utils import timezone
 from journeys.clock import clinic_moment, morning_of, upcoming_at, wall_time
 from journeys.models import JourneyStatus, Step, StepStatus
 from notifications.models import Channel, Reminder, ReminderKind, StepReminderPolicy, UserNotificationPreference
-from staff.models import User
 from notifications.scope import EVERYTHING, Scope
+from staff.models import User
 from staff.roles import Role
 
 log = logging.getLogger("carclinic.reminders")
@@ -67,11 +67,21 @@ class _Directory:
         return rows
 
 
-_NAMED_CARER = {Role.NURSE: "journey__patient__nurse_id", Role.COORDINATOR: "journey__patient__coordinator_id",
-                Role.PHYSICIAN: "journey__patient__physician_id"}
-_STEP_FIELDS = ("id", "due_on", "overdue_after", "template__responsible_role", *_NAMED_CARER.values(),
-                "template__reminder_policy__upcoming_lead_hours", "template__reminder_policy__remind_on_the_day",
-                "template__reminder_policy__id")
+_NAMED_CARER = {
+    Role.NURSE: "journey__patient__nurse_id",
+    Role.COORDINATOR: "journey__patient__coordinator_id",
+    Role.PHYSICIAN: "journey__patient__physician_id",
+}
+_STEP_FIELDS = (
+    "id",
+    "due_on",
+    "overdue_after",
+    "template__responsible_role",
+    *_NAMED_CARER.values(),
+    "template__reminder_policy__upcoming_lead_hours",
+    "template__reminder_policy__remind_on_the_day",
+    "template__reminder_policy__id",
+)
 
 
 def _without(kind: str):
@@ -126,18 +136,23 @@ def reminders_plan(*, now: datetime, scope: Scope = EVERYTHING) -> int:
         return recipients
 
     for step in late_overdue.filter(_without(ReminderKind.OVERDUE)).values(*_STEP_FIELDS):
-        rows += directory.rows(kind=ReminderKind.OVERDUE, recipients=recipients_for(step), due_at=now,
-                               for_day=step["due_on"], step_id=step["id"])
+        rows += directory.rows(
+            kind=ReminderKind.OVERDUE, recipients=recipients_for(step), due_at=now, for_day=step["due_on"], step_id=step["id"]
+        )
 
     # Escalation is measured from when the step became late (overdue_after), not from when a scan noticed,
     # so a scan that was down does not postpone it.
-    for step in (late_escalation.filter(overdue_after__lte=now - escalate_after)
-                 .filter(_without(ReminderKind.ESCALATION)).values(*_STEP_FIELDS)):
+    for step in (
+        late_escalation.filter(overdue_after__lte=now - escalate_after)
+        .filter(_without(ReminderKind.ESCALATION))
+        .values(*_STEP_FIELDS)
+    ):
         recipients = escalation_recipients(directory, step)
         if not recipients:
             log.warning("nobody to escalate step id=%s to", step["id"])
-        rows += directory.rows(kind=ReminderKind.ESCALATION, recipients=recipients,
-                               due_at=now, for_day=step["due_on"], step_id=step["id"])
+        rows += directory.rows(
+            kind=ReminderKind.ESCALATION, recipients=recipients, due_at=now, for_day=step["due_on"], step_id=step["id"]
+        )
 
     # "Coming up": planned ahead so the log shows what is scheduled, and so it can be snoozed or cancelled.
     # (No statement when a scan knows the previous one and no journey changed: nothing new is coming up.)
@@ -145,9 +160,13 @@ def reminders_plan(*, now: datetime, scope: Scope = EVERYTHING) -> int:
     if scope.everything or scope.journeys:
         longest_lead = max(lead_default, StepReminderPolicy.objects.aggregate(m=Max("upcoming_lead_hours"))["m"] or 0)
     longest_lead_days = longest_lead // 24 + 1
-    for step in (active_pending.filter(overdue_since__isnull=True, due_on__gt=today,
-                                       due_on__lte=horizon + timedelta(days=longest_lead_days))
-                 .filter(_without(ReminderKind.UPCOMING)).values(*_STEP_FIELDS)):
+    for step in (
+        active_pending.filter(
+            overdue_since__isnull=True, due_on__gt=today, due_on__lte=horizon + timedelta(days=longest_lead_days)
+        )
+        .filter(_without(ReminderKind.UPCOMING))
+        .values(*_STEP_FIELDS)
+    ):
         lead = step["template__reminder_policy__upcoming_lead_hours"] if step["template__reminder_policy__id"] else lead_default
         if not lead:
             continue
@@ -155,15 +174,24 @@ def reminders_plan(*, now: datetime, scope: Scope = EVERYTHING) -> int:
         # Once the morning of the day has come, "coming up" is stale: the day's own reminder says it.
         if now >= morning_of(step["due_on"]) or due_at > clinic_moment(horizon, time.max):
             continue
-        rows += directory.rows(kind=ReminderKind.UPCOMING, recipients=recipients_for(step), due_at=due_at,
-                               for_day=step["due_on"], step_id=step["id"])
+        rows += directory.rows(
+            kind=ReminderKind.UPCOMING, recipients=recipients_for(step), due_at=due_at, for_day=step["due_on"], step_id=step["id"]
+        )
 
-    for step in (active_pending.filter(overdue_since__isnull=True, due_on__gte=today, due_on__lte=horizon)
-                 .filter(_without(ReminderKind.DUE_TODAY)).values(*_STEP_FIELDS)):
+    for step in (
+        active_pending.filter(overdue_since__isnull=True, due_on__gte=today, due_on__lte=horizon)
+        .filter(_without(ReminderKind.DUE_TODAY))
+        .values(*_STEP_FIELDS)
+    ):
         if step["template__reminder_policy__id"] and not step["template__reminder_policy__remind_on_the_day"]:
             continue
-        rows += directory.rows(kind=ReminderKind.DUE_TODAY, recipients=recipients_for(step),
-                               due_at=morning_of(step["due_on"]), for_day=step["due_on"], step_id=step["id"])
+        rows += directory.rows(
+            kind=ReminderKind.DUE_TODAY,
+            recipients=recipients_for(step),
+            due_at=morning_of(step["due_on"]),
+            for_day=step["due_on"],
+            step_id=step["id"],
+        )
 
     digest_at = clinic_moment(today, wall_time(settings.REMINDER_DIGEST_TIME))
     if now >= digest_at:
@@ -199,13 +227,25 @@ def _insert_reminders(rows: list[tuple], *, now: datetime) -> int:
     if connection.vendor != "postgresql":
         # The embedded SQLite: the ORM's INSERT OR IGNORE, counted by difference (one writer at a time).
         before = Reminder.objects.filter(created_at=now).count()
-        Reminder.objects.bulk_create([Reminder(kind=kind, step_id=step_id, for_day=for_day, recipient_id=recipient_id,
-                                               channel=channel, due_at=due_at, send_after=due_at, created_at=now)
-                                      for kind, step_id, for_day, recipient_id, channel, due_at in rows],
-                                     ignore_conflicts=True, batch_size=500)
+        Reminder.objects.bulk_create(
+            [
+                Reminder(
+                    kind=kind,
+                    step_id=step_id,
+                    for_day=for_day,
+                    recipient_id=recipient_id,
+                    channel=channel,
+                    due_at=due_at,
+                    send_after=due_at,
+                    created_at=now,
+                )
+                for kind, step_id, for_day, recipient_id, channel, due_at in rows
+            ],
+            ignore_conflicts=True,
+            batch_size=500,
+        )
         return Reminder.objects.filter(created_at=now).count() - before
-    columns = [list(column) for column in zip(*rows)]
+    columns = [list(column) for column in zip(*rows, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_REMINDERS, [now, *columns])
         return len(cursor.fetchall())
-

@@ -39,6 +39,7 @@ class ScanResult:
 # Django turns into `id IN (SELECT … JOIN …)` on the old snapshot; the outer `overdue_since IS NULL` is
 # what keeps two concurrent scans from both flagging the same step (a test caught exactly that).
 
+
 def steps_flag_overdue(*, now: datetime, scope: Scope = EVERYTHING) -> int:
     """Flag the steps that are late now and not flagged yet. A scan that knows the previous one (`scope`)
     looks only at steps that became late since (by the clock) and at the journeys that changed."""
@@ -87,8 +88,16 @@ def reminders_cancel_obsolete(*, now: datetime, scope: Scope = EVERYTHING) -> in
         return 0
     if connection.vendor != "postgresql":
         return _cancel_obsolete_portable(now=now, scope=scope)
-    sql, params = _CANCEL_OBSOLETE, {"now": now, "resolved": RESOLVED, "not_active": NOT_ACTIVE,
-                                     "rescheduled": RESCHEDULED, "no_longer_overdue": NO_LONGER_OVERDUE}
+    sql, params = (
+        _CANCEL_OBSOLETE,
+        {
+            "now": now,
+            "resolved": RESOLVED,
+            "not_active": NOT_ACTIVE,
+            "rescheduled": RESCHEDULED,
+            "no_longer_overdue": NO_LONGER_OVERDUE,
+        },
+    )
     if not scope.everything:
         sql, params = sql + " AND s.journey_id = ANY(%(journeys)s)", {**params, "journeys": list(scope.journeys)}
     with connection.cursor() as cursor:
@@ -110,8 +119,11 @@ def _cancel_obsolete_portable(*, now: datetime, scope: Scope) -> int:
     count = pending.filter(~_its_step(status=StepStatus.PENDING)).update(**cancel, cancel_reason=RESOLVED)
     count += pending.filter(~_its_step(journey__status=JourneyStatus.ACTIVE)).update(**cancel, cancel_reason=NOT_ACTIVE)
     count += pending.filter(~_its_step(due_on=OuterRef("for_day"))).update(**cancel, cancel_reason=RESCHEDULED)
-    count += pending.filter(kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION]).filter(
-        _its_step(overdue_since__isnull=True)).update(**cancel, cancel_reason=NO_LONGER_OVERDUE)
+    count += (
+        pending.filter(kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION])
+        .filter(_its_step(overdue_since__isnull=True))
+        .update(**cancel, cancel_reason=NO_LONGER_OVERDUE)
+    )
     return count
 
 
@@ -124,11 +136,17 @@ def reminders_revive_after_resume(*, now: datetime, scope: Scope = EVERYTHING) -
     late_steps = Step.objects.overdue(now).filter(overdue_since__isnull=False)
     if not scope.everything:
         late_steps = late_steps.filter(Q(overdue_since=now) | Q(journey_id__in=scope.journeys))
-    return Reminder.objects.filter(
-        step_id__in=late_steps.values("id"), state=ReminderState.CANCELLED, cancelled_by__isnull=True,
-        cancel_reason__in=[NOT_ACTIVE, NO_LONGER_OVERDUE], kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION],
-    ).filter(_its_step(due_on=OuterRef("for_day"))).update(
-        state=ReminderState.PENDING, cancelled_at=None, cancel_reason="", due_at=now, send_after=now)
+    return (
+        Reminder.objects.filter(
+            step_id__in=late_steps.values("id"),
+            state=ReminderState.CANCELLED,
+            cancelled_by__isnull=True,
+            cancel_reason__in=[NOT_ACTIVE, NO_LONGER_OVERDUE],
+            kind__in=[ReminderKind.OVERDUE, ReminderKind.ESCALATION],
+        )
+        .filter(_its_step(due_on=OuterRef("for_day")))
+        .update(state=ReminderState.PENDING, cancelled_at=None, cancel_reason="", due_at=now, send_after=now)
+    )
 
 
 def overdue_scan(*, now: datetime | None = None, everything: bool = False) -> ScanResult:
@@ -147,12 +165,24 @@ def overdue_scan(*, now: datetime | None = None, everything: bool = False) -> Sc
         result.unflagged = steps_unflag(now=now, scope=scope)
         result.cancelled = reminders_cancel_obsolete(now=now, scope=scope)
         result.created = reminders_plan(now=now, scope=scope) + reminders_revive_after_resume(now=now, scope=scope)
-        run = ScanRun.objects.create(started_at=now, finished_at=timezone.now(), flagged=result.flagged,
-                                     unflagged=result.unflagged, reminders_created=result.created,
-                                     reminders_cancelled=result.cancelled, full=scope.everything)
+        run = ScanRun.objects.create(
+            started_at=now,
+            finished_at=timezone.now(),
+            flagged=result.flagged,
+            unflagged=result.unflagged,
+            reminders_created=result.created,
+            reminders_cancelled=result.cancelled,
+            full=scope.everything,
+        )
         ScanRun.objects.filter(started_at__lt=now - timedelta(days=SCAN_HISTORY_DAYS)).delete()
         result.run_id = run.id
-    log.info("overdue scan at=%s everything=%s flagged=%d unflagged=%d reminders_created=%d reminders_cancelled=%d",
-             now.isoformat(), scope.everything, result.flagged, result.unflagged, result.created, result.cancelled)
+    log.info(
+        "overdue scan at=%s everything=%s flagged=%d unflagged=%d reminders_created=%d reminders_cancelled=%d",
+        now.isoformat(),
+        scope.everything,
+        result.flagged,
+        result.unflagged,
+        result.created,
+        result.cancelled,
+    )
     return result
-

@@ -43,10 +43,18 @@ EVERYTHING = Scope()
 def scan_scope(now: datetime) -> Scope:
     """Three small indexed reads: the previous scan, the previous sweep, the journeys changed since."""
     previous = ScanRun.objects.filter(started_at__lte=now).order_by("-started_at").values_list("started_at", flat=True).first()
-    swept = (ScanRun.objects.filter(started_at__lte=now, full=True).order_by("-started_at")
-             .values_list("started_at", flat=True).first())
-    if (previous is None or swept is None or now - swept >= FULL_SWEEP_EVERY
-            or timezone.localdate(previous) != timezone.localdate(now)):
+    swept = (
+        ScanRun.objects.filter(started_at__lte=now, full=True)
+        .order_by("-started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    if (
+        previous is None
+        or swept is None
+        or now - swept >= FULL_SWEEP_EVERY
+        or timezone.localdate(previous) != timezone.localdate(now)
+    ):
         return EVERYTHING
     journeys = JourneyEvent.objects.filter(at__gte=previous - SETTLE).order_by().values_list("journey_id", flat=True).distinct()
     return Scope(since=previous, journeys=tuple(sorted(journeys)))

@@ -17,20 +17,29 @@ def reminders_for_patient(*, patient_id: int, now: datetime | None = None, days_
     """The patient's notification log: every reminder already sent or settled, and every one scheduled
     for the coming days, newest due first."""
     now = now or timezone.now()
-    return (_reminders_with_context()
-            .filter(step__journey__patient_id=patient_id)
-            .filter(~Q(state=ReminderState.PENDING) | Q(send_after__lte=now + timedelta(days=days_ahead)))
-            .order_by("-due_at", "-id"))
+    return (
+        _reminders_with_context()
+        .filter(step__journey__patient_id=patient_id)
+        .filter(~Q(state=ReminderState.PENDING) | Q(send_after__lte=now + timedelta(days=days_ahead)))
+        .order_by("-due_at", "-id")
+    )
 
 
-def clinic_reminder_log(*, now: datetime | None = None, days_back: int = 7, days_ahead: int = 7,
-                        state: str | None = None, kind: str | None = None,
-                        journey_id: int | None = None) -> QuerySet[Reminder]:
+def clinic_reminder_log(
+    *,
+    now: datetime | None = None,
+    days_back: int = 7,
+    days_ahead: int = 7,
+    state: str | None = None,
+    kind: str | None = None,
+    journey_id: int | None = None,
+) -> QuerySet[Reminder]:
     """The clinic's notification log: reminders due in the window around now, with their state;
     optionally only one state, one kind, or one journey's."""
     now = now or timezone.now()
-    reminders = _reminders_with_context().filter(due_at__gte=now - timedelta(days=days_back),
-                                                 due_at__lte=now + timedelta(days=days_ahead))
+    reminders = _reminders_with_context().filter(
+        due_at__gte=now - timedelta(days=days_back), due_at__lte=now + timedelta(days=days_ahead)
+    )
     if state:
         reminders = reminders.filter(state=state)
     if kind:
@@ -44,10 +53,12 @@ def reminders_for_journey(*, journey_id: int, now: datetime | None = None, days_
     """One journey's reminders for the patient page: every one sent or settled, and every one scheduled
     for the coming days, latest due first."""
     now = now or timezone.now()
-    return (_reminders_with_context()
-            .filter(step__journey_id=journey_id)
-            .filter(~Q(state=ReminderState.PENDING) | Q(send_after__lte=now + timedelta(days=days_ahead)))
-            .order_by("-due_at", "-id"))
+    return (
+        _reminders_with_context()
+        .filter(step__journey_id=journey_id)
+        .filter(~Q(state=ReminderState.PENDING) | Q(send_after__lte=now + timedelta(days=days_ahead)))
+        .order_by("-due_at", "-id")
+    )
 
 
 def notifications_for(*, user, unread_only: bool = False) -> QuerySet[Notification]:
@@ -57,8 +68,10 @@ def notifications_for(*, user, unread_only: bool = False) -> QuerySet[Notificati
 
 def patients_of_journeys(*, journey_public_ids) -> dict:
     """{journey public_id (str): patient} for naming the patients of a page of notifications. One query."""
-    return {str(journey.public_id): journey.patient
-            for journey in Journey.objects.filter(public_id__in=journey_public_ids).select_related("patient")}
+    return {
+        str(journey.public_id): journey.patient
+        for journey in Journey.objects.filter(public_id__in=journey_public_ids).select_related("patient")
+    }
 
 
 def email_preferences(*, user) -> dict[str, bool]:
@@ -73,19 +86,20 @@ def unread_notification_count(*, user) -> int:
 def digest_steps(*, coordinator_id: int, today: date, days_ahead: int = 7) -> QuerySet[Step]:
     """A coordinator's day: overdue, due today and due in the next days, for their own patients and
     for patients who have no coordinator."""
-    return (Step.objects.select_related("template", "journey__patient")
-            .filter(status=StepStatus.PENDING, journey__status=JourneyStatus.ACTIVE)
-            .filter(Q(journey__patient__coordinator_id=coordinator_id) | Q(journey__patient__coordinator__isnull=True))
-            .filter(Q(overdue_since__isnull=False) | Q(due_on__gte=today, due_on__lte=today + timedelta(days=days_ahead)))
-            .order_by("due_on", "template__position", "id"))
+    return (
+        Step.objects.select_related("template", "journey__patient")
+        .filter(status=StepStatus.PENDING, journey__status=JourneyStatus.ACTIVE)
+        .filter(Q(journey__patient__coordinator_id=coordinator_id) | Q(journey__patient__coordinator__isnull=True))
+        .filter(Q(overdue_since__isnull=False) | Q(due_on__gte=today, due_on__lte=today + timedelta(days=days_ahead)))
+        .order_by("due_on", "template__position", "id")
+    )
 
 
 def reminder_health(*, now: datetime | None = None) -> dict:
     """What an operator asks first: when did the scan last run, how much waits to be sent and since when,
     and did anything give up. Three queries."""
     now = now or timezone.now()
-    last = ScanRun.objects.order_by("-started_at").values("started_at", "finished_at", "flagged",
-                                                            "reminders_created").first()
+    last = ScanRun.objects.order_by("-started_at").values("started_at", "finished_at", "flagged", "reminders_created").first()
     due = Reminder.objects.filter(Q(state=ReminderState.PENDING, send_after__lte=now) | Q(state=ReminderState.SENDING))
     figures = due.aggregate(oldest=Min("send_after"), newest_claim=Max("claimed_at"))
     pending_now = due.count()

@@ -14,8 +14,14 @@ from notifications import services
 log = logging.getLogger("carclinic.reminders")
 
 TRANSIENT = (OperationalError, ConnectionError)
-_TASK_OPTIONS = {"acks_late": True, "autoretry_for": TRANSIENT, "retry_backoff": True, "retry_backoff_max": 600,
-                 "retry_jitter": True, "max_retries": 5}
+_TASK_OPTIONS = {
+    "acks_late": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": True,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
 
 
 def enqueue_send_due() -> None:

@@ -44,13 +44,15 @@ def may_manage_reminders(user) -> bool:
 
 def _safe_next(request, default: str) -> str:
     candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
-                                                     require_https=request.is_secure()):
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return candidate
     return default
 
 
 # --- In-app notifications -------------------------------------------------------------------------
+
 
 @login_required
 @require_GET
@@ -82,19 +84,22 @@ LATEST_UNREAD = 5
 @require_GET
 def latest_unread(request):
     """A person's latest unread notifications, for their landing page (fetched by HTMX when it loads)."""
-    notes = list(selectors.notifications_for(user=request.user, unread_only=True)
-                 .order_by("-created_at", "-id")[: LATEST_UNREAD + 1])
+    notes = list(
+        selectors.notifications_for(user=request.user, unread_only=True).order_by("-created_at", "-id")[: LATEST_UNREAD + 1]
+    )
     _explain_items(notes[:LATEST_UNREAD])
-    return render(request, "notifications/partials/latest_unread.html",
-                  {"notes": notes[:LATEST_UNREAD], "more": len(notes) > LATEST_UNREAD})
+    return render(
+        request, "notifications/partials/latest_unread.html", {"notes": notes[:LATEST_UNREAD], "more": len(notes) > LATEST_UNREAD}
+    )
 
 
 @login_required
 @require_GET
 def unread_count(request):
     """The nav's count alone, for its HTMX poll (sent with X-Clinic-Poll: not activity for idle sign-out)."""
-    return render(request, "notifications/partials/nav_count.html",
-                  {"unread": selectors.unread_notification_count(user=request.user)})
+    return render(
+        request, "notifications/partials/nav_count.html", {"unread": selectors.unread_notification_count(user=request.user)}
+    )
 
 
 @login_required
@@ -108,8 +113,9 @@ def notification_read(request, public_id):
 @require_POST
 def notifications_read_all(request):
     count = services.notifications_mark_all_read(actor=request.user)
-    messages.success(request, f"Marked {count} notification{'' if count == 1 else 's'} as read." if count
-                     else "Nothing was unread.")
+    messages.success(
+        request, f"Marked {count} notification{'' if count == 1 else 's'} as read." if count else "Nothing was unread."
+    )
     return redirect("notifications:list")
 
 
@@ -128,7 +134,8 @@ def notification_open(request, public_id):
         step = Step.objects.select_related("journey__patient").filter(public_id=_uuid_or_none(step_id)).first()
         if step is not None:
             return HttpResponseRedirect(
-                reverse("patient_detail", args=[step.journey.patient.public_id]) + f"#step-{step.public_id}")
+                reverse("patient_detail", args=[step.journey.patient.public_id]) + f"#step-{step.public_id}"
+            )
     return redirect("notifications:list")
 
 
@@ -140,6 +147,7 @@ def _uuid_or_none(text: str):
 
 
 # --- E-mail preferences ---------------------------------------------------------------------------
+
 
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -156,6 +164,7 @@ def preferences(request):
 
 
 # --- The reminder log -----------------------------------------------------------------------------
+
 
 @dataclass
 class ReminderRow:
@@ -196,10 +205,16 @@ def journey_reminders(request, public_id):
     journey = get_object_or_404(Journey.objects.select_related("patient"), public_id=public_id)
     reminders = list(selectors.reminders_for_journey(journey_id=journey.id)[: JOURNEY_LOG_LIMIT + 1])
     more = len(reminders) > JOURNEY_LOG_LIMIT
-    return render(request, "notifications/partials/journey_reminders.html", {
-        "rows": _rows(reminders[:JOURNEY_LOG_LIMIT], request.user), "more": more, "journey": journey,
-        "back": reverse("patient_detail", args=[journey.patient.public_id]),
-    })
+    return render(
+        request,
+        "notifications/partials/journey_reminders.html",
+        {
+            "rows": _rows(reminders[:JOURNEY_LOG_LIMIT], request.user),
+            "more": more,
+            "journey": journey,
+            "back": reverse("patient_detail", args=[journey.patient.public_id]),
+        },
+    )
 
 
 @role_required(Action.VIEW_CLINICAL)
@@ -213,17 +228,26 @@ def reminder_log(request):
         filters["journey_id"] = journey.id if journey else -1
     now = timezone.now()
     page = Paginator(selectors.clinic_reminder_log(now=now, **filters), LOG_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "notifications/log.html", {
-        "form": form, "page": page, "rows": _rows(page.object_list, request.user), "now": now, "journey": journey,
-        "may_manage": may_manage_reminders(request.user),
-        "query_string": urlencode({k: v for k, v in request.GET.items() if v and k != "page"}),
-        "filters_active": any(v for k, v in request.GET.items() if k != "page" and v),
-    })
+    return render(
+        request,
+        "notifications/log.html",
+        {
+            "form": form,
+            "page": page,
+            "rows": _rows(page.object_list, request.user),
+            "now": now,
+            "journey": journey,
+            "may_manage": may_manage_reminders(request.user),
+            "query_string": urlencode({k: v for k, v in request.GET.items() if v and k != "page"}),
+            "filters_active": any(v for k, v in request.GET.items() if k != "page" and v),
+        },
+    )
 
 
 def _reminder_or_404(public_id) -> Reminder:
     return get_object_or_404(
-        Reminder.objects.select_related("recipient", "step__template", "step__journey__patient"), public_id=public_id)
+        Reminder.objects.select_related("recipient", "step__template", "step__journey__patient"), public_id=public_id
+    )
 
 
 def _require_manage(request) -> None:
@@ -235,8 +259,11 @@ def _change_reminder(request, public_id, *, form_class, initial, apply, title, s
     """Snooze and cancel share everything but the form and the service call."""
     _require_manage(request)
     reminder = _reminder_or_404(public_id)
-    default_back = (reverse("patient_detail", args=[reminder.step.journey.patient.public_id])
-                    if reminder.step_id else reverse("notifications:log"))
+    default_back = (
+        reverse("patient_detail", args=[reminder.step.journey.patient.public_id])
+        if reminder.step_id
+        else reverse("notifications:log")
+    )
     back = _safe_next(request, default_back)
     form = form_class(request.POST or None, initial=initial(reminder))
     # Sent, cancelled or being sent meanwhile: the page says so plainly; nothing was changed.
@@ -246,10 +273,20 @@ def _change_reminder(request, public_id, *, form_class, initial, apply, title, s
         return redirect(back)
     if submission.conflict:
         reminder = _reminder_or_404(public_id)
-    return render(request, "notifications/reminder_change.html", {
-        "reminder": reminder, "form": form, "conflict": submission.conflict, "title": title, "submit": submit,
-        "back": back, "danger": form_class is ReminderCancelForm,
-    }, status=submission.status)
+    return render(
+        request,
+        "notifications/reminder_change.html",
+        {
+            "reminder": reminder,
+            "form": form,
+            "conflict": submission.conflict,
+            "title": title,
+            "submit": submit,
+            "back": back,
+            "danger": form_class is ReminderCancelForm,
+        },
+        status=submission.status,
+    )
 
 
 @login_required
@@ -260,13 +297,20 @@ def reminder_snooze(request, public_id):
         return {"until": timezone.localtime(start + timedelta(hours=2)).replace(second=0, microsecond=0)}
 
     def apply(reminder, data):
-        services.reminder_snooze(actor=request.user, reminder_id=reminder.id, until=data["until"], reason=data["reason"],
-                                 every_channel=True)
+        services.reminder_snooze(
+            actor=request.user, reminder_id=reminder.id, until=data["until"], reason=data["reason"], every_channel=True
+        )
 
     return _change_reminder(
-        request, public_id, form_class=ReminderSnoozeForm, initial=initial, apply=apply,
-        title="Snooze a reminder", submit="Snooze",
-        done=lambda data: f"Snoozed until {timezone.localtime(data['until']):%a %d %b %Y %H:%M}.")
+        request,
+        public_id,
+        form_class=ReminderSnoozeForm,
+        initial=initial,
+        apply=apply,
+        title="Snooze a reminder",
+        submit="Snooze",
+        done=lambda data: f"Snoozed until {timezone.localtime(data['until']):%a %d %b %Y %H:%M}.",
+    )
 
 
 @login_required
@@ -276,11 +320,19 @@ def reminder_cancel(request, public_id):
         services.reminder_cancel(actor=request.user, reminder_id=reminder.id, reason=data["reason"], every_channel=True)
 
     return _change_reminder(
-        request, public_id, form_class=ReminderCancelForm, initial=lambda reminder: {}, apply=apply,
-        title="Cancel a reminder", submit="Cancel this reminder", done=lambda data: "Reminder cancelled.")
+        request,
+        public_id,
+        form_class=ReminderCancelForm,
+        initial=lambda reminder: {},
+        apply=apply,
+        title="Cancel a reminder",
+        submit="Cancel this reminder",
+        done=lambda data: "Reminder cancelled.",
+    )
 
 
 # --- Monitoring -----------------------------------------------------------------------------------
+
 
 @staff_member_required
 @require_GET

@@ -11,7 +11,6 @@ from simple_history.models import HistoricalRecords
 
 from clinical.body import age_in_years, body_surface_area
 
-
 # Letters that Unicode does not decompose into a base letter and an accent.
 _PLAIN_LETTERS = str.maketrans({"ı": "i", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe"})
 
@@ -91,7 +90,11 @@ class Patient(models.Model):
     # The physician who answers for this patient: escalations of late steps and the physician's own
     # steps go to them rather than to every physician in the clinic.
     physician = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="treated_patients",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="treated_patients",
         verbose_name="treating physician",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -187,12 +190,14 @@ class Consent(models.Model):
     signed_on = models.DateField()
     document_version = models.CharField(max_length=40)
     # The clinician who explained the form and took the signature; not always the one typing it in.
-    taken_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="+", verbose_name="taken by")
+    taken_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name="taken by"
+    )
     withdrawn_on = models.DateField(null=True, blank=True)
     withdrawal_reason = models.TextField(blank=True)
-    withdrawal_recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                               on_delete=models.PROTECT, related_name="+")
+    withdrawal_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     recorded_at = models.DateTimeField(auto_now_add=True)
     version = models.PositiveIntegerField(default=1)

@@ -9,8 +9,9 @@ from patients.models import Consent, Patient, mrn_search_key, name_spelled_key
 DUPLICATE_LIMIT = 10
 
 
-def likely_duplicates(*, given_name: str, family_name: str, date_of_birth: date | None, mrn: str,
-                      exclude_id: int | None = None) -> QuerySet[Patient]:
+def likely_duplicates(
+    *, given_name: str, family_name: str, date_of_birth: date | None, mrn: str, exclude_id: int | None = None
+) -> QuerySet[Patient]:
     """Registered patients who may be this person: the same name (either order, spelled either way) and
     date of birth, or the same MRN written with other case, spaces or dashes. One query."""
     same = Q(pk__in=[])
@@ -27,6 +28,8 @@ def likely_duplicates(*, given_name: str, family_name: str, date_of_birth: date 
 
 def patient_consents(*, patient_id: int) -> QuerySet[Consent]:
     """The patient's consents, the latest signed first, with who took and who recorded each."""
-    return (Consent.objects.filter(patient_id=patient_id)
-            .select_related("taken_by", "recorded_by", "withdrawal_recorded_by")
-            .order_by("-signed_on", "-id"))
+    return (
+        Consent.objects.filter(patient_id=patient_id)
+        .select_related("taken_by", "recorded_by", "withdrawal_recorded_by")
+        .order_by("-signed_on", "-id")
+    )

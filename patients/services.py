@@ -64,15 +64,19 @@ def patient_enrol(*, actor, duplicates_confirmed: bool = False, **fields) -> Pat
     if patient.indication != "other":
         patient.indication_other = ""
     check_model(patient)
-    duplicates = list(selectors.likely_duplicates(given_name=patient.given_name, family_name=patient.family_name,
-                                                  date_of_birth=patient.date_of_birth, mrn=patient.mrn))
+    duplicates = list(
+        selectors.likely_duplicates(
+            given_name=patient.given_name, family_name=patient.family_name, date_of_birth=patient.date_of_birth, mrn=patient.mrn
+        )
+    )
     if duplicates and not duplicates_confirmed:
         raise LikelyDuplicate(duplicates)
     patient._history_user = actor
     if duplicates:
         # Ids only: the history reason is shown beside names already, and ends up in exports.
-        patient._change_reason = ("Enrolled after confirming this is not the same person as "
-                                  + ", ".join(f"MRN {other.mrn}" for other in duplicates))
+        patient._change_reason = "Enrolled after confirming this is not the same person as " + ", ".join(
+            f"MRN {other.mrn}" for other in duplicates
+        )
     patient.save()
     return patient
 
@@ -101,9 +105,7 @@ def patient_update(*, actor, patient_id: int, expected_version: int, **changes) 
 
 
 @transaction.atomic
-def measurement_record(
-    *, actor, patient_id: int, measured_on: date, height_cm: Decimal, weight_kg: Decimal
-) -> Measurement:
+def measurement_record(*, actor, patient_id: int, measured_on: date, height_cm: Decimal, weight_kg: Decimal) -> Measurement:
     """Record height and weight on a date."""
     authorize(actor, Action.EDIT_PATIENT)
     check_not_future(measured_on, field="measured_on", today=timezone.localdate())
@@ -117,17 +119,26 @@ def measurement_record(
 
 
 @transaction.atomic
-def consent_record(*, actor, patient_id: int, signed_on: date, document_version: str,
-                   kind: str = ConsentKind.TREATMENT, taken_by=None) -> Consent:
+def consent_record(
+    *, actor, patient_id: int, signed_on: date, document_version: str, kind: str = ConsentKind.TREATMENT, taken_by=None
+) -> Consent:
     """Record a signed consent form: which kind, which version of the document, when, and who took it."""
     authorize(actor, Action.EDIT_PATIENT)
     if signed_on > timezone.localdate():
         raise InvalidInput("Some values need correcting.", field_errors={"signed_on": ["Cannot be in the future."]})
     if taken_by is not None and (not taken_by.is_active or not taken_by.roles & CONSENT_TAKERS):
-        raise InvalidInput("Some values need correcting.", field_errors={
-            "taken_by": [f"{taken_by.get_full_name() or taken_by.get_username()} is not an active clinician."]})
-    consent = Consent(patient_id=patient_id, kind=kind, signed_on=signed_on, document_version=document_version.strip(),
-                      taken_by=taken_by, recorded_by=actor)
+        raise InvalidInput(
+            "Some values need correcting.",
+            field_errors={"taken_by": [f"{taken_by.get_full_name() or taken_by.get_username()} is not an active clinician."]},
+        )
+    consent = Consent(
+        patient_id=patient_id,
+        kind=kind,
+        signed_on=signed_on,
+        document_version=document_version.strip(),
+        taken_by=taken_by,
+        recorded_by=actor,
+    )
     check_model(consent)
     consent._history_user = actor
     consent.save()

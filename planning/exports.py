@@ -54,8 +54,14 @@ STEP_HEADER = [*PATIENT_HEADER, "Stage", "Step", "Due on", "Overdue after", "Res
 
 
 def _step_row(step) -> list:
-    return [*_patient(step.journey.patient), step.template.stage, step.template.name, step.due_on, step.overdue_after,
-            step.template.get_responsible_role_display()]
+    return [
+        *_patient(step.journey.patient),
+        step.template.stage,
+        step.template.name,
+        step.due_on,
+        step.overdue_after,
+        step.template.get_responsible_role_display(),
+    ]
 
 
 def overdue_steps(*, now: datetime, **filters):
@@ -75,14 +81,20 @@ CALENDAR_HEADER = ["Date", "Kind", *PATIENT_HEADER, "Step", "Status"]
 
 
 def calendar_range(*, first_day: date, last_day: date, **filters):
-    steps = (selectors.calendar_steps(first_day=first_day, last_day=last_day, **filters)
-             .select_related("template", "journey__patient").order_by("day", "kind", "journey__patient__family_name", "id"))
-    rows = ([step.day, CalendarKind(step.kind).label, *_patient(step.journey.patient), step.template.name,
-             step.get_status_display()] for step in steps.iterator(chunk_size=CHUNK))
+    steps = (
+        selectors.calendar_steps(first_day=first_day, last_day=last_day, **filters)
+        .select_related("template", "journey__patient")
+        .order_by("day", "kind", "journey__patient__family_name", "id")
+    )
+    rows = (
+        [step.day, CalendarKind(step.kind).label, *_patient(step.journey.patient), step.template.name, step.get_status_display()]
+        for step in steps.iterator(chunk_size=CHUNK)
+    )
     return steps.count(), CALENDAR_HEADER, rows
 
 
 # --- The grid --------------------------------------------------------------------------------------
+
 
 def grid(*, stage: int | None = None, now: datetime, **filters):
     """One row per patient, one column per step; the columns are the protocol's steps (of one stage or all)
@@ -90,8 +102,12 @@ def grid(*, stage: int | None = None, now: datetime, **filters):
     from journeys.models import StepTemplate
 
     journeys = selectors.grid_journeys(**filters)
-    templates = StepTemplate.objects.filter(protocol__journeys__in=journeys.values("id")).order_by(
-        "stage", "position").values_list("code", "name").distinct()
+    templates = (
+        StepTemplate.objects.filter(protocol__journeys__in=journeys.values("id"))
+        .order_by("stage", "position")
+        .values_list("code", "name")
+        .distinct()
+    )
     columns: dict[str, str] = {}
     for code, name in templates:
         columns.setdefault(code, name)
@@ -133,8 +149,15 @@ def reminder_log(*, now: datetime, state: str | None = None, kind: str | None = 
 
     def row(reminder):
         patient = reminder.step.journey.patient if reminder.step_id else None
-        return [reminder.due_at, reminder.get_kind_display(), reminder.get_state_display(), reminder.recipient,
-                reminder.get_channel_display(), *(_patient(patient) if patient else ["", "", "", ""]),
-                reminder.step.template.name if reminder.step_id else "", reminder.sent_at]
+        return [
+            reminder.due_at,
+            reminder.get_kind_display(),
+            reminder.get_state_display(),
+            reminder.recipient,
+            reminder.get_channel_display(),
+            *(_patient(patient) if patient else ["", "", "", ""]),
+            reminder.step.template.name if reminder.step_id else "",
+            reminder.sent_at,
+        ]
 
     return reminders.count(), REMINDER_HEADER, (row(reminder) for reminder in reminders.iterator(chunk_size=CHUNK))

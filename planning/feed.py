@@ -19,9 +19,13 @@ def feed_calendar(*, today: date, host: str, **filters) -> bytes:
     calendar.add("prodid", "-//carclinic//planning calendar//EN")
     calendar.add("version", "2.0")
     calendar.add("x-wr-calname", "carclinic ward calendar")
-    steps = (selectors.calendar_steps(first_day=today - timedelta(days=FEED_DAYS_BACK),
-                                      last_day=today + timedelta(days=FEED_DAYS_AHEAD), **filters)
-             .select_related("template", "journey").order_by("day", "id"))
+    steps = (
+        selectors.calendar_steps(
+            first_day=today - timedelta(days=FEED_DAYS_BACK), last_day=today + timedelta(days=FEED_DAYS_AHEAD), **filters
+        )
+        .select_related("template", "journey")
+        .order_by("day", "id")
+    )
     for step in steps.iterator(chunk_size=500):
         event = Event()
         event.add("uid", f"step-{step.public_id}@{host}")

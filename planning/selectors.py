@@ -42,7 +42,8 @@ def calendar_kinds_by_template() -> dict[int, str]:
 
     One query, over the templates only (a few dozen per protocol version), never over patients."""
     templates = StepTemplate.objects.order_by("protocol_id", "stage", "position", "id").values_list(
-        "id", "protocol_id", "stage", "code", "milestone", "responsible_role")
+        "id", "protocol_id", "stage", "code", "milestone", "responsible_role"
+    )
     kinds: dict[int, str] = {}
     first_of_stage3: dict[int, int] = {}
     first_nurse_of_stage3: dict[int, int] = {}
@@ -68,15 +69,23 @@ def _kind_expression(kinds: dict[int, str]) -> Case:
     by_kind: dict[str, list[int]] = defaultdict(list)
     for template_id, kind in kinds.items():
         by_kind[kind].append(template_id)
-    return Case(*[When(template_id__in=ids, then=Value(kind)) for kind, ids in by_kind.items()],
-                default=Value(""), output_field=CharField())
+    return Case(
+        *[When(template_id__in=ids, then=Value(kind)) for kind, ids in by_kind.items()],
+        default=Value(""),
+        output_field=CharField(),
+    )
 
 
 def _calendar_day_expression():
     """A done step stands on the day it was performed (in the clinic's time zone); a pending one on its due day."""
-    return Case(When(status=StepStatus.DONE, performed_at__isnull=False,
-                     then=TruncDate("performed_at", tzinfo=timezone.get_current_timezone())),
-                default=F("due_on"))
+    return Case(
+        When(
+            status=StepStatus.DONE,
+            performed_at__isnull=False,
+            then=TruncDate("performed_at", tzinfo=timezone.get_current_timezone()),
+        ),
+        default=F("due_on"),
+    )
 
 
 def calendar_steps(*, first_day: date, last_day: date, kinds: dict[int, str] | None = None, **filters) -> QuerySet[Step]:
@@ -87,8 +96,7 @@ def calendar_steps(*, first_day: date, last_day: date, kinds: dict[int, str] | N
     start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
     end = timezone.make_aware(datetime.combine(last_day + timedelta(days=1), datetime.min.time()))
     steps = Step.objects.filter(template_id__in=list(kinds)).filter(
-        Q(status=StepStatus.PENDING, due_on__gte=first_day, due_on__lte=last_day,
-          journey__status__in=OPEN_JOURNEY_STATUSES)
+        Q(status=StepStatus.PENDING, due_on__gte=first_day, due_on__lte=last_day, journey__status__in=OPEN_JOURNEY_STATUSES)
         | Q(status=StepStatus.DONE, performed_at__gte=start, performed_at__lt=end)
         | Q(status=StepStatus.DONE, performed_at__isnull=True, due_on__gte=first_day, due_on__lte=last_day)
     )
@@ -115,11 +123,18 @@ def calendar(*, first_day: date, last_day: date, per_day: int = CALENDAR_ENTRIES
     loads: dict[date, dict[str, int]] = defaultdict(lambda: dict.fromkeys(CalendarKind.values, 0))
     for row in steps.order_by().values("day", "kind").annotate(entries=Count("id")):
         loads[row["day"]][row["kind"]] = row["entries"]
-    entries = (steps.annotate(rank=Window(RowNumber(), partition_by=[F("day")],
-                                          order_by=[F("kind").asc(), F("journey__patient__family_name").asc(), F("id").asc()]))
-               .filter(rank__lte=per_day)
-               .select_related("template", "journey__patient")
-               .order_by("day", "kind", "journey__patient__family_name", "id"))
+    entries = (
+        steps.annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("day")],
+                order_by=[F("kind").asc(), F("journey__patient__family_name").asc(), F("id").asc()],
+            )
+        )
+        .filter(rank__lte=per_day)
+        .select_related("template", "journey__patient")
+        .order_by("day", "kind", "journey__patient__family_name", "id")
+    )
     by_day: dict[date, list[Step]] = defaultdict(list)
     for step in entries:
         step.kind_label = CalendarKind(step.kind).label
@@ -134,6 +149,7 @@ def calendar(*, first_day: date, last_day: date, per_day: int = CALENDAR_ENTRIES
 
 
 # --- The record-status grid --------------------------------------------------------------------------
+
 
 class CellState:
     """A grid cell's state, in the words the page shows beside its colour."""
@@ -155,7 +171,8 @@ def step_state_expression(now: datetime) -> Case:
         When(status=StepStatus.NOT_APPLICABLE, then=Value(CellState.NOT_APPLICABLE)),
         When(late_condition(now), then=Value(CellState.LATE)),
         When(blocked_condition(), then=Value(CellState.BLOCKED)),
-        default=Value(CellState.PENDING), output_field=CharField(),
+        default=Value(CellState.PENDING),
+        output_field=CharField(),
     )
 
 
@@ -171,8 +188,11 @@ def grid_cells(*, journey_ids: list[int], stage: int | None = None, now: datetim
     steps = Step.objects.filter(journey_id__in=journey_ids)
     if stage:
         steps = steps.filter(template__stage=stage)
-    return (steps.annotate(state=step_state_expression(now))
-            .select_related("template").order_by("template__stage", "template__position", "id"))
+    return (
+        steps.annotate(state=step_state_expression(now))
+        .select_related("template")
+        .order_by("template__stage", "template__position", "id")
+    )
 
 
 def grid_rows(journeys: list[Journey], *, stage: int | None = None, now: datetime | None = None):

@@ -12,9 +12,13 @@ from staff.roles import Action, authorize
 def export_record(*, actor, kind: str, filters: dict, row_count: int) -> DataExport:
     """Record who exports what before the export is streamed (refused to roles without EXPORT_DATA)."""
     authorize(actor, Action.EXPORT_DATA)
-    return DataExport.objects.create(kind=kind, exported_by=actor, exported_at=timezone.now(),
-                                     filters={k: v for k, v in filters.items() if v not in (None, "")},
-                                     row_count=row_count)
+    return DataExport.objects.create(
+        kind=kind,
+        exported_by=actor,
+        exported_at=timezone.now(),
+        filters={k: v for k, v in filters.items() if v not in (None, "")},
+        row_count=row_count,
+    )
 
 
 def feed_token_create(*, actor, label: str = "") -> tuple[CalendarFeedToken, str]:
@@ -22,8 +26,9 @@ def feed_token_create(*, actor, label: str = "") -> tuple[CalendarFeedToken, str
     and so can be shown this once."""
     authorize(actor, Action.VIEW_CLINICAL)
     token = secrets.token_urlsafe(32)
-    feed = CalendarFeedToken.objects.create(user=actor, token_hash=hash_feed_token(token), label=label[:80],
-                                            created_at=timezone.now())
+    feed = CalendarFeedToken.objects.create(
+        user=actor, token_hash=hash_feed_token(token), label=label[:80], created_at=timezone.now()
+    )
     return feed, token
 
 

@@ -65,16 +65,28 @@ def calendar_page(request):
     def link(**params):
         return reverse("planning:calendar") + "?" + urlencode({**kept, "view": view, **params})
 
-    return render(request, "planning/calendar.html", {
-        "form": form, "view": view, "first": first, "last": last, "today": today, "days": days,
-        "kinds": CalendarKind.choices,
-        "totals": {kind: sum(day.load[kind] for day in days) for kind in CalendarKind.values},
-        "previous_url": link(start=previous.isoformat()), "next_url": link(start=following.isoformat()),
-        "today_url": link(start=today.isoformat()),
-        "week_url": link(view="week", start=first.isoformat()), "month_url": link(view="month", start=first.isoformat()),
-        "kept": kept, "may_export": can(request.user, Action.EXPORT_DATA),
-        "export_range": [("view", view), ("start", first.isoformat())],
-    })
+    return render(
+        request,
+        "planning/calendar.html",
+        {
+            "form": form,
+            "view": view,
+            "first": first,
+            "last": last,
+            "today": today,
+            "days": days,
+            "kinds": CalendarKind.choices,
+            "totals": {kind: sum(day.load[kind] for day in days) for kind in CalendarKind.values},
+            "previous_url": link(start=previous.isoformat()),
+            "next_url": link(start=following.isoformat()),
+            "today_url": link(start=today.isoformat()),
+            "week_url": link(view="week", start=first.isoformat()),
+            "month_url": link(view="month", start=first.isoformat()),
+            "kept": kept,
+            "may_export": can(request.user, Action.EXPORT_DATA),
+            "export_range": [("view", view), ("start", first.isoformat())],
+        },
+    )
 
 
 @role_required(Action.VIEW_CLINICAL)
@@ -89,11 +101,21 @@ def grid_page(request):
     kept = {name: request.GET[name] for name in FILTER_NAMES if request.GET.get(name)}
     if steps_of:
         kept["steps"] = steps_of
-    return render(request, "planning/grid.html", {
-        "form": form, "page": page, "columns": columns, "rows": rows, "steps_of": steps_of,
-        "stages": StageNumber.choices, "kept": kept, "query_string": urlencode(kept),
-        "may_export": can(request.user, Action.EXPORT_DATA),
-    })
+    return render(
+        request,
+        "planning/grid.html",
+        {
+            "form": form,
+            "page": page,
+            "columns": columns,
+            "rows": rows,
+            "steps_of": steps_of,
+            "stages": StageNumber.choices,
+            "kept": kept,
+            "query_string": urlencode(kept),
+            "may_export": can(request.user, Action.EXPORT_DATA),
+        },
+    )
 
 
 def _stage_or_none(value) -> int | None:
@@ -106,15 +128,23 @@ def _stage_or_none(value) -> int | None:
 
 # --- Exports ---------------------------------------------------------------------------------------
 
+
 @role_required(Action.EXPORT_DATA)
 def export_page(request):
     form, _ = _filters(request.GET)
-    return render(request, "planning/exports.html", {
-        "form": form, "kinds": ExportKind.choices, "stages": StageNumber.choices,
-        "reminder_states": ReminderState.choices, "reminder_kinds": ReminderKind.choices,
-        "today": timezone.localdate(),
-        "recent": DataExport.objects.select_related("exported_by").filter(exported_by=request.user)[:20],
-    })
+    return render(
+        request,
+        "planning/exports.html",
+        {
+            "form": form,
+            "kinds": ExportKind.choices,
+            "stages": StageNumber.choices,
+            "reminder_states": ReminderState.choices,
+            "reminder_kinds": ReminderKind.choices,
+            "today": timezone.localdate(),
+            "recent": DataExport.objects.select_related("exported_by").filter(exported_by=request.user)[:20],
+        },
+    )
 
 
 @role_required(Action.EXPORT_DATA)
@@ -156,6 +186,7 @@ def export_csv(request, kind: str):
 
 # --- The calendar feed -----------------------------------------------------------------------------
 
+
 @role_required(Action.VIEW_CLINICAL)
 @require_http_methods(["GET", "POST"])
 def feeds_page(request):
@@ -171,17 +202,26 @@ def feeds_page(request):
             return redirect("planning:feeds")
         _, token = services.feed_token_create(actor=request.user, label=request.POST.get("label", "").strip())
         new_url = request.build_absolute_uri(reverse("planning:feed", args=[token]))
-    return render(request, "planning/feeds.html", {
-        "feeds": CalendarFeedToken.objects.filter(user=request.user), "new_url": new_url,
-        "days_back": feed.FEED_DAYS_BACK, "days_ahead": feed.FEED_DAYS_AHEAD,
-    })
+    return render(
+        request,
+        "planning/feeds.html",
+        {
+            "feeds": CalendarFeedToken.objects.filter(user=request.user),
+            "new_url": new_url,
+            "days_back": feed.FEED_DAYS_BACK,
+            "days_ahead": feed.FEED_DAYS_AHEAD,
+        },
+    )
 
 
 def feed_ics(request, token: str):
     """The feed itself, for calendar programs that cannot sign in: the token is the key. Unknown, revoked or
     belonging to someone who may no longer see clinical data: 404, the same answer for each."""
-    row = (CalendarFeedToken.objects.select_related("user")
-           .filter(token_hash=hash_feed_token(token), revoked_at__isnull=True).first())
+    row = (
+        CalendarFeedToken.objects.select_related("user")
+        .filter(token_hash=hash_feed_token(token), revoked_at__isnull=True)
+        .first()
+    )
     if row is None or not can(row.user, Action.VIEW_CLINICAL):
         raise Http404
     services.feed_token_used(feed=row)

@@ -1,9 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from staff.models import User
-
 from carclinic.admin import KeepsAudit
+from staff.models import User
 
 
 @admin.register(User)

@@ -19,8 +19,9 @@ def failures_from_address(address: str | None) -> int:
     if not address:
         return 0
     since = timezone.now() - timedelta(hours=settings.AXES_COOLOFF_TIME)
-    total = (AccessAttempt.objects.filter(ip_address=address, attempt_time__gte=since)
-             .aggregate(total=Sum("failures_since_start"))["total"])
+    total = AccessAttempt.objects.filter(ip_address=address, attempt_time__gte=since).aggregate(
+        total=Sum("failures_since_start")
+    )["total"]
     return total or 0
 
 

@@ -131,8 +131,10 @@ def authorize_step_correction(user, *, responsible_role: str, recorded_by_id, re
     what she recorded herself)."""
     authorize_step_resolution(user, responsible_role, Action.CORRECT_STEP)
     if recorded_by_id != getattr(user, "pk", None) and not can(user, Action.CORRECT_OTHERS_RECORD):
-        raise NotPermitted(Action.CORRECT_OTHERS_RECORD, f"{recorded_by} recorded this step; ask them, a coordinator "
-                                                         "or a physician to correct it.")
+        raise NotPermitted(
+            Action.CORRECT_OTHERS_RECORD,
+            f"{recorded_by} recorded this step; ask them, a coordinator or a physician to correct it.",
+        )
 
 
 def may_correct_step(user, *, responsible_role: str, recorded_by_id) -> bool:

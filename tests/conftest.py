@@ -24,7 +24,9 @@ def pytest_sessionstart(session):
     if not _reachable("127.0.0.1", 5432):
         missing.append("PostgreSQL on 127.0.0.1:5432: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
     if not _reachable("127.0.0.1", 6379):
-        missing.append("Redis on 127.0.0.1:6379: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no")
+        missing.append(
+            "Redis on 127.0.0.1:6379: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no"
+        )
     from django.conf import settings
 
     # The suite is PostgreSQL's: row locks, partial indexes and the hand-written status statement are
@@ -83,8 +85,7 @@ def patient(db):
 def journey(coordinator, patient, protocol):
     from journeys.services import journey_start
 
-    return journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                         leukapheresis_date=date.today())
+    return journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=date.today())
 
 
 @pytest.fixture
@@ -126,5 +127,7 @@ def _no_connection_outlives_the_suite(django_db_setup, django_db_blocker):
     from django.db import connection
 
     with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

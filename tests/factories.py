@@ -52,19 +52,38 @@ def make_protocol(*, name: str = "Test protocol", steps: list[dict] | None = Non
     protocol = ProtocolTemplate.objects.create(name=name, version=1, planned_vein_to_vein_days=vein_to_vein)
     default = [
         dict(stage=1, code="labs", anchor=Anchor.LEUKAPHERESIS, offset_days=-3, responsible_role="nurse"),
-        dict(stage=1, code="collect", anchor=Anchor.LEUKAPHERESIS, offset_days=0, responsible_role="nurse",
-             milestone=Milestone.COLLECTION),
-        dict(stage=1, code="extra-photo", anchor=Anchor.LEUKAPHERESIS, offset_days=0, responsible_role="nurse",
-             required=False),
-        dict(stage=2, code="release", anchor=Anchor.DAY0, offset_days=-7, window_before_days=5, window_after_days=2,
-             responsible_role="coordinator", milestone=Milestone.PRODUCT_RELEASED),
+        dict(
+            stage=1,
+            code="collect",
+            anchor=Anchor.LEUKAPHERESIS,
+            offset_days=0,
+            responsible_role="nurse",
+            milestone=Milestone.COLLECTION,
+        ),
+        dict(stage=1, code="extra-photo", anchor=Anchor.LEUKAPHERESIS, offset_days=0, responsible_role="nurse", required=False),
+        dict(
+            stage=2,
+            code="release",
+            anchor=Anchor.DAY0,
+            offset_days=-7,
+            window_before_days=5,
+            window_after_days=2,
+            responsible_role="coordinator",
+            milestone=Milestone.PRODUCT_RELEASED,
+        ),
         dict(stage=3, code="ld", anchor=Anchor.DAY0, offset_days=-5, responsible_role="nurse", grace_hours=6),
-        dict(stage=4, code="infuse", anchor=Anchor.DAY0, offset_days=0, responsible_role="nurse",
-             milestone=Milestone.INFUSION),
-        dict(stage=4, code="optional-check", anchor=Anchor.DAY0, offset_days=1, responsible_role="nurse",
-             required=False),
-        dict(stage=5, code="visit", anchor=Anchor.DAY0, offset_days=28, window_before_days=3, window_after_days=3,
-             responsible_role="physician", grace_hours=24),
+        dict(stage=4, code="infuse", anchor=Anchor.DAY0, offset_days=0, responsible_role="nurse", milestone=Milestone.INFUSION),
+        dict(stage=4, code="optional-check", anchor=Anchor.DAY0, offset_days=1, responsible_role="nurse", required=False),
+        dict(
+            stage=5,
+            code="visit",
+            anchor=Anchor.DAY0,
+            offset_days=28,
+            window_before_days=3,
+            window_after_days=3,
+            responsible_role="physician",
+            grace_hours=24,
+        ),
     ]
     for position, spec in enumerate(steps or default):
         spec = {"name": spec["code"].replace("-", " ").title(), "position": position, **spec}
@@ -84,22 +103,30 @@ def bulk_journeys(*, protocol, count: int, leukapheresis_date: date, actor=None,
     now = timezone.now()
     templates = list(protocol.step_templates.all())
     prefix = Patient.objects.count()
-    patients = Patient.objects.bulk_create([
-        PatientFactory.build(mrn=f"BULK{prefix + i:08d}") for i in range(count)
-    ])
+    patients = Patient.objects.bulk_create([PatientFactory.build(mrn=f"BULK{prefix + i:08d}") for i in range(count)])
     day0 = leukapheresis_date + timedelta(days=protocol.planned_vein_to_vein_days)
-    journeys = Journey.objects.bulk_create([
-        Journey(patient=patient, protocol=protocol, leukapheresis_date=leukapheresis_date, day0_planned=day0,
-                started_at=now, started_by=actor, current_stage=stages[i % len(stages)],
-                product_released_at=now if stages[i % len(stages)] >= StageNumber.LYMPHODEPLETION else None)
-        for i, patient in enumerate(patients)
-    ])
+    journeys = Journey.objects.bulk_create(
+        [
+            Journey(
+                patient=patient,
+                protocol=protocol,
+                leukapheresis_date=leukapheresis_date,
+                day0_planned=day0,
+                started_at=now,
+                started_by=actor,
+                current_stage=stages[i % len(stages)],
+                product_released_at=now if stages[i % len(stages)] >= StageNumber.LYMPHODEPLETION else None,
+            )
+            for i, patient in enumerate(patients)
+        ]
+    )
     stage_rows = []
     for journey in journeys:
         for number in StageNumber.values:
             if number < journey.current_stage:
-                stage_rows.append(Stage(journey=journey, number=number, status=StageStatus.COMPLETED,
-                                        started_at=now, completed_at=now))
+                stage_rows.append(
+                    Stage(journey=journey, number=number, status=StageStatus.COMPLETED, started_at=now, completed_at=now)
+                )
             elif number == journey.current_stage:
                 stage_rows.append(Stage(journey=journey, number=number, status=StageStatus.IN_PROGRESS, started_at=now))
             else:
@@ -111,13 +138,20 @@ def bulk_journeys(*, protocol, count: int, leukapheresis_date: date, actor=None,
         for template in templates:
             dates = clock.dates_for_template(template, journey.anchor_date(template.anchor))
             done = template.stage < journey.current_stage
-            steps.append(Step(
-                journey=journey, stage=stage_by_key[(journey.id, template.stage)], template=template,
-                due_on=dates.due_on, window_opens_on=dates.window_opens_on, window_closes_on=dates.window_closes_on,
-                overdue_after=dates.overdue_after,
-                status=StepStatus.DONE if done else StepStatus.PENDING,
-                completed_at=now if done else None, completed_by=actor if done else None,
-            ))
+            steps.append(
+                Step(
+                    journey=journey,
+                    stage=stage_by_key[(journey.id, template.stage)],
+                    template=template,
+                    due_on=dates.due_on,
+                    window_opens_on=dates.window_opens_on,
+                    window_closes_on=dates.window_closes_on,
+                    overdue_after=dates.overdue_after,
+                    status=StepStatus.DONE if done else StepStatus.PENDING,
+                    completed_at=now if done else None,
+                    completed_by=actor if done else None,
+                )
+            )
     Step.objects.bulk_create(steps, batch_size=2000)
     return journeys
 
@@ -156,13 +190,16 @@ def minimal_record(step_or_template, *, on: date | None = None) -> dict:
     journey = getattr(step_or_template, "journey", None)
     if journey is None or not records.needs_patient_facts(template.record_fields):
         return record
-    day = on or (date.today() - timedelta(days=LD_DONE_DAYS_AGO) if step_or_template.stage.number == 3
-                 else min(step_or_template.due_on or date.today(), date.today()))
-    if not Measurement.objects.filter(patient_id=journey.patient_id, measured_on__lte=day,
-                                      measured_on__gte=day - timedelta(days=7)).exists():
+    day = on or (
+        date.today() - timedelta(days=LD_DONE_DAYS_AGO)
+        if step_or_template.stage.number == 3
+        else min(step_or_template.due_on or date.today(), date.today())
+    )
+    if not Measurement.objects.filter(
+        patient_id=journey.patient_id, measured_on__lte=day, measured_on__gte=day - timedelta(days=7)
+    ).exists():
         Measurement.objects.create(patient_id=journey.patient_id, measured_on=day, height_cm=170, weight_kg=70)
-    facts = selectors.record_facts(journey_id=journey.pk, patient_id=journey.patient_id,
-                                   specs=template.record_fields, on=day)
+    facts = selectors.record_facts(journey_id=journey.pk, patient_id=journey.patient_id, specs=template.record_fields, on=day)
     so_far = dict(record)
     for spec in records.parse_specs(template.record_fields):
         if spec.computed is not None:

@@ -26,8 +26,7 @@ def production_env(**overrides) -> dict[str, str]:
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_check_deploy_reports_nothing_with_production_settings():
@@ -46,18 +45,38 @@ def test_debug_off_without_a_secret_key_refuses_to_start():
 
 
 def test_debug_off_has_https_settings_on():
-    code = ("from django.conf import settings as s; "
-            "print(s.DEBUG, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS > 0)")
-    result = subprocess.run([sys.executable, "-c", f"import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
-                             f"'carclinic.settings'); django.setup(); {code}"],
-                            cwd=ROOT, env=production_env(), capture_output=True, text=True, timeout=60)
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.DEBUG, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS > 0)"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'carclinic.settings'); django.setup(); {code}",
+        ],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.stdout.split()[-5:] == ["False", "True", "True", "True", "True"], result.stderr
 
 
 def _run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
-                           f"'carclinic.settings'); django.setup(); {code}"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'carclinic.settings'); django.setup(); {code}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_importing_the_settings_creates_no_folder(tmp_path):
@@ -65,8 +84,7 @@ def test_importing_the_settings_creates_no_folder(tmp_path):
     run or a process with a read-only code folder must not write there."""
     var = tmp_path / "var"
     env = production_env(CARCLINIC_VAR_DIR=str(var), DATABASE_URL=None, CELERY_BROKER_URL=None)
-    result = _run_python("from django.conf import settings as s; print(s.CELERY_BROKER_URL, s.DATABASES['default']['NAME'])",
-                         env)
+    result = _run_python("from django.conf import settings as s; print(s.CELERY_BROKER_URL, s.DATABASES['default']['NAME'])", env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "filesystem://" and str(var) in result.stdout
     assert not var.exists()
@@ -78,7 +96,11 @@ def test_the_local_folders_are_made_where_they_are_used(tmp_path):
     result = manage("check", env=production_env(CARCLINIC_VAR_DIR=str(var), DATABASE_URL=None, CELERY_BROKER_URL=None))
     assert result.returncode == 0, result.stderr
     assert sorted(path.relative_to(var).as_posix() for path in var.rglob("*") if path.is_dir()) == [
-        "celery-broker", "celery-broker/control", "celery-broker/processed", "celery-broker/queue"]
+        "celery-broker",
+        "celery-broker/control",
+        "celery-broker/processed",
+        "celery-broker/queue",
+    ]
     # Pointed at PostgreSQL and Redis, nothing at all.
     other = tmp_path / "other"
     result = manage("check", env=production_env(CARCLINIC_VAR_DIR=str(other)))
@@ -88,20 +110,23 @@ def test_the_local_folders_are_made_where_they_are_used(tmp_path):
 
 def test_the_settings_read_at_run_time_are_declared():
     """Every setting the code reads is declared in carclinic/settings.py from the environment, with its default."""
-    env = production_env(CLINIC_POLL_SECONDS="7", NOTIFICATION_POLL_SECONDS=None, API_KEY_CACHE_SECONDS=None,
-                         CACHE_URL=None)
+    env = production_env(CLINIC_POLL_SECONDS="7", NOTIFICATION_POLL_SECONDS=None, API_KEY_CACHE_SECONDS=None, CACHE_URL=None)
     names = "CLINIC_POLL_SECONDS", "NOTIFICATION_POLL_SECONDS", "API_KEY_CACHE_SECONDS"
     result = _run_python(f"from django.conf import settings as s; print(*[getattr(s, n) for n in {names!r}])", env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-3:] == ["7", "60", "0"]
-    result = _run_python("from django.conf import settings as s; print(s.API_KEY_CACHE_SECONDS)",
-                         production_env(CACHE_URL="redis://127.0.0.1:6379/15"))
+    result = _run_python(
+        "from django.conf import settings as s; print(s.API_KEY_CACHE_SECONDS)",
+        production_env(CACHE_URL="redis://127.0.0.1:6379/15"),
+    )
     assert result.stdout.split()[-1] == "5", result.stderr
 
 
 def _debug_secret_key(var_dir) -> subprocess.CompletedProcess:
-    code = ("import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'carclinic.settings'); django.setup(); "
-            "from django.conf import settings; print(settings.SECRET_KEY)")
+    code = (
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'carclinic.settings'); django.setup(); "
+        "from django.conf import settings; print(settings.SECRET_KEY)"
+    )
     env = production_env(DJANGO_SECRET_KEY=None, DJANGO_DEBUG="1", CARCLINIC_VAR_DIR=str(var_dir))
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 

@@ -10,9 +10,6 @@ from rest_framework.response import Response
 
 from api import idempotency
 from api.base import ApiV1View
-from carclinic.errors import Conflict
-from api.views import PreconditionRequired, errors
-from manufacturing import selectors, services
 from api.manufacturing.serializers import (
     CustodyEventSerializer,
     CustodyInputSerializer,
@@ -22,6 +19,9 @@ from api.manufacturing.serializers import (
     order_etag,
     parse_order_etag,
 )
+from api.views import PreconditionRequired, errors
+from carclinic.errors import Conflict
+from manufacturing import selectors, services
 from manufacturing.models import Bag, ManufacturingOrder
 from staff.roles import Action, Role, can
 
@@ -41,10 +41,16 @@ def orders_visible_to(user):
     return orders.filter(product__maker__api_user=user)
 
 
-IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=True,
-                            description='The order\'s ETag, e.g. "…uuid….3".')
-IDEMPOTENCY_KEY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-                                   description="A unique string per intended change, e.g. a UUID.")
+IF_MATCH = OpenApiParameter(
+    "If-Match", str, OpenApiParameter.HEADER, required=True, description='The order\'s ETag, e.g. "…uuid….3".'
+)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="A unique string per intended change, e.g. a UUID.",
+)
 
 
 class OrderView(ApiV1View):
@@ -103,63 +109,105 @@ class OrderView(ApiV1View):
 
 
 class OrderListView(OrderView):
-    @extend_schema(operation_id="manufacturing_orders_list", summary="Manufacturing orders (a maker: its own)",
-                   responses={200: OrderSerializer(many=True), **errors()})
+    @extend_schema(
+        operation_id="manufacturing_orders_list",
+        summary="Manufacturing orders (a maker: its own)",
+        responses={200: OrderSerializer(many=True), **errors()},
+    )
     def get(self, request):
         orders = orders_visible_to(request.user).order_by("-updated_at", "-id")[:500]
         return Response(OrderSerializer(orders, many=True).data)
 
 
 class OrderDetailView(OrderView):
-    @extend_schema(operation_id="manufacturing_orders_read", summary="One order with its QC results",
-                   responses={200: OrderSerializer, **errors(404)})
+    @extend_schema(
+        operation_id="manufacturing_orders_read",
+        summary="One order with its QC results",
+        responses={200: OrderSerializer, **errors(404)},
+    )
     def get(self, request, order_id):
         return self.answer(order_id)
 
 
 class OrderStatusView(OrderView):
-    @extend_schema(operation_id="manufacturing_orders_status", summary="Move an order (and give its expected release)",
-                   parameters=[IF_MATCH, IDEMPOTENCY_KEY], request=OrderStatusInputSerializer,
-                   responses={200: OrderSerializer, **errors(400, 404, 409, 422, 428)})
+    @extend_schema(
+        operation_id="manufacturing_orders_status",
+        summary="Move an order (and give its expected release)",
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+        request=OrderStatusInputSerializer,
+        responses={200: OrderSerializer, **errors(400, 404, 409, 422, 428)},
+    )
     def post(self, request, order_id):
         def change(order, data, expected):
             if "expected_release" in data:
-                services.order_set_expected_release(actor=request.user, order_id=order.pk, expected_version=expected,
-                                                    expected_release=data["expected_release"])
+                services.order_set_expected_release(
+                    actor=request.user, order_id=order.pk, expected_version=expected, expected_release=data["expected_release"]
+                )
                 expected = None
-            services.order_move(actor=request.user, order_id=order.pk, to_status=data["status"], reason=data["reason"],
-                                expected_version=expected, lot_number=data.get("lot_number"))
+            services.order_move(
+                actor=request.user,
+                order_id=order.pk,
+                to_status=data["status"],
+                reason=data["reason"],
+                expected_version=expected,
+                lot_number=data.get("lot_number"),
+            )
+
         return self.write(request, order_id, OrderStatusInputSerializer, change)
 
 
 class OrderQcView(OrderView):
-    @extend_schema(operation_id="manufacturing_orders_qc", summary="Post QC results: released or out of specification",
-                   parameters=[IF_MATCH, IDEMPOTENCY_KEY], request=OrderQcInputSerializer,
-                   responses={200: OrderSerializer, **errors(400, 404, 409, 422, 428)})
+    @extend_schema(
+        operation_id="manufacturing_orders_qc",
+        summary="Post QC results: released or out of specification",
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+        request=OrderQcInputSerializer,
+        responses={200: OrderSerializer, **errors(400, 404, 409, 422, 428)},
+    )
     def post(self, request, order_id):
         def change(order, data, expected):
-            services.order_qc_record(actor=request.user, order_id=order.pk, results=data["results"],
-                                     lot_number=data["lot_number"], expected_version=expected)
+            services.order_qc_record(
+                actor=request.user,
+                order_id=order.pk,
+                results=data["results"],
+                lot_number=data["lot_number"],
+                expected_version=expected,
+            )
+
         return self.write(request, order_id, OrderQcInputSerializer, change)
 
 
 class OrderCustodyView(OrderView):
-    @extend_schema(operation_id="manufacturing_orders_custody", summary="Post a custody hand-off of one of the order's bags",
-                   parameters=[IDEMPOTENCY_KEY], request=CustodyInputSerializer,
-                   responses={200: OrderSerializer, **errors(400, 404, 422)})
+    @extend_schema(
+        operation_id="manufacturing_orders_custody",
+        summary="Post a custody hand-off of one of the order's bags",
+        parameters=[IDEMPOTENCY_KEY],
+        request=CustodyInputSerializer,
+        responses={200: OrderSerializer, **errors(400, 404, 422)},
+    )
     def post(self, request, order_id):
         def change(order, data, expected):
             bag = Bag.objects.filter(order=order, code=data["bag"].strip().upper()).first()
             if bag is None:
                 raise Http404
-            services.custody_record(actor=request.user, bag_id=bag.pk, kind=data["kind"], at=data["at"],
-                                    handled_by=data["handled_by"], location=data["location"],
-                                    temperature_celsius=data.get("temperature_celsius"))
+            services.custody_record(
+                actor=request.user,
+                bag_id=bag.pk,
+                kind=data["kind"],
+                at=data["at"],
+                handled_by=data["handled_by"],
+                location=data["location"],
+                temperature_celsius=data.get("temperature_celsius"),
+            )
+
         # A hand-off is a fact at a time, not an edit of the order: custody order itself refuses a repeat.
         return self.write(request, order_id, CustodyInputSerializer, change, if_match_required=False)
 
-    @extend_schema(operation_id="manufacturing_orders_custody_list", summary="The custody events of the order's bags",
-                   responses={200: CustodyEventSerializer(many=True), **errors(404)})
+    @extend_schema(
+        operation_id="manufacturing_orders_custody_list",
+        summary="The custody events of the order's bags",
+        responses={200: CustodyEventSerializer(many=True), **errors(404)},
+    )
     def get(self, request, order_id):
         order = self.get_order(order_id)
         from manufacturing.models import CustodyEvent

@@ -6,51 +6,90 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('patients', '0002_initial'),
+        ("patients", "0002_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiClient',
+            name="ApiClient",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=60, unique=True)),
-                ('role', models.CharField(choices=[('viewer', 'Viewer: reads patients, statuses and journeys'), ('integration', 'Integration: reads, and records step completions')], default='viewer', max_length=16)),
-                ('key_prefix', models.CharField(help_text='Public part of the key, used to find it.', max_length=16, unique=True)),
-                ('key_hash', models.CharField(help_text='SHA-256 of the whole key, hex.', max_length=64)),
-                ('throttle_rate', models.CharField(default='600/min', help_text='Requests allowed per period, e.g. "600/min" or "10000/hour".', max_length=20)),
-                ('sees_all_patients', models.BooleanField(default=True, help_text='Off: the client sees only the patients granted to it (a payer sees its own insured).')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('patients', models.ManyToManyField(blank=True, help_text='Patients this client may see when it does not see all.', related_name='+', to='patients.patient')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='api_client', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(max_length=60, unique=True)),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("viewer", "Viewer: reads patients, statuses and journeys"),
+                            ("integration", "Integration: reads, and records step completions"),
+                        ],
+                        default="viewer",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "key_prefix",
+                    models.CharField(help_text="Public part of the key, used to find it.", max_length=16, unique=True),
+                ),
+                ("key_hash", models.CharField(help_text="SHA-256 of the whole key, hex.", max_length=64)),
+                (
+                    "throttle_rate",
+                    models.CharField(
+                        default="600/min", help_text='Requests allowed per period, e.g. "600/min" or "10000/hour".', max_length=20
+                    ),
+                ),
+                (
+                    "sees_all_patients",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Off: the client sees only the patients granted to it (a payer sees its own insured).",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "patients",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Patients this client may see when it does not see all.",
+                        related_name="+",
+                        to="patients.patient",
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="api_client", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='IdempotentRequest',
+            name="IdempotentRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=255)),
-                ('fingerprint', models.CharField(help_text='SHA-256 of method, path, If-Match and body.', max_length=64)),
-                ('response_status', models.PositiveSmallIntegerField()),
-                ('response_body', models.TextField()),
-                ('response_headers', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=255)),
+                ("fingerprint", models.CharField(help_text="SHA-256 of method, path, If-Match and body.", max_length=64)),
+                ("response_status", models.PositiveSmallIntegerField()),
+                ("response_body", models.TextField()),
+                ("response_headers", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['created_at'], name='idempotency_created_idx')],
-                'constraints': [models.UniqueConstraint(fields=('user', 'key'), name='idempotency_key_unique_per_user')],
+                "indexes": [models.Index(fields=["created_at"], name="idempotency_created_idx")],
+                "constraints": [models.UniqueConstraint(fields=("user", "key"), name="idempotency_key_unique_per_user")],
             },
         ),
     ]

@@ -7,44 +7,76 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('apiclients', '0001_initial'),
+        ("apiclients", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WebhookEndpoint',
+            name="WebhookEndpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.URLField(max_length=500)),
-                ('secret', models.CharField(max_length=64)),
-                ('events', models.JSONField(default=list, help_text='Which WebhookEvent values to send.')),
-                ('is_active', models.BooleanField(default=True)),
-                ('last_event_id', models.BigIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('client', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='webhooks', to='apiclients.apiclient')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("url", models.URLField(max_length=500)),
+                ("secret", models.CharField(max_length=64)),
+                ("events", models.JSONField(default=list, help_text="Which WebhookEvent values to send.")),
+                ("is_active", models.BooleanField(default=True)),
+                ("last_event_id", models.BigIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "client",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="webhooks", to="apiclients.apiclient"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('event', models.CharField(choices=[('stage.changed', 'A stage started or was completed'), ('step.overdue', 'A step became overdue')], max_length=32)),
-                ('dedupe_key', models.CharField(max_length=120)),
-                ('payload', models.JSONField()),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Gave up')], default='pending', max_length=16)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField()),
-                ('last_error', models.CharField(blank=True, help_text='HTTP status or error class; never a body.', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('endpoint', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='apiclients.webhookendpoint')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("stage.changed", "A stage started or was completed"),
+                            ("step.overdue", "A step became overdue"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("dedupe_key", models.CharField(max_length=120)),
+                ("payload", models.JSONField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("delivered", "Delivered"), ("failed", "Gave up")],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField()),
+                (
+                    "last_error",
+                    models.CharField(blank=True, help_text="HTTP status or error class; never a body.", max_length=200),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "endpoint",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="deliveries", to="apiclients.webhookendpoint"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at'], name='webhook_due_idx')],
-                'constraints': [models.UniqueConstraint(fields=('endpoint', 'dedupe_key'), name='webhook_delivery_once_per_endpoint')],
+                "indexes": [
+                    models.Index(condition=models.Q(("status", "pending")), fields=["next_attempt_at"], name="webhook_due_idx")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("endpoint", "dedupe_key"), name="webhook_delivery_once_per_endpoint")
+                ],
             },
         ),
     ]

@@ -11,11 +11,13 @@ def schedule(apps, schema_editor):
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
     every_minute, _ = IntervalSchedule.objects.get_or_create(every=1, period="minutes")
-    PeriodicTask.objects.get_or_create(name=TASK_NAME, defaults={
-        "task": "apiclients.tasks.webhooks_scan_task", "interval": every_minute})
+    PeriodicTask.objects.get_or_create(
+        name=TASK_NAME, defaults={"task": "apiclients.tasks.webhooks_scan_task", "interval": every_minute}
+    )
     every_hour, _ = IntervalSchedule.objects.get_or_create(every=1, period="hours")
-    PeriodicTask.objects.get_or_create(name=PURGE_NAME, defaults={
-        "task": "apiclients.tasks.idempotent_requests_purge_task", "interval": every_hour})
+    PeriodicTask.objects.get_or_create(
+        name=PURGE_NAME, defaults={"task": "apiclients.tasks.idempotent_requests_purge_task", "interval": every_hour}
+    )
 
 
 def unschedule(apps, schema_editor):

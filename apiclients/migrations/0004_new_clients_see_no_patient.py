@@ -6,15 +6,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('apiclients', '0003_webhooks_scan_schedule'),
+        ("apiclients", "0003_webhooks_scan_schedule"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='apiclient',
-            name='sees_all_patients',
-            field=models.BooleanField(default=False, help_text='On: every patient. Off: only the patients granted to it (a payer sees its own insured).'),
+            model_name="apiclient",
+            name="sees_all_patients",
+            field=models.BooleanField(
+                default=False, help_text="On: every patient. Off: only the patients granted to it (a payer sees its own insured)."
+            ),
         ),
     ]

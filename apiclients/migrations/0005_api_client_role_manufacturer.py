@@ -4,15 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('apiclients', '0004_new_clients_see_no_patient'),
+        ("apiclients", "0004_new_clients_see_no_patient"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='apiclient',
-            name='role',
-            field=models.CharField(choices=[('viewer', 'Viewer: reads patients, statuses and journeys'), ('integration', 'Integration: reads, and records step completions'), ('manufacturer', "Manufacturer: reads and updates its own maker's manufacturing orders")], default='viewer', max_length=16),
+            model_name="apiclient",
+            name="role",
+            field=models.CharField(
+                choices=[
+                    ("viewer", "Viewer: reads patients, statuses and journeys"),
+                    ("integration", "Integration: reads, and records step completions"),
+                    ("manufacturer", "Manufacturer: reads and updates its own maker's manufacturing orders"),
+                ],
+                default="viewer",
+                max_length=16,
+            ),
         ),
     ]

@@ -6,206 +6,308 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('journeys', '0001_initial'),
-        ('patients', '0001_initial'),
+        ("journeys", "0001_initial"),
+        ("patients", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicaljourney',
-            name='history_user',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="historicaljourney",
+            name="history_user",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='historicaljourney',
-            name='patient',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='patients.patient'),
+            model_name="historicaljourney",
+            name="patient",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="patients.patient",
+            ),
         ),
         migrations.AddField(
-            model_name='historicaljourney',
-            name='started_by',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="historicaljourney",
+            name="started_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='historicalprotocoltemplate',
-            name='history_user',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="historicalprotocoltemplate",
+            name="history_user",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='historicalstep',
-            name='completed_by',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="historicalstep",
+            name="completed_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='historicalstep',
-            name='history_user',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="historicalstep",
+            name="history_user",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='historicalsteptemplate',
-            name='history_user',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="historicalsteptemplate",
+            name="history_user",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='journey',
-            name='patient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='journeys', to='patients.patient'),
+            model_name="journey",
+            name="patient",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="journeys", to="patients.patient"),
         ),
         migrations.AddField(
-            model_name='journey',
-            name='started_by',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="journey",
+            name="started_by",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='historicalstep',
-            name='journey',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='journeys.journey'),
+            model_name="historicalstep",
+            name="journey",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="journeys.journey",
+            ),
         ),
         migrations.AddField(
-            model_name='journeyevent',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="journeyevent",
+            name="actor",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='journeyevent',
-            name='journey',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='journeys.journey'),
+            model_name="journeyevent",
+            name="journey",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="events", to="journeys.journey"),
         ),
         migrations.AddConstraint(
-            model_name='protocoltemplate',
-            constraint=models.UniqueConstraint(fields=('name', 'version'), name='protocol_name_version_unique'),
+            model_name="protocoltemplate",
+            constraint=models.UniqueConstraint(fields=("name", "version"), name="protocol_name_version_unique"),
         ),
         migrations.AddField(
-            model_name='journey',
-            name='protocol',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='journeys', to='journeys.protocoltemplate'),
+            model_name="journey",
+            name="protocol",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="journeys", to="journeys.protocoltemplate"
+            ),
         ),
         migrations.AddField(
-            model_name='historicalsteptemplate',
-            name='protocol',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='journeys.protocoltemplate'),
+            model_name="historicalsteptemplate",
+            name="protocol",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="journeys.protocoltemplate",
+            ),
         ),
         migrations.AddField(
-            model_name='historicaljourney',
-            name='protocol',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='journeys.protocoltemplate'),
+            model_name="historicaljourney",
+            name="protocol",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="journeys.protocoltemplate",
+            ),
         ),
         migrations.AddField(
-            model_name='stage',
-            name='journey',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stages', to='journeys.journey'),
+            model_name="stage",
+            name="journey",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="stages", to="journeys.journey"),
         ),
         migrations.AddField(
-            model_name='historicalstep',
-            name='stage',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='journeys.stage'),
+            model_name="historicalstep",
+            name="stage",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="journeys.stage",
+            ),
         ),
         migrations.AddField(
-            model_name='step',
-            name='completed_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="step",
+            name="completed_by",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='step',
-            name='journey',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='journeys.journey'),
+            model_name="step",
+            name="journey",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="steps", to="journeys.journey"),
         ),
         migrations.AddField(
-            model_name='step',
-            name='stage',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='journeys.stage'),
+            model_name="step",
+            name="stage",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="steps", to="journeys.stage"),
         ),
         migrations.AddField(
-            model_name='journeyevent',
-            name='step',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='journeys.step'),
+            model_name="journeyevent",
+            name="step",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name="events", to="journeys.step"
+            ),
         ),
         migrations.AddField(
-            model_name='steptemplate',
-            name='protocol',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='step_templates', to='journeys.protocoltemplate'),
+            model_name="steptemplate",
+            name="protocol",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="step_templates", to="journeys.protocoltemplate"
+            ),
         ),
         migrations.AddField(
-            model_name='step',
-            name='template',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='journeys.steptemplate'),
+            model_name="step",
+            name="template",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="journeys.steptemplate"),
         ),
         migrations.AddField(
-            model_name='historicalstep',
-            name='template',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='journeys.steptemplate'),
+            model_name="historicalstep",
+            name="template",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="journeys.steptemplate",
+            ),
         ),
         migrations.AddIndex(
-            model_name='journey',
-            index=models.Index(fields=['status', 'current_stage'], name='journey_status_stage_idx'),
+            model_name="journey",
+            index=models.Index(fields=["status", "current_stage"], name="journey_status_stage_idx"),
         ),
         migrations.AddConstraint(
-            model_name='journey',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['active', 'on_hold'])), fields=('patient',), name='journey_one_open_per_patient'),
+            model_name="journey",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ["active", "on_hold"])),
+                fields=("patient",),
+                name="journey_one_open_per_patient",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journey',
-            constraint=models.CheckConstraint(condition=models.Q(('current_stage__gte', 1), ('current_stage__lte', 5)), name='journey_stage_1_to_5'),
+            model_name="journey",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("current_stage__gte", 1), ("current_stage__lte", 5)), name="journey_stage_1_to_5"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journey',
-            constraint=models.CheckConstraint(condition=models.Q(('day0_planned__gte', models.F('leukapheresis_date'))), name='journey_day0_after_leukapheresis'),
+            model_name="journey",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("day0_planned__gte", models.F("leukapheresis_date"))), name="journey_day0_after_leukapheresis"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stage',
-            constraint=models.UniqueConstraint(fields=('journey', 'number'), name='stage_number_unique_per_journey'),
+            model_name="stage",
+            constraint=models.UniqueConstraint(fields=("journey", "number"), name="stage_number_unique_per_journey"),
         ),
         migrations.AddConstraint(
-            model_name='stage',
-            constraint=models.CheckConstraint(condition=models.Q(('number__gte', 1), ('number__lte', 5)), name='stage_number_1_to_5'),
+            model_name="stage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("number__gte", 1), ("number__lte", 5)), name="stage_number_1_to_5"
+            ),
         ),
         migrations.AddIndex(
-            model_name='journeyevent',
-            index=models.Index(fields=['journey', 'at'], name='event_journey_at_idx'),
+            model_name="journeyevent",
+            index=models.Index(fields=["journey", "at"], name="event_journey_at_idx"),
         ),
         migrations.AddIndex(
-            model_name='journeyevent',
-            index=models.Index(fields=['at'], name='event_at_idx'),
+            model_name="journeyevent",
+            index=models.Index(fields=["at"], name="event_at_idx"),
         ),
         migrations.AddConstraint(
-            model_name='steptemplate',
-            constraint=models.UniqueConstraint(fields=('protocol', 'code'), name='step_template_code_unique'),
+            model_name="steptemplate",
+            constraint=models.UniqueConstraint(fields=("protocol", "code"), name="step_template_code_unique"),
         ),
         migrations.AddConstraint(
-            model_name='steptemplate',
-            constraint=models.CheckConstraint(condition=models.Q(('stage__gte', 1), ('stage__lte', 5)), name='step_template_stage_1_to_5'),
+            model_name="steptemplate",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("stage__gte", 1), ("stage__lte", 5)), name="step_template_stage_1_to_5"
+            ),
         ),
         migrations.AddIndex(
-            model_name='step',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['overdue_after'], name='step_pending_overdue_idx'),
+            model_name="step",
+            index=models.Index(
+                condition=models.Q(("status", "pending")), fields=["overdue_after"], name="step_pending_overdue_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='step',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['due_on'], name='step_pending_due_idx'),
+            model_name="step",
+            index=models.Index(condition=models.Q(("status", "pending")), fields=["due_on"], name="step_pending_due_idx"),
         ),
         migrations.AddIndex(
-            model_name='step',
-            index=models.Index(condition=models.Q(('overdue_since__isnull', False)), fields=['overdue_since'], name='step_overdue_since_idx'),
+            model_name="step",
+            index=models.Index(
+                condition=models.Q(("overdue_since__isnull", False)), fields=["overdue_since"], name="step_overdue_since_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.CheckConstraint(condition=models.Q(('window_closes_on__gte', models.F('due_on')), ('window_opens_on__lte', models.F('due_on'))), name='step_window_contains_due'),
+            model_name="step",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("window_closes_on__gte", models.F("due_on")), ("window_opens_on__lte", models.F("due_on"))),
+                name="step_window_contains_due",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.CheckConstraint(condition=models.Q(('status', 'pending'), ('completed_at__isnull', False), _connector='OR'), name='step_resolved_has_time'),
+            model_name="step",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status", "pending"), ("completed_at__isnull", False), _connector="OR"),
+                name="step_resolved_has_time",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'skipped'), _negated=True), models.Q(('skip_reason', ''), _negated=True), _connector='OR'), name='step_skip_has_reason'),
+            model_name="step",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "skipped"), _negated=True), models.Q(("skip_reason", ""), _negated=True), _connector="OR"
+                ),
+                name="step_skip_has_reason",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.UniqueConstraint(fields=('journey', 'template'), name='step_template_once_per_journey'),
+            model_name="step",
+            constraint=models.UniqueConstraint(fields=("journey", "template"), name="step_template_once_per_journey"),
         ),
     ]

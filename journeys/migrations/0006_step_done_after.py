@@ -7,20 +7,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0005_default_protocol_record_fields'),
+        ("journeys", "0005_default_protocol_record_fields"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicalsteptemplate',
-            name='done_after',
-            field=models.SlugField(blank=True, help_text='Code of a step of the same protocol that must be recorded as done before this one.', max_length=60),
+            model_name="historicalsteptemplate",
+            name="done_after",
+            field=models.SlugField(
+                blank=True,
+                help_text="Code of a step of the same protocol that must be recorded as done before this one.",
+                max_length=60,
+            ),
         ),
         migrations.AddField(
-            model_name='steptemplate',
-            name='done_after',
-            field=models.SlugField(blank=True, help_text='Code of a step of the same protocol that must be recorded as done before this one.', max_length=60),
+            model_name="steptemplate",
+            name="done_after",
+            field=models.SlugField(
+                blank=True,
+                help_text="Code of a step of the same protocol that must be recorded as done before this one.",
+                max_length=60,
+            ),
         ),
     ]

@@ -4,15 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0006_step_done_after'),
+        ("journeys", "0006_step_done_after"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='journeyevent',
-            name='kind',
-            field=models.CharField(choices=[('journey_started', 'Journey started'), ('journey_held', 'Put on hold'), ('journey_resumed', 'Resumed'), ('journey_withdrawn', 'Withdrawn'), ('journey_completed', 'Journey completed'), ('stage_started', 'Stage started'), ('stage_completed', 'Stage completed'), ('step_done', 'Step done'), ('step_skipped', 'Step skipped'), ('step_not_applicable', 'Step not applicable'), ('step_corrected', 'Record corrected'), ('anchor_moved', 'Schedule moved'), ('product_released', 'Product released')], max_length=32),
+            model_name="journeyevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("journey_started", "Journey started"),
+                    ("journey_held", "Put on hold"),
+                    ("journey_resumed", "Resumed"),
+                    ("journey_withdrawn", "Withdrawn"),
+                    ("journey_completed", "Journey completed"),
+                    ("stage_started", "Stage started"),
+                    ("stage_completed", "Stage completed"),
+                    ("step_done", "Step done"),
+                    ("step_skipped", "Step skipped"),
+                    ("step_not_applicable", "Step not applicable"),
+                    ("step_corrected", "Record corrected"),
+                    ("anchor_moved", "Schedule moved"),
+                    ("product_released", "Product released"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

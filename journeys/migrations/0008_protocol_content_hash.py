@@ -4,20 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0007_step_corrected_event'),
+        ("journeys", "0007_step_corrected_event"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicalprotocoltemplate',
-            name='content_hash',
-            field=models.CharField(blank=True, editable=False, help_text="SHA-256 of the version's content as a protocol file; blank until first computed.", max_length=64),
+            model_name="historicalprotocoltemplate",
+            name="content_hash",
+            field=models.CharField(
+                blank=True,
+                editable=False,
+                help_text="SHA-256 of the version's content as a protocol file; blank until first computed.",
+                max_length=64,
+            ),
         ),
         migrations.AddField(
-            model_name='protocoltemplate',
-            name='content_hash',
-            field=models.CharField(blank=True, editable=False, help_text="SHA-256 of the version's content as a protocol file; blank until first computed.", max_length=64),
+            model_name="protocoltemplate",
+            name="content_hash",
+            field=models.CharField(
+                blank=True,
+                editable=False,
+                help_text="SHA-256 of the version's content as a protocol file; blank until first computed.",
+                max_length=64,
+            ),
         ),
     ]

@@ -4,30 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0008_protocol_content_hash'),
+        ("journeys", "0008_protocol_content_hash"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicalprotocoltemplate',
-            name='release_lead_days',
-            field=models.PositiveIntegerField(default=1, help_text="Days before lymphodepletion's first step by which QC must have released the product; a journey still waiting after that shows 'Day 0 at risk'."),
+            model_name="historicalprotocoltemplate",
+            name="release_lead_days",
+            field=models.PositiveIntegerField(
+                default=1,
+                help_text="Days before lymphodepletion's first step by which QC must have released the product; a journey still waiting after that shows 'Day 0 at risk'.",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalstep',
-            name='first_late_at',
-            field=models.DateTimeField(blank=True, help_text='When the step first counted as late; never cleared.', null=True),
+            model_name="historicalstep",
+            name="first_late_at",
+            field=models.DateTimeField(blank=True, help_text="When the step first counted as late; never cleared.", null=True),
         ),
         migrations.AddField(
-            model_name='protocoltemplate',
-            name='release_lead_days',
-            field=models.PositiveIntegerField(default=1, help_text="Days before lymphodepletion's first step by which QC must have released the product; a journey still waiting after that shows 'Day 0 at risk'."),
+            model_name="protocoltemplate",
+            name="release_lead_days",
+            field=models.PositiveIntegerField(
+                default=1,
+                help_text="Days before lymphodepletion's first step by which QC must have released the product; a journey still waiting after that shows 'Day 0 at risk'.",
+            ),
         ),
         migrations.AddField(
-            model_name='step',
-            name='first_late_at',
-            field=models.DateTimeField(blank=True, help_text='When the step first counted as late; never cleared.', null=True),
+            model_name="step",
+            name="first_late_at",
+            field=models.DateTimeField(blank=True, help_text="When the step first counted as late; never cleared.", null=True),
         ),
     ]

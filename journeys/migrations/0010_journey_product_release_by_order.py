@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0009_release_lead_days_and_first_late_at'),
+        ("journeys", "0009_release_lead_days_and_first_late_at"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicaljourney',
-            name='product_release_by_order',
+            model_name="historicaljourney",
+            name="product_release_by_order",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='journey',
-            name='product_release_by_order',
+            model_name="journey",
+            name="product_release_by_order",
             field=models.BooleanField(default=False),
         ),
     ]

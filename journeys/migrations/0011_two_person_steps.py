@@ -6,31 +6,51 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0010_journey_product_release_by_order'),
+        ("journeys", "0010_journey_product_release_by_order"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicalstep',
-            name='second_signed_by',
-            field=models.ForeignKey(blank=True, db_constraint=False, help_text='The second person of a two-person step.', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="historicalstep",
+            name="second_signed_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                help_text="The second person of a two-person step.",
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='historicalsteptemplate',
-            name='two_person',
-            field=models.BooleanField(default=False, help_text='Signed by two different people, each re-entering their password (chemotherapy, the COI check, the infusion); an API key cannot record it.'),
+            model_name="historicalsteptemplate",
+            name="two_person",
+            field=models.BooleanField(
+                default=False,
+                help_text="Signed by two different people, each re-entering their password (chemotherapy, the COI check, the infusion); an API key cannot record it.",
+            ),
         ),
         migrations.AddField(
-            model_name='step',
-            name='second_signed_by',
-            field=models.ForeignKey(blank=True, help_text='The second person of a two-person step.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="step",
+            name="second_signed_by",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The second person of a two-person step.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='steptemplate',
-            name='two_person',
-            field=models.BooleanField(default=False, help_text='Signed by two different people, each re-entering their password (chemotherapy, the COI check, the infusion); an API key cannot record it.'),
+            model_name="steptemplate",
+            name="two_person",
+            field=models.BooleanField(
+                default=False,
+                help_text="Signed by two different people, each re-entering their password (chemotherapy, the COI check, the infusion); an API key cannot record it.",
+            ),
         ),
     ]

@@ -4,20 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0011_two_person_steps'),
+        ("journeys", "0011_two_person_steps"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicalprotocoltemplate',
-            name='infusion_rest_days',
-            field=models.PositiveIntegerField(default=2, help_text='Days between the last lymphodepletion day and the infusion, at least (Day −3 → Day 0: 2 full days).'),
+            model_name="historicalprotocoltemplate",
+            name="infusion_rest_days",
+            field=models.PositiveIntegerField(
+                default=2,
+                help_text="Days between the last lymphodepletion day and the infusion, at least (Day −3 → Day 0: 2 full days).",
+            ),
         ),
         migrations.AddField(
-            model_name='protocoltemplate',
-            name='infusion_rest_days',
-            field=models.PositiveIntegerField(default=2, help_text='Days between the last lymphodepletion day and the infusion, at least (Day −3 → Day 0: 2 full days).'),
+            model_name="protocoltemplate",
+            name="infusion_rest_days",
+            field=models.PositiveIntegerField(
+                default=2,
+                help_text="Days between the last lymphodepletion day and the infusion, at least (Day −3 → Day 0: 2 full days).",
+            ),
         ),
     ]

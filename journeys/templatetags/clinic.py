@@ -25,23 +25,23 @@ def _with_year_if_not_this_year(value, short: str, long: str) -> str:
 
 @register.filter
 def day(value) -> str:
-    """"Tue 23 Nov" this year, "Tue 23 Nov 2024" in any other."""
+    """ "Tue 23 Nov" this year, "Tue 23 Nov 2024" in any other."""
     return _with_year_if_not_this_year(value, "D d M", "D d M Y")
 
 
 @register.filter
 def day_time(value) -> str:
-    """"Tue 23 Nov 14:05" this year, "Tue 23 Nov 2024 14:05" in any other."""
+    """ "Tue 23 Nov 14:05" this year, "Tue 23 Nov 2024 14:05" in any other."""
     return _with_year_if_not_this_year(value, "D d M H:i", "D d M Y H:i")
 
 
 @register.filter
 def short_day(value) -> str:
-    """"23 Nov" this year, "23 Nov 2024" in any other."""
+    """ "23 Nov" this year, "23 Nov 2024" in any other."""
     return _with_year_if_not_this_year(value, "d M", "d M Y")
 
 
 @register.filter
 def short_day_time(value) -> str:
-    """"23 Nov 14:05" this year, "23 Nov 2024 14:05" in any other."""
+    """ "23 Nov 14:05" this year, "23 Nov 2024 14:05" in any other."""
     return _with_year_if_not_this_year(value, "d M H:i", "d M Y H:i")

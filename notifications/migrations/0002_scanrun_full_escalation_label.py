@@ -4,30 +4,56 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0001_initial'),
+        ("notifications", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='scanrun',
-            name='full',
+            model_name="scanrun",
+            name="full",
             field=models.BooleanField(default=True),
         ),
         migrations.AlterField(
-            model_name='notification',
-            name='kind',
-            field=models.CharField(choices=[('upcoming', 'Coming up'), ('due_today', 'Due today'), ('overdue', 'Overdue'), ('escalation', 'Escalation'), ('digest', 'Daily digest')], max_length=16),
+            model_name="notification",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("upcoming", "Coming up"),
+                    ("due_today", "Due today"),
+                    ("overdue", "Overdue"),
+                    ("escalation", "Escalation"),
+                    ("digest", "Daily digest"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='reminder',
-            name='kind',
-            field=models.CharField(choices=[('upcoming', 'Coming up'), ('due_today', 'Due today'), ('overdue', 'Overdue'), ('escalation', 'Escalation'), ('digest', 'Daily digest')], max_length=16),
+            model_name="reminder",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("upcoming", "Coming up"),
+                    ("due_today", "Due today"),
+                    ("overdue", "Overdue"),
+                    ("escalation", "Escalation"),
+                    ("digest", "Daily digest"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='usernotificationpreference',
-            name='kind',
-            field=models.CharField(choices=[('upcoming', 'Coming up'), ('due_today', 'Due today'), ('overdue', 'Overdue'), ('escalation', 'Escalation'), ('digest', 'Daily digest')], max_length=16),
+            model_name="usernotificationpreference",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("upcoming", "Coming up"),
+                    ("due_today", "Due today"),
+                    ("overdue", "Overdue"),
+                    ("escalation", "Escalation"),
+                    ("digest", "Daily digest"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

@@ -12,7 +12,6 @@ def fill_name_keys(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("patients", "0003_patient_treating_physician"),
     ]

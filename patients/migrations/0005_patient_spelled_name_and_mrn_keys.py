@@ -13,7 +13,6 @@ def fill_keys(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("patients", "0004_patient_name_key"),
     ]

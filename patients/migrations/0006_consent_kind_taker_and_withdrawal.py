@@ -6,61 +6,102 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('patients', '0005_patient_spelled_name_and_mrn_keys'),
+        ("patients", "0005_patient_spelled_name_and_mrn_keys"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='consent',
-            name='kind',
-            field=models.CharField(choices=[('treatment', 'Treatment (CAR-T therapy)'), ('study', 'Study participation'), ('samples', 'Samples and biobank'), ('data_sharing', 'Data sharing and registry')], default='treatment', max_length=32),
+            model_name="consent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("treatment", "Treatment (CAR-T therapy)"),
+                    ("study", "Study participation"),
+                    ("samples", "Samples and biobank"),
+                    ("data_sharing", "Data sharing and registry"),
+                ],
+                default="treatment",
+                max_length=32,
+            ),
         ),
         migrations.AddField(
-            model_name='consent',
-            name='taken_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='taken by'),
+            model_name="consent",
+            name="taken_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="taken by",
+            ),
         ),
         migrations.AddField(
-            model_name='consent',
-            name='version',
+            model_name="consent",
+            name="version",
             field=models.PositiveIntegerField(default=1),
         ),
         migrations.AddField(
-            model_name='consent',
-            name='withdrawal_reason',
+            model_name="consent",
+            name="withdrawal_reason",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='consent',
-            name='withdrawal_recorded_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="consent",
+            name="withdrawal_recorded_by",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='historicalconsent',
-            name='kind',
-            field=models.CharField(choices=[('treatment', 'Treatment (CAR-T therapy)'), ('study', 'Study participation'), ('samples', 'Samples and biobank'), ('data_sharing', 'Data sharing and registry')], default='treatment', max_length=32),
+            model_name="historicalconsent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("treatment", "Treatment (CAR-T therapy)"),
+                    ("study", "Study participation"),
+                    ("samples", "Samples and biobank"),
+                    ("data_sharing", "Data sharing and registry"),
+                ],
+                default="treatment",
+                max_length=32,
+            ),
         ),
         migrations.AddField(
-            model_name='historicalconsent',
-            name='taken_by',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='taken by'),
+            model_name="historicalconsent",
+            name="taken_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="taken by",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalconsent',
-            name='version',
+            model_name="historicalconsent",
+            name="version",
             field=models.PositiveIntegerField(default=1),
         ),
         migrations.AddField(
-            model_name='historicalconsent',
-            name='withdrawal_reason',
+            model_name="historicalconsent",
+            name="withdrawal_reason",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='historicalconsent',
-            name='withdrawal_recorded_by',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="historicalconsent",
+            name="withdrawal_recorded_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
     ]

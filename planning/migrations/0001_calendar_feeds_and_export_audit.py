@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,32 +14,58 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='CalendarFeedToken',
+            name="CalendarFeedToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_hash', models.CharField(max_length=64, unique=True)),
-                ('label', models.CharField(blank=True, help_text="Where the feed is used, e.g. 'Phone calendar'.", max_length=80)),
-                ('created_at', models.DateTimeField()),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='calendar_feeds', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("token_hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "label",
+                    models.CharField(blank=True, help_text="Where the feed is used, e.g. 'Phone calendar'.", max_length=80),
+                ),
+                ("created_at", models.DateTimeField()),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="calendar_feeds", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='DataExport',
+            name="DataExport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('overdue', 'Overdue steps'), ('due_this_week', 'Steps due in the next 7 days'), ('grid', 'Record-status grid'), ('calendar', 'Calendar'), ('reminder_log', 'Reminder log')], max_length=20)),
-                ('exported_at', models.DateTimeField()),
-                ('filters', models.JSONField(blank=True, default=dict, help_text='The filters and range the export was taken under.')),
-                ('row_count', models.PositiveIntegerField()),
-                ('exported_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("overdue", "Overdue steps"),
+                            ("due_this_week", "Steps due in the next 7 days"),
+                            ("grid", "Record-status grid"),
+                            ("calendar", "Calendar"),
+                            ("reminder_log", "Reminder log"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("exported_at", models.DateTimeField()),
+                (
+                    "filters",
+                    models.JSONField(blank=True, default=dict, help_text="The filters and range the export was taken under."),
+                ),
+                ("row_count", models.PositiveIntegerField()),
+                (
+                    "exported_by",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL),
+                ),
             ],
             options={
-                'ordering': ['-exported_at', '-id'],
+                "ordering": ["-exported_at", "-id"],
             },
         ),
     ]

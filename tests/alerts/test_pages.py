@@ -13,15 +13,19 @@ PASSWORD = "correct-horse-battery"
 
 @pytest.fixture(autouse=True)
 def _plain_static(settings):
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 
 
 @pytest.fixture
 def alert(physician, coordinator):
     patient = PatientFactory(physician=physician, coordinator=coordinator)
-    raised, _ = services.alert_raise(patient_id=patient.id, kind=AlertKind.ICANS, key="icans:1",
-                                     summary="ICANS grade 2 (computed) on Day +4", escalate_after_minutes=30)
+    raised, _ = services.alert_raise(
+        patient_id=patient.id,
+        kind=AlertKind.ICANS,
+        key="icans:1",
+        summary="ICANS grade 2 (computed) on Day +4",
+        escalate_after_minutes=30,
+    )
     return raised
 
 
@@ -68,8 +72,7 @@ def test_a_stale_form_loses_with_a_message(client, physician, make_user, alert):
     client.force_login(physician)
     other = make_user("physician")
     services.alert_acknowledge(actor=other, alert_id=alert.id, password=PASSWORD)
-    answer = client.post(reverse("alert_detail", args=[alert.public_id]),
-                         {"password": PASSWORD, "version": alert.version})
+    answer = client.post(reverse("alert_detail", args=[alert.public_id]), {"password": PASSWORD, "version": alert.version})
     assert answer.status_code == 409  # the page now shows who acknowledged it; no second signature
     assert f"Acknowledged by <strong>{other}</strong>" in answer.content.decode()
 

@@ -12,8 +12,7 @@ from django.utils import timezone
 
 from alerts import delivery, services
 from alerts.models import AlertChannel, AlertDelivery, AlertKind, AlertLevel, ClinicalAlert, DeliveryState
-from carclinic.errors import InvalidInput
-from carclinic.errors import NotPermitted
+from carclinic.errors import InvalidInput, NotPermitted
 from tests.factories import PatientFactory
 
 PASSWORD = "correct-horse-battery"  # UserFactory's
@@ -29,8 +28,14 @@ def ward(make_user):
 
 
 def raise_crs(patient, *, key="crs:step-1", minutes=30):
-    return services.alert_raise(patient_id=patient.id, kind=AlertKind.CRS, key=key, summary="CRS grade 2 (computed) on Day +1",
-                                escalate_after_minutes=minutes, detail={"findings": ["Tmax 39.1 °C", "hypotension"]})
+    return services.alert_raise(
+        patient_id=patient.id,
+        kind=AlertKind.CRS,
+        key=key,
+        summary="CRS grade 2 (computed) on Day +1",
+        escalate_after_minutes=minutes,
+        detail={"findings": ["Tmax 39.1 °C", "hypotension"]},
+    )
 
 
 def test_an_alert_goes_to_the_treating_physician_and_the_coordinator_at_once(ward, django_capture_on_commit_callbacks):
@@ -145,8 +150,11 @@ def test_unacknowledged_it_escalates_to_every_physician_once(ward, time_machine)
     time_machine.move_to(timezone.now() + timedelta(minutes=31))
     assert services.alerts_escalate_due() == 1
     assert services.alerts_escalate_due() == 0  # a second scan finds nothing to do
-    escalated = set(AlertDelivery.objects.filter(level=AlertLevel.ESCALATED, channel=AlertChannel.IN_APP)
-                    .values_list("recipient__username", flat=True))
+    escalated = set(
+        AlertDelivery.objects.filter(level=AlertLevel.ESCALATED, channel=AlertChannel.IN_APP).values_list(
+            "recipient__username", flat=True
+        )
+    )
     assert escalated == {ward["physician"].username, ward["other"].username}
     alert.refresh_from_db()
     assert alert.escalated_at is not None
@@ -180,8 +188,13 @@ def test_a_finding_about_the_body_is_acknowledged_by_a_physician_only(ward, make
     for who in (ward["coordinator"], make_user("nurse"), make_user("viewer")):
         with pytest.raises(NotPermitted):
             services.alert_acknowledge(actor=who, alert_id=alert.id, password=PASSWORD)
-    excursion, _ = services.alert_raise(patient_id=ward["patient"].id, kind=AlertKind.CUSTODY_EXCURSION, key="exc:1",
-                                        summary="Temperature excursion: +12 °C on arrival", escalate_after_minutes=30)
+    excursion, _ = services.alert_raise(
+        patient_id=ward["patient"].id,
+        kind=AlertKind.CUSTODY_EXCURSION,
+        key="exc:1",
+        summary="Temperature excursion: +12 °C on arrival",
+        escalate_after_minutes=30,
+    )
     services.alert_acknowledge(actor=ward["coordinator"], alert_id=excursion.id, password=PASSWORD)
     with pytest.raises(NotPermitted):
         services.alert_acknowledge(actor=make_user("nurse"), alert_id=excursion.id, password=PASSWORD)

@@ -95,5 +95,9 @@ def journey(coordinator, patient, protocol):
 
     from journeys.services import journey_start
 
-    return journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                         leukapheresis_date=timezone.localdate() + timedelta(days=LEUKAPHERESIS_IN_DAYS))
+    return journey_start(
+        actor=coordinator,
+        patient_id=patient.id,
+        protocol_id=protocol.id,
+        leukapheresis_date=timezone.localdate() + timedelta(days=LEUKAPHERESIS_IN_DAYS),
+    )

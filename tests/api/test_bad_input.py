@@ -22,8 +22,13 @@ def _error_shape(response, status):
 
 
 def _complete(http, step, raw: bytes):
-    return http.generic("POST", f"/api/v1/steps/{step.public_id}/complete/", raw, content_type="application/json",
-                        HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"')
+    return http.generic(
+        "POST",
+        f"/api/v1/steps/{step.public_id}/complete/",
+        raw,
+        content_type="application/json",
+        HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"',
+    )
 
 
 @pytest.fixture
@@ -63,14 +68,17 @@ def _cursor(**tokens) -> str:
     return b64encode(urlencode(tokens).encode()).decode()
 
 
-@pytest.mark.parametrize("url,cursor", [
-    ("/api/v1/patients/", _cursor(p="not-a-uuid")),
-    ("/api/v1/patients/", _cursor(p="\x00")),
-    ("/api/v1/steps/", _cursor(p="9999-99-99")),
-    ("/api/v1/steps/", _cursor(p="0000-01-01")),
-    ("/api/v1/steps/", _cursor(p="x" * 3000, o="999999999999")),
-    ("/api/v1/patients/", "\u00e9"),
-])
+@pytest.mark.parametrize(
+    "url,cursor",
+    [
+        ("/api/v1/patients/", _cursor(p="not-a-uuid")),
+        ("/api/v1/patients/", _cursor(p="\x00")),
+        ("/api/v1/steps/", _cursor(p="9999-99-99")),
+        ("/api/v1/steps/", _cursor(p="0000-01-01")),
+        ("/api/v1/steps/", _cursor(p="x" * 3000, o="999999999999")),
+        ("/api/v1/patients/", "\u00e9"),
+    ],
+)
 def test_a_crafted_cursor_is_404(viewer_api, journey, url, cursor):
     _error_shape(viewer_api.get(url, {"cursor": cursor}), 404)
 
@@ -82,8 +90,13 @@ def test_a_journey_is_not_started_or_rescheduled_at_the_ends_of_the_calendar(coo
         journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=day)
     assert "leukapheresis_date" in error.value.field_errors
     with pytest.raises(InvalidInput):
-        journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                      leukapheresis_date=timezone.localdate(), day0_planned=day)
+        journey_start(
+            actor=coordinator,
+            patient_id=patient.id,
+            protocol_id=protocol.id,
+            leukapheresis_date=timezone.localdate(),
+            day0_planned=day,
+        )
     with pytest.raises(InvalidInput) as error:
         day0_reschedule(actor=coordinator, journey_id=journey.id, new_day0=day, reason="typo test")
     assert "new_day0" in error.value.field_errors
@@ -94,8 +107,9 @@ def test_a_journey_is_not_started_or_rescheduled_at_the_ends_of_the_calendar(coo
 def test_the_journey_start_page_says_so_by_the_field(client, coordinator, protocol):
     patient = PatientFactory()
     client.force_login(coordinator)
-    response = client.post(f"/patients/{patient.public_id}/start/",
-                           {"protocol": protocol.id, "leukapheresis_date": "9999-12-31", "day0_planned": ""})
+    response = client.post(
+        f"/patients/{patient.public_id}/start/", {"protocol": protocol.id, "leukapheresis_date": "9999-12-31", "day0_planned": ""}
+    )
     assert 400 <= response.status_code < 500
     assert "within 5 years of today" in response.content.decode()
     assert not patient.journeys.exists()
@@ -113,6 +127,7 @@ def test_measurement_dates_are_plausible(coordinator, patient, measured):
     from decimal import Decimal
 
     with pytest.raises(InvalidInput) as error:
-        measurement_record(actor=coordinator, patient_id=patient.id, measured_on=measured,
-                           height_cm=Decimal("170"), weight_kg=Decimal("70"))
+        measurement_record(
+            actor=coordinator, patient_id=patient.id, measured_on=measured, height_cm=Decimal("170"), weight_kg=Decimal("70")
+        )
     assert "measured_on" in error.value.field_errors

@@ -30,7 +30,9 @@ class OwnRedis:
     def start(self):
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
@@ -50,9 +52,13 @@ class OwnRedis:
 def own_redis(settings):
     redis = OwnRedis()
     redis.start()
-    settings.CACHES = {"default": {"BACKEND": "carclinic.cache.RedisCache",
-                                   "LOCATION": f"redis://127.0.0.1:{redis.port}/0",
-                                   "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "carclinic.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{redis.port}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
     settings.API_KEY_CACHE_SECONDS = 30
     yield redis
     redis.stop()
@@ -77,8 +83,9 @@ def test_with_the_cache_down_requests_are_answered_from_the_database(own_redis, 
         assert response.status_code == 200, response.content
     assert http.get("/api/v1/patients/").status_code == 200
     step = journey.steps.get(template__code="eligibility-labs")
-    response = http.post(f"/api/v1/steps/{step.public_id}/complete/", {}, format="json",
-                         HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"')
+    response = http.post(
+        f"/api/v1/steps/{step.public_id}/complete/", {}, format="json", HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"'
+    )
     assert response.status_code == 200, response.content
 
 

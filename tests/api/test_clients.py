@@ -58,8 +58,7 @@ def test_revoke_command_stops_the_key_at_once(db, capsys, patient):
         call_command("revoke_api_client", "nobody")
 
 
-@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "Bearer cck_000000000000_guess", "Token cck_x_y",
-                                    "Bearer \u00e9"])
+@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "Bearer cck_000000000000_guess", "Token cck_x_y", "Bearer \u00e9"])
 def test_bad_keys_answer_401_with_a_challenge(db, header):
     http = APIClient()
     http.credentials(HTTP_AUTHORIZATION=header)
@@ -114,8 +113,12 @@ def test_no_stack_trace_ever(viewer_api, monkeypatch, settings, patient):
     monkeypatch.setattr("journeys.status.patient_status_by_id", broken)
     response = viewer_api.get(f"/api/v1/patients/{patient.public_id}/status/")
     assert response.status_code == 500
-    assert response.json() == {"status": 500, "code": "server_error",
-                               "detail": "Something went wrong on our side; it has been logged.", "field_errors": {}}
+    assert response.json() == {
+        "status": 500,
+        "code": "server_error",
+        "detail": "Something went wrong on our side; it has been logged.",
+        "field_errors": {},
+    }
     assert b"secret internals" not in response.content and b"Traceback" not in response.content
 
 
@@ -129,7 +132,8 @@ def shared_key_cache(settings):
 
 
 def test_with_a_shared_cache_the_key_costs_no_query_and_revocation_is_immediate(
-        db, shared_key_cache, journey, django_assert_num_queries):
+    db, shared_key_cache, journey, django_assert_num_queries
+):
     from apiclients.services import api_client_revoke
 
     patient = journey.patient
@@ -166,4 +170,3 @@ def test_a_new_client_sees_no_patient_until_granted(db, capsys, journey):
 
     api_client_forget_cached(client)
     assert http.get(f"/api/v1/patients/{patient.public_id}/status/").status_code == 200
-

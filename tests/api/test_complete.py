@@ -143,15 +143,18 @@ def test_the_purge_and_scan_are_scheduled(db):
     from django_celery_beat.models import PeriodicTask
 
     assert set(PeriodicTask.objects.values_list("task", flat=True)) >= {
-        "apiclients.tasks.webhooks_scan_task", "apiclients.tasks.idempotent_requests_purge_task"}
+        "apiclients.tasks.webhooks_scan_task",
+        "apiclients.tasks.idempotent_requests_purge_task",
+    }
 
 
 # --- the step's own fields ---------------------------------------------------------------------------
 
 
 def test_a_record_is_stored_and_returned_with_the_spec_that_describes_it(integration_api, labs):
-    response = _complete(integration_api, labs, record={"cd3_count": 850, "pregnancy_test": "not_applicable",
-                                                        "infection_screen": None})  # null: left empty
+    response = _complete(
+        integration_api, labs, record={"cd3_count": 850, "pregnancy_test": "not_applicable", "infection_screen": None}
+    )  # null: left empty
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["record"] == {"cd3_count": 850, "pregnancy_test": "not_applicable"}
@@ -184,7 +187,8 @@ def test_a_missing_required_field_answers_400_naming_it(integration_api, journey
     assert response.status_code == 400
     assert response.json()["field_errors"] == {"record.coi_id": ["Required for this step."]}
     assert _complete(integration_api, collection, record={"coi_id": "COI-2026-0042"}).json()["record"] == {
-        "coi_id": "COI-2026-0042"}
+        "coi_id": "COI-2026-0042"
+    }
 
 
 def test_the_journey_and_step_list_carry_each_steps_fields_and_record(viewer_api, journey, nurse):

@@ -24,9 +24,12 @@ def labs(transactional_db):
 
     coordinator = UserFactory()
     coordinator.groups.add(Group.objects.get(name="coordinator"))
-    journey = journey_start(actor=coordinator, patient_id=PatientFactory().pk,
-                            protocol_id=ProtocolTemplate.objects.get(version=1).pk,
-                            leukapheresis_date=timezone.localdate() + timedelta(days=14))
+    journey = journey_start(
+        actor=coordinator,
+        patient_id=PatientFactory().pk,
+        protocol_id=ProtocolTemplate.objects.get(version=1).pk,
+        leukapheresis_date=timezone.localdate() + timedelta(days=14),
+    )
     return journey.steps.get(template__code="eligibility-labs")
 
 
@@ -48,8 +51,7 @@ def _race(step, keys: list[str | None], *, one_client: bool = False) -> list[tup
             if keys[index]:
                 headers["HTTP_IDEMPOTENCY_KEY"] = keys[index]
             barrier.wait(timeout=30)
-            response = http_clients[index].post(f"/api/v1/steps/{step.public_id}/complete/", {}, format="json",
-                                                **headers)
+            response = http_clients[index].post(f"/api/v1/steps/{step.public_id}/complete/", {}, format="json", **headers)
             answers[index] = (response.status_code, response.json())
         finally:
             connection.close()  # each thread had its own connection

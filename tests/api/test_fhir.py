@@ -6,17 +6,49 @@ from decimal import Decimal
 
 from fhir.resources.R4B.bundle import Bundle
 
+from journeys.services import step_complete, step_skip
+from patients.services import measurement_record
+
 # fhir.resources checks structure and types but not required bindings (codes are plain strings to it),
 # so the required value sets of the fields we fill are checked here, from the R4 specification.
 REQUIRED_CODES = {
-    ("Task", "status"): {"draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
-                         "in-progress", "on-hold", "failed", "completed", "entered-in-error"},
-    ("Task", "intent"): {"unknown", "proposal", "plan", "order", "original-order", "reflex-order", "filler-order",
-                         "instance-order", "option"},
+    ("Task", "status"): {
+        "draft",
+        "requested",
+        "received",
+        "accepted",
+        "rejected",
+        "ready",
+        "cancelled",
+        "in-progress",
+        "on-hold",
+        "failed",
+        "completed",
+        "entered-in-error",
+    },
+    ("Task", "intent"): {
+        "unknown",
+        "proposal",
+        "plan",
+        "order",
+        "original-order",
+        "reflex-order",
+        "filler-order",
+        "instance-order",
+        "option",
+    },
     ("CarePlan", "status"): {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"},
     ("CarePlan", "intent"): {"proposal", "plan", "order", "option"},
-    ("Observation", "status"): {"registered", "preliminary", "final", "amended", "corrected", "cancelled",
-                                "entered-in-error", "unknown"},
+    ("Observation", "status"): {
+        "registered",
+        "preliminary",
+        "final",
+        "amended",
+        "corrected",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    },
     ("Patient", "gender"): {"male", "female", "other", "unknown"},
 }
 
@@ -28,17 +60,25 @@ def _check_required_codes(data):
             if resource["resourceType"] == kind:
                 assert resource[field] in codes, (kind, field, resource[field])
 
-from journeys.services import step_complete, step_skip
-from patients.services import measurement_record
-
 
 def test_bundle_validates_and_holds_patient_careplan_tasks_observations(viewer_api, journey, nurse, coordinator):
-    measurement_record(actor=nurse, patient_id=journey.patient_id, measured_on=date.today(),
-                       height_cm=Decimal("168.0"), weight_kg=Decimal("61.5"))
-    step_complete(actor=nurse, step_id=journey.steps.get(template__code="eligibility-labs").pk,
-                  record={"cd3_count": 850, "pregnancy_test": "negative"})
-    step_skip(actor=coordinator, step_id=journey.steps.get(template__code="shipment").pk,
-              reason="Point-of-care manufacturing on site: no courier")
+    measurement_record(
+        actor=nurse,
+        patient_id=journey.patient_id,
+        measured_on=date.today(),
+        height_cm=Decimal("168.0"),
+        weight_kg=Decimal("61.5"),
+    )
+    step_complete(
+        actor=nurse,
+        step_id=journey.steps.get(template__code="eligibility-labs").pk,
+        record={"cd3_count": 850, "pregnancy_test": "negative"},
+    )
+    step_skip(
+        actor=coordinator,
+        step_id=journey.steps.get(template__code="shipment").pk,
+        reason="Point-of-care manufacturing on site: no courier",
+    )
 
     response = viewer_api.get(f"/api/v1/patients/{journey.patient.public_id}/fhir/")
     assert response.status_code == 200
@@ -66,7 +106,9 @@ def test_bundle_validates_and_holds_patient_careplan_tasks_observations(viewer_a
     assert tasks["shipment"]["statusReason"]["text"] == "Point-of-care manufacturing on site: no courier"
     assert tasks["leukapheresis"]["status"] == "requested"
     assert all(task["for"]["reference"] == f"urn:uuid:{journey.patient.public_id}" for task in tasks.values())
-    weights = [r for r in resources.values() if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == "29463-7"]
+    weights = [
+        r for r in resources.values() if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == "29463-7"
+    ]
     assert weights[0]["valueQuantity"] == {"value": 61.5, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}
     # every reference points inside the bundle
     full_urls = {entry["fullUrl"] for entry in data["entry"]}

@@ -18,9 +18,18 @@ def test_the_api_docs_have_no_inline_script(client, db):
     assert "<script>" not in page and "<script src=" in page
 
 
-@pytest.mark.parametrize("path", ["/api/v1/patients/", "/api/v1/steps/", "/api/v1/patients/{p}/",
-                                  "/api/v1/patients/{p}/status/", "/api/v1/patients/{p}/journey/",
-                                  "/api/v1/patients/{p}/fhir/", "/api/v1/patients/00000000-0000-0000-0000-000000000000/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/patients/",
+        "/api/v1/steps/",
+        "/api/v1/patients/{p}/",
+        "/api/v1/patients/{p}/status/",
+        "/api/v1/patients/{p}/journey/",
+        "/api/v1/patients/{p}/fhir/",
+        "/api/v1/patients/00000000-0000-0000-0000-000000000000/",
+    ],
+)
 def test_json_with_patient_data_is_never_stored(viewer_api, journey, path):
     response = viewer_api.get(path.format(p=journey.patient.public_id))
     assert response["Cache-Control"] == "no-store"

@@ -22,8 +22,9 @@ REDIS_URL = _BROKER if _BROKER.startswith("redis://") else "redis://127.0.0.1:63
 
 @pytest.fixture
 def shared_redis(settings):
-    settings.CACHES = {"default": {"BACKEND": "carclinic.cache.RedisCache", "LOCATION": REDIS_URL,
-                                   "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+    settings.CACHES = {
+        "default": {"BACKEND": "carclinic.cache.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+    }
     settings.API_KEY_CACHE_SECONDS = 5  # what carclinic/settings.py declares when CACHE_URL names a shared cache
     assert services.key_cache_seconds() == 5
     yield
@@ -44,8 +45,7 @@ def _counter(client):
     return rates.window(rates.client_ident(client), client.throttle_rate, time.time())[0]
 
 
-def test_a_verified_key_costs_no_query_and_counts_each_request_once(
-        db, shared_redis, patient, django_assert_num_queries):
+def test_a_verified_key_costs_no_query_and_counts_each_request_once(db, shared_redis, patient, django_assert_num_queries):
     client, key = api_client_create(name="polling", sees_all_patients=True)
     http = _bearer(key)
     url = f"/api/v1/patients/{patient.public_id}/status/"

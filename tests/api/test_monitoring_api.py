@@ -8,8 +8,12 @@ from tests.journeys.test_monitoring_alerts import CALM, HYPOTENSION_LOW_FLOW, ma
 
 
 def _complete(http, step, record):
-    return http.post(f"/api/v1/steps/{step.public_id}/complete/", {"record": record}, format="json",
-                     HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"')
+    return http.post(
+        f"/api/v1/steps/{step.public_id}/complete/",
+        {"record": record},
+        format="json",
+        HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"',
+    )
 
 
 def test_a_typed_grade_and_a_missing_component_answer_400_per_field_and_write_nothing(make_api_client, coordinator):

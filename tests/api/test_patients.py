@@ -75,8 +75,15 @@ def test_filters(viewer_api, journey, coordinator, nurse):
         assert len(ids("overdue=false")) == 1
 
 
-@pytest.mark.parametrize("query,field", [("stage=9", "stage"), ("indication=flu", "indication"),
-                                         ("updated_since=yesterday", "updated_since"), ("overdue=maybe", "overdue")])
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ("stage=9", "stage"),
+        ("indication=flu", "indication"),
+        ("updated_since=yesterday", "updated_since"),
+        ("overdue=maybe", "overdue"),
+    ],
+)
 def test_bad_filter_answers_400_naming_the_field(viewer_api, query, field):
     response = viewer_api.get(f"/api/v1/patients/?{query}")
     assert response.status_code == 400
@@ -173,8 +180,9 @@ def test_step_filters(viewer_api, journey):
 
 def test_a_client_limited_to_some_patients_sees_only_those(make_api_client, journey, coordinator, protocol):
     other = PatientFactory()
-    other_journey = journey_start(actor=coordinator, patient_id=other.pk, protocol_id=protocol.pk,
-                                  leukapheresis_date=timezone.localdate())
+    other_journey = journey_start(
+        actor=coordinator, patient_id=other.pk, protocol_id=protocol.pk, leukapheresis_date=timezone.localdate()
+    )
     client, payer = make_api_client("integration")
     client.sees_all_patients = False
     client.save()
@@ -183,16 +191,22 @@ def test_a_client_limited_to_some_patients_sees_only_those(make_api_client, jour
     listed = payer.get("/api/v1/patients/").json()["results"]
     assert [row["id"] for row in listed] == [str(journey.patient.public_id)]
     assert {row["patient"] for row in payer.get("/api/v1/steps/?page_size=500").json()["results"]} == {
-        str(journey.patient.public_id)}
+        str(journey.patient.public_id)
+    }
     hidden_step = other_journey.steps.get(template__code="eligibility-labs")
-    for url in (f"/api/v1/patients/{other.public_id}/", f"/api/v1/patients/{other.public_id}/status/",
-                f"/api/v1/patients/{other.public_id}/journey/", f"/api/v1/patients/{other.public_id}/fhir/",
-                f"/api/v1/steps/{hidden_step.public_id}/"):
+    for url in (
+        f"/api/v1/patients/{other.public_id}/",
+        f"/api/v1/patients/{other.public_id}/status/",
+        f"/api/v1/patients/{other.public_id}/journey/",
+        f"/api/v1/patients/{other.public_id}/fhir/",
+        f"/api/v1/steps/{hidden_step.public_id}/",
+    ):
         response = payer.get(url)
         assert response.status_code == 404, url
         assert response.json() == {"status": 404, "code": "not_found", "detail": "Not found.", "field_errors": {}}
-    response = payer.post(f"/api/v1/steps/{hidden_step.public_id}/complete/", {}, format="json",
-                          HTTP_IF_MATCH=f'"{hidden_step.public_id}.1"')
+    response = payer.post(
+        f"/api/v1/steps/{hidden_step.public_id}/complete/", {}, format="json", HTTP_IF_MATCH=f'"{hidden_step.public_id}.1"'
+    )
     assert response.status_code == 404
     assert csrf_post(payer, "/api/v1/patients/search/", {"mrn": other.mrn}).json() == []
 

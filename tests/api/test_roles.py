@@ -73,8 +73,7 @@ def test_reads(caller, method, template, journey, request):
 @pytest.mark.parametrize("caller", list(CALLERS), indirect=True)
 def test_complete_a_nurses_step(caller, journey, request):
     step = journey.steps.get(template__code="eligibility-labs")
-    response = csrf_post(caller, _url(COMPLETE, journey, step), {"notes": ""},
-                         HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"')
+    response = csrf_post(caller, _url(COMPLETE, journey, step), {"notes": ""}, HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"')
     expected = CALLERS[request.node.callspec.params["caller"]][1]
     assert response.status_code == expected, response.content
     step.refresh_from_db()
@@ -84,8 +83,9 @@ def test_complete_a_nurses_step(caller, journey, request):
 def test_staff_session_post_needs_csrf(staff_api, journey):
     nurse = staff_api("nurse")
     step = journey.steps.get(template__code="eligibility-labs")
-    response = nurse.post(f"/api/v1/steps/{step.public_id}/complete/", {}, format="json",
-                          HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"')
+    response = nurse.post(
+        f"/api/v1/steps/{step.public_id}/complete/", {}, format="json", HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"'
+    )
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
     step.refresh_from_db()
@@ -114,8 +114,9 @@ def test_the_schema_says_completing_takes_a_key(staff_api):
 def test_integration_client_may_not_record_a_physicians_step(integration_api, journey):
     """Eligibility sign-off is a physician's act: an integration engine cannot record it for them."""
     step = journey.steps.get(template__code="eligibility-signoff")
-    response = integration_api.post(f"/api/v1/steps/{step.public_id}/complete/", {}, format="json",
-                                    HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"')
+    response = integration_api.post(
+        f"/api/v1/steps/{step.public_id}/complete/", {}, format="json", HTTP_IF_MATCH=f'"{step.public_id}.{step.version}"'
+    )
     assert response.status_code == 403
     assert "physician" in response.json()["detail"]
 

@@ -41,8 +41,10 @@ def _keep_the_test_connection_open():
 @pytest.fixture
 def existing(journey):
     """A real patient and step, so that some generated requests reach past the 404."""
-    return {"patient_id": str(journey.patient.public_id),
-            "step_id": str(journey.steps.get(template__code="eligibility-labs").public_id)}
+    return {
+        "patient_id": str(journey.patient.public_id),
+        "step_id": str(journey.steps.get(template__code="eligibility-labs").public_id),
+    }
 
 
 def _key(role: str) -> str:
@@ -81,8 +83,11 @@ def _point_some_at_real_objects(case, existing):
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 def test_api_as_a_viewer(case, existing, viewer_key, sent):
     _point_some_at_real_objects(case, existing)
     sent.append(case.id)
@@ -90,8 +95,11 @@ def test_api_as_a_viewer(case, existing, viewer_key, sent):
 
 
 @schema.include(operation_id="steps_complete").parametrize()
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 def test_completing_steps_as_an_integration(case, existing, integration_key, sent):
     _point_some_at_real_objects(case, existing)
     sent.append(case.id)

@@ -20,10 +20,19 @@ def test_viewer_reads_status(viewer_api, journey):
     assert body["next_step"]["code"] == "eligibility-labs"
 
 
-@pytest.mark.parametrize(("accept", "query", "expected"), [
-    (None, "", 200), ("*/*", "", 200), ("application/json", "", 200), ("application/json; indent=2", "", 200),
-    ("text/html", "", 406), ("application/xml", "", 406), ("*/*", "?format=json", 200), ("*/*", "?format=xml", 404),
-])
+@pytest.mark.parametrize(
+    ("accept", "query", "expected"),
+    [
+        (None, "", 200),
+        ("*/*", "", 200),
+        ("application/json", "", 200),
+        ("application/json; indent=2", "", 200),
+        ("text/html", "", 406),
+        ("application/xml", "", 406),
+        ("*/*", "?format=json", 200),
+        ("*/*", "?format=xml", 404),
+    ],
+)
 def test_content_negotiation_answers_as_drf_does(viewer_api, patient, accept, query, expected):
     headers = {"HTTP_ACCEPT": accept} if accept else {}
     response = viewer_api.get(f"/api/v1/patients/{patient.public_id}/status/{query}", **headers)

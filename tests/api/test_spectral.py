@@ -21,9 +21,24 @@ def test_the_served_schema_has_no_spectral_error(client, db, tmp_path):
     assert schema.status_code == 200
     document = tmp_path / "openapi.json"
     document.write_bytes(schema.content)
-    result = subprocess.run([str(SPECTRAL), "lint", "--ruleset", str(TOOLS / ".spectral.yaml"), "--format", "json",
-                             "--fail-severity", "error", "--quiet", str(document)],
-                            capture_output=True, text=True, timeout=180, cwd=TOOLS)
+    result = subprocess.run(
+        [
+            str(SPECTRAL),
+            "lint",
+            "--ruleset",
+            str(TOOLS / ".spectral.yaml"),
+            "--format",
+            "json",
+            "--fail-severity",
+            "error",
+            "--quiet",
+            str(document),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=TOOLS,
+    )
     problems = json.loads(result.stdout or "[]")
     errors = [problem for problem in problems if problem["severity"] == 0]
     assert errors == [] and result.returncode == 0, errors or result.stderr

@@ -47,8 +47,12 @@ def clinic(lead, protocol):
 
     def start(name, days_to_collection):
         patient = PatientFactory()
-        journey = journey_start(actor=lead, patient_id=patient.pk, protocol_id=protocol.pk,
-                                leukapheresis_date=today + timedelta(days=days_to_collection))
+        journey = journey_start(
+            actor=lead,
+            patient_id=patient.pk,
+            protocol_id=protocol.pk,
+            leukapheresis_date=today + timedelta(days=days_to_collection),
+        )
         patients[name] = patient
         return journey
 
@@ -62,8 +66,9 @@ def clinic(lead, protocol):
     journey_withdraw(actor=lead, journey_id=withdrawn.pk, reason="patient's wish")
     restarted = start("restarted", 0)
     journey_withdraw(actor=lead, journey_id=restarted.pk, reason="new protocol")
-    journey_start(actor=lead, patient_id=restarted.patient_id, protocol_id=protocol.pk,
-                  leukapheresis_date=today + timedelta(days=7))
+    journey_start(
+        actor=lead, patient_id=restarted.patient_id, protocol_id=protocol.pk, leukapheresis_date=today + timedelta(days=7)
+    )
     patients["no_journey"] = PatientFactory()
     return patients
 
@@ -114,8 +119,7 @@ def test_the_statement_is_prepared_once_per_connection(clinic, django_assert_num
     """PREPARE on a connection's first status call only; a new connection prepares it again."""
     patient = clinic["late"]
     connection.close()  # a fresh connection, as after a restart or CONN_MAX_AGE
-    read = functools.partial(journey_status.patient_status_by_id, patients=Patient.objects.all(),
-                             public_id=patient.public_id)
+    read = functools.partial(journey_status.patient_status_by_id, patients=Patient.objects.all(), public_id=patient.public_id)
     with django_assert_num_queries(2) as first:
         assert read()["overdue_steps"]
     assert [query["sql"].split()[0] for query in first.captured_queries] == ["PREPARE", "EXECUTE"]
@@ -137,8 +141,7 @@ def test_the_built_body_is_the_declared_serializers_body(clinic, days_later):
         if connection.vendor == "postgresql":
             reads.append(journey_status._patient_status_sql)
         for read in reads:
-            status = read(patients=Patient.objects.all(), public_id=patient.public_id, now=now,
-                          today=timezone.localdate(now))
+            status = read(patients=Patient.objects.all(), public_id=patient.public_id, now=now, today=timezone.localdate(now))
             built, declared = PatientStatusSerializer.from_status(status), PatientStatusSerializer.from_status_declared(status)
             assert built == declared
             assert render(built) == render(declared)

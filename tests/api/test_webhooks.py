@@ -16,7 +16,7 @@ from apiclients.services import api_client_create
 from apiclients.tasks import webhook_deliver_task, webhooks_scan_task
 from apiclients.webhooks import MAX_ATTEMPTS, SETTLE, webhook_deliver, webhook_endpoint_create, webhooks_scan
 from journeys.services import journey_start, step_complete
-from tests.factories import PatientFactory, minimal_record, second_signer, lymphodepletion_earlier
+from tests.factories import PatientFactory, lymphodepletion_earlier, minimal_record, second_signer
 
 
 @pytest.fixture
@@ -46,8 +46,7 @@ def receiver():
 @pytest.fixture
 def endpoint(db, receiver):
     api_client_create(name="registry", role="viewer", sees_all_patients=True)
-    endpoint, secret = webhook_endpoint_create(client_name="registry", url=receiver.url,
-                                               events=["stage.changed", "step.overdue"])
+    endpoint, secret = webhook_endpoint_create(client_name="registry", url=receiver.url, events=["stage.changed", "step.overdue"])
     endpoint.test_secret = secret
     return endpoint
 
@@ -56,18 +55,25 @@ def _later(minutes=5):
     return timezone.now() + timedelta(minutes=minutes)
 
 
-def test_a_stage_change_is_delivered_once_signed_with_ids_only(endpoint, receiver, journey, nurse, physician,
-                                                              coordinator):
-    for code, actor in [("eligibility-labs", nurse), ("eligibility-signoff", physician), ("leukapheresis", nurse),
-                        ("shipment", coordinator)]:
+def test_a_stage_change_is_delivered_once_signed_with_ids_only(endpoint, receiver, journey, nurse, physician, coordinator):
+    for code, actor in [
+        ("eligibility-labs", nurse),
+        ("eligibility-signoff", physician),
+        ("leukapheresis", nurse),
+        ("shipment", coordinator),
+    ]:
         step = journey.steps.get(template__code=code)
-        step_complete(actor=actor, step_id=step.pk, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
+        step_complete(
+            actor=actor, step_id=step.pk, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step)
+        )
     due = webhooks_scan(now=_later())
     assert webhooks_scan(now=_later()) == due  # a second scan creates nothing new
     stage_events = WebhookDelivery.objects.filter(event="stage.changed")
     # stage 1 completed and stage 2 started (and stage 1 started, if the journey began after the endpoint)
     assert {(d.payload["stage"]["number"], d.payload["stage"]["status"]) for d in stage_events} >= {
-        (1, "completed"), (2, "in_progress")}
+        (1, "completed"),
+        (2, "in_progress"),
+    }
     for delivery_id in due:
         assert webhook_deliver(delivery_id=delivery_id, now=_later()) == "delivered"
     assert len(receiver.received) == len(due)
@@ -102,8 +108,12 @@ def test_a_step_blocked_behind_its_stage_is_not_told_as_overdue(endpoint, receiv
 
 def test_a_failing_receiver_is_retried_with_backoff_then_given_up(endpoint, receiver, coordinator, protocol):
     receiver.status = 503
-    journey_start(actor=coordinator, patient_id=PatientFactory().pk, protocol_id=protocol.pk,
-                  leukapheresis_date=timezone.localdate() + timedelta(days=30))  # stage 1 starts: one message
+    journey_start(
+        actor=coordinator,
+        patient_id=PatientFactory().pk,
+        protocol_id=protocol.pk,
+        leukapheresis_date=timezone.localdate() + timedelta(days=30),
+    )  # stage 1 starts: one message
     now = _later(SETTLE.total_seconds() / 60 + 1)
     (delivery_id,) = webhooks_scan(now=now)
     assert webhook_deliver(delivery_id=delivery_id, now=now) == "retry"
@@ -127,8 +137,12 @@ def test_a_client_limited_to_some_patients_hears_only_of_those(db, receiver, coo
     client.patients.add(mine)
     webhook_endpoint_create(client_name="payer", url=receiver.url, events=["stage.changed"])
     for patient in (mine, PatientFactory()):
-        journey_start(actor=coordinator, patient_id=patient.pk, protocol_id=protocol.pk,
-                      leukapheresis_date=timezone.localdate() + timedelta(days=30))
+        journey_start(
+            actor=coordinator,
+            patient_id=patient.pk,
+            protocol_id=protocol.pk,
+            leukapheresis_date=timezone.localdate() + timedelta(days=30),
+        )
     webhooks_scan(now=_later())
     assert {d.payload["patient"] for d in WebhookDelivery.objects.all()} == {str(mine.public_id)}
 
@@ -137,8 +151,12 @@ def test_tasks_and_command(db, receiver, capsys, coordinator, protocol):
     api_client_create(name="ehr", sees_all_patients=True)
     call_command("add_webhook", "ehr", receiver.url, "--events", "stage.changed")
     assert len(capsys.readouterr().out.strip()) == 64
-    journey_start(actor=coordinator, patient_id=PatientFactory().pk, protocol_id=protocol.pk,
-                  leukapheresis_date=timezone.localdate() + timedelta(days=30))
+    journey_start(
+        actor=coordinator,
+        patient_id=PatientFactory().pk,
+        protocol_id=protocol.pk,
+        leukapheresis_date=timezone.localdate() + timedelta(days=30),
+    )
     assert webhooks_scan_task.run() == 1  # enqueues; the task body is what a worker runs
     delivery = WebhookDelivery.objects.get()
     assert webhook_deliver_task.run(delivery.pk) == "delivered"

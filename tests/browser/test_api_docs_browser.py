@@ -22,8 +22,7 @@ def test_swagger_ui_renders_under_the_csp(live_server):
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = chromium.new_page()
         violations = []
-        page.on("console", lambda message: violations.append(message.text)
-                if "Content Security Policy" in message.text else None)
+        page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
         response = page.goto(f"{live_server.url}/api/docs/")
         assert "script-src 'self'" in response.headers["content-security-policy"]
         page.wait_for_selector("text=carclinic API", timeout=20000)

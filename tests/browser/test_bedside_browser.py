@@ -27,24 +27,39 @@ def bedside():
     coordinator, nurse, physician = ward_member("coordinator"), ward_member("nurse"), ward_member("physician")
     protocol = ProtocolTemplate.objects.get(version=1, name__startswith="CD19")
     patient = PatientFactory(given_name="Ida", family_name="Sørensen", coordinator=coordinator, physician=physician)
-    journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                            leukapheresis_date=timezone.localdate())
+    journey = journey_start(
+        actor=coordinator, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=timezone.localdate()
+    )
     finish_collection_stage(journey, nurse=nurse, physician=physician, coordinator=coordinator)
     product = make_product()
-    order = services.order_request(actor=coordinator, journey_id=journey.id, product_id=product.id,
-                                   plant_id=make_plant(product).id)
+    order = services.order_request(
+        actor=coordinator, journey_id=journey.id, product_id=product.id, plant_id=make_plant(product).id
+    )
     walk_to_qc(order, coordinator=coordinator, nurse=nurse)
     services.order_qc_record(actor=coordinator, order_id=order.id, results=PASSING)
     bag = services.bag_register(actor=coordinator, order_id=order.id, kind=BagKind.PRODUCT)
     now = timezone.now()
     for minutes, kind in ((50, "filled"), (40, "shipped"), (30, "received_at_clinic"), (20, "stored")):
-        services.custody_record(actor=coordinator, bag_id=bag.id, kind=kind, at=now - timedelta(minutes=minutes),
-                                handled_by="Cryo courier", location="Clinic", temperature_celsius=Decimal("-180"))
-    stranger = journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                             leukapheresis_date=timezone.localdate())
+        services.custody_record(
+            actor=coordinator,
+            bag_id=bag.id,
+            kind=kind,
+            at=now - timedelta(minutes=minutes),
+            handled_by="Cryo courier",
+            location="Clinic",
+            temperature_celsius=Decimal("-180"),
+        )
+    stranger = journey_start(
+        actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=timezone.localdate()
+    )
     other = services.chain_of_identity_assign(actor=coordinator, journey_id=stranger.id)
-    return {"journey": journey, "bag": bag, "other_bag": f"{other.identifier}-P1", "coordinator": coordinator,
-            "physician": physician}
+    return {
+        "journey": journey,
+        "bag": bag,
+        "other_bag": f"{other.identifier}-P1",
+        "coordinator": coordinator,
+        "physician": physician,
+    }
 
 
 def test_nurse_checks_a_matching_and_a_mismatching_bag_on_a_phone(browser, live_server, bedside):

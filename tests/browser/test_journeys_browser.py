@@ -26,9 +26,16 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 CHROMIUM = os.environ.get("CARCLINIC_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--lang=en-GB"]  # dates shown day-month-year, as at the clinic
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--lang=en-GB",
+]  # dates shown day-month-year, as at the clinic
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
@@ -49,8 +56,11 @@ def browser():
 
 
 # The same three people in every browser test, so screenshots and sign-ins read alike.
-WARD = {"coordinator": ("cora", "Cora", "Ordinator"), "nurse": ("nina", "Nina", "Nurse"),
-        "physician": ("phil", "Phil", "Physician")}
+WARD = {
+    "coordinator": ("cora", "Cora", "Ordinator"),
+    "nurse": ("nina", "Nina", "Nurse"),
+    "physician": ("phil", "Phil", "Physician"),
+}
 
 
 def ward_member(role: str):
@@ -66,12 +76,17 @@ def clinic(settings):
     coordinator = ward_member("coordinator")
     nurse = ward_member("nurse")
     build_patients(30, prefix="MRN00", coordinator=coordinator)
-    patient = PatientFactory(mrn="MRN0042001", given_name="Hanna", family_name="Lindqvist", coordinator=coordinator,
-                             indication="lupus_nephritis")
+    patient = PatientFactory(
+        mrn="MRN0042001", given_name="Hanna", family_name="Lindqvist", coordinator=coordinator, indication="lupus_nephritis"
+    )
     protocol = ProtocolTemplate.objects.get(version=1, name__startswith="CD19")
     # Leukapheresis three days ago and nothing recorded yet: the eligibility labs are overdue.
-    journey = services.journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                                     leukapheresis_date=timezone.localdate() - timedelta(days=3))
+    journey = services.journey_start(
+        actor=coordinator,
+        patient_id=patient.id,
+        protocol_id=protocol.id,
+        leukapheresis_date=timezone.localdate() - timedelta(days=3),
+    )
     return {"coordinator": coordinator, "nurse": nurse, "patient": patient, "journey": journey}
 
 
@@ -167,15 +182,21 @@ def test_coordinator_reschedules_and_nurse_signs_a_step(browser, live_server, cl
     assert (step.status, step.completed_by, step.signature_meaning) == (StepStatus.DONE, clinic["nurse"], "performed")
 
     # --- Back at the desk: the open dashboard updates by itself ----------------------------------------
-    gone = coordinator.locator("#overdue-heading").locator("xpath=..").locator(
-        "tr", has_text="Lindqvist, Hanna").filter(has_text="Eligibility labs")
+    gone = (
+        coordinator.locator("#overdue-heading")
+        .locator("xpath=..")
+        .locator("tr", has_text="Lindqvist, Hanna")
+        .filter(has_text="Eligibility labs")
+    )
     gone.wait_for(state="detached", timeout=15_000)
     assert int(coordinator.locator("#overdue-heading .count").inner_text()) == overdue_before - 1
     shot(coordinator, "dashboard-after-desktop")
 
     coordinator.goto(f"{base}/patients/{patient.public_id}/")
-    assert "Signed by Nina Nurse (performed)" in coordinator.locator(".timeline").first.inner_text() or \
-        "Signed by Nina Nurse (performed)" in coordinator.content()
+    assert (
+        "Signed by Nina Nurse (performed)" in coordinator.locator(".timeline").first.inner_text()
+        or "Signed by Nina Nurse (performed)" in coordinator.content()
+    )
     ward.close()
     desk.close()
 

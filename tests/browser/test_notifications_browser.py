@@ -33,15 +33,24 @@ def clinic():
     protocol = ProtocolTemplate.objects.get(version=1, name__startswith="CD19")
     today = timezone.localdate()
     # Collected five days ago and nothing recorded since: the courier hand-off (the coordinator's step) is late.
-    late = PatientFactory(mrn="MRN0042001", given_name="Hanna", family_name="Lindqvist", coordinator=coordinator,
-                          nurse=nurse, indication="lupus_nephritis")
-    late_journey = journey_services.journey_start(actor=coordinator, patient_id=late.id, protocol_id=protocol.id,
-                                                  leukapheresis_date=today - timedelta(days=5))
+    late = PatientFactory(
+        mrn="MRN0042001",
+        given_name="Hanna",
+        family_name="Lindqvist",
+        coordinator=coordinator,
+        nurse=nurse,
+        indication="lupus_nephritis",
+    )
+    late_journey = journey_services.journey_start(
+        actor=coordinator, patient_id=late.id, protocol_id=protocol.id, leukapheresis_date=today - timedelta(days=5)
+    )
     # Collection in three days: its courier hand-off is "coming up", scheduled but not yet due.
-    soon = PatientFactory(mrn="MRN0042002", given_name="Jonas", family_name="Berglund", coordinator=coordinator,
-                          nurse=nurse, indication="sle")
-    journey_services.journey_start(actor=coordinator, patient_id=soon.id, protocol_id=protocol.id,
-                                   leukapheresis_date=today + timedelta(days=3))
+    soon = PatientFactory(
+        mrn="MRN0042002", given_name="Jonas", family_name="Berglund", coordinator=coordinator, nurse=nurse, indication="sle"
+    )
+    journey_services.journey_start(
+        actor=coordinator, patient_id=soon.id, protocol_id=protocol.id, leukapheresis_date=today + timedelta(days=3)
+    )
     return {"coordinator": coordinator, "patient": late, "journey": late_journey, "soon": soon}
 
 
@@ -50,7 +59,7 @@ def _no_sideways_scroll(page, name):
     assert width <= PHONE["width"], f"{name} scrolls sideways on a phone ({width}px)"
 
 
-def test_coordinator_follows_a_reminder_to_the_patient_and_snoozes_another(browser, live_server, clinic):  # noqa: F811
+def test_coordinator_follows_a_reminder_to_the_patient_and_snoozes_another(browser, live_server, clinic):
     base = live_server.url
     patient, coordinator = clinic["patient"], clinic["coordinator"]
     desk = browser.new_context(viewport=DESKTOP, locale="en-GB", timezone_id="Europe/Berlin")
@@ -90,8 +99,9 @@ def test_coordinator_follows_a_reminder_to_the_patient_and_snoozes_another(brows
     assert step_row.is_visible() and "Overdue" in step_row.inner_text()
     assert "Lindqvist, Hanna" in page.locator("h1").inner_text()
     log = page.locator("#reminder-log")
-    row = log.locator(".reminder", has_text="Cells handed to the courier").filter(has_text="Overdue").filter(
-        has_text="in the app")
+    row = (
+        log.locator(".reminder", has_text="Cells handed to the courier").filter(has_text="Overdue").filter(has_text="in the app")
+    )
     row.first.wait_for(timeout=10_000)  # fetched by HTMX after the page loaded
     assert "Sent" in row.first.inner_text() and "Cora Ordinator" in row.first.inner_text()
     # Opening the notification marked it read; the nav says so on the next page.
@@ -121,8 +131,12 @@ def test_coordinator_follows_a_reminder_to_the_patient_and_snoozes_another(brows
     page.goto(f"{base}/notifications/reminders/?state=pending&kind=upcoming")
     _no_sideways_scroll(page, "reminder log")
     shot(page, "reminder-log-phone")
-    row = page.locator("tr", has_text="Berglund, Jonas").filter(has_text="Cells handed to the courier").filter(
-        has_text="In the app").filter(has_text="Email")
+    row = (
+        page.locator("tr", has_text="Berglund, Jonas")
+        .filter(has_text="Cells handed to the courier")
+        .filter(has_text="In the app")
+        .filter(has_text="Email")
+    )
     assert row.count() == 1
     row.get_by_role("link", name="Snooze").click()
     page.wait_for_url(re.compile(r".*/notifications/reminders/.+/snooze/.*"))
@@ -136,7 +150,9 @@ def test_coordinator_follows_a_reminder_to_the_patient_and_snoozes_another(brows
     assert "Snoozed until" in page.locator(".messages").inner_text()
     events = ReminderEvent.objects.filter(action="snoozed")
     assert {(e.reason, e.actor, e.reminder.channel) for e in events} == {  # one line, both channels snoozed
-        ("Courier booked for the afternoon", coordinator, "in_app"), ("Courier booked for the afternoon", coordinator, "email")}
+        ("Courier booked for the afternoon", coordinator, "in_app"),
+        ("Courier booked for the afternoon", coordinator, "email"),
+    }
     page.goto(f"{base}/notifications/preferences/")
     _no_sideways_scroll(page, "preferences")
     shot(page, "preferences-phone")

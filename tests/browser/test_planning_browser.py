@@ -36,10 +36,11 @@ def _grave(violations):
 
 
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])
-def test_calendar_and_grid_pass_axe_and_work_from_the_keyboard(browser, live_server, clinic, viewport):  # noqa: F811
+def test_calendar_and_grid_pass_axe_and_work_from_the_keyboard(browser, live_server, clinic, viewport):
     base = live_server.url
-    context = browser.new_context(viewport=DESKTOP if viewport == "desktop" else PHONE, locale="en-GB",
-                                  timezone_id="Europe/Berlin", bypass_csp=True)  # axe is injected as an inline script
+    context = browser.new_context(
+        viewport=DESKTOP if viewport == "desktop" else PHONE, locale="en-GB", timezone_id="Europe/Berlin", bypass_csp=True
+    )  # axe is injected as an inline script
     page = context.new_page()
     sign_in(page, base, "cora")
     page.wait_for_url(f"{base}/dashboard/")

@@ -9,7 +9,7 @@ from django.utils import timezone
 from journeys import services
 from journeys.models import ProtocolTemplate, Step, StepStatus
 from tests.browser.test_journeys_browser import PHONE, browser, shot, sign_in, ward_member  # noqa: F401 - browser is a fixture
-from tests.factories import PatientFactory, minimal_record, second_signer, lymphodepletion_earlier
+from tests.factories import PatientFactory, lymphodepletion_earlier, minimal_record, second_signer
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -22,14 +22,21 @@ def ward():
     nurse = ward_member("nurse")
     patient = PatientFactory(mrn="MRN0077001", given_name="Ida", family_name="Sørensen", nurse=nurse)
     protocol = ProtocolTemplate.objects.get(version=1, name__startswith="CD19")
-    journey = services.journey_start(actor=physician, patient_id=patient.id, protocol_id=protocol.id,
-                                     leukapheresis_date=timezone.localdate())
+    journey = services.journey_start(
+        actor=physician, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=timezone.localdate()
+    )
     # Everything before the first monitoring day is done, so that day is the nurse's next step.
-    while step := journey.steps.select_related("template").filter(
-            status=StepStatus.PENDING, stage__status="in_progress").order_by("id").first():
+    while (
+        step := journey.steps.select_related("template")
+        .filter(status=StepStatus.PENDING, stage__status="in_progress")
+        .order_by("id")
+        .first()
+    ):
         if step.template.code == "monitoring-day-1":
             break
-        services.step_complete(actor=physician, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
+        services.step_complete(
+            actor=physician, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step)
+        )
     return {"patient": patient, "step": step}
 
 

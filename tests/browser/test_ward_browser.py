@@ -53,18 +53,22 @@ def axe_violations(page) -> list[dict]:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
     result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
-    return [{"id": v["id"], "impact": v["impact"], "nodes": len(v["nodes"]),
-             "where": [node["target"] for node in v["nodes"]][:3]} for v in result]
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": len(v["nodes"]), "where": [node["target"] for node in v["nodes"]][:3]}
+        for v in result
+    ]
 
 
 def too_small(page, selector: str) -> list[str]:
     """Visible elements matching `selector` smaller than 44 × 44 px, described for the failure message."""
-    return page.evaluate("""([selector, size]) => [...document.querySelectorAll(selector)]
+    return page.evaluate(
+        """([selector, size]) => [...document.querySelectorAll(selector)]
         .filter(el => el.offsetParent !== null)
         .map(el => [el, el.getBoundingClientRect()])
         .filter(([el, box]) => box.width < size - 0.5 || box.height < size - 0.5)
         .map(([el, box]) => `${el.textContent.trim().slice(0, 40)} ${Math.round(box.width)}x${Math.round(box.height)}`)""",
-                         [selector, TAP])
+        [selector, TAP],
+    )
 
 
 def test_axe_finds_nothing_critical_or_serious_on_the_main_pages(browser, live_server, clinic):
@@ -100,8 +104,10 @@ def test_axe_finds_nothing_critical_or_serious_on_the_main_pages(browser, live_s
 
     lines = [f"{'page':34} critical serious moderate minor"]
     for name, violations in table.items():
-        counts = {impact: sum(v["nodes"] for v in violations if v["impact"] == impact)
-                  for impact in ("critical", "serious", "moderate", "minor")}
+        counts = {
+            impact: sum(v["nodes"] for v in violations if v["impact"] == impact)
+            for impact in ("critical", "serious", "moderate", "minor")
+        }
         lines.append(f"{name:34} {counts['critical']:8} {counts['serious']:7} {counts['moderate']:8} {counts['minor']:5}")
     print("\naxe-core " + AXE.read_text()[:40].split("v", 1)[1].split()[0] + "\n" + "\n".join(lines))
     bad = {name: [v for v in violations if v["impact"] in ("critical", "serious")] for name, violations in table.items()}
@@ -117,18 +123,32 @@ def corrected_ward():
     patient = PatientFactory(mrn="MRN0088001", given_name="Ida", family_name="Sørensen", nurse=nurse, physician=physician)
     protocol = ProtocolTemplate.objects.get(version=1, name__startswith="CD19")
     today = timezone.localdate()
-    journey = services.journey_start(actor=physician, patient_id=patient.id, protocol_id=protocol.id,
-                                     leukapheresis_date=today - timedelta(days=40), day0_planned=today - timedelta(days=1))
-    while step := journey.steps.select_related("template").filter(
-            status=StepStatus.PENDING, stage__status="in_progress").order_by("due_on", "id").first():
+    journey = services.journey_start(
+        actor=physician,
+        patient_id=patient.id,
+        protocol_id=protocol.id,
+        leukapheresis_date=today - timedelta(days=40),
+        day0_planned=today - timedelta(days=1),
+    )
+    while (
+        step := journey.steps.select_related("template")
+        .filter(status=StepStatus.PENDING, stage__status="in_progress")
+        .order_by("due_on", "id")
+        .first()
+    ):
         if step.template.code == "monitoring-day-1":
             break
         actor = nurse if step.template.responsible_role == "nurse" else physician
         # Done on the day it was due: a collection "performed" today would land after Day 0.
         performed = min(timezone.make_aware(datetime.combine(step.due_on, time(10))), timezone.now())
-        services.step_complete(actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), performed_at=performed)
-    return {"patient": patient, "today_step": step, "own": Step.objects.select_related("template").get(
-        journey=journey, template__code="ld-day-5")}
+        services.step_complete(
+            actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), performed_at=performed
+        )
+    return {
+        "patient": patient,
+        "today_step": step,
+        "own": Step.objects.select_related("template").get(journey=journey, template__code="ld-day-5"),
+    }
 
 
 def test_a_nurse_corrects_her_record_from_my_steps_in_four_taps_on_a_phone(browser, live_server, corrected_ward):

@@ -9,11 +9,14 @@ from stdnum.iso7064 import mod_37_2
 from clinical.identifiers import has_valid_check_character, mod37_2_check_character
 
 
-@pytest.mark.parametrize("identifier, check, source", [
-    ("G123489654321", "Y", "python-stdnum stdnum/iso7064/mod_37_2.py docstring"),
-    ("G1234 89 654321", "Y", "the same id as printed with spaces (ISBT 128 eye-readable form)"),
-    ("g123489654321", "Y", "lower case as typed"),
-])
+@pytest.mark.parametrize(
+    "identifier, check, source",
+    [
+        ("G123489654321", "Y", "python-stdnum stdnum/iso7064/mod_37_2.py docstring"),
+        ("G1234 89 654321", "Y", "the same id as printed with spaces (ISBT 128 eye-readable form)"),
+        ("g123489654321", "Y", "lower case as typed"),
+    ],
+)
 def test_the_check_character_of_stdnums_own_example(identifier, check, source):
     assert mod37_2_check_character(identifier) == check, source
     assert has_valid_check_character(identifier + check), source

@@ -10,10 +10,10 @@ import clinical
 
 def test_clinical_imports_only_the_standard_library_and_stdnum():
     modules = [f"clinical.{m.name}" for m in pkgutil.iter_modules([str(Path(clinical.__file__).parent)])]
-    code = ("import sys; " + "; ".join(f"import {m}" for m in modules)
-            + "; print(sorted({n.split('.')[0] for n in sys.modules}))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=Path(clinical.__file__).parent.parent).stdout
+    code = "import sys; " + "; ".join(f"import {m}" for m in modules) + "; print(sorted({n.split('.')[0] for n in sys.modules}))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(clinical.__file__).parent.parent
+    ).stdout
     assert len(modules) >= 7
     for forbidden in ("django", "rest_framework", "journeys", "patients", "carclinic", "pydantic"):
         assert f"'{forbidden}'" not in loaded, forbidden

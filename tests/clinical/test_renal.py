@@ -23,13 +23,16 @@ LARGE_CENTRE = [
 ]
 
 
-@pytest.mark.parametrize("age, weight, creatinine, unit, female, clearance, source", [
-    (60, 60, D("1.2"), "mg/dL", True, D("47.2"), "domain.md / issue 13: woman 60 y 60 kg 1.2 mg/dL → 47.2 mL/min"),
-    (60, 60, D("1.2"), "mg/dL", False, D("55.6"), "the same man: 4800 / 86.4 = 55.56"),
-    (60, 60, D("106.08"), "µmol/L", True, D("47.2"), "domain.md: µmol/L ÷ 88.4 = mg/dL (106.08 µmol/L = 1.2 mg/dL)"),
-    (40, 70, 1, "mg/dL", False, D("97.2"), "by hand: 100 × 70 / 72 = 97.22"),
-    (22, 55, D("0.8"), "mg/dL", True, D("95.8"), "by hand: 118 × 55 / 57.6 = 112.67, × 0.85 = 95.77"),
-])
+@pytest.mark.parametrize(
+    "age, weight, creatinine, unit, female, clearance, source",
+    [
+        (60, 60, D("1.2"), "mg/dL", True, D("47.2"), "domain.md / issue 13: woman 60 y 60 kg 1.2 mg/dL → 47.2 mL/min"),
+        (60, 60, D("1.2"), "mg/dL", False, D("55.6"), "the same man: 4800 / 86.4 = 55.56"),
+        (60, 60, D("106.08"), "µmol/L", True, D("47.2"), "domain.md: µmol/L ÷ 88.4 = mg/dL (106.08 µmol/L = 1.2 mg/dL)"),
+        (40, 70, 1, "mg/dL", False, D("97.2"), "by hand: 100 × 70 / 72 = 97.22"),
+        (22, 55, D("0.8"), "mg/dL", True, D("95.8"), "by hand: 118 × 55 / 57.6 = 112.67, × 0.85 = 95.77"),
+    ],
+)
 def test_creatinine_clearance_by_cockcroft_gault(age, weight, creatinine, unit, female, clearance, source):
     assert creatinine_clearance(age, weight, creatinine, female, creatinine_unit=unit) == clearance, source
 
@@ -47,31 +50,37 @@ def test_an_age_that_is_not_whole_years_below_140_is_refused(age):
         creatinine_clearance(age, 60, 1, False)
 
 
-@pytest.mark.parametrize("clearance, table, percent, source", [
-    (D("47.2"), PACKAGE_INSERT, 80, "issue 13: CrCl 47.2 → −20 % (41.5 → 33.2 mg/day)"),
-    (70, PACKAGE_INSERT, 80, "package insert: 30–70 includes 70"),
-    (D("70.1"), PACKAGE_INSERT, 100, "above 70: full dose"),
-    (30, PACKAGE_INSERT, 80, "package insert: 30–70 includes 30"),
-    (D("29.9"), PACKAGE_INSERT, None, "below 30: not recommended, a physician decides"),
-    (20, PACKAGE_INSERT, None, "issue 13: CrCl 20 with 'full dose' was accepted"),
-    (0, PACKAGE_INSERT, None, "the lowest band starts at 0"),
-    (D("47.2"), LARGE_CENTRE, 60, "domain.md: a large centre's −40 % at 30–49"),
-    (50, LARGE_CENTRE, 100, "domain.md: full dose at 50–69"),
-])
+@pytest.mark.parametrize(
+    "clearance, table, percent, source",
+    [
+        (D("47.2"), PACKAGE_INSERT, 80, "issue 13: CrCl 47.2 → −20 % (41.5 → 33.2 mg/day)"),
+        (70, PACKAGE_INSERT, 80, "package insert: 30–70 includes 70"),
+        (D("70.1"), PACKAGE_INSERT, 100, "above 70: full dose"),
+        (30, PACKAGE_INSERT, 80, "package insert: 30–70 includes 30"),
+        (D("29.9"), PACKAGE_INSERT, None, "below 30: not recommended, a physician decides"),
+        (20, PACKAGE_INSERT, None, "issue 13: CrCl 20 with 'full dose' was accepted"),
+        (0, PACKAGE_INSERT, None, "the lowest band starts at 0"),
+        (D("47.2"), LARGE_CENTRE, 60, "domain.md: a large centre's −40 % at 30–49"),
+        (50, LARGE_CENTRE, 100, "domain.md: full dose at 50–69"),
+    ],
+)
 def test_the_renal_band_comes_from_the_protocols_table(clearance, table, percent, source):
     band = renal_band(clearance, table)
     assert band.dose_percent == percent, source
     assert band.physician_decides is (percent is None)
 
 
-@pytest.mark.parametrize("table", [
-    [],
-    [{"at_least": 30, "dose_percent": 80}],  # does not start at 0
-    [{"at_least": 0, "dose_percent": None}, {"at_least": 70, "dose_percent": 100}, {"at_least": 30, "dose_percent": 80}],
-    [{"at_least": 0, "above": 0, "dose_percent": None}],
-    [{"at_least": 0, "dose_percent": 0}],
-    [{"at_least": 0, "dose_percent": None}, {"at_least": 0, "dose_percent": 100}],
-])
+@pytest.mark.parametrize(
+    "table",
+    [
+        [],
+        [{"at_least": 30, "dose_percent": 80}],  # does not start at 0
+        [{"at_least": 0, "dose_percent": None}, {"at_least": 70, "dose_percent": 100}, {"at_least": 30, "dose_percent": 80}],
+        [{"at_least": 0, "above": 0, "dose_percent": None}],
+        [{"at_least": 0, "dose_percent": 0}],
+        [{"at_least": 0, "dose_percent": None}, {"at_least": 0, "dose_percent": 100}],
+    ],
+)
 def test_a_table_that_is_not_a_ladder_from_0_is_refused(table):
     with pytest.raises(ValueError):
         renal_bands(table)

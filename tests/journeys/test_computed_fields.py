@@ -18,9 +18,11 @@ from patients.services import measurement_record
 from tests.factories import PatientFactory, make_protocol
 
 # The fludarabine package insert as protocol data: −20 % at 30–70 mL/min, a physician decides below 30.
-PACKAGE_INSERT = [{"at_least": 0, "dose_percent": None, "label": "below 30: physician decides"},
-                  {"at_least": 30, "dose_percent": 80, "label": "30–70: −20 %"},
-                  {"above": 70, "dose_percent": 100, "label": "above 70: full dose"}]
+PACKAGE_INSERT = [
+    {"at_least": 0, "dose_percent": None, "label": "below 30: physician decides"},
+    {"at_least": 30, "dose_percent": 80, "label": "30–70: −20 %"},
+    {"above": 70, "dose_percent": 100, "label": "above 70: full dose"},
+]
 
 
 def mg(name, label, step, computed=None, **extra):
@@ -29,23 +31,64 @@ def mg(name, label, step, computed=None, **extra):
 
 
 LD_SHEET = [
-    {"name": "bsa", "label": "Body surface area", "type": "decimal", "unit": "m²", "min": 0.5, "max": 3, "step": 0.01,
-     "short": "BSA", "required": True,
-     "computed": {"by": "body_surface_area", "from": {"height_cm": "patient.height_cm", "weight_kg": "patient.weight_kg"}}},
-    {"name": "creatinine", "label": "Serum creatinine", "type": "decimal", "unit": "mg/dL", "min": 0.1, "max": 20,
-     "step": 0.01},
-    {"name": "creatinine_clearance", "label": "Creatinine clearance", "type": "decimal", "unit": "mL/min", "min": 0,
-     "max": 300, "step": 0.1, "short": "CrCl",
-     "computed": {"by": "creatinine_clearance", "from": {
-         "age_years": "patient.age_years", "weight_kg": "patient.weight_kg", "creatinine": "record.creatinine",
-         "female": "patient.female", "creatinine_unit": "mg/dL"}}},
-    mg("fludarabine_full_mg", "Fludarabine, full dose", 0.1,
-       {"by": "dose_from_bsa", "from": {"dose_per_m2": 25, "bsa_m2": "record.bsa"}}),
-    mg("fludarabine_prescribed_mg", "Fludarabine prescribed", 0.1,
-       {"by": "renal_adjusted_dose", "from": {"dose": "record.fludarabine_full_mg",
-                                              "clearance_ml_min": "record.creatinine_clearance", "bands": PACKAGE_INSERT}}),
-    mg("cyclophosphamide_prescribed_mg", "Cyclophosphamide prescribed", 1,
-       {"by": "dose_from_bsa", "from": {"dose_per_m2": 1000, "bsa_m2": "record.bsa"}}),
+    {
+        "name": "bsa",
+        "label": "Body surface area",
+        "type": "decimal",
+        "unit": "m²",
+        "min": 0.5,
+        "max": 3,
+        "step": 0.01,
+        "short": "BSA",
+        "required": True,
+        "computed": {"by": "body_surface_area", "from": {"height_cm": "patient.height_cm", "weight_kg": "patient.weight_kg"}},
+    },
+    {"name": "creatinine", "label": "Serum creatinine", "type": "decimal", "unit": "mg/dL", "min": 0.1, "max": 20, "step": 0.01},
+    {
+        "name": "creatinine_clearance",
+        "label": "Creatinine clearance",
+        "type": "decimal",
+        "unit": "mL/min",
+        "min": 0,
+        "max": 300,
+        "step": 0.1,
+        "short": "CrCl",
+        "computed": {
+            "by": "creatinine_clearance",
+            "from": {
+                "age_years": "patient.age_years",
+                "weight_kg": "patient.weight_kg",
+                "creatinine": "record.creatinine",
+                "female": "patient.female",
+                "creatinine_unit": "mg/dL",
+            },
+        },
+    },
+    mg(
+        "fludarabine_full_mg",
+        "Fludarabine, full dose",
+        0.1,
+        {"by": "dose_from_bsa", "from": {"dose_per_m2": 25, "bsa_m2": "record.bsa"}},
+    ),
+    mg(
+        "fludarabine_prescribed_mg",
+        "Fludarabine prescribed",
+        0.1,
+        {
+            "by": "renal_adjusted_dose",
+            "from": {
+                "dose": "record.fludarabine_full_mg",
+                "clearance_ml_min": "record.creatinine_clearance",
+                "bands": PACKAGE_INSERT,
+            },
+        },
+    ),
+    mg(
+        "cyclophosphamide_prescribed_mg",
+        "Cyclophosphamide prescribed",
+        1,
+        {"by": "dose_from_bsa", "from": {"dose_per_m2": 1000, "bsa_m2": "record.bsa"}},
+    ),
     mg("fludarabine_mg", "Fludarabine given", 0.1),
 ]
 
@@ -57,22 +100,50 @@ def test_the_ld_sheet_is_a_valid_spec():
 @pytest.fixture
 def ld_step(coordinator):
     def make(*, sex="female", age=60, height=None, weight=None, measured_days_ago=1):
-        protocol = make_protocol(name=f"LD sheet {sex} {age}", steps=[
-            dict(stage=1, code="ld-sheet", anchor="leukapheresis", offset_days=0, responsible_role="nurse",
-                 record_fields=LD_SHEET),
-            dict(stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse",
-                 milestone="collection"),
-            dict(stage=2, code="release", anchor="day0", offset_days=-7, window_before_days=5,
-                 responsible_role="nurse", milestone="product_released"),
-        ])
+        protocol = make_protocol(
+            name=f"LD sheet {sex} {age}",
+            steps=[
+                dict(
+                    stage=1,
+                    code="ld-sheet",
+                    anchor="leukapheresis",
+                    offset_days=0,
+                    responsible_role="nurse",
+                    record_fields=LD_SHEET,
+                ),
+                dict(
+                    stage=1,
+                    code="collect",
+                    anchor="leukapheresis",
+                    offset_days=0,
+                    responsible_role="nurse",
+                    milestone="collection",
+                ),
+                dict(
+                    stage=2,
+                    code="release",
+                    anchor="day0",
+                    offset_days=-7,
+                    window_before_days=5,
+                    responsible_role="nurse",
+                    milestone="product_released",
+                ),
+            ],
+        )
         today = timezone.localdate()
         born = date(today.year - age, today.month, min(today.day, 28)) - timedelta(days=1)  # `age` whole years today
         patient = PatientFactory(sex=sex, date_of_birth=born)
         if height is not None:
-            measurement_record(actor=coordinator, patient_id=patient.id, measured_on=today - timedelta(days=measured_days_ago),
-                               height_cm=Decimal(height), weight_kg=Decimal(weight))
+            measurement_record(
+                actor=coordinator,
+                patient_id=patient.id,
+                measured_on=today - timedelta(days=measured_days_ago),
+                height_cm=Decimal(height),
+                weight_kg=Decimal(weight),
+            )
         journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=today)
         return journey.steps.select_related("template").get(template__code="ld-sheet")
+
     return make
 
 
@@ -80,9 +151,15 @@ def test_a_man_170_cm_70_kg_gets_bsa_1_82_fludarabine_45_5_and_cyclophosphamide_
     """issue 13: 170 cm / 70 kg → BSA 1.82 m² → fludarabine 45.5 mg/day, cyclophosphamide 1820 mg (BSA rounded first)."""
     step = ld_step(sex="male", age=40, height="170", weight="70")
     done = step_complete(actor=nurse, step_id=step.id, record={"creatinine": "1.0", "fludarabine_mg": "45.5"})
-    assert done.record == {"bsa": 1.82, "creatinine": 1, "creatinine_clearance": 97.2, "fludarabine_full_mg": 45.5,
-                           "fludarabine_prescribed_mg": 45.5, "cyclophosphamide_prescribed_mg": 1820,
-                           "fludarabine_mg": 45.5}
+    assert done.record == {
+        "bsa": 1.82,
+        "creatinine": 1,
+        "creatinine_clearance": 97.2,
+        "fludarabine_full_mg": 45.5,
+        "fludarabine_prescribed_mg": 45.5,
+        "cyclophosphamide_prescribed_mg": 1820,
+        "fludarabine_mg": 45.5,
+    }
     event = JourneyEvent.objects.get(step=step, kind=EventKind.STEP_DONE)
     assert event.detail["record"] == done.record  # the computed values are in the audit too
 
@@ -92,10 +169,22 @@ def test_a_woman_with_crcl_47_gets_fludarabine_reduced_by_20_percent(ld_step, nu
     fludarabine 41.5 mg/day, 33.2 mg/day at −20 % (package insert band 30–70)."""
     step = ld_step(sex="female", age=60, height="165", weight="60")
     done = step_complete(actor=nurse, step_id=step.id, record={"creatinine": "1.2"})
-    assert {key: done.record[key] for key in ("bsa", "creatinine_clearance", "fludarabine_full_mg",
-                                              "fludarabine_prescribed_mg", "cyclophosphamide_prescribed_mg")} == {
-        "bsa": 1.66, "creatinine_clearance": 47.2, "fludarabine_full_mg": 41.5, "fludarabine_prescribed_mg": 33.2,
-        "cyclophosphamide_prescribed_mg": 1660}
+    assert {
+        key: done.record[key]
+        for key in (
+            "bsa",
+            "creatinine_clearance",
+            "fludarabine_full_mg",
+            "fludarabine_prescribed_mg",
+            "cyclophosphamide_prescribed_mg",
+        )
+    } == {
+        "bsa": 1.66,
+        "creatinine_clearance": 47.2,
+        "fludarabine_full_mg": 41.5,
+        "fludarabine_prescribed_mg": 33.2,
+        "cyclophosphamide_prescribed_mg": 1660,
+    }
 
 
 def test_below_30_ml_min_no_dose_is_computed_a_physician_decides(ld_step, nurse):
@@ -120,7 +209,8 @@ def test_without_a_height_and_weight_a_required_computed_field_says_what_is_miss
     with pytest.raises(InvalidInput) as refused:
         step_complete(actor=nurse, step_id=step.id, record={})
     assert refused.value.field_errors == {
-        "record.bsa": ["Cannot be computed: no height cm on file for the patient; no weight kg on file for the patient."]}
+        "record.bsa": ["Cannot be computed: no height cm on file for the patient; no weight kg on file for the patient."]
+    }
 
 
 def test_a_computed_value_outside_the_fields_range_is_refused(ld_step, nurse):
@@ -136,8 +226,13 @@ def test_the_facts_are_the_patients_on_the_day_performed(ld_step, nurse, coordin
     """A height and weight measured after the day the step was performed did not dose that day."""
     step = ld_step(sex="male", age=40, height="170", weight="70", measured_days_ago=3)
     today = timezone.localdate()
-    measurement_record(actor=coordinator, patient_id=step.journey.patient_id, measured_on=today,
-                       height_cm=Decimal("170"), weight_kg=Decimal("90"))
+    measurement_record(
+        actor=coordinator,
+        patient_id=step.journey.patient_id,
+        measured_on=today,
+        height_cm=Decimal("170"),
+        weight_kg=Decimal("90"),
+    )
     performed = timezone.now() - timedelta(days=2)
     done = step_complete(actor=nurse, step_id=step.id, performed_at=performed, record={})
     assert done.record["bsa"] == 1.82  # the 70 kg of three days ago, not today's 90 kg (2.06 m²)
@@ -146,30 +241,73 @@ def test_the_facts_are_the_patients_on_the_day_performed(ld_step, nurse, coordin
 def test_a_correction_computes_again_from_the_corrected_values(ld_step, nurse):
     step = ld_step(sex="female", age=60, height="165", weight="60")
     step_complete(actor=nurse, step_id=step.id, record={"creatinine": "1.2"})
-    corrected = step_record_correct(actor=nurse, step_id=step.id, record={"creatinine": "0.8"}, notes="",
-                                    reason="Creatinine of the wrong day")
+    corrected = step_record_correct(
+        actor=nurse, step_id=step.id, record={"creatinine": "0.8"}, notes="", reason="Creatinine of the wrong day"
+    )
     assert corrected.record["creatinine_clearance"] == 70.8  # 80 × 60 / 57.6 × 0.85
     assert corrected.record["fludarabine_prescribed_mg"] == 41.5  # above 70: full dose
 
 
-@pytest.mark.parametrize("specs, words", [
-    ([{"name": "x", "label": "X", "type": "decimal", "computed": {"by": "horoscope", "from": {}}}],
-     "computed.by must be one of"),
-    ([{"name": "x", "label": "X", "type": "decimal", "computed": {"by": "dose_from_bsa", "from": {"bsa_m2": 1}}}],
-     "needs dose_per_m2"),
-    ([{"name": "x", "label": "X", "type": "decimal",
-       "computed": {"by": "body_surface_area", "from": {"height_cm": 1, "weight_kg": 1, "colour": 1}}}],
-     "takes no colour"),
-    ([{"name": "x", "label": "X", "type": "decimal",
-       "computed": {"by": "body_surface_area", "from": {"height_cm": "patient.shoe_size", "weight_kg": 1}}}],
-     "patient facts are"),
-    ([{"name": "x", "label": "X", "type": "decimal", "computed": {"by": "dose_from_bsa", "from": {
-        "dose_per_m2": 25, "bsa_m2": "record.bsa"}}},
-      {"name": "bsa", "label": "BSA", "type": "decimal"}], "not a field before it"),
-    ([{"name": "x", "label": "X", "type": "decimal", "per_m2": 25,
-       "computed": {"by": "dose_from_bsa", "from": {"dose_per_m2": 25, "bsa_m2": 1}}}], "no must_be, per_m2 or override"),
-    ([{"name": "x", "label": "X", "type": "decimal", "computed": {"by": "dose_from_bsa"}}], "computed is"),
-])
+@pytest.mark.parametrize(
+    "specs, words",
+    [
+        (
+            [{"name": "x", "label": "X", "type": "decimal", "computed": {"by": "horoscope", "from": {}}}],
+            "computed.by must be one of",
+        ),
+        (
+            [{"name": "x", "label": "X", "type": "decimal", "computed": {"by": "dose_from_bsa", "from": {"bsa_m2": 1}}}],
+            "needs dose_per_m2",
+        ),
+        (
+            [
+                {
+                    "name": "x",
+                    "label": "X",
+                    "type": "decimal",
+                    "computed": {"by": "body_surface_area", "from": {"height_cm": 1, "weight_kg": 1, "colour": 1}},
+                }
+            ],
+            "takes no colour",
+        ),
+        (
+            [
+                {
+                    "name": "x",
+                    "label": "X",
+                    "type": "decimal",
+                    "computed": {"by": "body_surface_area", "from": {"height_cm": "patient.shoe_size", "weight_kg": 1}},
+                }
+            ],
+            "patient facts are",
+        ),
+        (
+            [
+                {
+                    "name": "x",
+                    "label": "X",
+                    "type": "decimal",
+                    "computed": {"by": "dose_from_bsa", "from": {"dose_per_m2": 25, "bsa_m2": "record.bsa"}},
+                },
+                {"name": "bsa", "label": "BSA", "type": "decimal"},
+            ],
+            "not a field before it",
+        ),
+        (
+            [
+                {
+                    "name": "x",
+                    "label": "X",
+                    "type": "decimal",
+                    "per_m2": 25,
+                    "computed": {"by": "dose_from_bsa", "from": {"dose_per_m2": 25, "bsa_m2": 1}},
+                }
+            ],
+            "no must_be, per_m2 or override",
+        ),
+        ([{"name": "x", "label": "X", "type": "decimal", "computed": {"by": "dose_from_bsa"}}], "computed is"),
+    ],
+)
 def test_a_bad_computed_spec_is_refused_in_words(specs, words):
     assert any(words in error for error in records.spec_errors(specs)), records.spec_errors(specs)
 
@@ -179,11 +317,11 @@ def test_the_form_shows_a_computed_field_read_only_with_its_formula_and_value(cl
     step = ld_step(sex="male", age=40, height="170", weight="70")
     client.force_login(nurse)
     page = client.get(reverse("step_complete", args=[step.public_id])).content.decode()
-    block = page[page.index('name="record.bsa"') - 400:page.index('name="record.creatinine"')]
+    block = page[page.index('name="record.bsa"') - 400 : page.index('name="record.creatinine"')]
     assert "Body surface area (computed)" in block and 'value="1.82 m²"' in block
     assert "readonly" in block and "disabled" in block
     assert "Mosteller: √(170.0 cm × 70.0 kg / 3600)" in block
-    dose = page[page.index('name="record.fludarabine_full_mg"') - 400:page.index('name="record.fludarabine_prescribed_mg"')]
+    dose = page[page.index('name="record.fludarabine_full_mg"') - 400 : page.index('name="record.fludarabine_prescribed_mg"')]
     assert "Calculated when you sign" in dose  # it needs the BSA of this very record
 
 
@@ -191,10 +329,18 @@ def test_the_form_shows_a_computed_field_read_only_with_its_formula_and_value(cl
 def test_signing_the_form_computes_and_stores_and_ignores_a_posted_computed_value(client, ld_step, nurse):
     step = ld_step(sex="male", age=40, height="170", weight="70")
     client.force_login(nurse)
-    response = client.post(reverse("step_complete", args=[step.public_id]), {
-        "performed_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"), "record.bsa": "2.50",
-        "record.creatinine": "1.0", "record.fludarabine_mg": "45.5", "signature_meaning": "performed",
-        "password": "correct-horse-battery", "version": step.version})
+    response = client.post(
+        reverse("step_complete", args=[step.public_id]),
+        {
+            "performed_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+            "record.bsa": "2.50",
+            "record.creatinine": "1.0",
+            "record.fludarabine_mg": "45.5",
+            "signature_meaning": "performed",
+            "password": "correct-horse-battery",
+            "version": step.version,
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     # A disabled input's posted value is ignored by the form (it cannot be typed there); the service computed it.
     assert Step.objects.get(pk=step.pk).record["bsa"] == 1.82

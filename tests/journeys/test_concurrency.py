@@ -43,8 +43,9 @@ def run_together(work, count: int):
 def test_eight_nurses_record_the_same_step_at_once_and_exactly_one_wins(make_user, protocol):
     coordinator = make_user("coordinator")
     nurses = [make_user("nurse", first_name=f"Nurse{i}", last_name="Ward") for i in range(THREADS)]
-    journey = journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                            leukapheresis_date=date.today())
+    journey = journey_start(
+        actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=date.today()
+    )
     step = Step.objects.get(journey=journey, template__code="eligibility-labs")
 
     results = run_together(lambda i: step_complete(actor=nurses[i], step_id=step.id, notes=f"by {i}"), THREADS)
@@ -58,8 +59,7 @@ def test_eight_nurses_record_the_same_step_at_once_and_exactly_one_wins(make_use
     assert all(error.by == str(winner) and str(winner) in error.message for error in losers)
 
     step.refresh_from_db()
-    assert (step.status, step.completed_by_id, step.notes, step.version) == (
-        StepStatus.DONE, winner.id, f"by {winners[0]}", 2)
+    assert (step.status, step.completed_by_id, step.notes, step.version) == (StepStatus.DONE, winner.id, f"by {winners[0]}", 2)
     assert JourneyEvent.objects.filter(step=step, kind=EventKind.STEP_DONE).count() == 1
     changes = step.history.filter(history_type="~")
     assert changes.count() == 1 and changes.get().history_user_id == winner.id
@@ -72,8 +72,12 @@ def test_two_coordinators_start_a_journey_for_the_same_patient_at_once(make_user
     coordinators = [make_user("coordinator") for _ in range(2)]
     patient = PatientFactory()
 
-    results = run_together(lambda i: journey_start(actor=coordinators[i], patient_id=patient.id,
-                                                   protocol_id=protocol.id, leukapheresis_date=date.today()), 2)
+    results = run_together(
+        lambda i: journey_start(
+            actor=coordinators[i], patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=date.today()
+        ),
+        2,
+    )
 
     outcomes = sorted(outcome for outcome, _ in results)
     assert outcomes == ["error", "ok"], results

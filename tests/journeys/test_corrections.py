@@ -12,33 +12,66 @@ from journeys.services import journey_start, step_complete, step_record_correct
 from tests.factories import PatientFactory, make_protocol
 
 VITALS = [
-    {"name": "temperature_max", "label": "Highest temperature", "type": "decimal", "unit": "°C", "min": 34, "max": 43,
-     "step": 0.1, "short": "Tmax"},
-    {"name": "crs_grade", "label": "CRS grade", "type": "choice", "required": True, "short": "CRS grade",
-     "choices": [["0", "Grade 0"], ["1", "Grade 1"], ["2", "Grade 2"]]},
+    {
+        "name": "temperature_max",
+        "label": "Highest temperature",
+        "type": "decimal",
+        "unit": "°C",
+        "min": 34,
+        "max": 43,
+        "step": 0.1,
+        "short": "Tmax",
+    },
+    {
+        "name": "crs_grade",
+        "label": "CRS grade",
+        "type": "choice",
+        "required": True,
+        "short": "CRS grade",
+        "choices": [["0", "Grade 0"], ["1", "Grade 1"], ["2", "Grade 2"]],
+    },
 ]
 
 
 @pytest.fixture
 def recorded(coordinator, nurse):
-    protocol = make_protocol(name="Corrections protocol", steps=[
-        dict(stage=1, code="vitals", anchor="leukapheresis", offset_days=0, responsible_role="nurse", record_fields=VITALS),
-        dict(stage=1, code="signoff", anchor="leukapheresis", offset_days=0, responsible_role="physician"),
-        dict(stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse", milestone="collection"),
-        dict(stage=2, code="release", anchor="day0", offset_days=-7, window_before_days=5, responsible_role="nurse",
-             milestone="product_released"),
-    ])
-    journey = journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                            leukapheresis_date=date.today())
+    protocol = make_protocol(
+        name="Corrections protocol",
+        steps=[
+            dict(stage=1, code="vitals", anchor="leukapheresis", offset_days=0, responsible_role="nurse", record_fields=VITALS),
+            dict(stage=1, code="signoff", anchor="leukapheresis", offset_days=0, responsible_role="physician"),
+            dict(
+                stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse", milestone="collection"
+            ),
+            dict(
+                stage=2,
+                code="release",
+                anchor="day0",
+                offset_days=-7,
+                window_before_days=5,
+                responsible_role="nurse",
+                milestone="product_released",
+            ),
+        ],
+    )
+    journey = journey_start(
+        actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=date.today()
+    )
     step = journey.steps.get(template__code="vitals")
-    return step_complete(actor=nurse, step_id=step.id, notes="spiked overnight",
-                         record={"temperature_max": "38.2", "crs_grade": "1"})
+    return step_complete(
+        actor=nurse, step_id=step.id, notes="spiked overnight", record={"temperature_max": "38.2", "crs_grade": "1"}
+    )
 
 
 def test_a_correction_keeps_the_first_record_in_the_history_and_both_sides_in_its_event(recorded, nurse):
-    corrected = step_record_correct(actor=nurse, step_id=recorded.id, expected_version=recorded.version,
-                                    record={"temperature_max": "37.2", "crs_grade": "0"}, notes="spiked overnight",
-                                    reason="Typed 38.2 for 37.2")
+    corrected = step_record_correct(
+        actor=nurse,
+        step_id=recorded.id,
+        expected_version=recorded.version,
+        record={"temperature_max": "37.2", "crs_grade": "0"},
+        notes="spiked overnight",
+        reason="Typed 38.2 for 37.2",
+    )
     assert corrected.record == {"temperature_max": 37.2, "crs_grade": "0"}
     assert corrected.status == "done" and corrected.completed_by == nurse  # the original signature stands
     event = JourneyEvent.objects.get(step=recorded, kind=EventKind.STEP_CORRECTED)
@@ -50,12 +83,15 @@ def test_a_correction_keeps_the_first_record_in_the_history_and_both_sides_in_it
     assert recorded.history.filter(record={"temperature_max": 38.2, "crs_grade": "1"}).exists()
 
 
-@pytest.mark.parametrize("change, field", [
-    (dict(record={"temperature_max": "48", "crs_grade": "0"}, reason="typo"), "record.temperature_max"),
-    (dict(record={"temperature_max": "37.2"}, reason="typo"), "record.crs_grade"),
-    (dict(record={"temperature_max": "37.2", "crs_grade": "0"}, reason="  "), "reason"),
-    (dict(record={"temperature_max": "38.2", "crs_grade": "1"}, reason="nothing"), "__all__"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (dict(record={"temperature_max": "48", "crs_grade": "0"}, reason="typo"), "record.temperature_max"),
+        (dict(record={"temperature_max": "37.2"}, reason="typo"), "record.crs_grade"),
+        (dict(record={"temperature_max": "37.2", "crs_grade": "0"}, reason="  "), "reason"),
+        (dict(record={"temperature_max": "38.2", "crs_grade": "1"}, reason="nothing"), "__all__"),
+    ],
+)
 def test_a_bad_correction_changes_nothing(recorded, nurse, change, field):
     with pytest.raises(InvalidInput) as refused:
         step_record_correct(actor=nurse, step_id=recorded.id, notes="spiked overnight", **change)
@@ -68,11 +104,18 @@ def test_another_nurse_may_not_correct_but_a_coordinator_may_and_a_stale_form_lo
     colleague = make_user("nurse")
     with pytest.raises(NotPermitted, match="recorded this step"):
         step_record_correct(actor=colleague, step_id=recorded.id, record={"crs_grade": "0"}, notes="", reason="r")
-    step_record_correct(actor=coordinator, step_id=recorded.id, record={"crs_grade": "0"}, notes="", reason="r",
-                        expected_version=recorded.version)
+    step_record_correct(
+        actor=coordinator, step_id=recorded.id, record={"crs_grade": "0"}, notes="", reason="r", expected_version=recorded.version
+    )
     with pytest.raises(StaleVersion):
-        step_record_correct(actor=coordinator, step_id=recorded.id, record={"crs_grade": "2"}, notes="", reason="r",
-                            expected_version=recorded.version)
+        step_record_correct(
+            actor=coordinator,
+            step_id=recorded.id,
+            record={"crs_grade": "2"},
+            notes="",
+            reason="r",
+            expected_version=recorded.version,
+        )
 
 
 def test_a_pending_step_has_nothing_to_correct_and_a_viewer_corrects_nothing(recorded, coordinator, viewer):

@@ -19,14 +19,16 @@ def test_the_demo_clinic_loads_once_with_every_stage_and_role(client):
     assert Patient.objects.count() == 40
     assert all(patients_per_stage().values()), patients_per_stage()
     assert Journey.objects.filter(status=JourneyStatus.ON_HOLD).count() == 1
-    late = Step.objects.filter(status=StepStatus.PENDING, overdue_after__lte=timezone.now(),
-                               journey__status=JourneyStatus.ACTIVE)
+    late = Step.objects.filter(status=StepStatus.PENDING, overdue_after__lte=timezone.now(), journey__status=JourneyStatus.ACTIVE)
     assert late.exists()
     # The demo follows its own protocol's rules: every COI check passed before its infusion.
     infused = Step.objects.filter(template__code="infusion", status=StepStatus.DONE).values("journey_id")
     assert infused.exists()
-    assert not Step.objects.filter(journey_id__in=infused, template__code="coi-check").exclude(
-        status=StepStatus.DONE, record__coi_match=True).exists()
+    assert (
+        not Step.objects.filter(journey_id__in=infused, template__code="coi-check")
+        .exclude(status=StepStatus.DONE, record__coi_match=True)
+        .exists()
+    )
     found = [p.family_name for p in patient_search(text="muller")]
     assert found and set(found) == {"Müller"}
 

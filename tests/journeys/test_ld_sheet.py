@@ -23,8 +23,12 @@ def step_of(journey, code: str) -> Step:
 
 
 def complete_stage(journey, number: int, actor) -> None:
-    while step := (Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
-                   .select_related("template", "journey").order_by("id").first()):
+    while step := (
+        Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
+        .select_related("template", "journey")
+        .order_by("id")
+        .first()
+    ):
         step_complete(actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step))
 
 
@@ -36,15 +40,22 @@ def born_years_ago(years: int) -> date:
 @pytest.fixture
 def ld_journey(coordinator, physician, protocol):
     """A journey of the shipped protocol at lymphodepletion (stage 3), for a patient of the given facts."""
+
     def make(*, sex="male", age=40, height="170", weight="70", measured_days_ago=0):
         patient = PatientFactory(sex=sex, date_of_birth=born_years_ago(age))
-        journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                                leukapheresis_date=timezone.localdate())
+        journey = journey_start(
+            actor=coordinator, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=timezone.localdate()
+        )
         for stage in (1, 2):
             complete_stage(journey, stage, physician)
-        Measurement.objects.create(patient=patient, measured_on=timezone.localdate() - timedelta(days=measured_days_ago),
-                                   height_cm=Decimal(height), weight_kg=Decimal(weight))
+        Measurement.objects.create(
+            patient=patient,
+            measured_on=timezone.localdate() - timedelta(days=measured_days_ago),
+            height_cm=Decimal(height),
+            weight_kg=Decimal(weight),
+        )
         return journey
+
     return make
 
 
@@ -55,8 +66,11 @@ def give(actor, journey, code: str, record: dict, **extra) -> Step:
 
 
 def review(journey, physician, creatinine="1.0", unit="mg/dL", **extra):
-    return step_complete(actor=physician, step_id=step_of(journey, "renal-dose-review").id,
-                         record={"creatinine": creatinine, "creatinine_unit": unit, **extra})
+    return step_complete(
+        actor=physician,
+        step_id=step_of(journey, "renal-dose-review").id,
+        record={"creatinine": creatinine, "creatinine_unit": unit, **extra},
+    )
 
 
 def test_170_cm_70_kg_gives_bsa_1_82_fludarabine_45_5_and_cyclophosphamide_1820(ld_journey, physician, nurse):
@@ -66,8 +80,7 @@ def test_170_cm_70_kg_gives_bsa_1_82_fludarabine_45_5_and_cyclophosphamide_1820(
     done_review = review(journey, physician)
     assert done_review.record["creatinine_clearance"] == 97.2 and done_review.record["dose_percent"] == 100
     day5 = give(nurse, journey, "ld-day-5", {"fludarabine_mg": "45.5"})
-    assert day5.record == {"bsa": 1.82, "fludarabine_full_mg": 45.5, "fludarabine_prescribed_mg": 45.5,
-                           "fludarabine_mg": 45.5}
+    assert day5.record == {"bsa": 1.82, "fludarabine_full_mg": 45.5, "fludarabine_prescribed_mg": 45.5, "fludarabine_mg": 45.5}
     give(nurse, journey, "ld-day-4", {"fludarabine_mg": "45.5"})
     day3 = give(nurse, journey, "ld-day-3", {"fludarabine_mg": "45.5", "cyclophosphamide_mg": "1820"})
     assert day3.record["cyclophosphamide_prescribed_mg"] == 1820
@@ -81,7 +94,10 @@ def test_a_woman_with_crcl_47_2_gets_fludarabine_33_2_mg_a_day(ld_journey, physi
     assert (done_review.record["creatinine_clearance"], done_review.record["dose_percent"]) == (47.2, 80)
     day5 = give(nurse, journey, "ld-day-5", {"fludarabine_mg": "33.2"})
     assert (day5.record["bsa"], day5.record["fludarabine_full_mg"], day5.record["fludarabine_prescribed_mg"]) == (
-        1.66, 41.5, 33.2)
+        1.66,
+        41.5,
+        33.2,
+    )
 
 
 def test_creatinine_in_micromol_per_litre_gives_the_same_clearance(ld_journey, physician):
@@ -90,12 +106,16 @@ def test_creatinine_in_micromol_per_litre_gives_the_same_clearance(ld_journey, p
     assert review(journey, physician, creatinine="106.08", unit="µmol/L").record["creatinine_clearance"] == 47.2
 
 
-@pytest.mark.parametrize(("typed", "field", "words"), [
-    ({"fludarabine_mg": "91"}, "record.fludarabine_mg", "91 is +100 % from the fludarabine prescribed 45.5"),
-    ({"fludarabine_mg": "4.55"}, "record.fludarabine_mg", "4.55 is −90 % from the fludarabine prescribed 45.5"),
-])
-def test_a_fludarabine_dose_off_the_prescription_is_refused_and_nothing_written(ld_journey, physician, nurse,
-                                                                                typed, field, words):
+@pytest.mark.parametrize(
+    ("typed", "field", "words"),
+    [
+        ({"fludarabine_mg": "91"}, "record.fludarabine_mg", "91 is +100 % from the fludarabine prescribed 45.5"),
+        ({"fludarabine_mg": "4.55"}, "record.fludarabine_mg", "4.55 is −90 % from the fludarabine prescribed 45.5"),
+    ],
+)
+def test_a_fludarabine_dose_off_the_prescription_is_refused_and_nothing_written(
+    ld_journey, physician, nurse, typed, field, words
+):
     """issue 13: fludarabine recorded at 91 mg and at 4.55 mg where the sheet calculates 45.5 mg."""
     journey = ld_journey()
     review(journey, physician)
@@ -133,12 +153,18 @@ def test_outside_the_tolerance_only_a_physician_with_a_reason_records_it(ld_jour
     step = step_of(journey, "ld-day-5")
     record = {"fludarabine_mg": "40", "dose_reason": "Vial of 50 mg, 40 mg drawn after the pharmacy's rounding"}
     with pytest.raises(NotPermitted):  # two nurses: no physician confirms it
-        step_complete(actor=nurse, step_id=step.id, record=record, second_signer_username=other_nurse.username,
-                      second_signer_password="correct-horse-battery")
+        step_complete(
+            actor=nurse,
+            step_id=step.id,
+            record=record,
+            second_signer_username=other_nurse.username,
+            second_signer_password="correct-horse-battery",
+        )
     done = step_complete(actor=nurse, step_id=step.id, record=record, **second_signer(step))  # a physician signs too
     event = JourneyEvent.objects.get(step=step, kind=EventKind.STEP_DONE)
-    assert event.detail["overrides"] == [{"field": "fludarabine_prescribed_mg", "computed": 45.5, "recorded": 40,
-                                          "reason": record["dose_reason"]}]
+    assert event.detail["overrides"] == [
+        {"field": "fludarabine_prescribed_mg", "computed": 45.5, "recorded": 40, "reason": record["dose_reason"]}
+    ]
     assert done.record["fludarabine_mg"] == 40
 
 
@@ -178,6 +204,7 @@ def test_below_30_ml_min_the_physician_decides_the_dose_with_a_reason(ld_journey
 # --- two-person signatures (issue 13: "the double check is optional free text (the recording nurse's own name
 # passes), and an API key with no person behind it can record lymphodepletion and the COI check") -----------
 
+
 def test_chemotherapy_is_signed_by_two_different_people(ld_journey, physician, nurse):
     journey = ld_journey()
     review(journey, physician)
@@ -187,16 +214,27 @@ def test_chemotherapy_is_signed_by_two_different_people(ld_journey, physician, n
         step_complete(actor=nurse, step_id=step.id, record=record)
     assert list(refused.value.field_errors) == ["second_signer_username"]
     with pytest.raises(InvalidInput) as refused:
-        step_complete(actor=nurse, step_id=step.id, record=record, second_signer_username=nurse.username,
-                      second_signer_password="correct-horse-battery")
+        step_complete(
+            actor=nurse,
+            step_id=step.id,
+            record=record,
+            second_signer_username=nurse.username,
+            second_signer_password="correct-horse-battery",
+        )
     assert "different person" in refused.value.field_errors["second_signer_username"][0]
     with pytest.raises(InvalidInput) as refused:
-        step_complete(actor=nurse, step_id=step.id, record=record, second_signer_username=physician.username,
-                      second_signer_password="wrong")
+        step_complete(
+            actor=nurse, step_id=step.id, record=record, second_signer_username=physician.username, second_signer_password="wrong"
+        )
     assert list(refused.value.field_errors) == ["second_signer_password"]
     assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
-    done = step_complete(actor=nurse, step_id=step.id, record=record, second_signer_username=physician.username,
-                         second_signer_password="correct-horse-battery")
+    done = step_complete(
+        actor=nurse,
+        step_id=step.id,
+        record=record,
+        second_signer_username=physician.username,
+        second_signer_password="correct-horse-battery",
+    )
     assert (done.completed_by, done.second_signed_by) == (nurse, physician)
     event = JourneyEvent.objects.get(step=step, kind=EventKind.STEP_DONE)
     assert event.detail["second_signer"] == {"id": physician.pk, "name": str(physician)}
@@ -207,8 +245,9 @@ def test_the_shipped_coi_check_and_infusion_are_two_person_steps(protocol):
     assert two_person == {"ld-day-5", "ld-day-4", "ld-day-3", "coi-check", "infusion"}
 
 
-def test_the_ld_sheet_page_shows_the_formula_and_takes_a_second_signer(ld_journey, physician, nurse, client,
-                                                                        django_assert_max_num_queries):
+def test_the_ld_sheet_page_shows_the_formula_and_takes_a_second_signer(
+    ld_journey, physician, nurse, client, django_assert_max_num_queries
+):
     journey = ld_journey(sex="female", age=60, height="165", weight="60")
     review(journey, physician, creatinine="1.2")
     step = step_of(journey, "ld-day-5")
@@ -217,19 +256,33 @@ def test_the_ld_sheet_page_shows_the_formula_and_takes_a_second_signer(ld_journe
     page = client.get(url).content.decode()
     assert "25 mg/m² × 1.66 m² = 41.5 mg" in page and "41.5 mg × 80 % = 33.2 mg" in page
     assert 'name="second_signer_username"' in page and 'name="second_signer_password"' in page
-    response = client.post(url, {"performed_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
-                                 "record.fludarabine_mg": "41.5", "signature_meaning": "performed",
-                                 "password": "correct-horse-battery", "version": step.version,
-                                 "second_signer_username": physician.username,
-                                 "second_signer_password": "correct-horse-battery"})
+    response = client.post(
+        url,
+        {
+            "performed_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+            "record.fludarabine_mg": "41.5",
+            "signature_meaning": "performed",
+            "password": "correct-horse-battery",
+            "version": step.version,
+            "second_signer_username": physician.username,
+            "second_signer_password": "correct-horse-battery",
+        },
+    )
     assert response.status_code == 400
     assert "41.5 is +25 % from the fludarabine prescribed 33.2" in response.content.decode()
     assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
-    response = client.post(url, {"performed_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
-                                 "record.fludarabine_mg": "33.2", "signature_meaning": "performed",
-                                 "password": "correct-horse-battery", "version": step.version,
-                                 "second_signer_username": physician.username,
-                                 "second_signer_password": "correct-horse-battery"})
+    response = client.post(
+        url,
+        {
+            "performed_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+            "record.fludarabine_mg": "33.2",
+            "signature_meaning": "performed",
+            "password": "correct-horse-battery",
+            "version": step.version,
+            "second_signer_username": physician.username,
+            "second_signer_password": "correct-horse-battery",
+        },
+    )
     assert response.status_code == 302
     done = Step.objects.get(pk=step.pk)
     assert (done.status, done.second_signed_by, done.record["fludarabine_mg"]) == (StepStatus.DONE, physician, 33.2)
@@ -237,6 +290,7 @@ def test_the_ld_sheet_page_shows_the_formula_and_takes_a_second_signer(ld_journe
 
 # --- the infusion (issue 13: "an infusion dated before the QC release, before the lymphodepletion days, even 5
 # days before leukapheresis, accepted"; "10 × 10⁶ cells/kg and a total of 5 × 10⁶ cells for 45 kg accepted") ---
+
 
 @pytest.fixture
 def at_infusion(ld_journey, physician, nurse):
@@ -263,8 +317,9 @@ def test_no_infusion_on_the_last_lymphodepletion_day_or_before_the_rest_days(at_
     with pytest.raises(InvalidInput):
         infuse(at_infusion, nurse)
     time_machine.move_to(timezone.now() + timedelta(days=1))
-    Measurement.objects.create(patient_id=at_infusion.patient_id, measured_on=timezone.localdate(),
-                               height_cm=160, weight_kg=45)  # weighed again on Day 0
+    Measurement.objects.create(
+        patient_id=at_infusion.patient_id, measured_on=timezone.localdate(), height_cm=160, weight_kg=45
+    )  # weighed again on Day 0
     done = infuse(at_infusion, nurse)
     assert done.status == StepStatus.DONE
 
@@ -278,19 +333,18 @@ def test_no_infusion_dated_before_the_release_or_the_collection(at_infusion, nur
     assert Step.objects.get(pk=step_of(at_infusion, "infusion").pk).status == StepStatus.PENDING
 
 
-def test_the_cell_dose_per_kg_is_computed_and_the_total_checked_against_the_target(at_infusion, nurse,
-                                                                                    time_machine):
+def test_the_cell_dose_per_kg_is_computed_and_the_total_checked_against_the_target(at_infusion, nurse, time_machine):
     """domain.md: target 1 × 10⁶/kg × 45 kg = 45 × 10⁶ expected; a bag of 5 × 10⁶ is refused; 45 → 1.0 × 10⁶/kg."""
     time_machine.move_to(timezone.now() + timedelta(days=1))  # the weight of 6 days ago is 7 days old
     with pytest.raises(InvalidInput) as refused:
         infuse(at_infusion, nurse, total="5")
     assert "5 is −89 % from the expected total" in refused.value.field_errors["record.total_cells"][0]
     with pytest.raises(InvalidInput) as refused:
-        step_complete(actor=nurse, step_id=step_of(at_infusion, "infusion").id,
-                      record={"total_cells": "45", "dose_per_kg": "10"})
+        step_complete(actor=nurse, step_id=step_of(at_infusion, "infusion").id, record={"total_cells": "45", "dose_per_kg": "10"})
     assert "Computed, not typed" in refused.value.field_errors["record.dose_per_kg"][0]
-    Measurement.objects.create(patient_id=at_infusion.patient_id, measured_on=timezone.localdate() + timedelta(days=2),
-                               height_cm=160, weight_kg=45)
+    Measurement.objects.create(
+        patient_id=at_infusion.patient_id, measured_on=timezone.localdate() + timedelta(days=2), height_cm=160, weight_kg=45
+    )
     time_machine.move_to(timezone.now() + timedelta(days=2))
     done = infuse(at_infusion, nurse)
     assert (done.record["expected_total_cells"], done.record["dose_per_kg"]) == (45, 1)

@@ -18,13 +18,25 @@ from journeys.models import ProtocolTemplate, Step
 from journeys.services import journey_start, step_complete, step_record_correct
 from tests.factories import PatientFactory, make_protocol
 
-CALM = {"temperature_max": "36.8", "fever_masked": "no", "hypotension": "no", "vasopressors": "none",
-        "vasopressin": "no", "oxygen": "none", "ice_orientation": 4, "ice_naming": 3, "ice_commands": 1,
-        "ice_writing": 1, "ice_attention": 1, "consciousness": "alert", "seizure": "none", "motor": "none",
-        "cerebral_oedema": "none"}
+CALM = {
+    "temperature_max": "36.8",
+    "fever_masked": "no",
+    "hypotension": "no",
+    "vasopressors": "none",
+    "vasopressin": "no",
+    "oxygen": "none",
+    "ice_orientation": 4,
+    "ice_naming": 3,
+    "ice_commands": 1,
+    "ice_writing": 1,
+    "ice_attention": 1,
+    "consciousness": "alert",
+    "seizure": "none",
+    "motor": "none",
+    "cerebral_oedema": "none",
+}
 # issue 13's browser case: Tmax 38.4 °C, hypotension without vasopressors, low-flow oxygen 3 L/min → CRS 2.
-HYPOTENSION_LOW_FLOW = {**CALM, "temperature_max": "38.4", "hypotension": "yes", "oxygen": "low_flow",
-                        "oxygen_l_min": "3"}
+HYPOTENSION_LOW_FLOW = {**CALM, "temperature_max": "38.4", "hypotension": "yes", "oxygen": "low_flow", "oxygen_l_min": "3"}
 
 
 def shipped(code):
@@ -38,18 +50,40 @@ def shipped_sheet():
 
 
 def make_monitoring_step(coordinator, patient):
-    protocol = make_protocol(name=f"Bedside {patient.pk}", steps=[
-        dict(stage=1, code="monitoring", anchor="leukapheresis", offset_days=0, responsible_role="nurse",
-             record_fields=shipped_sheet()),
-        dict(stage=1, code="review", anchor="leukapheresis", offset_days=0, responsible_role="physician",
-             record_fields=shipped("crs-icans-review")),
-        dict(stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse",
-             milestone="collection"),
-        dict(stage=2, code="release", anchor="day0", offset_days=-7, window_before_days=5, responsible_role="nurse",
-             milestone="product_released"),
-    ])
-    journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                            leukapheresis_date=date.today())
+    protocol = make_protocol(
+        name=f"Bedside {patient.pk}",
+        steps=[
+            dict(
+                stage=1,
+                code="monitoring",
+                anchor="leukapheresis",
+                offset_days=0,
+                responsible_role="nurse",
+                record_fields=shipped_sheet(),
+            ),
+            dict(
+                stage=1,
+                code="review",
+                anchor="leukapheresis",
+                offset_days=0,
+                responsible_role="physician",
+                record_fields=shipped("crs-icans-review"),
+            ),
+            dict(
+                stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse", milestone="collection"
+            ),
+            dict(
+                stage=2,
+                code="release",
+                anchor="day0",
+                offset_days=-7,
+                window_before_days=5,
+                responsible_role="nurse",
+                milestone="product_released",
+            ),
+        ],
+    )
+    journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=date.today())
     return journey.steps.select_related("template").get(template__code="monitoring")
 
 
@@ -57,8 +91,12 @@ def make_monitoring_step(coordinator, patient):
 def ward(make_user, coordinator):
     physician = make_user("physician", first_name="Theo", last_name="Treating")
     patient = PatientFactory(physician=physician, coordinator=coordinator, date_of_birth=date(1980, 5, 5))
-    return {"physician": physician, "coordinator": coordinator, "patient": patient,
-            "step": make_monitoring_step(coordinator, patient)}
+    return {
+        "physician": physician,
+        "coordinator": coordinator,
+        "patient": patient,
+        "step": make_monitoring_step(coordinator, patient),
+    }
 
 
 def test_the_shipped_sheet_asks_for_the_components_and_computes_the_grades(protocol):
@@ -75,14 +113,14 @@ def test_the_shipped_sheet_asks_for_the_components_and_computes_the_grades(proto
 
 
 def test_hypotension_with_low_flow_oxygen_is_crs_2_and_alerts_the_physician_and_the_coordinator(
-        ward, nurse, django_capture_on_commit_callbacks):
+    ward, nurse, django_capture_on_commit_callbacks
+):
     before = timezone.now()
     with django_capture_on_commit_callbacks() as enqueued:
         done = step_complete(actor=nurse, step_id=ward["step"].id, record=HYPOTENSION_LOW_FLOW)
     assert done.record["crs_grade"] == "2" and done.record["icans_grade"] == "0"
     alert = ClinicalAlert.objects.get()
-    assert (alert.kind, alert.key, alert.step_id, alert.raised_by) == (
-        AlertKind.CRS, f"crs:{done.public_id}:2", done.id, nurse)
+    assert (alert.kind, alert.key, alert.step_id, alert.raised_by) == (AlertKind.CRS, f"crs:{done.public_id}:2", done.id, nurse)
     assert ward["patient"].family_name not in alert.summary and "CRS grade (ASTCT): 2" in alert.summary
     assert timedelta(minutes=29) < alert.escalate_after - before <= timedelta(minutes=30, seconds=5)
     told = set(AlertDelivery.objects.filter(channel=AlertChannel.IN_APP).values_list("recipient", flat=True))
@@ -90,13 +128,16 @@ def test_hypotension_with_low_flow_oxygen_is_crs_2_and_alerts_the_physician_and_
     assert len(enqueued) == 1  # delivered on commit, not at the next scan
 
 
-@pytest.mark.parametrize("findings, kinds, source", [
-    ({}, [], "nothing found"),
-    ({"temperature_max": "39.6"}, [], "CRS 1 (fever only) is below the protocol's alert threshold of 2"),
-    ({"temperature_max": "38.4", "hypotension": "yes", "vasopressors": "one"}, ["crs"], "ASTCT: one pressor → CRS 3"),
-    ({"ice_writing": 0}, ["icans"], "ICE 9 → ICANS 1: any ICANS alerts"),
-    ({**HYPOTENSION_LOW_FLOW, "seizure": "brief"}, ["crs", "icans"], "both at once: one alert each"),
-])
+@pytest.mark.parametrize(
+    "findings, kinds, source",
+    [
+        ({}, [], "nothing found"),
+        ({"temperature_max": "39.6"}, [], "CRS 1 (fever only) is below the protocol's alert threshold of 2"),
+        ({"temperature_max": "38.4", "hypotension": "yes", "vasopressors": "one"}, ["crs"], "ASTCT: one pressor → CRS 3"),
+        ({"ice_writing": 0}, ["icans"], "ICE 9 → ICANS 1: any ICANS alerts"),
+        ({**HYPOTENSION_LOW_FLOW, "seizure": "brief"}, ["crs", "icans"], "both at once: one alert each"),
+    ],
+)
 def test_which_findings_alert(ward, nurse, findings, kinds, source):
     step_complete(actor=nurse, step_id=ward["step"].id, record={**CALM, **findings})
     assert sorted(ClinicalAlert.objects.values_list("kind", flat=True)) == kinds, source
@@ -113,17 +154,28 @@ def test_a_repeated_recording_raises_once_and_a_worse_correction_raises_again(wa
     with pytest.raises(StepAlreadyCompleted):
         step_complete(actor=nurse, step_id=ward["step"].id, record=HYPOTENSION_LOW_FLOW)
     # A correction that leaves the grade at 2 (the flow was 2, not 3 L/min) raises nothing new.
-    step_record_correct(actor=nurse, step_id=ward["step"].id, notes="", reason="Flow misread",
-                        record={**HYPOTENSION_LOW_FLOW, "oxygen_l_min": "2"})
+    step_record_correct(
+        actor=nurse,
+        step_id=ward["step"].id,
+        notes="",
+        reason="Flow misread",
+        record={**HYPOTENSION_LOW_FLOW, "oxygen_l_min": "2"},
+    )
     assert ClinicalAlert.objects.count() == 1
     # One that makes it worse (high-flow: CRS 3) is a new finding.
-    step_record_correct(actor=nurse, step_id=ward["step"].id, notes="", reason="High-flow, not low-flow",
-                        record={**HYPOTENSION_LOW_FLOW, "oxygen": "high_flow"})
+    step_record_correct(
+        actor=nurse,
+        step_id=ward["step"].id,
+        notes="",
+        reason="High-flow, not low-flow",
+        record={**HYPOTENSION_LOW_FLOW, "oxygen": "high_flow"},
+    )
     assert sorted(ClinicalAlert.objects.values_list("key", flat=True)) == [
-        f"crs:{ward['step'].public_id}:2", f"crs:{ward['step'].public_id}:3"]
+        f"crs:{ward['step'].public_id}:2",
+        f"crs:{ward['step'].public_id}:3",
+    ]
     # Back down to 2: no new alert (the grade-2 finding was alerted already).
-    step_record_correct(actor=nurse, step_id=ward["step"].id, notes="", reason="Low-flow after all",
-                        record=HYPOTENSION_LOW_FLOW)
+    step_record_correct(actor=nurse, step_id=ward["step"].id, notes="", reason="Low-flow after all", record=HYPOTENSION_LOW_FLOW)
     assert ClinicalAlert.objects.count() == 2
 
 
@@ -158,8 +210,7 @@ def test_two_nurses_recording_the_same_day_at_once_raise_one_alert(make_user):
     assert AlertDelivery.objects.filter(channel=AlertChannel.IN_APP).count() == 2  # physician + coordinator
 
 
-def test_the_physician_review_computes_the_highest_grade_of_the_days_and_refuses_a_typed_one(
-        ward, nurse, physician):
+def test_the_physician_review_computes_the_highest_grade_of_the_days_and_refuses_a_typed_one(ward, nurse, physician):
     """issue 13: "the physician review accepted 'highest so far 0/0' after days graded 3 and 4"."""
     day = ward["step"]
     step_complete(actor=nurse, step_id=day.id, record={**HYPOTENSION_LOW_FLOW, "oxygen": "high_flow"})  # CRS 3
@@ -189,10 +240,14 @@ def test_tocilizumab_is_checked_against_8_mg_per_kg_and_a_physician_confirms_wit
     from carclinic.errors import NotPermitted
 
     with pytest.raises(NotPermitted):
-        step_complete(actor=nurse, step_id=ward["step"].id,
-                      record={**CALM, "tocilizumab_mg": 800, "tocilizumab_reason": "As ordered"})
-    done = step_complete(actor=physician, step_id=ward["step"].id,
-                         record={**CALM, "tocilizumab_mg": 400, "tocilizumab_reason": "Weight on file is old"})
+        step_complete(
+            actor=nurse, step_id=ward["step"].id, record={**CALM, "tocilizumab_mg": 800, "tocilizumab_reason": "As ordered"}
+        )
+    done = step_complete(
+        actor=physician,
+        step_id=ward["step"].id,
+        record={**CALM, "tocilizumab_mg": 400, "tocilizumab_reason": "Weight on file is old"},
+    )
     from journeys.models import EventKind, JourneyEvent
 
     [confirmed] = JourneyEvent.objects.get(step=done, kind=EventKind.STEP_DONE).detail["overrides"]
@@ -201,6 +256,7 @@ def test_tocilizumab_is_checked_against_8_mg_per_kg_and_a_physician_confirms_wit
 
 def test_tocilizumab_at_360_mg_for_45_kg_is_accepted(ward, nurse):
     weigh(ward["patient"], 45)
-    done = step_complete(actor=nurse, step_id=ward["step"].id,
-                         record={**CALM, "tocilizumab_mg": 360, "steroids": "Dexamethasone 10 mg IV"})
+    done = step_complete(
+        actor=nurse, step_id=ward["step"].id, record={**CALM, "tocilizumab_mg": 360, "steroids": "Dexamethasone 10 mg IV"}
+    )
     assert (done.record["tocilizumab_mg"], done.record["steroids"]) == (360, "Dexamethasone 10 mg IV")

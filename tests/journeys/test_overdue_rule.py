@@ -16,7 +16,7 @@ from journeys import selectors
 from journeys.models import EventKind, Journey, JourneyEvent, ProtocolTemplate, Step, StepStatus
 from journeys.services import day0_reschedule, journey_hold, journey_start, step_complete
 from journeys.transitions import may_complete_stage, may_start_stage, stage_waits_for
-from tests.factories import PatientFactory, minimal_record, second_signer, lymphodepletion_earlier
+from tests.factories import PatientFactory, lymphodepletion_earlier, minimal_record, second_signer
 
 BERLIN = ZoneInfo("Europe/Berlin")
 LEUKAPHERESIS = date(2026, 3, 3)
@@ -28,9 +28,15 @@ def step_of(journey, code: str) -> Step:
 
 
 def complete_stage(journey, number: int, actor, *, except_codes=()) -> None:
-    while step := (Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
-                   .exclude(template__code__in=except_codes).order_by("id").first()):
-        step_complete(actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
+    while step := (
+        Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
+        .exclude(template__code__in=except_codes)
+        .order_by("id")
+        .first()
+    ):
+        step_complete(
+            actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step)
+        )
 
 
 def overdue_codes(journey, now) -> set[str]:
@@ -41,8 +47,9 @@ def overdue_codes(journey, now) -> set[str]:
 def waiting_for_release(at_clinic, coordinator, physician, protocol):
     """A journey whose cells are at the plant: stage 1 done, stage 2 done but for the QC release."""
     at_clinic(2026, 3, 3, 9, 0)
-    journey = journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                            leukapheresis_date=LEUKAPHERESIS)
+    journey = journey_start(
+        actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=LEUKAPHERESIS
+    )
     complete_stage(journey, 1, physician)
     complete_stage(journey, 2, physician, except_codes=("qc-release",))
     journey.refresh_from_db()
@@ -52,9 +59,8 @@ def waiting_for_release(at_clinic, coordinator, physician, protocol):
 
 # --- blocked, not overdue ----------------------------------------------------------------------------
 
-def test_lymphodepletion_days_before_the_release_are_blocked_and_the_qc_release_is_the_late_one(
-    at_clinic, waiting_for_release
-):
+
+def test_lymphodepletion_days_before_the_release_are_blocked_and_the_qc_release_is_the_late_one(at_clinic, waiting_for_release):
     journey = waiting_for_release
     # 20 March 07:00: the renal review (from 19 March 12:00) and the first fludarabine day (from 20 March
     # 06:00) are past their time, but their stage cannot start: blocked. The QC release is not late until noon.
@@ -63,8 +69,7 @@ def test_lymphodepletion_days_before_the_release_are_blocked_and_the_qc_release_
     assert ld_day_5.overdue_after <= now
     assert ld_day_5.is_blocked and not ld_day_5.is_overdue(now)
     assert overdue_codes(journey, now) == set()
-    assert STAGE_3_CODES <= set(Step.objects.blocked().filter(journey=journey)
-                                .values_list("template__code", flat=True))
+    assert STAGE_3_CODES <= set(Step.objects.blocked().filter(journey=journey).values_list("template__code", flat=True))
 
     now = at_clinic(2026, 3, 20, 12, 0)
     release = step_of(journey, "qc-release")
@@ -73,22 +78,24 @@ def test_lymphodepletion_days_before_the_release_are_blocked_and_the_qc_release_
     # Every list that says "late" reads the same rule.
     assert [s.template.code for s in selectors.overdue_steps(now=now)] == ["qc-release"]
     assert [s.template.code for s in selectors.dashboard_overdue(now=now)] == ["qc-release"]
-    assert [s.template.code for s in selectors.steps_overdue_filter(Step.objects.filter(journey=journey), True, now)] \
-        == ["qc-release"]
-    assert "ld-day-5" in set(selectors.steps_overdue_filter(Step.objects.filter(journey=journey), False, now)
-                             .values_list("template__code", flat=True))
+    assert [s.template.code for s in selectors.steps_overdue_filter(Step.objects.filter(journey=journey), True, now)] == [
+        "qc-release"
+    ]
+    assert "ld-day-5" in set(
+        selectors.steps_overdue_filter(Step.objects.filter(journey=journey), False, now).values_list("template__code", flat=True)
+    )
     counts = {row["stage__number"]: row["overdue"] for row in selectors.stage_step_counts(journey_id=journey.id)}
     assert counts == {1: 0, 2: 1, 3: 0, 4: 0, 5: 0}
-    patient = selectors.patients_for_api(patients=journey.patient.__class__.objects.filter(pk=journey.patient_id),
-                                         now=now).get()
+    patient = selectors.patients_for_api(patients=journey.patient.__class__.objects.filter(pk=journey.patient_id), now=now).get()
     assert patient.overdue_count == 1
 
 
 def test_once_released_the_lymphodepletion_days_past_their_time_are_late(at_clinic, waiting_for_release, coordinator):
     journey = waiting_for_release
     at_clinic(2026, 3, 20, 13, 0)
-    step_complete(actor=coordinator, step_id=step_of(journey, "qc-release").id,
-                  record=minimal_record(step_of(journey, "qc-release")))
+    step_complete(
+        actor=coordinator, step_id=step_of(journey, "qc-release").id, record=minimal_record(step_of(journey, "qc-release"))
+    )
     now = at_clinic(2026, 3, 20, 13, 1)
     # Now they could be done and were not: late, and the release itself is done.
     assert overdue_codes(journey, now) == {"renal-dose-review", "ld-day-5"}
@@ -128,16 +135,18 @@ def test_the_stage_predicates_say_what_the_guards_say(waiting_for_release):
 
 # --- Day 0 at risk ---------------------------------------------------------------------------------
 
+
 def at_risk(journey, today: date) -> tuple[bool, bool, list[int]]:
     """The rule three ways: the queryset, the loaded journey, the dashboard's list."""
     loaded = Journey.objects.with_release_needed_by().get(pk=journey.pk)
-    return (Journey.objects.day0_at_risk(today).filter(pk=journey.pk).exists(), loaded.is_day0_at_risk(today),
-            [j.pk for j in selectors.dashboard_day0_at_risk(today=today)])
+    return (
+        Journey.objects.day0_at_risk(today).filter(pk=journey.pk).exists(),
+        loaded.is_day0_at_risk(today),
+        [j.pk for j in selectors.dashboard_day0_at_risk(today=today)],
+    )
 
 
-def test_day0_is_at_risk_once_the_release_is_later_than_the_protocols_lead_time(
-    at_clinic, waiting_for_release, coordinator
-):
+def test_day0_is_at_risk_once_the_release_is_later_than_the_protocols_lead_time(at_clinic, waiting_for_release, coordinator):
     journey = waiting_for_release
     # Lymphodepletion's first step is on 18 March; the shipped protocol wants the product one day before.
     loaded = Journey.objects.with_release_needed_by().get(pk=journey.pk)
@@ -151,7 +160,13 @@ def test_day0_is_at_risk_once_the_release_is_later_than_the_protocols_lead_time(
     # Released: no longer at risk, though late.
     at_clinic(2026, 3, 18, 10, 0)
     release = step_of(journey, "qc-release")
-    step_complete(actor=coordinator, step_id=release.id, record=minimal_record(release), **second_signer(release), **lymphodepletion_earlier(release))
+    step_complete(
+        actor=coordinator,
+        step_id=release.id,
+        record=minimal_record(release),
+        **second_signer(release),
+        **lymphodepletion_earlier(release),
+    )
     assert at_risk(journey, date(2026, 3, 18)) == (False, False, [])
 
 
@@ -165,8 +180,9 @@ def test_the_lead_time_is_protocol_data(at_clinic, waiting_for_release):
 def test_moving_day0_moves_the_day_the_product_is_needed_by(at_clinic, waiting_for_release, coordinator):
     at_clinic(2026, 3, 18, 9, 0)
     assert at_risk(waiting_for_release, date(2026, 3, 18))[0]
-    day0_reschedule(actor=coordinator, journey_id=waiting_for_release.id, new_day0=date(2026, 3, 31),
-                    reason="Plant reports a late release")
+    day0_reschedule(
+        actor=coordinator, journey_id=waiting_for_release.id, new_day0=date(2026, 3, 31), reason="Plant reports a late release"
+    )
     loaded = Journey.objects.with_release_needed_by().get(pk=waiting_for_release.pk)
     assert loaded.release_needed_by == date(2026, 3, 24)
     assert at_risk(waiting_for_release, date(2026, 3, 18)) == (False, False, [])
@@ -178,34 +194,38 @@ def test_a_held_journey_is_not_shown_at_risk(at_clinic, waiting_for_release, coo
     assert at_risk(waiting_for_release, date(2026, 3, 18)) == (False, False, [])
 
 
-def test_the_dashboard_list_costs_one_query_however_many_journeys(
-    at_clinic, coordinator, protocol, django_assert_num_queries
-):
+def test_the_dashboard_list_costs_one_query_however_many_journeys(at_clinic, coordinator, protocol, django_assert_num_queries):
     at_clinic(2026, 2, 1, 9, 0)
     for _ in range(3):
-        journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                      leukapheresis_date=LEUKAPHERESIS)
+        journey_start(
+            actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=LEUKAPHERESIS
+        )
     with django_assert_num_queries(1):
-        few = [(j.patient.mrn, j.protocol.name, j.release_needed_by) for j in
-               selectors.dashboard_day0_at_risk(today=date(2026, 3, 20))]
+        few = [
+            (j.patient.mrn, j.protocol.name, j.release_needed_by)
+            for j in selectors.dashboard_day0_at_risk(today=date(2026, 3, 20))
+        ]
     for _ in range(30):
-        journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                      leukapheresis_date=LEUKAPHERESIS)
+        journey_start(
+            actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=LEUKAPHERESIS
+        )
     with django_assert_num_queries(1):
-        many = [(j.patient.mrn, j.protocol.name, j.release_needed_by) for j in
-                selectors.dashboard_day0_at_risk(today=date(2026, 3, 20))]
+        many = [
+            (j.patient.mrn, j.protocol.name, j.release_needed_by)
+            for j in selectors.dashboard_day0_at_risk(today=date(2026, 3, 20))
+        ]
     assert len(few) == 3 and len(many) == 33
 
 
 # --- lateness survives a Day 0 move ------------------------------------------------------------------
+
 
 def test_moving_day0_keeps_that_the_release_was_late(at_clinic, waiting_for_release, coordinator):
     journey = waiting_for_release
     flagged = at_clinic(2026, 3, 20, 12, 1)
     Step.objects.filter(journey=journey, template__code="qc-release").update(overdue_since=flagged)  # as the scan does
     at_clinic(2026, 3, 20, 15, 0)
-    day0_reschedule(actor=coordinator, journey_id=journey.id, new_day0=date(2026, 3, 31),
-                    reason="Plant reports a late release")
+    day0_reschedule(actor=coordinator, journey_id=journey.id, new_day0=date(2026, 3, 31), reason="Plant reports a late release")
     now = at_clinic(2026, 3, 20, 15, 1)
 
     release = step_of(journey, "qc-release")
@@ -217,13 +237,17 @@ def test_moving_day0_keeps_that_the_release_was_late(at_clinic, waiting_for_rele
     assert datetime.fromisoformat(late["late_since"]) == flagged
     # The history keeps it too, and completing it later does not clear it.
     assert release.history.first().first_late_at == flagged
-    step_complete(actor=coordinator, step_id=release.id, record=minimal_record(release), **second_signer(release), **lymphodepletion_earlier(release))
+    step_complete(
+        actor=coordinator,
+        step_id=release.id,
+        record=minimal_record(release),
+        **second_signer(release),
+        **lymphodepletion_earlier(release),
+    )
     assert step_of(journey, "qc-release").first_late_at == flagged
 
 
-def test_a_late_step_the_scan_has_not_flagged_yet_is_kept_as_late_from_its_time(
-    at_clinic, waiting_for_release, coordinator
-):
+def test_a_late_step_the_scan_has_not_flagged_yet_is_kept_as_late_from_its_time(at_clinic, waiting_for_release, coordinator):
     journey = waiting_for_release
     at_clinic(2026, 3, 20, 12, 30)  # late since 12:00, no scan ran
     day0_reschedule(actor=coordinator, journey_id=journey.id, new_day0=date(2026, 3, 31), reason="Late release")
@@ -235,19 +259,26 @@ def test_a_late_step_the_scan_has_not_flagged_yet_is_kept_as_late_from_its_time(
     assert [late["code"] for late in moved.detail["late_steps"]] == ["qc-release"]
 
 
-def test_a_step_done_late_keeps_when_it_became_late_and_one_done_on_time_has_none(
-    at_clinic, coordinator, physician, protocol
-):
+def test_a_step_done_late_keeps_when_it_became_late_and_one_done_on_time_has_none(at_clinic, coordinator, physician, protocol):
     at_clinic(2026, 3, 3, 9, 0)
-    journey = journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                            leukapheresis_date=LEUKAPHERESIS)
+    journey = journey_start(
+        actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=LEUKAPHERESIS
+    )
     # The eligibility labs' window closed 1 March (late from 3 March 00:00 Berlin), before the journey began:
     # late from the moment their stage started, 09:00.
     at_clinic(2026, 3, 3, 10, 0)
     labs = step_of(journey, "eligibility-labs")
-    step_complete(actor=physician, step_id=labs.id, record=minimal_record(labs), **second_signer(labs), **lymphodepletion_earlier(labs))
+    step_complete(
+        actor=physician, step_id=labs.id, record=minimal_record(labs), **second_signer(labs), **lymphodepletion_earlier(labs)
+    )
     assert labs.overdue_after < datetime(2026, 3, 3, 9, 0, tzinfo=BERLIN)
     assert step_of(journey, "eligibility-labs").first_late_at == datetime(2026, 3, 3, 9, 0, tzinfo=BERLIN)
     collection = step_of(journey, "leukapheresis")  # due today
-    step_complete(actor=physician, step_id=collection.id, record=minimal_record(collection), **second_signer(collection), **lymphodepletion_earlier(collection))
+    step_complete(
+        actor=physician,
+        step_id=collection.id,
+        record=minimal_record(collection),
+        **second_signer(collection),
+        **lymphodepletion_earlier(collection),
+    )
     assert step_of(journey, "leukapheresis").first_late_at is None

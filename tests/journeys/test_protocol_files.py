@@ -4,8 +4,8 @@ file by place and line, load always makes a new version, dump → load → dump 
 
 import io
 import json
-from pathlib import Path
 from datetime import date
+from pathlib import Path
 
 import pytest
 from django.apps import apps as django_apps
@@ -16,23 +16,39 @@ from django.urls import reverse
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from carclinic.errors import NotPermitted
 from journeys import protocol_files, selectors
 from journeys.models import Journey, ProtocolTemplate, StepTemplate
 from journeys.protocol_files import InvalidProtocolFile, content_hash, parse, to_toml
 from journeys.services import SYSTEM, journey_start, protocol_load, protocol_load_shipped, protocol_new_version
-from carclinic.errors import NotPermitted
 from tests.journeys import legacy_default_protocol as legacy
 
 SHIPPED = protocol_files.SHIPPED_DIR / "cd19-car-t-autoimmune.toml"
 NAME = "CD19 CAR-T for autoimmune disease (Erlangen-style)"
 PROTOCOL_FIELDS = ("name", "version", "description", "indication", "planned_vein_to_vein_days", "is_active")
-STEP_FIELDS = ("stage", "code", "name", "anchor", "offset_days", "window_before_days", "window_after_days",
-               "grace_hours", "responsible_role", "required", "milestone", "position", "done_after", "record_fields")
+STEP_FIELDS = (
+    "stage",
+    "code",
+    "name",
+    "anchor",
+    "offset_days",
+    "window_before_days",
+    "window_after_days",
+    "grace_hours",
+    "responsible_role",
+    "required",
+    "milestone",
+    "position",
+    "done_after",
+    "record_fields",
+)
 
 
 def _snapshot(protocol: ProtocolTemplate) -> tuple[dict, dict[str, dict]]:
-    return ({field: getattr(protocol, field) for field in PROTOCOL_FIELDS},
-            {step.code: {field: getattr(step, field) for field in STEP_FIELDS} for step in protocol.step_templates.all()})
+    return (
+        {field: getattr(protocol, field) for field in PROTOCOL_FIELDS},
+        {step.code: {field: getattr(step, field) for field in STEP_FIELDS} for step in protocol.step_templates.all()},
+    )
 
 
 def _shipped_text() -> str:
@@ -40,8 +56,12 @@ def _shipped_text() -> str:
 
 
 def _counts() -> tuple:
-    return (ProtocolTemplate.objects.count(), StepTemplate.objects.count(),
-            ProtocolTemplate.history.count(), StepTemplate.history.count())
+    return (
+        ProtocolTemplate.objects.count(),
+        StepTemplate.objects.count(),
+        ProtocolTemplate.history.count(),
+        StepTemplate.history.count(),
+    )
 
 
 # --- nothing clinical lost in the move ----------------------------------------------------------------
@@ -185,31 +205,87 @@ SHIPPED_TEXT = _shipped_text()
 
 # (what to change in the shipped file, the problem reported, and the line it names: the nth line equal
 # to `at`, moved by `delta` when the place is the table above it)
-@pytest.mark.parametrize("old, new, problem, at, nth, delta", [
-    ("offset_days = -4\n", "offset_days = -4.5\n", "steps[9].offset_days: must be a whole number",
-     "offset_days = -4.5", 1, 0),
-    ('anchor = "day0"\n', 'anchor = "Day 0"\n', 'steps[6].anchor: must be one of "leukapheresis" or "day0"',
-     'anchor = "Day 0"', 1, 0),
-    ("grace_hours = 24\n", "grace_hours = 24\ngrace_days = 1\n",
-     "steps[0].grace_days: is not a protocol setting here (check the spelling)", "grace_days = 1", 1, 0),
-    ("required = true\n", 'required = "yes"\n', "steps[0].required: must be true or false", 'required = "yes"', 1, 0),
-    ('done_after = "coi-check"\n', 'done_after = "coi-chek"\n',
-     "steps[13].done_after: no step of this protocol has the code “coi-chek”", 'done_after = "coi-chek"', 1, 0),
-    ('code = "ld-day-4"\n', 'code = "ld-day-5"\n', "steps[9].code: “ld-day-5” is already the code of steps[8]",
-     'code = "ld-day-5"', 2, 0),
-    ('milestone = "infusion"\n', 'milestone = "collection"\n',
-     "steps[13].milestone: “collection” is already the milestone of steps[2]", 'milestone = "collection"', 2, 0),
-    ("min = 34\n", "min = 44\n", "steps[14].record_fields[0]: min is greater than max", "min = 44", 1, -6),
-    ('name = "coi_match"\n', 'name = "coi_match"\nmin = 1\n',
-     "steps[12].record_fields[0]: min, max, step and per_m2 are for numbers only", 'name = "coi_match"', 1, -1),
-    ("planned_vein_to_vein_days = 21\n", "planned_vein_to_vein_days = -21\n",
-     "planned_vein_to_vein_days: must be at least 0", "planned_vein_to_vein_days = -21", 1, 0),
-    ("stage = 5\n", "stage = 6\n", "steps[23].stage: must be one of 1, 2, 3, 4 or 5", "stage = 6", 1, 0),
-    ("position = 3\n", "position = 3\nposition = 4\n",
-     "file: is not valid TOML: Cannot overwrite a value, column 13", "position = 4", 1, 0),
-])
-def test_an_invalid_file_is_refused_by_place_and_line_and_nothing_is_written(db, tmp_path, old, new, problem, at, nth,
-                                                                             delta):
+@pytest.mark.parametrize(
+    "old, new, problem, at, nth, delta",
+    [
+        (
+            "offset_days = -4\n",
+            "offset_days = -4.5\n",
+            "steps[9].offset_days: must be a whole number",
+            "offset_days = -4.5",
+            1,
+            0,
+        ),
+        (
+            'anchor = "day0"\n',
+            'anchor = "Day 0"\n',
+            'steps[6].anchor: must be one of "leukapheresis" or "day0"',
+            'anchor = "Day 0"',
+            1,
+            0,
+        ),
+        (
+            "grace_hours = 24\n",
+            "grace_hours = 24\ngrace_days = 1\n",
+            "steps[0].grace_days: is not a protocol setting here (check the spelling)",
+            "grace_days = 1",
+            1,
+            0,
+        ),
+        ("required = true\n", 'required = "yes"\n', "steps[0].required: must be true or false", 'required = "yes"', 1, 0),
+        (
+            'done_after = "coi-check"\n',
+            'done_after = "coi-chek"\n',
+            "steps[13].done_after: no step of this protocol has the code “coi-chek”",
+            'done_after = "coi-chek"',
+            1,
+            0,
+        ),
+        (
+            'code = "ld-day-4"\n',
+            'code = "ld-day-5"\n',
+            "steps[9].code: “ld-day-5” is already the code of steps[8]",
+            'code = "ld-day-5"',
+            2,
+            0,
+        ),
+        (
+            'milestone = "infusion"\n',
+            'milestone = "collection"\n',
+            "steps[13].milestone: “collection” is already the milestone of steps[2]",
+            'milestone = "collection"',
+            2,
+            0,
+        ),
+        ("min = 34\n", "min = 44\n", "steps[14].record_fields[0]: min is greater than max", "min = 44", 1, -6),
+        (
+            'name = "coi_match"\n',
+            'name = "coi_match"\nmin = 1\n',
+            "steps[12].record_fields[0]: min, max, step and per_m2 are for numbers only",
+            'name = "coi_match"',
+            1,
+            -1,
+        ),
+        (
+            "planned_vein_to_vein_days = 21\n",
+            "planned_vein_to_vein_days = -21\n",
+            "planned_vein_to_vein_days: must be at least 0",
+            "planned_vein_to_vein_days = -21",
+            1,
+            0,
+        ),
+        ("stage = 5\n", "stage = 6\n", "steps[23].stage: must be one of 1, 2, 3, 4 or 5", "stage = 6", 1, 0),
+        (
+            "position = 3\n",
+            "position = 3\nposition = 4\n",
+            "file: is not valid TOML: Cannot overwrite a value, column 13",
+            "position = 4",
+            1,
+            0,
+        ),
+    ],
+)
+def test_an_invalid_file_is_refused_by_place_and_line_and_nothing_is_written(db, tmp_path, old, new, problem, at, nth, delta):
     text = SHIPPED_TEXT.replace(old, new, 1)
     assert text != SHIPPED_TEXT
     path = tmp_path / "bad.toml"
@@ -227,19 +303,28 @@ def test_the_service_refuses_a_file_with_every_problem_keyed_by_its_place(db):
     text = MINIMAL.replace("offset_days = 0", 'offset_days = "0"').replace('anchor = "leukapheresis"\n', "")
     with pytest.raises(InvalidProtocolFile) as refused:
         protocol_load(actor=SYSTEM, text=text)
-    assert refused.value.field_errors == {"steps[0].anchor": ["is required (line 4)"],
-                                          "steps[0].offset_days": ["must be a whole number (line 8)"]}
+    assert refused.value.field_errors == {
+        "steps[0].anchor": ["is required (line 4)"],
+        "steps[0].offset_days": ["must be a whole number (line 8)"],
+    }
     assert [str(problem) for problem in refused.value.problems] == [
-        "steps[0].anchor: is required (line 4)", "steps[0].offset_days: must be a whole number (line 8)"]
+        "steps[0].anchor: is required (line 4)",
+        "steps[0].offset_days: must be a whole number (line 8)",
+    ]
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("", "steps: is required"),
-    ('name = "x"\nplanned_vein_to_vein_days = 1\nsteps = []\n', "steps: needs at least one step (line 3)"),
-    (b"name = \"\xff\"\n", "file: is not UTF-8 text (byte 8)"),
-    (MINIMAL.replace('name = "Collection"', 'name = "Coll\\u0000ection"'),
-     "steps[0].name: contains a NUL character, which cannot be stored (line 7)"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("", "steps: is required"),
+        ('name = "x"\nplanned_vein_to_vein_days = 1\nsteps = []\n', "steps: needs at least one step (line 3)"),
+        (b'name = "\xff"\n', "file: is not UTF-8 text (byte 8)"),
+        (
+            MINIMAL.replace('name = "Collection"', 'name = "Coll\\u0000ection"'),
+            "steps[0].name: contains a NUL character, which cannot be stored (line 7)",
+        ),
+    ],
+)
 def test_whole_file_problems(db, text, problem):
     with pytest.raises(InvalidProtocolFile) as refused:
         parse(text)
@@ -290,18 +375,37 @@ def test_a_new_version_made_in_admin_keeps_the_hash_and_an_edit_in_admin_renews_
     assert copy.content_hash == protocol.content_hash
     client.force_login(superuser)
     steps = list(copy.step_templates.order_by("id"))
-    data = {"name": copy.name, "version": copy.version, "description": "Our own", "indication": "",
-            "planned_vein_to_vein_days": 28, "release_lead_days": 1, "infusion_rest_days": 2,
-            "step_templates-TOTAL_FORMS": len(steps),
-            "step_templates-INITIAL_FORMS": len(steps), "step_templates-MIN_NUM_FORMS": 0,
-            "step_templates-MAX_NUM_FORMS": 1000}
+    data = {
+        "name": copy.name,
+        "version": copy.version,
+        "description": "Our own",
+        "indication": "",
+        "planned_vein_to_vein_days": 28,
+        "release_lead_days": 1,
+        "infusion_rest_days": 2,
+        "step_templates-TOTAL_FORMS": len(steps),
+        "step_templates-INITIAL_FORMS": len(steps),
+        "step_templates-MIN_NUM_FORMS": 0,
+        "step_templates-MAX_NUM_FORMS": 1000,
+    }
     for index, step in enumerate(steps):
-        row = {"id": step.pk, "protocol": copy.pk, "position": step.position, "stage": step.stage, "code": step.code,
-               "name": step.name, "anchor": step.anchor, "offset_days": step.offset_days,
-               "window_before_days": step.window_before_days, "window_after_days": step.window_after_days,
-               "grace_hours": step.grace_hours, "responsible_role": step.responsible_role,
-               "milestone": step.milestone, "done_after": step.done_after,
-               "record_fields": json.dumps(step.record_fields)}
+        row = {
+            "id": step.pk,
+            "protocol": copy.pk,
+            "position": step.position,
+            "stage": step.stage,
+            "code": step.code,
+            "name": step.name,
+            "anchor": step.anchor,
+            "offset_days": step.offset_days,
+            "window_before_days": step.window_before_days,
+            "window_after_days": step.window_after_days,
+            "grace_hours": step.grace_hours,
+            "responsible_role": step.responsible_role,
+            "milestone": step.milestone,
+            "done_after": step.done_after,
+            "record_fields": json.dumps(step.record_fields),
+        }
         if step.required:
             row["required"] = "on"
         if step.two_person:
@@ -316,10 +420,12 @@ def test_a_new_version_made_in_admin_keeps_the_hash_and_an_edit_in_admin_renews_
 
 
 def test_a_journey_starts_on_a_loaded_version(coordinator, patient, superuser):
-    loaded = protocol_load(actor=superuser, text=SHIPPED_TEXT.replace("planned_vein_to_vein_days = 21",
-                                                                      "planned_vein_to_vein_days = 28"), activate=True)
-    journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=loaded.id,
-                            leukapheresis_date=date(2026, 3, 2))
+    loaded = protocol_load(
+        actor=superuser,
+        text=SHIPPED_TEXT.replace("planned_vein_to_vein_days = 21", "planned_vein_to_vein_days = 28"),
+        activate=True,
+    )
+    journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=loaded.id, leukapheresis_date=date(2026, 3, 2))
     assert journey.day0_planned == date(2026, 3, 30) and journey.steps.count() == 47
 
 
@@ -366,42 +472,108 @@ text_values = st.text(st.characters(exclude_categories=("Cs",), exclude_characte
 labels = text_values.filter(lambda value: value.strip())
 codes = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
 record_field = st.one_of(
-    st.builds(lambda name, label, low, span, step: {"name": name, "label": label, "type": "decimal", "unit": "mg",
-                                                    "min": low, "max": low + span, "step": step},
-              st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), labels, st.integers(-100, 100),
-              st.integers(0, 1000), st.sampled_from([0.1, 0.01, 1])),
-    st.builds(lambda name, label, choices, required: {"name": name, "label": label, "type": "choice",
-                                                      "choices": choices, "required": required},
-              st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), labels,
-              st.lists(st.tuples(codes, labels).map(list), min_size=1, max_size=4, unique_by=lambda c: c[0]),
-              st.booleans()),
-    st.builds(lambda name, label, help_text: {"name": name, "label": label, "type": "text", "help": help_text},
-              st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), labels, text_values),
+    st.builds(
+        lambda name, label, low, span, step: {
+            "name": name,
+            "label": label,
+            "type": "decimal",
+            "unit": "mg",
+            "min": low,
+            "max": low + span,
+            "step": step,
+        },
+        st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+        labels,
+        st.integers(-100, 100),
+        st.integers(0, 1000),
+        st.sampled_from([0.1, 0.01, 1]),
+    ),
+    st.builds(
+        lambda name, label, choices, required: {
+            "name": name,
+            "label": label,
+            "type": "choice",
+            "choices": choices,
+            "required": required,
+        },
+        st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+        labels,
+        st.lists(st.tuples(codes, labels).map(list), min_size=1, max_size=4, unique_by=lambda c: c[0]),
+        st.booleans(),
+    ),
+    st.builds(
+        lambda name, label, help_text: {"name": name, "label": label, "type": "text", "help": help_text},
+        st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+        labels,
+        text_values,
+    ),
 )
-step = st.fixed_dictionaries({
-    "stage": st.integers(1, 5), "position": st.integers(0, 50), "name": labels.map(lambda s: s[:160]),
-    "anchor": st.sampled_from(["leukapheresis", "day0"]), "offset_days": st.integers(-400, 6000),
-    "window_before_days": st.integers(0, 30), "window_after_days": st.integers(0, 30),
-    "grace_hours": st.integers(0, 200), "responsible_role": st.sampled_from(["nurse", "coordinator", "physician"]),
-    "required": st.booleans(), "milestone": st.just(""), "done_after": st.just(""), "two_person": st.booleans(),
-    "record_fields": st.lists(record_field, max_size=3, unique_by=lambda spec: spec["name"]),
-})
+step = st.fixed_dictionaries(
+    {
+        "stage": st.integers(1, 5),
+        "position": st.integers(0, 50),
+        "name": labels.map(lambda s: s[:160]),
+        "anchor": st.sampled_from(["leukapheresis", "day0"]),
+        "offset_days": st.integers(-400, 6000),
+        "window_before_days": st.integers(0, 30),
+        "window_after_days": st.integers(0, 30),
+        "grace_hours": st.integers(0, 200),
+        "responsible_role": st.sampled_from(["nurse", "coordinator", "physician"]),
+        "required": st.booleans(),
+        "milestone": st.just(""),
+        "done_after": st.just(""),
+        "two_person": st.booleans(),
+        "record_fields": st.lists(record_field, max_size=3, unique_by=lambda spec: spec["name"]),
+    }
+)
 documents = st.builds(
     lambda name, description, days, lead, steps, step_codes: {
-        "name": name, "description": description, "indication": "", "planned_vein_to_vein_days": days,
-        "release_lead_days": lead, "infusion_rest_days": 2,
-        "steps": sorted(({**one, "code": code} for one, code in zip(steps, step_codes, strict=False)),
-                        key=protocol_files.step_order)},
-    labels.map(lambda s: s[:120]), text_values, st.integers(0, 60), st.integers(0, 14),
-    st.lists(step, min_size=1, max_size=5), st.lists(codes, min_size=5, max_size=5, unique=True))
+        "name": name,
+        "description": description,
+        "indication": "",
+        "planned_vein_to_vein_days": days,
+        "release_lead_days": lead,
+        "infusion_rest_days": 2,
+        "steps": sorted(
+            ({**one, "code": code} for one, code in zip(steps, step_codes, strict=False)), key=protocol_files.step_order
+        ),
+    },
+    labels.map(lambda s: s[:120]),
+    text_values,
+    st.integers(0, 60),
+    st.integers(0, 14),
+    st.lists(step, min_size=1, max_size=5),
+    st.lists(codes, min_size=5, max_size=5, unique=True),
+)
 
 
 CARRIAGE_RETURNS = {  # found by hypothesis: TOML readers turn CR LF inside a """…""" string into LF
-    "name": "x", "description": "a\r\nb\nc\r", "indication": "", "planned_vein_to_vein_days": 1,
-    "release_lead_days": 1, "infusion_rest_days": 2,
-    "steps": [dict(stage=1, position=0, code="a", name="0\r\n", anchor="day0", offset_days=0, window_before_days=0,
-                   window_after_days=0, grace_hours=0, responsible_role="nurse", required=True, milestone="",
-                   done_after="", two_person=False, record_fields=[])]}
+    "name": "x",
+    "description": "a\r\nb\nc\r",
+    "indication": "",
+    "planned_vein_to_vein_days": 1,
+    "release_lead_days": 1,
+    "infusion_rest_days": 2,
+    "steps": [
+        dict(
+            stage=1,
+            position=0,
+            code="a",
+            name="0\r\n",
+            anchor="day0",
+            offset_days=0,
+            window_before_days=0,
+            window_after_days=0,
+            grace_hours=0,
+            responsible_role="nurse",
+            required=True,
+            milestone="",
+            done_after="",
+            two_person=False,
+            record_fields=[],
+        )
+    ],
+}
 
 
 @given(documents)

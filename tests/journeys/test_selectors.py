@@ -21,8 +21,9 @@ def test_overdue_and_per_stage_queries_stay_constant_from_10_to_1000_patients(
 ):
     at_clinic(2026, 3, 3, 9, 0)
     for _ in range(10):
-        journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                      leukapheresis_date=LEUKAPHERESIS)
+        journey_start(
+            actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=LEUKAPHERESIS
+        )
     at_clinic(2026, 3, 10, 9, 0)  # a week on: the eligibility labs and sign-off are late everywhere
 
     with django_assert_num_queries(1):
@@ -47,8 +48,12 @@ def test_overdue_and_per_stage_queries_stay_constant_from_10_to_1000_patients(
 
 def test_overdue_lists_only_pending_steps_of_active_journeys_past_their_grace(at_clinic, coordinator, nurse, protocol):
     at_clinic(2026, 3, 3, 9, 0)
-    late, held = (journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                                leukapheresis_date=LEUKAPHERESIS) for _ in range(2))
+    late, held = (
+        journey_start(
+            actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=LEUKAPHERESIS
+        )
+        for _ in range(2)
+    )
     journey_hold(actor=coordinator, journey_id=held.id, reason="Infection")
     step_complete(actor=nurse, step_id=Step.objects.get(journey=late, template__code="eligibility-labs").id)
 
@@ -65,8 +70,9 @@ def test_patients_per_stage_counts_open_journeys_only(at_clinic, coordinator, pr
     at_clinic(2026, 3, 3, 9, 0)
     bulk_journeys(protocol=protocol, count=10, leukapheresis_date=LEUKAPHERESIS, stages=(1, 1, 3, 5, 5))
     assert patients_per_stage() == {1: 4, 2: 0, 3: 2, 4: 0, 5: 4}
-    first = journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                          leukapheresis_date=LEUKAPHERESIS)
+    first = journey_start(
+        actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=LEUKAPHERESIS
+    )
     journey_hold(actor=coordinator, journey_id=first.id, reason="Infection")
     assert patients_per_stage()[1] == 5  # on hold still stands in its stage
     first.__class__.objects.filter(pk=first.pk).update(status=JourneyStatus.WITHDRAWN)
@@ -81,8 +87,12 @@ def test_my_steps_shows_a_physician_their_own_patients_and_those_without_a_treat
     colleague = make_user("physician")
     at_clinic(2026, 3, 3, 9, 0)
     mine, theirs, nobodys = (
-        journey_start(actor=coordinator, patient_id=PatientFactory(physician=who).id, protocol_id=protocol.id,
-                      leukapheresis_date=LEUKAPHERESIS)
+        journey_start(
+            actor=coordinator,
+            patient_id=PatientFactory(physician=who).id,
+            protocol_id=protocol.id,
+            leukapheresis_date=LEUKAPHERESIS,
+        )
         for who in (physician, colleague, None)
     )
     # A week on, the eligibility sign-off (a physician's step) is late on all three journeys.

@@ -32,7 +32,7 @@ from journeys.services import (
     step_skip,
 )
 from journeys.transitions import guard_stage_start
-from tests.factories import PatientFactory, make_protocol, minimal_record, second_signer, lymphodepletion_earlier
+from tests.factories import PatientFactory, lymphodepletion_earlier, make_protocol, minimal_record, second_signer
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = ZoneInfo("UTC")
@@ -58,9 +58,15 @@ def stage_statuses(journey) -> list[str]:
 def complete_stage(journey, number: int, actor, *, except_codes=()) -> None:
     """Record every pending step of stage `number` (a physician may record any step)."""
     # One at a time: completing the last required step closes the stage and its optional leftovers.
-    while step := (Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
-                   .exclude(template__code__in=except_codes).order_by("id").first()):
-        step_complete(actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
+    while step := (
+        Step.objects.filter(journey=journey, stage__number=number, status=StepStatus.PENDING)
+        .exclude(template__code__in=except_codes)
+        .order_by("id")
+        .first()
+    ):
+        step_complete(
+            actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step)
+        )
 
 
 def advance_to(journey, number: int, actor) -> None:
@@ -88,8 +94,7 @@ def clinic_morning(at_clinic):
 
 @pytest.fixture
 def journey(clinic_morning, coordinator, patient, protocol):
-    return journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                         leukapheresis_date=LEUKAPHERESIS)
+    return journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=LEUKAPHERESIS)
 
 
 # --- starting a journey ----------------------------------------------------------------------------
@@ -116,7 +121,10 @@ def test_start_lays_out_five_stages_and_every_step_pending_with_its_dates(journe
 
     release = step_of(journey, "qc-release")  # Day 0 −7, window −5/+2, grace 12 h
     assert (release.due_on, release.window_opens_on, release.window_closes_on) == (
-        date(2026, 3, 17), date(2026, 3, 12), date(2026, 3, 19))
+        date(2026, 3, 17),
+        date(2026, 3, 12),
+        date(2026, 3, 19),
+    )
     assert release.overdue_after == datetime(2026, 3, 20, 12, 0, tzinfo=BERLIN)
 
     assert step_of(journey, "visit-day-28").due_on == date(2026, 4, 21)
@@ -129,21 +137,27 @@ def test_start_lays_out_five_stages_and_every_step_pending_with_its_dates(journe
 def test_a_second_open_journey_for_the_same_patient_is_refused(journey, coordinator, protocol):
     before = table_counts()
     with pytest.raises(JourneyAlreadyOpen):
-        journey_start(actor=coordinator, patient_id=journey.patient_id, protocol_id=protocol.id,
-                      leukapheresis_date=LEUKAPHERESIS)
+        journey_start(actor=coordinator, patient_id=journey.patient_id, protocol_id=protocol.id, leukapheresis_date=LEUKAPHERESIS)
     assert table_counts() == before
 
 
 def test_the_database_itself_refuses_a_second_open_journey(journey, protocol):
     with pytest.raises(IntegrityError), transaction.atomic():
-        Journey.objects.create(patient=journey.patient, protocol=protocol, status=JourneyStatus.ON_HOLD,
-                               leukapheresis_date=LEUKAPHERESIS, day0_planned=DAY0, started_at=timezone.now())
+        Journey.objects.create(
+            patient=journey.patient,
+            protocol=protocol,
+            status=JourneyStatus.ON_HOLD,
+            leukapheresis_date=LEUKAPHERESIS,
+            day0_planned=DAY0,
+            started_at=timezone.now(),
+        )
 
 
 def test_a_new_journey_may_start_once_the_old_one_is_withdrawn(journey, coordinator, protocol):
     journey_withdraw(actor=coordinator, journey_id=journey.id, reason="Infection; restart later")
-    second = journey_start(actor=coordinator, patient_id=journey.patient_id, protocol_id=protocol.id,
-                           leukapheresis_date=date(2026, 4, 1))
+    second = journey_start(
+        actor=coordinator, patient_id=journey.patient_id, protocol_id=protocol.id, leukapheresis_date=date(2026, 4, 1)
+    )
     assert second.status == JourneyStatus.ACTIVE
     assert Journey.objects.filter(patient=journey.patient).count() == 2
 
@@ -151,8 +165,13 @@ def test_a_new_journey_may_start_once_the_old_one_is_withdrawn(journey, coordina
 def test_start_with_day0_before_leukapheresis_or_inactive_protocol_writes_nothing(clinic_morning, coordinator, patient, protocol):
     before = table_counts()
     with pytest.raises(InvalidInput) as refused:
-        journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                      leukapheresis_date=LEUKAPHERESIS, day0_planned=LEUKAPHERESIS - timedelta(days=1))
+        journey_start(
+            actor=coordinator,
+            patient_id=patient.id,
+            protocol_id=protocol.id,
+            leukapheresis_date=LEUKAPHERESIS,
+            day0_planned=LEUKAPHERESIS - timedelta(days=1),
+        )
     assert "day0_planned" in refused.value.field_errors
     protocol.is_active = False
     protocol.save()
@@ -187,8 +206,7 @@ def test_completing_the_required_steps_completes_the_stage_and_starts_the_next(j
 def test_optional_steps_left_open_become_not_applicable_when_the_stage_completes(clinic_morning, coordinator, nurse):
     protocol = make_protocol()
     patient = PatientFactory()
-    journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                            leukapheresis_date=LEUKAPHERESIS)
+    journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=LEUKAPHERESIS)
     step_complete(actor=nurse, step_id=step_of(journey, "labs").id)
     step_complete(actor=nurse, step_id=step_of(journey, "collect").id)
     leftover = step_of(journey, "extra-photo")
@@ -204,8 +222,9 @@ def test_lymphodepletion_waits_for_the_product_release(journey, physician):
     assert stage_statuses(journey)[1:3] == ["in_progress", "pending"]
     with pytest.raises(StageOrderViolation):
         step_complete(actor=physician, step_id=step_of(journey, "ld-day-5").id)
-    step_complete(actor=physician, step_id=step_of(journey, "qc-release").id,
-                  record=minimal_record(step_of(journey, "qc-release")))
+    step_complete(
+        actor=physician, step_id=step_of(journey, "qc-release").id, record=minimal_record(step_of(journey, "qc-release"))
+    )
     journey = fresh(journey)
     assert journey.product_released_at == datetime(2026, 3, 3, 9, 0, tzinfo=BERLIN)
     assert journey.current_stage == 3
@@ -214,15 +233,27 @@ def test_lymphodepletion_waits_for_the_product_release(journey, physician):
 
 def test_stage_two_finishing_without_a_release_leaves_lymphodepletion_pending(clinic_morning, coordinator, nurse):
     # A protocol whose release step is optional: stage 2 may close, but stage 3 must still wait.
-    protocol = make_protocol(steps=[
-        dict(stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse", milestone="collection"),
-        dict(stage=2, code="receipt", anchor="leukapheresis", offset_days=2, responsible_role="nurse"),
-        dict(stage=2, code="release", anchor="day0", offset_days=-7, responsible_role="nurse",
-             milestone="product_released", required=False),
-        dict(stage=3, code="ld", anchor="day0", offset_days=-5, responsible_role="nurse"),
-    ])
-    journey = journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                            leukapheresis_date=LEUKAPHERESIS)
+    protocol = make_protocol(
+        steps=[
+            dict(
+                stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse", milestone="collection"
+            ),
+            dict(stage=2, code="receipt", anchor="leukapheresis", offset_days=2, responsible_role="nurse"),
+            dict(
+                stage=2,
+                code="release",
+                anchor="day0",
+                offset_days=-7,
+                responsible_role="nurse",
+                milestone="product_released",
+                required=False,
+            ),
+            dict(stage=3, code="ld", anchor="day0", offset_days=-5, responsible_role="nurse"),
+        ]
+    )
+    journey = journey_start(
+        actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=LEUKAPHERESIS
+    )
     step_complete(actor=nurse, step_id=step_of(journey, "collect").id)
     step_complete(actor=nurse, step_id=step_of(journey, "receipt").id)
     journey = fresh(journey)
@@ -328,14 +359,18 @@ def test_an_on_hold_journey_refuses_steps_until_resumed(journey, coordinator, nu
     assert step_complete(actor=nurse, step_id=step_id).status == StepStatus.DONE
     with pytest.raises(TransitionNotAllowed):
         journey_resume(actor=coordinator, journey_id=journey.id, reason="not on hold")
-    kinds = list(JourneyEvent.objects.filter(journey=journey, kind__in=[EventKind.JOURNEY_HELD, EventKind.JOURNEY_RESUMED])
-                 .order_by("id").values_list("kind", "reason"))
+    kinds = list(
+        JourneyEvent.objects.filter(journey=journey, kind__in=[EventKind.JOURNEY_HELD, EventKind.JOURNEY_RESUMED])
+        .order_by("id")
+        .values_list("kind", "reason")
+    )
     assert kinds == [(EventKind.JOURNEY_HELD, "Active infection"), (EventKind.JOURNEY_RESUMED, "Infection cleared")]
 
 
 def test_a_completed_journey_cannot_be_resumed_held_or_withdrawn(clinic_morning, coordinator, physician):
-    journey = journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=make_protocol().id,
-                            leukapheresis_date=LEUKAPHERESIS)
+    journey = journey_start(
+        actor=coordinator, patient_id=PatientFactory().id, protocol_id=make_protocol().id, leukapheresis_date=LEUKAPHERESIS
+    )
     for number in range(1, 6):
         complete_stage(journey, number, physician)
     journey = fresh(journey)
@@ -364,8 +399,9 @@ def test_performed_at_in_the_future_is_refused(journey, nurse):
 
 def test_performed_long_before_the_journey_is_refused(journey, nurse):
     with pytest.raises(InvalidInput) as refused:
-        step_complete(actor=nurse, step_id=step_of(journey, "eligibility-labs").id,
-                      performed_at=timezone.now() - timedelta(days=400))
+        step_complete(
+            actor=nurse, step_id=step_of(journey, "eligibility-labs").id, performed_at=timezone.now() - timedelta(days=400)
+        )
     assert "performed_at" in refused.value.field_errors
 
 
@@ -378,8 +414,9 @@ def test_a_stale_expected_version_is_refused(journey, nurse, coordinator):
         step_skip(actor=coordinator, step_id=step.id, reason="r", expected_version=step.version - 1)
     version = fresh(journey).version
     with pytest.raises(StaleVersion):
-        day0_reschedule(actor=coordinator, journey_id=journey.id, new_day0=date(2026, 4, 1), reason="slot",
-                        expected_version=version + 1)
+        day0_reschedule(
+            actor=coordinator, journey_id=journey.id, new_day0=date(2026, 4, 1), reason="slot", expected_version=version + 1
+        )
     with pytest.raises(StaleVersion):
         journey_hold(actor=coordinator, journey_id=journey.id, reason="r", expected_version=version + 1)
     assert table_counts() == before
@@ -392,8 +429,9 @@ def test_a_stale_expected_version_is_refused(journey, nurse, coordinator):
 
 def test_rescheduling_day0_moves_pending_day0_steps_only(journey, coordinator, physician):
     advance_to(journey, 2, physician)
-    step_complete(actor=physician, step_id=step_of(journey, "qc-release").id,
-                  record=minimal_record(step_of(journey, "qc-release")))  # a done Day-0 step
+    step_complete(
+        actor=physician, step_id=step_of(journey, "qc-release").id, record=minimal_record(step_of(journey, "qc-release"))
+    )  # a done Day-0 step
     before = {s.template.code: s for s in Step.objects.filter(journey=journey).select_related("template")}
     day0_reschedule(actor=coordinator, journey_id=journey.id, new_day0=date(2026, 3, 31), reason="Plant slot moved")
     after = {s.template.code: s for s in Step.objects.filter(journey=journey).select_related("template")}
@@ -436,8 +474,12 @@ def test_infusion_on_another_day_reanchors_day0_and_then_day0_is_fixed(journey, 
     monitoring = step_of(journey, "monitoring-day-1")
     assert monitoring.due_on == date(2026, 3, 25)
     for code in ("coi-check", "infusion"):  # today, 3 March, not 24 March
-        step_complete(actor=physician, step_id=step_of(journey, code).id,
-                      record=minimal_record(step_of(journey, code)), **second_signer(step_of(journey, code)))
+        step_complete(
+            actor=physician,
+            step_id=step_of(journey, code).id,
+            record=minimal_record(step_of(journey, code)),
+            **second_signer(step_of(journey, code)),
+        )
     journey = fresh(journey)
     assert (journey.day0_planned, journey.day0_actual, journey.day0) == (DAY0, date(2026, 3, 3), date(2026, 3, 3))
     monitoring = step_of(journey, "monitoring-day-1")
@@ -467,8 +509,9 @@ def test_day0_moved_across_the_spring_daylight_saving_change(journey, coordinato
 
 def test_day0_moved_across_the_autumn_daylight_saving_change(at_clinic, coordinator, protocol):
     at_clinic(2026, 10, 1, 9, 0)
-    journey = journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                            leukapheresis_date=date(2026, 10, 1))
+    journey = journey_start(
+        actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=date(2026, 10, 1)
+    )
     # Clocks go back at 03:00 on Sunday 25 October 2026: that local day has 25 hours.
     day0_reschedule(actor=coordinator, journey_id=journey.id, new_day0=date(2026, 10, 28), reason="Slot")
     ld_day_4 = step_of(journey, "ld-day-4")  # Day −4 = Saturday 24 October, grace 6 h

@@ -60,8 +60,12 @@ class JourneyMachine(RuleBasedStateMachine):
     def start(self, which):
         self.protocol_id = self.protocol_ids[which]
         self.patient = PatientFactory(mrn=f"PROP{next(_mrns):07d}")
-        self.journey = journey_start(actor=self.users["coordinator"], patient_id=self.patient.id,
-                                     protocol_id=self.protocol_id, leukapheresis_date=timezone.localdate())
+        self.journey = journey_start(
+            actor=self.users["coordinator"],
+            patient_id=self.patient.id,
+            protocol_id=self.protocol_id,
+            leukapheresis_date=timezone.localdate(),
+        )
         self.closed_snapshot = None
 
     def attempt(self, call, **kwargs):
@@ -86,12 +90,16 @@ class JourneyMachine(RuleBasedStateMachine):
     @rule()
     def finish_the_current_stage(self):
         # Walks a whole stage at once so that twenty actions can reach the later stages.
-        for step_id in Step.objects.filter(journey=self.journey, status=StepStatus.PENDING,
-                                           stage__status=StageStatus.IN_PROGRESS).values_list("id", flat=True):
+        for step_id in Step.objects.filter(
+            journey=self.journey, status=StepStatus.PENDING, stage__status=StageStatus.IN_PROGRESS
+        ).values_list("id", flat=True):
             self.attempt(step_complete, actor=self.users["physician"], step_id=step_id, record=_record(step_id))
 
-    @rule(data=st.data(), reason=st.sampled_from(["", "Patient declined the visit", "Done at the referring site"]),
-          in_current_stage=st.booleans())
+    @rule(
+        data=st.data(),
+        reason=st.sampled_from(["", "Patient declined the visit", "Done at the referring site"]),
+        in_current_stage=st.booleans(),
+    )
     def skip_a_pending_step(self, data, reason, in_current_stage):
         steps = Step.objects.filter(journey=self.journey, status=StepStatus.PENDING)
         if in_current_stage:
@@ -109,8 +117,13 @@ class JourneyMachine(RuleBasedStateMachine):
     @rule(days=st.integers(min_value=-10, max_value=30), reason=st.sampled_from(["", "Plant slot moved"]))
     def reschedule_day0(self, days, reason):
         journey = Journey.objects.get(pk=self.journey.pk)
-        self.attempt(day0_reschedule, actor=self.users["physician"], journey_id=journey.id,
-                     new_day0=journey.day0_planned + timedelta(days=days), reason=reason)
+        self.attempt(
+            day0_reschedule,
+            actor=self.users["physician"],
+            journey_id=journey.id,
+            new_day0=journey.day0_planned + timedelta(days=days),
+            reason=reason,
+        )
 
     @rule(role=st.sampled_from(ROLES))
     def hold(self, role):
@@ -126,8 +139,13 @@ class JourneyMachine(RuleBasedStateMachine):
 
     @rule()
     def start_a_second_journey(self):
-        self.attempt(journey_start, actor=self.users["coordinator"], patient_id=self.patient.id,
-                     protocol_id=self.protocol_id, leukapheresis_date=timezone.localdate())
+        self.attempt(
+            journey_start,
+            actor=self.users["coordinator"],
+            patient_id=self.patient.id,
+            protocol_id=self.protocol_id,
+            leukapheresis_date=timezone.localdate(),
+        )
 
     # --- what must always be true --------------------------------------------------------------------
 
@@ -159,8 +177,7 @@ class JourneyMachine(RuleBasedStateMachine):
         assert not steps.filter(status=StepStatus.DONE, completed_by=None).exists()
         assert not steps.filter(status=StepStatus.SKIPPED, skip_reason="").exists()
         # Nobody records or skips a step of a stage that has not started; only withdrawal closes them.
-        assert not steps.filter(stage__status=StageStatus.PENDING,
-                                status__in=[StepStatus.DONE, StepStatus.SKIPPED]).exists()
+        assert not steps.filter(stage__status=StageStatus.PENDING, status__in=[StepStatus.DONE, StepStatus.SKIPPED]).exists()
         if journey.status != JourneyStatus.WITHDRAWN:
             assert not steps.filter(stage__status=StageStatus.PENDING).exclude(status=StepStatus.PENDING).exists()
         else:
@@ -183,7 +200,11 @@ class JourneyMachine(RuleBasedStateMachine):
         if journey.status not in (JourneyStatus.WITHDRAWN, JourneyStatus.COMPLETED):
             return
         snapshot = (
-            journey.status, journey.version, journey.day0_planned, journey.day0_actual, journey.current_stage,
+            journey.status,
+            journey.version,
+            journey.day0_planned,
+            journey.day0_actual,
+            journey.current_stage,
             list(Step.objects.filter(journey=journey).order_by("id").values_list("status", "version", "due_on")),
             list(Stage.objects.filter(journey=journey).order_by("number").values_list("status", flat=True)),
         )
@@ -193,8 +214,12 @@ class JourneyMachine(RuleBasedStateMachine):
 
     @invariant()
     def one_open_journey_per_patient(self):
-        crowded = (Journey.objects.filter(status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD])
-                   .values("patient").annotate(n=Count("id")).filter(n__gt=1))
+        crowded = (
+            Journey.objects.filter(status__in=[JourneyStatus.ACTIVE, JourneyStatus.ON_HOLD])
+            .values("patient")
+            .annotate(n=Count("id"))
+            .filter(n__gt=1)
+        )
         assert not crowded.exists()
 
 
@@ -208,21 +233,38 @@ def test_random_sequences_of_actions_keep_the_journey_invariants():
         JourneyMachine.users[role] = user
     # The shipped protocol, and a short one whose release step is optional: there stage 2 can close
     # without a release, which is what the lymphodepletion guard is for.
-    short = make_protocol(name="Short, optional release", steps=[
-        dict(stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse",
-             milestone="collection"),
-        dict(stage=1, code="photo", anchor="leukapheresis", offset_days=0, responsible_role="nurse", required=False),
-        dict(stage=2, code="receipt", anchor="leukapheresis", offset_days=2, responsible_role="coordinator"),
-        dict(stage=2, code="release", anchor="day0", offset_days=-7, window_before_days=5,
-             responsible_role="coordinator", milestone="product_released", required=False),
-        dict(stage=3, code="ld", anchor="day0", offset_days=-5, responsible_role="nurse"),
-        dict(stage=4, code="infuse", anchor="day0", offset_days=0, responsible_role="nurse", milestone="infusion"),
-        dict(stage=4, code="review", anchor="day0", offset_days=3, responsible_role="physician"),
-        dict(stage=5, code="visit", anchor="day0", offset_days=28, responsible_role="nurse"),
-    ])
+    short = make_protocol(
+        name="Short, optional release",
+        steps=[
+            dict(
+                stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse", milestone="collection"
+            ),
+            dict(stage=1, code="photo", anchor="leukapheresis", offset_days=0, responsible_role="nurse", required=False),
+            dict(stage=2, code="receipt", anchor="leukapheresis", offset_days=2, responsible_role="coordinator"),
+            dict(
+                stage=2,
+                code="release",
+                anchor="day0",
+                offset_days=-7,
+                window_before_days=5,
+                responsible_role="coordinator",
+                milestone="product_released",
+                required=False,
+            ),
+            dict(stage=3, code="ld", anchor="day0", offset_days=-5, responsible_role="nurse"),
+            dict(stage=4, code="infuse", anchor="day0", offset_days=0, responsible_role="nurse", milestone="infusion"),
+            dict(stage=4, code="review", anchor="day0", offset_days=3, responsible_role="physician"),
+            dict(stage=5, code="visit", anchor="day0", offset_days=28, responsible_role="nurse"),
+        ],
+    )
     JourneyMachine.protocol_ids = [ProtocolTemplate.objects.get(version=1, name__startswith="CD19").id, short.id]
     run_state_machine_as_test(
         JourneyMachine,
-        settings=settings(max_examples=25, stateful_step_count=20, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=20,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
     )

@@ -18,7 +18,7 @@ from manufacturing.models import (
     ReleaseCriterion,
     TargetAntigen,
 )
-from tests.factories import minimal_record, second_signer, lymphodepletion_earlier
+from tests.factories import lymphodepletion_earlier, minimal_record, second_signer
 
 # A specification in the shape of ../shared/domain.md "QC release specification".
 SPECIFICATION = [
@@ -29,16 +29,30 @@ SPECIFICATION = [
     (Criterion.CAR_EXPRESSION, Comparison.AT_LEAST, "15", "%"),
     (Criterion.VECTOR_COPY_NUMBER, Comparison.AT_MOST, "5", "copies/cell"),
 ]
-PASSING = {"sterility": "no growth", "mycoplasma": "negative", "endotoxin": "1.2", "viability": "88",
-           "car_expression": "42", "vector_copy_number": "1.8"}
+PASSING = {
+    "sterility": "no growth",
+    "mycoplasma": "negative",
+    "endotoxin": "1.2",
+    "viability": "88",
+    "car_expression": "42",
+    "vector_copy_number": "1.8",
+}
 
 
 def make_product(*, maker=None, name="Autoleucel", kind=ProductKind.AUTOLOGOUS, antigen=TargetAntigen.CD19):
     maker = maker or Maker.objects.create(name=f"Maker of {name}")
     product = Product.objects.create(
-        maker=maker, name=name, target_antigen=antigen, kind=kind, target_dose_cells_per_kg=1_000_000,
-        shipping_min_celsius=Decimal("2"), shipping_max_celsius=Decimal("8"), frozen_max_celsius=Decimal("-150"),
-        max_collection_to_plant_hours=72, shelf_life_days=180)
+        maker=maker,
+        name=name,
+        target_antigen=antigen,
+        kind=kind,
+        target_dose_cells_per_kg=1_000_000,
+        shipping_min_celsius=Decimal("2"),
+        shipping_max_celsius=Decimal("8"),
+        frozen_max_celsius=Decimal("-150"),
+        max_collection_to_plant_hours=72,
+        shelf_life_days=180,
+    )
     for criterion, comparison, limit, unit in SPECIFICATION:
         ReleaseCriterion.objects.create(product=product, criterion=criterion, comparison=comparison, limit=limit, unit=unit)
     return product
@@ -76,9 +90,15 @@ def walk_to_qc(order, *, coordinator, nurse, collected_at=None):
     bag = services.bag_register(actor=nurse, order_id=order.id, kind=BagKind.COLLECTION)
     start = collected_at or timezone.now() - timedelta(hours=30)
     for hours, kind in ((0, "collected"), (1, "packed"), (2, "picked_up"), (26, "received_at_plant")):
-        services.custody_record(actor=nurse, bag_id=bag.id, kind=kind, at=start + timedelta(hours=hours),
-                                handled_by="Nina Nurse" if hours < 2 else "Courier GmbH", location="Ward 3",
-                                temperature_celsius=Decimal("5.0"))
+        services.custody_record(
+            actor=nurse,
+            bag_id=bag.id,
+            kind=kind,
+            at=start + timedelta(hours=hours),
+            handled_by="Nina Nurse" if hours < 2 else "Courier GmbH",
+            location="Ward 3",
+            temperature_celsius=Decimal("5.0"),
+        )
     for status in ("material_received", "in_production", "qc_testing"):
         services.order_move(actor=coordinator, order_id=order.id, to_status=status, lot_number="LOT-7")
     order.refresh_from_db()
@@ -86,7 +106,13 @@ def walk_to_qc(order, *, coordinator, nurse, collected_at=None):
     for code in ("plant-receipt", "manufacturing-start"):
         step = step_of(order.journey, code)
         if step.status == StepStatus.PENDING:
-            journey_services.step_complete(actor=coordinator, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
+            journey_services.step_complete(
+                actor=coordinator,
+                step_id=step.id,
+                record=minimal_record(step),
+                **second_signer(step),
+                **lymphodepletion_earlier(step),
+            )
     return bag
 
 

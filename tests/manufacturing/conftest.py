@@ -22,5 +22,4 @@ def journey_in_stage_2(journey, nurse, physician, coordinator):
 def order(journey_in_stage_2, coordinator, product, plant):
     from manufacturing import services
 
-    return services.order_request(actor=coordinator, journey_id=journey_in_stage_2.id, product_id=product.id,
-                                  plant_id=plant.id)
+    return services.order_request(actor=coordinator, journey_id=journey_in_stage_2.id, product_id=product.id, plant_id=plant.id)

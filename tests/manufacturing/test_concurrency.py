@@ -23,10 +23,10 @@ def test_two_coordinators_book_the_last_slot_at_once_one_gets_it_the_other_waits
     protocol = ProtocolTemplate.objects.get(version=1)
     orders = []
     for coordinator in coordinators:
-        journey = journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                                leukapheresis_date=timezone.localdate())
-        orders.append(services.order_request(actor=coordinator, journey_id=journey.id, product_id=product.id,
-                                             plant_id=plant.id))
+        journey = journey_start(
+            actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=timezone.localdate()
+        )
+        orders.append(services.order_request(actor=coordinator, journey_id=journey.id, product_id=product.id, plant_id=plant.id))
     week = timezone.localdate() + timedelta(days=21)
 
     results = run_together(lambda i: services.slot_book(actor=coordinators[i], order_id=orders[i].id, week_start=week), 2)

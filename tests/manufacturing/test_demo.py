@@ -12,5 +12,5 @@ def test_the_demo_has_every_status_a_waiting_list_an_exceptional_release_and_an_
     assert SlotBooking.objects.filter(status=BookingStatus.WAITING).exists()
     assert Excursion.objects.exists()
     assert Product.objects.filter(kind="allogeneic").exists() and Product.objects.filter(target_antigen="cd19_bcma").exists()
-    call_command("load_manufacturing_demo")   # loads once
+    call_command("load_manufacturing_demo")  # loads once
     assert Maker.objects.count() == 3

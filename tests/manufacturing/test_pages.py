@@ -18,14 +18,12 @@ ROLES = ["coordinator", "nurse", "physician", "viewer", "admin"]
 
 @pytest.fixture(autouse=True)
 def _plain_static(settings):
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 
 
 @pytest.fixture
 def users(coordinator, nurse, physician, viewer, make_user):
-    return {"coordinator": coordinator, "nurse": nurse, "physician": physician, "viewer": viewer,
-            "admin": make_user("admin")}
+    return {"coordinator": coordinator, "nurse": nurse, "physician": physician, "viewer": viewer, "admin": make_user("admin")}
 
 
 ALLOWED = {
@@ -73,11 +71,16 @@ def test_the_capacity_page_costs_the_same_queries_for_few_and_many_orders(client
 
     def book(count, week_offset):
         for i in range(count):
-            journey = journey_start(actor=coordinator, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                                    leukapheresis_date=timezone.localdate())
+            journey = journey_start(
+                actor=coordinator,
+                patient_id=PatientFactory().id,
+                protocol_id=protocol.id,
+                leukapheresis_date=timezone.localdate(),
+            )
             order = services.order_request(actor=coordinator, journey_id=journey.id, product_id=product.id, plant_id=plant.id)
-            services.slot_book(actor=coordinator, order_id=order.id,
-                               week_start=timezone.localdate() + timedelta(weeks=week_offset + i % 3))
+            services.slot_book(
+                actor=coordinator, order_id=order.id, week_start=timezone.localdate() + timedelta(weeks=week_offset + i % 3)
+            )
 
     book(1, 0)
     with django_assert_max_num_queries(12) as few:
@@ -130,9 +133,12 @@ def test_the_bedside_page_shows_the_expected_coi_and_records_a_mismatch(client, 
     from journeys.models import ProtocolTemplate
     from journeys.services import journey_start
 
-    other_journey = journey_start(actor=coordinator, patient_id=PatientFactory().id,
-                                  protocol_id=ProtocolTemplate.objects.get(version=1).id,
-                                  leukapheresis_date=timezone.localdate())
+    other_journey = journey_start(
+        actor=coordinator,
+        patient_id=PatientFactory().id,
+        protocol_id=ProtocolTemplate.objects.get(version=1).id,
+        leukapheresis_date=timezone.localdate(),
+    )
     other = services.chain_of_identity_assign(actor=coordinator, journey_id=other_journey.id)
     response = client.post(url, {"scanned_bag": f"{other.identifier}-P1"})
     assert "MISMATCH" in response.content.decode()

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from carclinic.errors import InvalidInput
+from carclinic.errors import InvalidInput, NotPermitted
 from journeys import services as journey_services
 from journeys.errors import StageOrderViolation, TransitionNotAllowed
 from journeys.models import StageStatus, StepStatus
@@ -19,7 +19,6 @@ from manufacturing.errors import (
     CustodyOutOfOrder,
     MaterialQuarantined,
     OrderTransitionNotAllowed,
-    OutOfSpecification,
 )
 from manufacturing.identity import chain_of_identity_is_valid
 from manufacturing.models import (
@@ -30,11 +29,9 @@ from manufacturing.models import (
     ChainOfIdentity,
     Excursion,
     ExcursionKind,
-    ManufacturingOrder,
     OrderStatus,
 )
 from notifications.models import Notification
-from carclinic.errors import NotPermitted
 from tests.manufacturing.builders import PASSING, step_of, walk_to_qc
 
 pytestmark = pytest.mark.django_db
@@ -66,12 +63,20 @@ def test_a_release_within_specification_records_the_journeys_qc_step_and_opens_l
     assert order.qc_results.count() == 6 and all(r.within_specification for r in order.qc_results.all())
 
 
-@pytest.mark.parametrize("criterion, result", [
-    ("sterility", "growth"), ("mycoplasma", "positive"), ("endotoxin", "5"), ("viability", "69.9"),
-    ("car_expression", "14.99"), ("vector_copy_number", "5.01"),
-])
+@pytest.mark.parametrize(
+    "criterion, result",
+    [
+        ("sterility", "growth"),
+        ("mycoplasma", "positive"),
+        ("endotoxin", "5"),
+        ("viability", "69.9"),
+        ("car_expression", "14.99"),
+        ("vector_copy_number", "5.01"),
+    ],
+)
 def test_one_result_just_past_its_limit_makes_the_product_oos_and_lymphodepletion_cannot_start(
-        order, coordinator, nurse, physician, criterion, result):
+    order, coordinator, nurse, physician, criterion, result
+):
     walk_to_qc(order, coordinator=coordinator, nurse=nurse)
     services.order_qc_record(actor=coordinator, order_id=order.id, results={**PASSING, criterion: result})
     order.refresh_from_db()
@@ -83,8 +88,9 @@ def test_one_result_just_past_its_limit_makes_the_product_oos_and_lymphodepletio
     assert journey.stages.get(number=3).status == StageStatus.PENDING
     # Neither the release step by hand nor the first lymphodepletion day gets through.
     with pytest.raises(TransitionNotAllowed):
-        journey_services.step_complete(actor=coordinator, step_id=step_of(journey, "qc-release").id,
-                                       record={"lot_number": "LOT-7"})
+        journey_services.step_complete(
+            actor=coordinator, step_id=step_of(journey, "qc-release").id, record={"lot_number": "LOT-7"}
+        )
     with pytest.raises(StageOrderViolation):
         journey_services.step_complete(actor=nurse, step_id=step_of(journey, "ld-day-5").id)
     with pytest.raises(OrderTransitionNotAllowed):
@@ -94,8 +100,14 @@ def test_one_result_just_past_its_limit_makes_the_product_oos_and_lymphodepletio
 
 def test_values_at_their_limits_release(order, coordinator, nurse):
     walk_to_qc(order, coordinator=coordinator, nurse=nurse)
-    at_limits = {"sterility": "No growth", "mycoplasma": "negative", "endotoxin": "4.99", "viability": "70",
-                 "car_expression": "15", "vector_copy_number": "5"}
+    at_limits = {
+        "sterility": "No growth",
+        "mycoplasma": "negative",
+        "endotoxin": "4.99",
+        "viability": "70",
+        "car_expression": "15",
+        "vector_copy_number": "5",
+    }
     services.order_qc_record(actor=coordinator, order_id=order.id, results=at_limits)
     order.refresh_from_db()
     assert order.status == OrderStatus.RELEASED
@@ -105,8 +117,14 @@ def test_a_release_with_only_a_lot_number_is_refused(order, coordinator, nurse):
     walk_to_qc(order, coordinator=coordinator, nurse=nurse)
     with pytest.raises(InvalidInput) as error:
         services.order_qc_record(actor=coordinator, order_id=order.id, results={}, lot_number="LOT-7")
-    assert set(error.value.field_errors) == {"sterility", "mycoplasma", "endotoxin", "viability", "car_expression",
-                                             "vector_copy_number"}
+    assert set(error.value.field_errors) == {
+        "sterility",
+        "mycoplasma",
+        "endotoxin",
+        "viability",
+        "car_expression",
+        "vector_copy_number",
+    }
     order.refresh_from_db()
     assert order.status == OrderStatus.QC_TESTING and not order.qc_results.exists()
 
@@ -123,11 +141,14 @@ def test_exceptional_release_needs_a_physician_a_reason_and_a_second_person(orde
     with pytest.raises(InvalidInput):
         services.order_exceptional_release(actor=physician, order_id=order.id, reason=" ", countersigned_by=coordinator)
     with pytest.raises(InvalidInput):
-        services.order_exceptional_release(actor=physician, order_id=order.id, reason="No alternative", countersigned_by=physician)
+        services.order_exceptional_release(
+            actor=physician, order_id=order.id, reason="No alternative", countersigned_by=physician
+        )
     with pytest.raises(InvalidInput):
         services.order_exceptional_release(actor=physician, order_id=order.id, reason="No alternative", countersigned_by=nurse)
-    services.order_exceptional_release(actor=physician, order_id=order.id, reason="Re-collection impossible; benefit outweighs",
-                                       countersigned_by=coordinator)
+    services.order_exceptional_release(
+        actor=physician, order_id=order.id, reason="Re-collection impossible; benefit outweighs", countersigned_by=coordinator
+    )
     order.refresh_from_db()
     assert order.status == OrderStatus.RELEASED and order.exceptional_release
     assert order.exceptional_release_countersigned_by == coordinator
@@ -138,8 +159,7 @@ def test_exceptional_release_needs_a_physician_a_reason_and_a_second_person(orde
 def test_re_collection_is_a_new_order_in_the_same_journey_with_the_same_chain_of_identity(order, coordinator, nurse):
     _oos(order, coordinator, nurse)
     chain = ChainOfIdentity.objects.get(journey=order.journey)
-    repeat = services.order_repeat(actor=coordinator, order_id=order.id, how=OrderStatus.RE_COLLECTION,
-                                   reason="Viability 12 %")
+    repeat = services.order_repeat(actor=coordinator, order_id=order.id, how=OrderStatus.RE_COLLECTION, reason="Viability 12 %")
     order.refresh_from_db()
     assert order.status == OrderStatus.RE_COLLECTION and repeat.previous == order
     assert repeat.status == OrderStatus.REQUESTED and repeat.journey_id == order.journey_id
@@ -153,25 +173,30 @@ def test_re_collection_is_a_new_order_in_the_same_journey_with_the_same_chain_of
 
 def test_re_manufacture_starts_with_the_material_at_the_plant(order, coordinator, nurse):
     _oos(order, coordinator, nurse)
-    repeat = services.order_repeat(actor=coordinator, order_id=order.id, how=OrderStatus.RE_MANUFACTURE,
-                                   reason="Retained material")
+    repeat = services.order_repeat(
+        actor=coordinator, order_id=order.id, how=OrderStatus.RE_MANUFACTURE, reason="Retained material"
+    )
     assert repeat.status == OrderStatus.MATERIAL_RECEIVED
 
 
 # --- slots ----------------------------------------------------------------------------------------
 
+
 def _orders(count, *, coordinator, product, plant):
-    from journeys.services import journey_start
     from journeys.models import ProtocolTemplate
+    from journeys.services import journey_start
     from tests.factories import PatientFactory
 
     protocol = ProtocolTemplate.objects.get(version=1)
     result = []
     for _ in range(count):
-        journey = journey_start(actor=coordinator, patient_id=PatientFactory(coordinator=coordinator).id,
-                                protocol_id=protocol.id, leukapheresis_date=timezone.localdate())
-        result.append(services.order_request(actor=coordinator, journey_id=journey.id, product_id=product.id,
-                                             plant_id=plant.id))
+        journey = journey_start(
+            actor=coordinator,
+            patient_id=PatientFactory(coordinator=coordinator).id,
+            protocol_id=protocol.id,
+            leukapheresis_date=timezone.localdate(),
+        )
+        result.append(services.order_request(actor=coordinator, journey_id=journey.id, product_id=product.id, plant_id=plant.id))
     return result
 
 
@@ -179,15 +204,22 @@ def test_a_full_week_puts_orders_on_the_waiting_list_and_a_cancellation_promotes
     week = timezone.localdate() + timedelta(days=14)
     first, second, third, fourth = _orders(4, coordinator=coordinator, product=product, plant=plant)
     bookings = [services.slot_book(actor=coordinator, order_id=o.id, week_start=week) for o in (first, second, third, fourth)]
-    assert [b.status for b in bookings] == [BookingStatus.BOOKED, BookingStatus.BOOKED, BookingStatus.WAITING,
-                                            BookingStatus.WAITING]
+    assert [b.status for b in bookings] == [
+        BookingStatus.BOOKED,
+        BookingStatus.BOOKED,
+        BookingStatus.WAITING,
+        BookingStatus.WAITING,
+    ]
     third.refresh_from_db()
     assert third.status == OrderStatus.REQUESTED
     services.slot_cancel(actor=coordinator, order_id=first.id, reason="Patient has an infection")
     for o in (first, third, fourth):
         o.refresh_from_db()
-    assert (first.status, third.status, fourth.status) == (OrderStatus.REQUESTED, OrderStatus.SLOT_CONFIRMED,
-                                                           OrderStatus.REQUESTED)
+    assert (first.status, third.status, fourth.status) == (
+        OrderStatus.REQUESTED,
+        OrderStatus.SLOT_CONFIRMED,
+        OrderStatus.REQUESTED,
+    )
     assert third.events.filter(kind="promoted").exists()
     notice = Notification.objects.get(recipient=coordinator, title__startswith="Slot confirmed from the waiting list")
     assert third.journey.patient.mrn in notice.title
@@ -205,18 +237,27 @@ def test_cancelling_an_order_frees_its_slot_for_the_waiting_list(coordinator, pr
 
 # --- custody --------------------------------------------------------------------------------------
 
+
 def test_custody_out_of_order_is_refused(order, nurse):
     bag = services.bag_register(actor=nurse, order_id=order.id, kind=BagKind.COLLECTION)
     now = timezone.now()
     with pytest.raises(CustodyOutOfOrder, match="cannot come before"):
         services.custody_record(actor=nurse, bag_id=bag.id, kind="picked_up", at=now, handled_by="Courier", location="Ward")
-    services.custody_record(actor=nurse, bag_id=bag.id, kind="collected", at=now - timedelta(hours=2), handled_by="Nina",
-                            location="Apheresis unit", temperature_celsius=Decimal("4"))
+    services.custody_record(
+        actor=nurse,
+        bag_id=bag.id,
+        kind="collected",
+        at=now - timedelta(hours=2),
+        handled_by="Nina",
+        location="Apheresis unit",
+        temperature_celsius=Decimal("4"),
+    )
     with pytest.raises(CustodyOutOfOrder, match="already recorded"):
         services.custody_record(actor=nurse, bag_id=bag.id, kind="collected", at=now, handled_by="Nina", location="Ward")
     with pytest.raises(CustodyOutOfOrder, match="earlier than"):
-        services.custody_record(actor=nurse, bag_id=bag.id, kind="packed", at=now - timedelta(hours=3), handled_by="Nina",
-                                location="Ward")
+        services.custody_record(
+            actor=nurse, bag_id=bag.id, kind="packed", at=now - timedelta(hours=3), handled_by="Nina", location="Ward"
+        )
     with pytest.raises(CustodyOutOfOrder, match="has no"):
         services.custody_record(actor=nurse, bag_id=bag.id, kind="thawed", at=now, handled_by="Nina", location="Ward")
 
@@ -224,10 +265,24 @@ def test_custody_out_of_order_is_refused(order, nurse):
 def test_a_temperature_outside_the_range_quarantines_the_bag_until_a_physician_decides(order, nurse, coordinator, physician):
     bag = services.bag_register(actor=nurse, order_id=order.id, kind=BagKind.COLLECTION)
     now = timezone.now()
-    services.custody_record(actor=nurse, bag_id=bag.id, kind="collected", at=now - timedelta(hours=3), handled_by="Nina",
-                            location="Apheresis unit", temperature_celsius=Decimal("4"))
-    services.custody_record(actor=nurse, bag_id=bag.id, kind="packed", at=now - timedelta(hours=2), handled_by="Nina",
-                            location="Apheresis unit", temperature_celsius=Decimal("35"))
+    services.custody_record(
+        actor=nurse,
+        bag_id=bag.id,
+        kind="collected",
+        at=now - timedelta(hours=3),
+        handled_by="Nina",
+        location="Apheresis unit",
+        temperature_celsius=Decimal("4"),
+    )
+    services.custody_record(
+        actor=nurse,
+        bag_id=bag.id,
+        kind="packed",
+        at=now - timedelta(hours=2),
+        handled_by="Nina",
+        location="Apheresis unit",
+        temperature_celsius=Decimal("35"),
+    )
     bag.refresh_from_db()
     assert bag.status == BagStatus.QUARANTINED
     excursion = Excursion.objects.get(bag=bag)
@@ -237,7 +292,9 @@ def test_a_temperature_outside_the_range_quarantines_the_bag_until_a_physician_d
         services.custody_record(actor=nurse, bag_id=bag.id, kind="picked_up", at=now, handled_by="Courier", location="Ward")
     with pytest.raises(NotPermitted):
         services.excursion_decide(actor=coordinator, excursion_id=excursion.id, decision="use", reason="Short")
-    services.excursion_decide(actor=physician, excursion_id=excursion.id, decision="use", reason="10 minutes, within stability data")
+    services.excursion_decide(
+        actor=physician, excursion_id=excursion.id, decision="use", reason="10 minutes, within stability data"
+    )
     bag.refresh_from_db()
     assert bag.status == BagStatus.IN_CUSTODY
     services.custody_record(actor=nurse, bag_id=bag.id, kind="picked_up", at=now, handled_by="Courier", location="Ward")
@@ -247,8 +304,15 @@ def test_74_hours_from_collection_to_plant_is_an_excursion_for_a_72_hour_product
     bag = services.bag_register(actor=nurse, order_id=order.id, kind=BagKind.COLLECTION)
     start = timezone.now() - timedelta(hours=80)
     for hours, kind in ((0, "collected"), (1, "packed"), (2, "picked_up"), (74, "received_at_plant")):
-        services.custody_record(actor=nurse, bag_id=bag.id, kind=kind, at=start + timedelta(hours=hours),
-                                handled_by="Courier", location="Road", temperature_celsius=Decimal("5"))
+        services.custody_record(
+            actor=nurse,
+            bag_id=bag.id,
+            kind=kind,
+            at=start + timedelta(hours=hours),
+            handled_by="Courier",
+            location="Road",
+            temperature_celsius=Decimal("5"),
+        )
     excursion = Excursion.objects.get(bag=bag)
     assert excursion.kind == ExcursionKind.TRANSIT_TIME and "74.0 h" in excursion.detail
     services.slot_book(actor=coordinator, order_id=order.id, week_start=timezone.localdate())
@@ -260,12 +324,20 @@ def test_72_hours_exactly_is_within_the_maximum(order, nurse):
     bag = services.bag_register(actor=nurse, order_id=order.id, kind=BagKind.COLLECTION)
     start = timezone.now() - timedelta(hours=80)
     for hours, kind in ((0, "collected"), (1, "packed"), (2, "picked_up"), (72, "received_at_plant")):
-        services.custody_record(actor=nurse, bag_id=bag.id, kind=kind, at=start + timedelta(hours=hours),
-                                handled_by="Courier", location="Road", temperature_celsius=Decimal("5"))
+        services.custody_record(
+            actor=nurse,
+            bag_id=bag.id,
+            kind=kind,
+            at=start + timedelta(hours=hours),
+            handled_by="Courier",
+            location="Road",
+            temperature_celsius=Decimal("5"),
+        )
     assert not Excursion.objects.filter(bag=bag).exists()
 
 
 # --- Day 0 ----------------------------------------------------------------------------------------
+
 
 def test_expected_release_proposes_day0_and_the_coordinator_confirms_it_with_a_reason(order, coordinator):
     journey = order.journey
@@ -274,7 +346,7 @@ def test_expected_release_proposes_day0_and_the_coordinator_confirms_it_with_a_r
     order.refresh_from_db()
     assert services.proposed_day0(order) == later
     journey.refresh_from_db()
-    assert journey.day0_planned != later   # proposed, not applied
+    assert journey.day0_planned != later  # proposed, not applied
     services.order_day0_confirm(actor=coordinator, order_id=order.id, reason="Plant is a week behind")
     journey.refresh_from_db()
     assert journey.day0_planned == later
@@ -284,47 +356,70 @@ def test_expected_release_proposes_day0_and_the_coordinator_confirms_it_with_a_r
 
 # --- bedside --------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def product_bag(order, coordinator, nurse):
     walk_to_qc(order, coordinator=coordinator, nurse=nurse)
     services.order_qc_record(actor=coordinator, order_id=order.id, results=PASSING)
     bag = services.bag_register(actor=coordinator, order_id=order.id, kind=BagKind.PRODUCT)
     now = timezone.now()
-    for minutes, kind, temp in ((50, "filled", "-180"), (40, "shipped", "-170"), (30, "received_at_clinic", "-165"),
-                                (20, "stored", "-180")):
-        services.custody_record(actor=coordinator, bag_id=bag.id, kind=kind, at=now - timedelta(minutes=minutes),
-                                handled_by="Cryo courier", location="Clinic", temperature_celsius=Decimal(temp))
+    for minutes, kind, temp in (
+        (50, "filled", "-180"),
+        (40, "shipped", "-170"),
+        (30, "received_at_clinic", "-165"),
+        (20, "stored", "-180"),
+    ):
+        services.custody_record(
+            actor=coordinator,
+            bag_id=bag.id,
+            kind=kind,
+            at=now - timedelta(minutes=minutes),
+            handled_by="Cryo courier",
+            location="Clinic",
+            temperature_celsius=Decimal(temp),
+        )
     bag.refresh_from_db()
     return bag
 
 
 def test_a_matching_bag_is_recorded_and_lets_the_infusion_through(product_bag, order, nurse, physician):
-    check = services.bedside_check(actor=nurse, journey_id=order.journey_id, scanned_bag=product_bag.code,
-                                   scanned_wristband=order.journey.patient.mrn, second_checker=physician)
+    check = services.bedside_check(
+        actor=nurse,
+        journey_id=order.journey_id,
+        scanned_bag=product_bag.code,
+        scanned_wristband=order.journey.patient.mrn,
+        second_checker=physician,
+    )
     assert check.outcome == "match" and check.bag == product_bag
-    services.custody_record(actor=nurse, bag_id=product_bag.id, kind="thawed", at=timezone.now(), handled_by="Nina",
-                            location="Ward 3")
-    services.custody_record(actor=nurse, bag_id=product_bag.id, kind="infused", at=timezone.now(), handled_by="Nina",
-                            location="Ward 3")
+    services.custody_record(
+        actor=nurse, bag_id=product_bag.id, kind="thawed", at=timezone.now(), handled_by="Nina", location="Ward 3"
+    )
+    services.custody_record(
+        actor=nurse, bag_id=product_bag.id, kind="infused", at=timezone.now(), handled_by="Nina", location="Ward 3"
+    )
     product_bag.refresh_from_db()
     assert product_bag.status == BagStatus.INFUSED
 
 
 def test_a_mismatch_is_recorded_raised_and_blocks_the_infusion_until_a_physician_resolves_it(
-        product_bag, order, nurse, physician, coordinator):
-    other = services.chain_of_identity_assign(actor=coordinator, journey_id=_orders(1, coordinator=coordinator,
-                                              product=order.product, plant=order.plant)[0].journey_id)
+    product_bag, order, nurse, physician, coordinator
+):
+    other = services.chain_of_identity_assign(
+        actor=coordinator, journey_id=_orders(1, coordinator=coordinator, product=order.product, plant=order.plant)[0].journey_id
+    )
     check = services.bedside_check(actor=nurse, journey_id=order.journey_id, scanned_bag=f"{other.identifier}-P1")
     assert check.outcome == "mismatch" and "another patient" in check.detail
     assert Notification.objects.filter(recipient=coordinator, title__contains="MISMATCH").exists()
     assert Notification.objects.filter(recipient=physician, title__contains="MISMATCH").exists()
     with pytest.raises(BedsideMismatchUnresolved):
         services.bedside_check(actor=nurse, journey_id=order.journey_id, scanned_bag=product_bag.code)
-    services.custody_record(actor=nurse, bag_id=product_bag.id, kind="thawed", at=timezone.now(), handled_by="Nina",
-                            location="Ward 3")
+    services.custody_record(
+        actor=nurse, bag_id=product_bag.id, kind="thawed", at=timezone.now(), handled_by="Nina", location="Ward 3"
+    )
     with pytest.raises(BedsideMismatchUnresolved):
-        services.custody_record(actor=nurse, bag_id=product_bag.id, kind="infused", at=timezone.now(), handled_by="Nina",
-                                location="Ward 3")
+        services.custody_record(
+            actor=nurse, bag_id=product_bag.id, kind="infused", at=timezone.now(), handled_by="Nina", location="Ward 3"
+        )
     with pytest.raises(NotPermitted):
         services.bedside_mismatch_resolve(actor=nurse, check_id=check.id, resolution="Wrong bag returned")
     services.bedside_mismatch_resolve(actor=physician, check_id=check.id, resolution="Wrong bag returned to pharmacy")

@@ -25,9 +25,15 @@ def staff_team(coordinator, nurse, physician):
 @pytest.fixture
 def start_journey(staff_team, protocol):
     def start(*, leukapheresis_date: date = LEUKAPHERESIS, day0_planned: date | None = None, assigned: bool = True):
-        patient = PatientFactory(nurse=staff_team["nurse"] if assigned else None,
-                                 coordinator=staff_team["coordinator"] if assigned else None)
-        return journey_start(actor=staff_team["coordinator"], patient_id=patient.id, protocol_id=protocol.id,
-                             leukapheresis_date=leukapheresis_date, day0_planned=day0_planned)
+        patient = PatientFactory(
+            nurse=staff_team["nurse"] if assigned else None, coordinator=staff_team["coordinator"] if assigned else None
+        )
+        return journey_start(
+            actor=staff_team["coordinator"],
+            patient_id=patient.id,
+            protocol_id=protocol.id,
+            leukapheresis_date=leukapheresis_date,
+            day0_planned=day0_planned,
+        )
 
     return start

@@ -42,8 +42,11 @@ def _run_together(*calls):
 def test_two_scans_at_once_flag_each_step_once_and_create_each_reminder_once(start_journey):
     for _ in range(6):
         start_journey()
-    results = _run_together(lambda: overdue_scan(now=AT), lambda: overdue_scan(now=AT + timedelta(seconds=1)),
-                            lambda: overdue_scan(now=AT + timedelta(seconds=2)))
+    results = _run_together(
+        lambda: overdue_scan(now=AT),
+        lambda: overdue_scan(now=AT + timedelta(seconds=1)),
+        lambda: overdue_scan(now=AT + timedelta(seconds=2)),
+    )
     flagged = Step.objects.filter(overdue_since__isnull=False).count()
     assert flagged == 6 * 3
     # Each step was flagged by exactly one of the scans: the counts add up, and none was flagged twice.
@@ -61,8 +64,9 @@ def test_the_same_send_on_two_workers_at_once_sends_everything_once(start_journe
         start_journey()
     overdue_scan(now=AT)
     due = Reminder.objects.filter(send_after__lte=AT).count()
-    results = _run_together(lambda: reminders_send_due(now=AT), lambda: reminders_send_due(now=AT),
-                            lambda: reminders_send_due(now=AT))
+    results = _run_together(
+        lambda: reminders_send_due(now=AT), lambda: reminders_send_due(now=AT), lambda: reminders_send_due(now=AT)
+    )
     assert sum(r.claimed for r in results) == due
     assert Reminder.objects.filter(send_after__lte=AT, state=ReminderState.SENT).count() == due
     recipients = [tuple(m.to) for m in mailoutbox]

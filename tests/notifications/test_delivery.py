@@ -1,16 +1,16 @@
 """Delivery: claimed before sent, grouped per person, retried with backoff, given up visibly, and a claim
 left by a dead worker taken over once."""
 
-from datetime import date, timedelta
 import uuid
+from datetime import date, timedelta
 
 import pytest
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import call_command
 from django.test import override_settings
 
-from notifications.models import Channel, Notification, Reminder, ReminderEvent, ReminderKind, ReminderState
 from notifications.delivery import MESSAGES_PER_CLAIM, _claim
+from notifications.models import Channel, Notification, Reminder, ReminderEvent, ReminderKind, ReminderState
 from notifications.services import overdue_scan, reminder_send, reminders_send_due
 from tests.notifications.conftest import local
 
@@ -81,8 +81,14 @@ def test_failed_email_retries_with_exponential_backoff_then_gives_up_visibly(sta
     nurse_email = Reminder.objects.filter(recipient=staff_team["nurse"], channel=Channel.EMAIL, due_at__lte=AT)
     due_email = Reminder.objects.filter(channel=Channel.EMAIL, due_at__lte=AT).count()
     # A real SMTP connection to a port nobody listens on: the mail server is down.
-    with override_settings(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend", EMAIL_HOST="127.0.0.1",
-                           EMAIL_PORT=_closed_port(), EMAIL_TIMEOUT=2, REMINDER_MAX_ATTEMPTS=3, REMINDER_RETRY_BASE_SECONDS=60):
+    with override_settings(
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=_closed_port(),
+        EMAIL_TIMEOUT=2,
+        REMINDER_MAX_ATTEMPTS=3,
+        REMINDER_RETRY_BASE_SECONDS=60,
+    ):
         result = reminders_send_due(now=AT)
         assert result.retrying == due_email
         # In the app the same reminders arrived: one channel failing does not hold back another.

@@ -2,14 +2,14 @@
 reminder goes at 07:00 on the ward's clock on both sides, once, and a jump of the clock (forwards over the
 change, or backwards after an NTP correction) neither loses nor doubles a reminder."""
 
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 
 from journeys.models import Step
 from notifications.models import Channel, Notification, Reminder, ReminderKind, ReminderState
 from notifications.services import overdue_scan, reminders_send_due
 from tests.notifications.conftest import local
 
-UTC = dt_timezone.utc
+UTC = UTC
 
 
 def _tick(time_machine, moment: datetime) -> None:
@@ -36,8 +36,9 @@ def test_spring_forward_every_half_hour_morning_reminders_once_at_0700_local(sta
         assert reminder.state == ReminderState.SENT
         assert reminder.due_at <= reminder.sent_at < reminder.due_at + timedelta(minutes=30)
     # 48 h before 07:00 on 31 March is 07:00 on 29 March on the ward's clock: 47 real hours across the change.
-    upcoming = Reminder.objects.get(step__journey=journey, step__due_on=date(2026, 3, 31), kind=ReminderKind.UPCOMING,
-                                    channel=Channel.IN_APP)
+    upcoming = Reminder.objects.get(
+        step__journey=journey, step__due_on=date(2026, 3, 31), kind=ReminderKind.UPCOMING, channel=Channel.IN_APP
+    )
     assert upcoming.due_at == local(date(2026, 3, 29), 7)
 
 

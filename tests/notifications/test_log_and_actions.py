@@ -32,8 +32,9 @@ def scheduled(start_journey, staff_team, time_machine):
     time_machine.move_to(PLANNED_AT, tick=False)
     journey = start_journey()
     overdue_scan()
-    return journey, Reminder.objects.filter(step__journey=journey, step__template__code="leukapheresis",
-                                            kind=ReminderKind.UPCOMING, channel=Channel.EMAIL).get()
+    return journey, Reminder.objects.filter(
+        step__journey=journey, step__template__code="leukapheresis", kind=ReminderKind.UPCOMING, channel=Channel.EMAIL
+    ).get()
 
 
 def test_coordinator_snoozes_a_scheduled_reminder_with_a_reason(scheduled, coordinator, mailoutbox, time_machine):
@@ -59,7 +60,10 @@ def test_cancel_needs_a_reason_and_a_role_and_only_works_on_scheduled_ones(sched
         reminder_cancel(actor=coordinator, reminder_id=reminder.id, reason="  ")
     cancelled = reminder_cancel(actor=coordinator, reminder_id=reminder.id, reason="Collection moved to the other site")
     assert (cancelled.state, cancelled.cancelled_by, cancelled.cancel_reason) == (
-        ReminderState.CANCELLED, coordinator, "Collection moved to the other site")
+        ReminderState.CANCELLED,
+        coordinator,
+        "Collection moved to the other site",
+    )
     # The second of two coordinators is told, not silently ignored.
     with pytest.raises(Conflict):
         reminder_cancel(actor=coordinator, reminder_id=reminder.id, reason="again")
@@ -86,8 +90,12 @@ def test_patient_log_shows_sent_and_scheduled_with_constant_queries(scheduled, s
         start_journey()
     overdue_scan(now=PLANNED_AT)
     with django_assert_num_queries(1):
-        log = [(r.step.template.name, r.step.journey.patient.public_id, r.recipient.display_name) if r.step else
-               (r.kind, r.recipient.display_name) for r in clinic_reminder_log(now=PLANNED_AT)]
+        log = [
+            (r.step.template.name, r.step.journey.patient.public_id, r.recipient.display_name)
+            if r.step
+            else (r.kind, r.recipient.display_name)
+            for r in clinic_reminder_log(now=PLANNED_AT)
+        ]
     assert len(log) > 20
 
 
@@ -132,8 +140,9 @@ def test_health_figures_and_staff_only_view(start_journey, client, make_user):
 
 def test_every_channel_acts_on_the_persons_copies_only_and_the_second_caller_loses(scheduled, coordinator, physician):
     _, reminder = scheduled
-    copies = Reminder.objects.filter(step=reminder.step, kind=reminder.kind, recipient=reminder.recipient,
-                                     for_day=reminder.for_day)
+    copies = Reminder.objects.filter(
+        step=reminder.step, kind=reminder.kind, recipient=reminder.recipient, for_day=reminder.for_day
+    )
     assert copies.count() == 2  # in the app and by e-mail
     untouched = set(Reminder.objects.filter(state=ReminderState.PENDING).exclude(id__in=copies).values_list("id", flat=True))
     until = reminder.due_at + timedelta(hours=2)

@@ -17,7 +17,7 @@ from django.db import connection
 
 from journeys.models import Step
 from notifications import tasks
-from notifications.models import Channel, Notification, Reminder, ReminderKind, ReminderState, ScanRun
+from notifications.models import Notification, Reminder, ReminderKind, ReminderState, ScanRun
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -32,9 +32,13 @@ def _closed_port() -> int:
 
 def _env(**extra) -> dict:
     db = connection.settings_dict
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "carclinic.settings", "DJANGO_DEBUG": "1",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "carclinic.settings",
+        "DJANGO_DEBUG": "1",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "PYTHONPATH": str(ROOT),
+    }
     env.update(extra)
     return env
 
@@ -42,12 +46,12 @@ def _env(**extra) -> dict:
 def _overdue_journey(start_journey):
     # Real time here: the other processes run on the real clock. Ten days after leukapheresis the
     # eligibility labs, sign-off, collection, shipment and plant receipt are all overdue.
-    return start_journey(leukapheresis_date=date.today() - timedelta(days=10),
-                         day0_planned=date.today() + timedelta(days=20))
+    return start_journey(leukapheresis_date=date.today() - timedelta(days=10), day0_planned=date.today() + timedelta(days=20))
 
 
 def test_broker_unreachable_completion_is_saved_and_the_next_scan_sends_the_missed_reminders(
-        start_journey, staff_team, mailoutbox):
+    start_journey, staff_team, mailoutbox
+):
     journey = _overdue_journey(start_journey)
     labs = Step.objects.get(journey=journey, template__code="eligibility-labs")
     # Another process (a web worker, cron) with the broker down: a nurse records the labs, the scan runs,
@@ -66,8 +70,14 @@ def test_broker_unreachable_completion_is_saved_and_the_next_scan_sends_the_miss
         "except OperationalError as error:\n"
         "    print('ENQUEUE FAILED', type(error).__name__)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env=_env(CELERY_BROKER_URL=f"redis://127.0.0.1:{_closed_port()}/0"))
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(CELERY_BROKER_URL=f"redis://127.0.0.1:{_closed_port()}/0"),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "COMPLETED" in done.stdout and "ENQUEUE FAILED" in done.stdout, done.stdout
     # The enqueue inside the scan task failed too, after its commit, and said so in the log.
@@ -106,12 +116,32 @@ def celery_worker(transactional_db, tmp_path):
     log_path = tmp_path / "worker.log"
     with open(log_path, "w") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "carclinic", "worker", "--pool=solo", "--concurrency=1",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO",
-             "-n", f"notif-e2e-{os.getpid()}@%h"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env=_env(CELERY_BROKER_URL=broker, EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
-                     EMAIL_FILE_PATH=str(mail_dir)))
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "carclinic",
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel=INFO",
+                "-n",
+                f"notif-e2e-{os.getpid()}@%h",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=_env(
+                CELERY_BROKER_URL=broker,
+                EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+                EMAIL_FILE_PATH=str(mail_dir),
+            ),
+        )
     try:
         yield {"mail_dir": mail_dir, "log": log_path, "process": worker}
     finally:
@@ -139,10 +169,11 @@ def test_real_worker_on_real_redis_scans_sends_once_and_ignores_redelivered_task
     tasks.scan_overdue.delay()
 
     def nurse_notified():
-        return (Notification.objects.filter(recipient=nurse).exists()
-                and not Reminder.objects.filter(recipient=nurse, kind=ReminderKind.OVERDUE)
-                .exclude(state=ReminderState.SENT).exists()
-                and Reminder.objects.filter(recipient=nurse, kind=ReminderKind.OVERDUE).exists())
+        return (
+            Notification.objects.filter(recipient=nurse).exists()
+            and not Reminder.objects.filter(recipient=nurse, kind=ReminderKind.OVERDUE).exclude(state=ReminderState.SENT).exists()
+            and Reminder.objects.filter(recipient=nurse, kind=ReminderKind.OVERDUE).exists()
+        )
 
     _wait_for(nurse_notified, seconds=60, worker=celery_worker)
     assert Step.objects.filter(journey=journey, overdue_since__isnull=False).count() >= 4
@@ -150,8 +181,11 @@ def test_real_worker_on_real_redis_scans_sends_once_and_ignores_redelivered_task
     assert any(nurse.email in path.read_text() and "overdue" in path.read_text() for path in mails)
 
     # The same tasks delivered again (a redelivery after a lost ack, a second beat): nothing new goes out.
-    notifications, reminders, sent = (Notification.objects.count(), Reminder.objects.count(),
-                                      Reminder.objects.filter(state=ReminderState.SENT).count())
+    notifications, reminders, sent = (
+        Notification.objects.count(),
+        Reminder.objects.count(),
+        Reminder.objects.filter(state=ReminderState.SENT).count(),
+    )
     mail_bytes = sum(path.stat().st_size for path in celery_worker["mail_dir"].glob("*.log"))
     for _ in range(2):
         tasks.scan_overdue.delay()

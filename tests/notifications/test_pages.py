@@ -35,8 +35,7 @@ EVERYONE = set(ROLES)
 @pytest.fixture(autouse=True)
 def _plain_static(settings):
     # Pages link {% static %} files; the manifest storage would need collectstatic first.
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 
 
 @pytest.fixture
@@ -50,8 +49,9 @@ def scheduled(users, start_journey, time_machine):
     time_machine.move_to(PLANNED_AT, tick=False)
     journey = start_journey()
     overdue_scan()
-    reminder = Reminder.objects.get(step__journey=journey, step__template__code="leukapheresis",
-                                    kind=ReminderKind.UPCOMING, channel=Channel.EMAIL)
+    reminder = Reminder.objects.get(
+        step__journey=journey, step__template__code="leukapheresis", kind=ReminderKind.UPCOMING, channel=Channel.EMAIL
+    )
     return journey, reminder
 
 
@@ -90,6 +90,7 @@ ALLOWED = {
 
 
 # --- Who may open what ----------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("page", sorted(ALLOWED))
@@ -130,8 +131,10 @@ def test_nurses_and_viewers_cannot_snooze_or_cancel_even_by_typed_url(client, us
     journey, reminder = scheduled
     client.force_login(users[role])
     until = (PLANNED_AT + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-    assert client.post(reverse("notifications:snooze", args=[reminder.public_id]),
-                       {"until": until, "reason": "busy"}).status_code == 403
+    assert (
+        client.post(reverse("notifications:snooze", args=[reminder.public_id]), {"until": until, "reason": "busy"}).status_code
+        == 403
+    )
     assert client.post(reverse("notifications:cancel", args=[reminder.public_id]), {"reason": "busy"}).status_code == 403
     reminder.refresh_from_db()
     assert (reminder.state, reminder.snoozed_until, reminder.send_after) == (ReminderState.PENDING, None, reminder.due_at)
@@ -145,12 +148,12 @@ def test_nurses_and_viewers_cannot_snooze_or_cancel_even_by_typed_url(client, us
 
 # --- Snooze and cancel ----------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_coordinator_snoozes_from_the_patient_page_with_a_reason(client, users, scheduled):
     journey, reminder = scheduled
     client.force_login(users["coordinator"])
-    in_app = Reminder.objects.get(step=reminder.step, kind=reminder.kind, recipient=reminder.recipient,
-                                  channel=Channel.IN_APP)
+    in_app = Reminder.objects.get(step=reminder.step, kind=reminder.kind, recipient=reminder.recipient, channel=Channel.IN_APP)
     fragment = client.get(reverse("notifications:journey_reminders", args=[journey.public_id])).content.decode()
     # One line for the reminder to this person, whatever the channels, with its buttons for a coordinator.
     assert reverse("notifications:snooze", args=[in_app.public_id]) in fragment
@@ -160,15 +163,24 @@ def test_coordinator_snoozes_from_the_patient_page_with_a_reason(client, users, 
     assert form.status_code == 200 and "Snooze until (clinic time)" in form.content.decode()
     patient_page = reverse("patient_detail", args=[journey.patient.public_id])
     until = reminder.due_at + timedelta(hours=5)
-    response = client.post(snooze_url, {"until": timezone.localtime(until).strftime("%Y-%m-%dT%H:%M"),
-                                        "reason": "Patient phoned: collection starts late", "next": patient_page})
+    response = client.post(
+        snooze_url,
+        {
+            "until": timezone.localtime(until).strftime("%Y-%m-%dT%H:%M"),
+            "reason": "Patient phoned: collection starts late",
+            "next": patient_page,
+        },
+    )
     assert response.status_code == 302 and response["Location"] == patient_page
     for copy in (reminder, in_app):  # both channels: the person is reminded later, not half of them
         copy.refresh_from_db()
         assert copy.state == ReminderState.PENDING and copy.snoozed_until == copy.send_after == until
         event = ReminderEvent.objects.get(reminder=copy)
-        assert (event.action, event.actor, event.reason) == ("snoozed", users["coordinator"],
-                                                             "Patient phoned: collection starts late")
+        assert (event.action, event.actor, event.reason) == (
+            "snoozed",
+            users["coordinator"],
+            "Patient phoned: collection starts late",
+        )
     assert ReminderEvent.objects.count() == 2
     fragment = client.get(reverse("notifications:journey_reminders", args=[journey.public_id])).content.decode()
     assert "Snoozed" in fragment and f"snoozed until {timezone.localtime(until):%a %d %b %H:%M}" in fragment
@@ -193,8 +205,10 @@ def test_snooze_without_a_reason_is_a_field_error_and_changes_nothing(client, us
 def test_snooze_into_the_past_is_a_field_error_on_the_time(client, users, scheduled):
     _, reminder = scheduled
     client.force_login(users["coordinator"])
-    response = client.post(reverse("notifications:snooze", args=[reminder.public_id]),
-                           {"until": (PLANNED_AT - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"), "reason": "typo"})
+    response = client.post(
+        reverse("notifications:snooze", args=[reminder.public_id]),
+        {"until": (PLANNED_AT - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"), "reason": "typo"},
+    )
     assert response.status_code == 400
     assert 'id="id_until_error"' in response.content.decode() and "Must be in the future" in response.content.decode()
     reminder.refresh_from_db()
@@ -206,21 +220,24 @@ def test_coordinator_cancels_from_the_log_with_a_reason(client, users, scheduled
     _, reminder = scheduled
     client.force_login(users["coordinator"])
     log_url = reverse("notifications:log") + "?state=pending"
-    in_app = Reminder.objects.get(step=reminder.step, kind=reminder.kind, recipient=reminder.recipient,
-                                  channel=Channel.IN_APP)
+    in_app = Reminder.objects.get(step=reminder.step, kind=reminder.kind, recipient=reminder.recipient, channel=Channel.IN_APP)
     assert reverse("notifications:cancel", args=[in_app.public_id]) in client.get(log_url).content.decode()
     others = Reminder.objects.filter(state=ReminderState.PENDING).exclude(recipient=reminder.recipient, step=reminder.step)
     others_before = others.count()
-    response = client.post(reverse("notifications:cancel", args=[reminder.public_id]),
-                           {"reason": "", "next": log_url})
+    response = client.post(reverse("notifications:cancel", args=[reminder.public_id]), {"reason": "", "next": log_url})
     assert response.status_code == 400 and 'id="id_reason_error"' in response.content.decode()
     assert Reminder.objects.get(pk=reminder.pk).state == ReminderState.PENDING
-    response = client.post(reverse("notifications:cancel", args=[reminder.public_id]),
-                           {"reason": "Collection moved to the other site", "next": log_url})
+    response = client.post(
+        reverse("notifications:cancel", args=[reminder.public_id]),
+        {"reason": "Collection moved to the other site", "next": log_url},
+    )
     assert response.status_code == 302 and response["Location"] == log_url
     reminder.refresh_from_db()
     assert (reminder.state, reminder.cancelled_by, reminder.cancel_reason) == (
-        ReminderState.CANCELLED, users["coordinator"], "Collection moved to the other site")
+        ReminderState.CANCELLED,
+        users["coordinator"],
+        "Collection moved to the other site",
+    )
     copies = Reminder.objects.filter(step=reminder.step, kind=reminder.kind, recipient=reminder.recipient)
     assert {copy.state for copy in copies} == {ReminderState.CANCELLED} and copies.count() == 2
     assert ReminderEvent.objects.filter(action="cancelled").count() == 2
@@ -233,8 +250,9 @@ def test_coordinator_cancels_from_the_log_with_a_reason(client, users, scheduled
 def test_an_unsafe_next_is_ignored(client, users, scheduled):
     journey, reminder = scheduled
     client.force_login(users["coordinator"])
-    response = client.post(reverse("notifications:cancel", args=[reminder.public_id]),
-                           {"reason": "duplicate", "next": "https://evil.example/"})
+    response = client.post(
+        reverse("notifications:cancel", args=[reminder.public_id]), {"reason": "duplicate", "next": "https://evil.example/"}
+    )
     assert response["Location"] == reverse("patient_detail", args=[journey.patient.public_id])
 
 
@@ -263,6 +281,7 @@ def test_a_reminder_sent_meanwhile_is_not_changed_and_the_page_says_so(client, u
 
 # --- The log --------------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_clinic_log_shows_sent_and_scheduled_in_clinic_time_and_filters(client, users, delivered, start_journey):
     later = start_journey(leukapheresis_date=date(2026, 3, 9))  # its "coming up" reminders are still scheduled
@@ -277,7 +296,7 @@ def test_clinic_log_shows_sent_and_scheduled_in_clinic_time_and_filters(client, 
     assert "Scheduled</span>" not in only_sent and "Sent</span>" in only_sent
     only_escalations = client.get(reverse("notifications:log") + "?kind=escalation").content.decode()
     count = Reminder.objects.filter(kind=ReminderKind.ESCALATION, due_at__gte=SENT_AT - timedelta(days=7)).count()
-    assert count and f"<h2 id=\"log-heading\">{count} messages planned or sent" in only_escalations
+    assert count and f'<h2 id="log-heading">{count} messages planned or sent' in only_escalations
     one = client.get(reverse("notifications:log") + f"?journey={later.public_id}").content.decode()
     assert later.patient.family_name in one and delivered.patient.family_name not in one
     assert client.get(reverse("notifications:log") + "?state=nonsense").status_code == 200
@@ -295,17 +314,24 @@ def test_patient_page_loads_the_journeys_reminders_by_htmx(client, users, delive
     assert "Sent" in fragment and "Eligibility labs" in fragment and "<html" not in fragment
     ours = Reminder.objects.filter(step__journey=delivered)
     lines = ours.values("step", "kind", "recipient", "for_day").distinct().count()
-    assert ours.count() <= 40 and lines and fragment.count('class="reminder reminder-') == lines  # one per person, not per channel
+    assert (
+        ours.count() <= 40 and lines and fragment.count('class="reminder reminder-') == lines
+    )  # one per person, not per channel
     assert other.patient.family_name not in fragment
 
 
 # --- In-app notifications, the nav count, preferences ---------------------------------------------
 
+
 @pytest.mark.django_db
 def test_unread_count_in_the_nav_and_marking_read(client, users, delivered):
     nurse = users["nurse"]
-    Notification.objects.create(recipient=nurse, kind=ReminderKind.UPCOMING, title="carclinic: 1 coming up",
-                                created_at=timezone.now() - timedelta(hours=1))
+    Notification.objects.create(
+        recipient=nurse,
+        kind=ReminderKind.UPCOMING,
+        title="carclinic: 1 coming up",
+        created_at=timezone.now() - timedelta(hours=1),
+    )
     client.force_login(nurse)
     page = client.get(reverse("my_steps")).content.decode()
     assert '<span class="count nav-count">2</span><span class="visually-hidden"> unread</span>' in page
@@ -315,8 +341,7 @@ def test_unread_count_in_the_nav_and_marking_read(client, users, delivered):
     assert from_the_scan.title == "carclinic: 2 overdue"
     assert listing.index("2 overdue") < listing.index("1 coming up")  # newest first
     newest = Notification.objects.filter(recipient=nurse).order_by("-created_at").first()
-    response = client.post(reverse("notifications:read", args=[newest.public_id]),
-                           {"next": reverse("notifications:list")})
+    response = client.post(reverse("notifications:read", args=[newest.public_id]), {"next": reverse("notifications:list")})
     assert response.status_code == 302
     newest.refresh_from_db()
     assert newest.read_at is not None
@@ -400,6 +425,7 @@ def test_preferences_choose_email_per_kind(client, users, start_journey, time_ma
 
 # --- Query counts ---------------------------------------------------------------------------------
 
+
 def _count(client, url) -> int:
     with CaptureQueriesContext(connection) as captured:
         assert client.get(url).status_code == 200
@@ -411,10 +437,18 @@ def _fill(coordinator, nurse, count: int, prefix: str) -> None:
     overdue_scan(everything=True)  # bulk-loaded journeys carry no journey events for a scan to notice
     reminders_send_due(limit=10_000)
     now = timezone.now()
-    Notification.objects.bulk_create([
-        Notification(recipient=coordinator, kind=ReminderKind.OVERDUE, title=f"carclinic: {i} overdue", created_at=now,
-                     items=[{"kind": "overdue", "text": "Labs", "journey": "", "step": "", "link": ""}])
-        for i in range(count)])
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                recipient=coordinator,
+                kind=ReminderKind.OVERDUE,
+                title=f"carclinic: {i} overdue",
+                created_at=now,
+                items=[{"kind": "overdue", "text": "Labs", "journey": "", "step": "", "link": ""}],
+            )
+            for i in range(count)
+        ]
+    )
 
 
 @pytest.mark.django_db

@@ -9,7 +9,7 @@ from journeys.models import Step, StepStatus
 from journeys.services import day0_reschedule, journey_hold, journey_resume, step_complete
 from notifications.models import Channel, Reminder, ReminderKind, ScanRun, StepReminderPolicy, UserNotificationPreference
 from notifications.services import overdue_scan
-from tests.factories import minimal_record, second_signer, lymphodepletion_earlier
+from tests.factories import lymphodepletion_earlier, minimal_record, second_signer
 from tests.notifications.conftest import LEUKAPHERESIS, local
 
 # Eligibility labs (leukapheresis −7, window +5 days, grace 24 h) are overdue from 00:00 on 2 March.
@@ -27,9 +27,10 @@ def _step(journey, code):
 
 def _finish_stage_1(journey, physician):
     """Record every step of stage 1, so that stage 2 (manufacturing) starts (a physician may record any step)."""
-    while step := (Step.objects.filter(journey=journey, stage__number=1, status=StepStatus.PENDING)
-                   .order_by("id").first()):
-        step_complete(actor=physician, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
+    while step := (Step.objects.filter(journey=journey, stage__number=1, status=StepStatus.PENDING).order_by("id").first()):
+        step_complete(
+            actor=physician, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step)
+        )
 
 
 def test_scan_flags_exactly_the_steps_past_window_and_grace(start_journey):
@@ -45,13 +46,17 @@ def test_scan_flags_exactly_the_steps_past_window_and_grace(start_journey):
     assert _step(journey, "eligibility-labs").overdue_since == LABS_OVERDUE_AT
 
 
-def test_overdue_reminder_goes_to_the_patients_own_nurse_and_the_escalation_to_the_coordinator(start_journey, staff_team, make_user):
+def test_overdue_reminder_goes_to_the_patients_own_nurse_and_the_escalation_to_the_coordinator(
+    start_journey, staff_team, make_user
+):
     journey = start_journey()
     make_user("nurse")  # another nurse on the ward: not this patient's
     overdue_scan(now=LABS_OVERDUE_AT)
     overdue = Reminder.objects.filter(kind=ReminderKind.OVERDUE, step=_step(journey, "eligibility-labs"))
-    assert {(r.recipient, r.channel) for r in overdue} == {(staff_team["nurse"], Channel.IN_APP),
-                                                            (staff_team["nurse"], Channel.EMAIL)}
+    assert {(r.recipient, r.channel) for r in overdue} == {
+        (staff_team["nurse"], Channel.IN_APP),
+        (staff_team["nurse"], Channel.EMAIL),
+    }
     assert not Reminder.objects.filter(kind=ReminderKind.ESCALATION).exists()
 
     overdue_scan(now=LABS_OVERDUE_AT + timedelta(hours=24))
@@ -73,7 +78,9 @@ def test_physicians_are_escalated_only_their_own_patients_physician_steps(start_
     assert not Reminder.objects.filter(recipient=staff_team["physician"]).exclude(kind=ReminderKind.DIGEST).exists()
 
 
-def test_a_physicians_step_without_a_treating_physician_here_is_escalated_to_the_coordinator(start_journey, staff_team, make_user):
+def test_a_physicians_step_without_a_treating_physician_here_is_escalated_to_the_coordinator(
+    start_journey, staff_team, make_user
+):
     departed = make_user("physician", is_active=False)
     journey = start_journey()
     journey.patient.physician = departed
@@ -101,8 +108,11 @@ def test_unassigned_patient_falls_back_to_everyone_with_the_role(start_journey, 
     other_nurse = make_user("nurse")
     journey = start_journey(assigned=False)
     overdue_scan(now=LABS_OVERDUE_AT)
-    recipients = set(Reminder.objects.filter(kind=ReminderKind.OVERDUE, step=_step(journey, "eligibility-labs"))
-                     .values_list("recipient", flat=True))
+    recipients = set(
+        Reminder.objects.filter(kind=ReminderKind.OVERDUE, step=_step(journey, "eligibility-labs")).values_list(
+            "recipient", flat=True
+        )
+    )
     assert recipients == {staff_team["nurse"].id, other_nurse.id}
 
 
@@ -131,7 +141,8 @@ def test_completed_step_is_unflagged_and_its_scheduled_reminders_cancelled(start
     assert result.cancelled >= 2
     assert not Reminder.objects.filter(step=labs, state="pending").exists()
     assert set(Reminder.objects.filter(step=labs).values_list("cancel_reason", flat=True)) == {
-        "The step was resolved before the reminder went out."}
+        "The step was resolved before the reminder went out."
+    }
 
 
 def test_step_flag_is_cleared_when_its_overdue_time_moves_into_the_future(start_journey, coordinator, staff_team, time_machine):
@@ -210,7 +221,8 @@ def test_digest_is_planned_once_per_coordinator_per_day_at_the_local_time(start_
     digests = Reminder.objects.filter(kind=ReminderKind.DIGEST)
     assert {(r.recipient, r.channel, r.for_day) for r in digests} == {
         (staff_team["coordinator"], Channel.IN_APP, date(2026, 3, 4)),
-        (staff_team["coordinator"], Channel.EMAIL, date(2026, 3, 4))}
+        (staff_team["coordinator"], Channel.EMAIL, date(2026, 3, 4)),
+    }
 
 
 def test_scan_statement_count_is_constant_whatever_the_clinic_size(start_journey):
@@ -231,7 +243,9 @@ def test_scan_runs_within_a_fixed_query_budget(start_journey, django_assert_max_
         start_journey()
     with django_assert_max_num_queries(20):
         overdue_scan(now=local(date(2026, 3, 4), 8))
-    assert Step.objects.filter(status=StepStatus.PENDING, overdue_since__isnull=False).count() == 4 * 3  # labs, sign-off, leukapheresis
+    assert (
+        Step.objects.filter(status=StepStatus.PENDING, overdue_since__isnull=False).count() == 4 * 3
+    )  # labs, sign-off, leukapheresis
 
 
 def test_a_long_lead_time_set_on_a_template_is_planned_in_time(start_journey):
@@ -239,7 +253,9 @@ def test_a_long_lead_time_set_on_a_template_is_planned_in_time(start_journey):
     leuk = _step(journey, "leukapheresis")  # due 2 March
     StepReminderPolicy.objects.create(step_template=leuk.template, upcoming_lead_hours=10 * 24)
     overdue_scan(now=local(date(2026, 2, 19), 9))
-    assert Reminder.objects.get(step=leuk, kind=ReminderKind.UPCOMING, channel=Channel.IN_APP).due_at == local(date(2026, 2, 20), 7)
+    assert Reminder.objects.get(step=leuk, kind=ReminderKind.UPCOMING, channel=Channel.IN_APP).due_at == local(
+        date(2026, 2, 20), 7
+    )
 
 
 def test_a_scan_after_a_recent_one_reads_only_what_changed_and_still_catches_the_clock(start_journey, staff_team, nurse):
@@ -251,8 +267,7 @@ def test_a_scan_after_a_recent_one_reads_only_what_changed_and_still_catches_the
     assert not Reminder.objects.filter(kind=ReminderKind.ESCALATION, step=leukapheresis).exists()
     # Half an hour later the clock, not a write, makes the escalation due.
     overdue_scan(now=leukapheresis_escalated_at)
-    assert Reminder.objects.filter(kind=ReminderKind.ESCALATION, step=leukapheresis,
-                                   recipient=staff_team["coordinator"]).exists()
+    assert Reminder.objects.filter(kind=ReminderKind.ESCALATION, step=leukapheresis, recipient=staff_team["coordinator"]).exists()
     # A write between two scans (the labs drawn) is a journey event: the next minute's scan cancels.
     step_complete(actor=nurse, step_id=_step(journey, "eligibility-labs").id)
     result = overdue_scan(now=leukapheresis_escalated_at + timedelta(minutes=1))

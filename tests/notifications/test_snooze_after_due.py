@@ -18,22 +18,29 @@ def scheduled(start_journey, time_machine):
     time_machine.move_to(PLANNED_AT, tick=False)
     journey = start_journey()
     overdue_scan()
-    return Reminder.objects.filter(step__journey=journey, step__template__code="leukapheresis",
-                                   kind=ReminderKind.UPCOMING, channel=Channel.EMAIL).get()
+    return Reminder.objects.filter(
+        step__journey=journey, step__template__code="leukapheresis", kind=ReminderKind.UPCOMING, channel=Channel.EMAIL
+    ).get()
 
 
 def test_a_snooze_to_before_the_due_time_is_refused_and_changes_nothing(scheduled, coordinator):
     assert scheduled.due_at > PLANNED_AT + timedelta(hours=1)  # in the future, but before it is due
     with pytest.raises(InvalidInput) as refused:
-        reminder_snooze(actor=coordinator, reminder_id=scheduled.id, until=scheduled.due_at - timedelta(hours=1),
-                        reason="x", every_channel=True)
+        reminder_snooze(
+            actor=coordinator,
+            reminder_id=scheduled.id,
+            until=scheduled.due_at - timedelta(hours=1),
+            reason="x",
+            every_channel=True,
+        )
     assert "later than when it is due" in refused.value.field_errors["until"][0]
     with pytest.raises(InvalidInput):
         reminder_snooze(actor=coordinator, reminder_id=scheduled.id, until=scheduled.due_at, reason="x")
     scheduled.refresh_from_db()
     assert scheduled.snoozed_until is None and not ReminderEvent.objects.exists()
-    later = reminder_snooze(actor=coordinator, reminder_id=scheduled.id, until=scheduled.due_at + timedelta(minutes=1),
-                            reason="ward busy")
+    later = reminder_snooze(
+        actor=coordinator, reminder_id=scheduled.id, until=scheduled.due_at + timedelta(minutes=1), reason="ward busy"
+    )
     assert later.snoozed_until == scheduled.due_at + timedelta(minutes=1)
 
 
@@ -41,7 +48,8 @@ def test_a_snooze_to_before_the_due_time_is_refused_and_changes_nothing(schedule
 def test_the_snooze_page_says_so_next_to_the_time(client, scheduled, coordinator):
     client.force_login(coordinator)
     early = scheduled.due_at - timedelta(hours=2)
-    response = client.post(reverse("notifications:snooze", args=[scheduled.public_id]),
-                           {"until": early.strftime("%Y-%m-%dT%H:%M"), "reason": "x"})
+    response = client.post(
+        reverse("notifications:snooze", args=[scheduled.public_id]), {"until": early.strftime("%Y-%m-%dT%H:%M"), "reason": "x"}
+    )
     assert response.status_code == 400
     assert "Must be later than when it is due" in response.content.decode()

@@ -39,8 +39,9 @@ def test_webhook_posts_once_per_group_and_retries_a_server_error(start_journey, 
     settings.REMINDER_WEBHOOK_URL = webhook_server["url"]
     start_journey()
     overdue_scan(now=AT)
-    hooks = Reminder.objects.filter(id__in=list(Reminder.objects.filter(channel=Channel.WEBHOOK, send_after__lte=AT)
-                                                .values_list("id", flat=True)))
+    hooks = Reminder.objects.filter(
+        id__in=list(Reminder.objects.filter(channel=Channel.WEBHOOK, send_after__lte=AT).values_list("id", flat=True))
+    )
     assert hooks.exists()
     webhook_server["answers"].append(500)  # the first post meets a server error
     reminders_send_due(now=AT)

@@ -8,8 +8,15 @@ from patients.services import consent_record, measurement_record, patient_enrol,
 
 
 def enrol(actor) -> Patient:
-    return patient_enrol(actor=actor, mrn="MRN-H-1", given_name="Hanna", family_name="Huber",
-                         date_of_birth=date(1985, 6, 1), sex=Sex.FEMALE, indication=Indication.SLE)
+    return patient_enrol(
+        actor=actor,
+        mrn="MRN-H-1",
+        given_name="Hanna",
+        family_name="Huber",
+        date_of_birth=date(1985, 6, 1),
+        sex=Sex.FEMALE,
+        indication=Indication.SLE,
+    )
 
 
 def test_enrol_and_update_keep_who_and_what(coordinator, nurse):
@@ -17,8 +24,14 @@ def test_enrol_and_update_keep_who_and_what(coordinator, nurse):
     created = patient.history.get()
     assert (created.history_type, created.history_user) == ("+", coordinator)
 
-    patient = patient_update(actor=nurse, patient_id=patient.id, expected_version=1, phone="+49 9131 85 0",
-                             indication=Indication.OTHER, indication_other="Dermatomyositis")
+    patient = patient_update(
+        actor=nurse,
+        patient_id=patient.id,
+        expected_version=1,
+        phone="+49 9131 85 0",
+        indication=Indication.OTHER,
+        indication_other="Dermatomyositis",
+    )
     changed = patient.history.latest()
     assert (changed.history_type, changed.history_user) == ("~", nurse)
     delta = changed.diff_against(created)
@@ -31,8 +44,9 @@ def test_enrol_and_update_keep_who_and_what(coordinator, nurse):
 
 def test_measurement_and_consent_keep_who_and_what(coordinator, nurse, physician):
     patient = enrol(coordinator)
-    measurement = measurement_record(actor=nurse, patient_id=patient.id, measured_on=date(2026, 1, 5),
-                                     height_cm=Decimal("168.0"), weight_kg=Decimal("61.5"))
+    measurement = measurement_record(
+        actor=nurse, patient_id=patient.id, measured_on=date(2026, 1, 5), height_cm=Decimal("168.0"), weight_kg=Decimal("61.5")
+    )
     row = Measurement.history.get(id=measurement.id)
     assert (row.history_type, row.history_user, row.weight_kg) == ("+", nurse, Decimal("61.5"))
 

@@ -10,8 +10,16 @@ from patients.services import patient_enrol, patient_update
 
 
 def enrol(actor, **carers) -> Patient:
-    return patient_enrol(actor=actor, mrn="MRN-S-1", given_name="Lena", family_name="Lindqvist",
-                         date_of_birth=date(1990, 2, 3), sex=Sex.FEMALE, indication=Indication.LUPUS_NEPHRITIS, **carers)
+    return patient_enrol(
+        actor=actor,
+        mrn="MRN-S-1",
+        given_name="Lena",
+        family_name="Lindqvist",
+        date_of_birth=date(1990, 2, 3),
+        sex=Sex.FEMALE,
+        indication=Indication.LUPUS_NEPHRITIS,
+        **carers,
+    )
 
 
 def test_enrol_names_the_coordinator_nurse_and_treating_physician(coordinator, nurse, physician):
@@ -42,8 +50,18 @@ def test_a_departed_physician_cannot_be_named(coordinator, make_user):
 def test_bulk_created_patients_are_findable_by_name_too():
     from patients.models import name_search_key
 
-    Patient.objects.bulk_create([Patient(mrn="MRN-B-1", given_name="Sörén", family_name="Øster Åberg",
-                                         date_of_birth=date(1980, 1, 1), sex=Sex.MALE, indication=Indication.SLE)])
+    Patient.objects.bulk_create(
+        [
+            Patient(
+                mrn="MRN-B-1",
+                given_name="Sörén",
+                family_name="Øster Åberg",
+                date_of_birth=date(1980, 1, 1),
+                sex=Sex.MALE,
+                indication=Indication.SLE,
+            )
+        ]
+    )
     assert Patient.objects.get(mrn="MRN-B-1").name_key == name_search_key("soren oster aberg") == "soren oster aberg"
 
 

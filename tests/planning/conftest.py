@@ -14,5 +14,4 @@ def users(coordinator, nurse, physician, viewer, admin_user):
 @pytest.fixture(autouse=True)
 def _plain_static(settings):
     # Pages link {% static %} files; the manifest storage would need collectstatic first.
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

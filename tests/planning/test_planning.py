@@ -31,6 +31,7 @@ def every_role(users, make_user):
 
 # --- Which steps are which kind: derived from the shipped protocol's data ------------------------------
 
+
 def test_calendar_kinds_come_from_the_protocols_milestones_stages_and_codes(protocol):
     kinds = selectors.calendar_kinds_by_template()
     by_code = {template.code: kinds.get(template.id) for template in protocol.step_templates.all()}
@@ -41,14 +42,17 @@ def test_calendar_kinds_come_from_the_protocols_milestones_stages_and_codes(prot
     assert by_code["discharge"] == CalendarKind.DISCHARGE
     assert by_code["visit-day-14"] == by_code["ltfu-year-15"] == CalendarKind.FOLLOW_UP  # stage 5
     assert by_code["qc-release"] is None and by_code["ld-day-4"] is None
-    assert list(kinds.values()).count(CalendarKind.LYMPHODEPLETION) == StepTemplate.objects.values(
-        "protocol").distinct().count()
+    assert list(kinds.values()).count(CalendarKind.LYMPHODEPLETION) == StepTemplate.objects.values("protocol").distinct().count()
 
 
 # --- Pages × roles -----------------------------------------------------------------------------------
 
-PAGES = {"calendar": ("planning:calendar", CLINICAL), "grid": ("planning:grid", CLINICAL),
-         "feeds": ("planning:feeds", CLINICAL), "exports": ("planning:exports", ["coordinator", "physician", "admin"])}
+PAGES = {
+    "calendar": ("planning:calendar", CLINICAL),
+    "grid": ("planning:grid", CLINICAL),
+    "feeds": ("planning:feeds", CLINICAL),
+    "exports": ("planning:exports", ["coordinator", "physician", "admin"]),
+}
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -72,6 +76,7 @@ def test_the_nav_links_calendar_and_grid_for_clinical_roles(client, every_role, 
 
 
 # --- The calendar ------------------------------------------------------------------------------------
+
 
 def test_the_calendar_shows_the_collection_with_name_mrn_birth_date_and_a_link(client, coordinator, journey):
     patient = journey.patient
@@ -104,8 +109,9 @@ def test_the_calendar_filters_by_coordinator(client, coordinator, make_user):
     client.force_login(coordinator)
     today = timezone.localdate()
     everyone = selectors.calendar_steps(first_day=today - timedelta(days=120), last_day=today + timedelta(days=120))
-    theirs = selectors.calendar_steps(first_day=today - timedelta(days=120), last_day=today + timedelta(days=120),
-                                      coordinator_id=other.id)
+    theirs = selectors.calendar_steps(
+        first_day=today - timedelta(days=120), last_day=today + timedelta(days=120), coordinator_id=other.id
+    )
     assert theirs.exists() and theirs.count() < everyone.count()
     assert set(theirs.values_list("journey__patient__coordinator", flat=True)) == {other.id}
     page = client.get(reverse("planning:calendar"), {"coordinator": other.id, "view": "month"}).content.decode()
@@ -115,14 +121,15 @@ def test_the_calendar_filters_by_coordinator(client, coordinator, make_user):
 def test_a_done_step_stands_on_the_day_it_was_performed_in_the_clinics_time_zone(at_clinic, journey):
     at_clinic(2026, 3, 2, 0, 30)  # 00:30 in Berlin is still 1 March in UTC
     step = journey.steps.get(template__code="leukapheresis")
-    Step.objects.filter(pk=step.pk).update(status=StepStatus.DONE, performed_at=timezone.now(),
-                                           completed_at=timezone.now())
-    steps = selectors.calendar_steps(first_day=timezone.localdate() - timedelta(days=40),
-                                     last_day=timezone.localdate() + timedelta(days=40))
+    Step.objects.filter(pk=step.pk).update(status=StepStatus.DONE, performed_at=timezone.now(), completed_at=timezone.now())
+    steps = selectors.calendar_steps(
+        first_day=timezone.localdate() - timedelta(days=40), last_day=timezone.localdate() + timedelta(days=40)
+    )
     assert steps.get(pk=step.pk).day.isoformat() == "2026-03-02"
 
 
 # --- The grid ----------------------------------------------------------------------------------------
+
 
 def test_the_grid_shows_each_state_in_words_and_links_each_cell(client, viewer):
     build_patients(5, prefix="GRID", overdue_every=1)
@@ -147,6 +154,7 @@ def test_the_grid_of_one_stage_has_only_that_stages_steps_and_pages_by_fifty(cli
 
 # --- Query counts: constant in the number of patients ------------------------------------------------
 
+
 def _count_queries(client, url):
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
@@ -164,8 +172,12 @@ def _export_queries(client, kind, **data):
 def test_calendar_grid_and_export_queries_do_not_grow_with_patients(client, coordinator, django_assert_max_num_queries):
     build_patients(10, prefix="QA", coordinator=coordinator)
     client.force_login(coordinator)
-    urls = {"calendar_week": reverse("planning:calendar"), "calendar_month": reverse("planning:calendar") + "?view=month",
-            "grid": reverse("planning:grid"), "grid_stage": reverse("planning:grid") + "?steps=5&stage=5"}
+    urls = {
+        "calendar_week": reverse("planning:calendar"),
+        "calendar_month": reverse("planning:calendar") + "?view=month",
+        "grid": reverse("planning:grid"),
+        "grid_stage": reverse("planning:grid") + "?steps=5&stage=5",
+    }
     client.get(urls["grid"])
     small = {name: _count_queries(client, url) for name, url in urls.items()}
     small_exports = {kind: _export_queries(client, kind, view="month") for kind in ExportKind.values}
@@ -181,6 +193,7 @@ def test_calendar_grid_and_export_queries_do_not_grow_with_patients(client, coor
 
 
 # --- Exports -----------------------------------------------------------------------------------------
+
 
 def _csv(response):
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
@@ -216,8 +229,15 @@ def test_the_grid_export_has_a_column_per_step_and_states_in_words(client, coord
     rows = _csv(client.post(reverse("planning:export", args=["grid"]), {"steps": 1}))
     header = rows[0]
     assert header[4] == "Stage now" and "Leukapheresis" in " ".join(header[5:])
-    assert {cell for row in rows[1:] for cell in row[5:]} <= {"done", "pending", "late", "blocked", "skipped",
-                                                               "not applicable", ""}
+    assert {cell for row in rows[1:] for cell in row[5:]} <= {
+        "done",
+        "pending",
+        "late",
+        "blocked",
+        "skipped",
+        "not applicable",
+        "",
+    }
     assert len(rows) == 4
 
 
@@ -244,11 +264,12 @@ def test_a_cell_that_looks_like_a_formula_is_defused(client, coordinator):
 
 # --- The calendar feed -------------------------------------------------------------------------------
 
+
 def _new_feed(client, label="Phone"):
     response = client.post(reverse("planning:feeds"), {"label": label})
     assert response.status_code == 200
     url = response.context["new_url"]
-    return url[url.index("/planning/"):]
+    return url[url.index("/planning/") :]
 
 
 def test_the_feed_is_a_calendar_with_ids_and_step_names_but_no_patient_names(client, physician, journey):

@@ -3,7 +3,6 @@
 import pytest
 from django.test import Client
 
-
 OLD = "correct-horse-battery"  # tests.factories.UserFactory
 
 

@@ -29,7 +29,7 @@ from patients.models import Indication, Sex
 from patients.services import consent_record, measurement_record, patient_enrol, patient_update
 from planning.services import export_record
 from staff.roles import PERMISSIONS, Action, Role, authorize, can
-from tests.factories import PatientFactory, make_protocol, minimal_record, second_signer, lymphodepletion_earlier
+from tests.factories import PatientFactory, lymphodepletion_earlier, make_protocol, minimal_record, second_signer
 
 WHO = ["coordinator", "nurse", "physician", "viewer", "admin_group", "superuser", "no_role", "inactive", "anonymous"]
 
@@ -37,6 +37,7 @@ WHO = ["coordinator", "nurse", "physician", "viewer", "admin_group", "superuser"
 @pytest.fixture
 def person(request, make_user):
     """Build the user a parameter names; return it with the roles the matrix should grant it."""
+
     def build(who: str):
         if who in ("coordinator", "nurse", "physician", "viewer"):
             return make_user(who), {who}
@@ -55,8 +56,12 @@ def person(request, make_user):
 
 @pytest.fixture
 def open_journey(make_user, protocol):
-    journey = journey_start(actor=make_user("coordinator"), patient_id=PatientFactory().id, protocol_id=protocol.id,
-                            leukapheresis_date=timezone.localdate())
+    journey = journey_start(
+        actor=make_user("coordinator"),
+        patient_id=PatientFactory().id,
+        protocol_id=protocol.id,
+        leukapheresis_date=timezone.localdate(),
+    )
     return journey
 
 
@@ -67,36 +72,59 @@ def call_service(action: str, actor, journey, protocol):
     if action == Action.VIEW_CLINICAL:
         authorize(actor, action)  # reads are checked by pages and the API, which share this function
     elif action == Action.ENROL_PATIENT:
-        patient_enrol(actor=actor, mrn="MRN-MATRIX", given_name="A", family_name="B", date_of_birth=date(1980, 1, 1),
-                      sex=Sex.FEMALE, indication=Indication.SLE)
+        patient_enrol(
+            actor=actor,
+            mrn="MRN-MATRIX",
+            given_name="A",
+            family_name="B",
+            date_of_birth=date(1980, 1, 1),
+            sex=Sex.FEMALE,
+            indication=Indication.SLE,
+        )
     elif action == Action.EDIT_PATIENT:
         patient_update(actor=actor, patient_id=patient.id, expected_version=patient.version, phone="+49 9131 0")
-        measurement_record(actor=actor, patient_id=patient.id, measured_on=timezone.localdate(),
-                           height_cm=Decimal("170.0"), weight_kg=Decimal("70.0"))
+        measurement_record(
+            actor=actor,
+            patient_id=patient.id,
+            measured_on=timezone.localdate(),
+            height_cm=Decimal("170.0"),
+            weight_kg=Decimal("70.0"),
+        )
         consent_record(actor=actor, patient_id=patient.id, signed_on=timezone.localdate(), document_version="v3")
     elif action == Action.START_JOURNEY:
-        journey_start(actor=actor, patient_id=PatientFactory().id, protocol_id=protocol.id,
-                      leukapheresis_date=timezone.localdate())
+        journey_start(
+            actor=actor, patient_id=PatientFactory().id, protocol_id=protocol.id, leukapheresis_date=timezone.localdate()
+        )
     elif action == Action.COMPLETE_STEP:
         step_complete(actor=actor, step_id=step.id)
     elif action == Action.CORRECT_STEP:
         # Someone allowed to correct records the step first (a nurse corrects her own records only).
         recorder = actor if can(actor, Action.COMPLETE_STEP) else journey.started_by
-        step_complete(actor=recorder, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
-        step_record_correct(actor=actor, step_id=step.id, record=minimal_record(step), notes="Haemolysed sample",
-                            reason="Note added later")
+        step_complete(
+            actor=recorder, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step)
+        )
+        step_record_correct(
+            actor=actor, step_id=step.id, record=minimal_record(step), notes="Haemolysed sample", reason="Note added later"
+        )
     elif action == Action.CORRECT_OTHERS_RECORD:
         # A record the coordinator who started the journey signed, corrected by someone else.
         recorder = journey.started_by
         assert recorder != actor
-        step_complete(actor=recorder, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
-        step_record_correct(actor=actor, step_id=step.id, record=minimal_record(step), notes="Haemolysed sample",
-                            reason="Note added later")
+        step_complete(
+            actor=recorder, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step)
+        )
+        step_record_correct(
+            actor=actor, step_id=step.id, record=minimal_record(step), notes="Haemolysed sample", reason="Note added later"
+        )
     elif action == Action.SKIP_STEP:
         step_skip(actor=actor, step_id=step.id, reason="Labs from the referring hospital")
     elif action == Action.RESCHEDULE_DAY0:
-        day0_reschedule(actor=actor, journey_id=journey.id, new_day0=journey.day0_planned + timedelta(days=7),
-                        reason="Manufacturing slot moved")
+        day0_reschedule(
+            actor=actor,
+            journey_id=journey.id,
+            new_day0=journey.day0_planned + timedelta(days=7),
+            reason="Manufacturing slot moved",
+        )
     elif action == Action.HOLD_JOURNEY:
         journey_hold(actor=actor, journey_id=journey.id, reason="Infection")
         journey_resume(actor=actor, journey_id=journey.id, reason="Cleared")
@@ -108,28 +136,70 @@ def call_service(action: str, actor, journey, protocol):
         protocol_new_version(actor=actor, protocol_id=protocol.id)
     elif action == Action.ACKNOWLEDGE_ALERT:
         # A custody excursion: the kind a coordinator may acknowledge too (a CRS grade needs a physician).
-        alert, _ = alert_raise(patient_id=patient.id, kind=AlertKind.CUSTODY_EXCURSION, key=f"matrix:{patient.id}",
-                               summary="Temperature excursion", escalate_after_minutes=30)
+        alert, _ = alert_raise(
+            patient_id=patient.id,
+            kind=AlertKind.CUSTODY_EXCURSION,
+            key=f"matrix:{patient.id}",
+            summary="Temperature excursion",
+            escalate_after_minutes=30,
+        )
         alert_acknowledge(actor=actor, alert_id=alert.id, password="correct-horse-battery")
     elif action == Action.OVERRIDE_COMPUTED:
         if not can(actor, Action.COMPLETE_STEP):
             authorize(actor, action)  # who cannot record a step at all cannot overrule what it computes either
-        graded = make_protocol(name=f"Override {uuid.uuid4()}", steps=[dict(
-            stage=1, code="graded", anchor="leukapheresis", offset_days=0, responsible_role="nurse", record_fields=[
-                {"name": "ice", "label": "ICE", "type": "integer", "computed": {"by": "ice_score", "from": {
-                    "orientation": 4, "naming": 3, "commands": 1, "writing": 1, "attention": 1}}},
-                {"name": "ice_physician", "label": "ICE by the physician", "type": "integer",
-                 "override": {"of": "ice", "reason": "why"}},
-                {"name": "why", "label": "Why", "type": "text"}])])
-        other = journey_start(actor=journey.started_by, patient_id=PatientFactory().id, protocol_id=graded.id,
-                              leukapheresis_date=timezone.localdate())
-        step_complete(actor=actor, step_id=other.steps.get(template__code="graded").id,
-                      record={"ice_physician": 9, "why": "Aphasic from a known stroke, not ICANS"})
+        graded = make_protocol(
+            name=f"Override {uuid.uuid4()}",
+            steps=[
+                dict(
+                    stage=1,
+                    code="graded",
+                    anchor="leukapheresis",
+                    offset_days=0,
+                    responsible_role="nurse",
+                    record_fields=[
+                        {
+                            "name": "ice",
+                            "label": "ICE",
+                            "type": "integer",
+                            "computed": {
+                                "by": "ice_score",
+                                "from": {"orientation": 4, "naming": 3, "commands": 1, "writing": 1, "attention": 1},
+                            },
+                        },
+                        {
+                            "name": "ice_physician",
+                            "label": "ICE by the physician",
+                            "type": "integer",
+                            "override": {"of": "ice", "reason": "why"},
+                        },
+                        {"name": "why", "label": "Why", "type": "text"},
+                    ],
+                )
+            ],
+        )
+        other = journey_start(
+            actor=journey.started_by,
+            patient_id=PatientFactory().id,
+            protocol_id=graded.id,
+            leukapheresis_date=timezone.localdate(),
+        )
+        step_complete(
+            actor=actor,
+            step_id=other.steps.get(template__code="graded").id,
+            record={"ice_physician": 9, "why": "Aphasic from a known stroke, not ICANS"},
+        )
     elif action == Action.MANAGE_REMINDERS:
         now = timezone.now()
-        reminder = Reminder.objects.create(kind=ReminderKind.DUE_TODAY, step=step, for_day=step.due_on,
-                                           recipient=journey.started_by, channel=Channel.IN_APP, due_at=now + timedelta(hours=1),
-                                           send_after=now + timedelta(hours=1), created_at=now)
+        reminder = Reminder.objects.create(
+            kind=ReminderKind.DUE_TODAY,
+            step=step,
+            for_day=step.due_on,
+            recipient=journey.started_by,
+            channel=Channel.IN_APP,
+            due_at=now + timedelta(hours=1),
+            send_after=now + timedelta(hours=1),
+            created_at=now,
+        )
         reminder_snooze(actor=actor, reminder_id=reminder.id, until=now + timedelta(hours=2), reason="Ward round first")
         reminder_cancel(actor=actor, reminder_id=reminder.id, reason="Done by phone")
     elif action in _PRODUCT_ROAD_ACTIONS:
@@ -138,8 +208,14 @@ def call_service(action: str, actor, journey, protocol):
         raise AssertionError(f"No service mapped for {action}")
 
 
-_PRODUCT_ROAD_ACTIONS = {Action.MANAGE_ORDERS, Action.RECORD_QC, Action.EXCEPTIONAL_RELEASE, Action.RECORD_CUSTODY,
-                         Action.DECIDE_EXCURSION, Action.BEDSIDE_CHECK}
+_PRODUCT_ROAD_ACTIONS = {
+    Action.MANAGE_ORDERS,
+    Action.RECORD_QC,
+    Action.EXCEPTIONAL_RELEASE,
+    Action.RECORD_CUSTODY,
+    Action.DECIDE_EXCURSION,
+    Action.BEDSIDE_CHECK,
+}
 
 
 def _call_product_road_service(action: str, actor, journey):
@@ -162,8 +238,9 @@ def _call_product_road_service(action: str, actor, journey):
         ManufacturingOrder.objects.filter(pk=order.pk).update(status="out_of_specification", lot_number="LOT-1")
         journey.stages.filter(number=1).update(status="completed")
         journey.stages.filter(number=2).update(status="in_progress")
-        from tests.factories import UserFactory
         from django.contrib.auth.models import Group
+
+        from tests.factories import UserFactory
 
         countersigner = UserFactory()
         countersigner.groups.add(Group.objects.get(name="coordinator"))
@@ -172,8 +249,15 @@ def _call_product_road_service(action: str, actor, journey):
         mfg.bag_register(actor=actor, order_id=order.id, kind=BagKind.COLLECTION)
     elif action == Action.DECIDE_EXCURSION:
         bag = mfg.bag_register(actor=journey.started_by, order_id=order.id, kind=BagKind.COLLECTION)
-        event = mfg.custody_record(actor=journey.started_by, bag_id=bag.id, kind="collected", at=timezone.now(),
-                                   handled_by="Nina", location="Ward", temperature_celsius=Decimal("30"))
+        event = mfg.custody_record(
+            actor=journey.started_by,
+            bag_id=bag.id,
+            kind="collected",
+            at=timezone.now(),
+            handled_by="Nina",
+            location="Ward",
+            temperature_celsius=Decimal("30"),
+        )
         mfg.excursion_decide(actor=actor, excursion_id=event.excursions.get().id, decision="discard", reason="Too warm")
     elif action == Action.BEDSIDE_CHECK:
         chain = mfg.chain_of_identity_assign(actor=journey.started_by, journey_id=journey.id)
@@ -196,8 +280,7 @@ def test_the_matrix_is_enforced(action, who, person, open_journey, protocol):
             call_service(action, actor, open_journey, protocol)
         assert refused.value.http_status == 403
         # Correcting someone else's record is correcting first: a role without that is refused it.
-        assert refused.value.action in ({action, Action.CORRECT_STEP} if action == Action.CORRECT_OTHERS_RECORD
-                                        else {action})
+        assert refused.value.action in ({action, Action.CORRECT_STEP} if action == Action.CORRECT_OTHERS_RECORD else {action})
 
 
 def test_refused_actions_write_nothing(make_user, open_journey):

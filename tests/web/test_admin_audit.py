@@ -26,8 +26,15 @@ def admin_client_(superuser):
 def reminder(journey, coordinator):
     now = timezone.now()
     reminder = Reminder.objects.create(
-        kind=ReminderKind.OVERDUE, step=journey.steps.first(), for_day=now.date(), recipient=coordinator,
-        channel=Channel.EMAIL, due_at=now, send_after=now + timedelta(hours=1), created_at=now)
+        kind=ReminderKind.OVERDUE,
+        step=journey.steps.first(),
+        for_day=now.date(),
+        recipient=coordinator,
+        channel=Channel.EMAIL,
+        due_at=now,
+        send_after=now + timedelta(hours=1),
+        created_at=now,
+    )
     ReminderEvent.objects.create(reminder=reminder, action="snoozed", reason="Ward busy", actor=coordinator, at=now)
     return reminder
 
@@ -45,8 +52,9 @@ def test_a_reminder_and_its_events_survive_the_admins_delete_page(admin_client_,
     url = f"/admin/notifications/reminder/{reminder.pk}/delete/"
     assert admin_client_.get(url).status_code == 403
     assert admin_client_.post(url, {"post": "yes"}).status_code == 403
-    response = admin_client_.post("/admin/notifications/reminder/",
-                                  {"action": "delete_selected", "_selected_action": [reminder.pk], "post": "yes"})
+    response = admin_client_.post(
+        "/admin/notifications/reminder/", {"action": "delete_selected", "_selected_action": [reminder.pk], "post": "yes"}
+    )
     assert response.status_code in (200, 302)
     assert Reminder.objects.filter(pk=reminder.pk).exists()
     assert ReminderEvent.objects.filter(reminder=reminder).count() == 1
@@ -61,16 +69,18 @@ def test_a_patient_is_read_only_in_the_admin(admin_client_, patient, viewer):
     """An admin edit bumped no version and accepted a viewer as coordinator (patients.services checks both)."""
     url = f"/admin/patients/patient/{patient.pk}/change/"
     assert admin_client_.get(url).status_code == 200  # still viewable
-    response = admin_client_.post(url, {"mrn": patient.mrn, "family_name": "Changed", "given_name": patient.given_name,
-                                        "coordinator": viewer.pk})
+    response = admin_client_.post(
+        url, {"mrn": patient.mrn, "family_name": "Changed", "given_name": patient.given_name, "coordinator": viewer.pk}
+    )
     assert response.status_code == 403
     patient.refresh_from_db()
     assert patient.family_name != "Changed" and patient.coordinator_id != viewer.pk and patient.version == 1
     assert admin_client_.get("/admin/patients/patient/add/").status_code == 403
 
 
-@pytest.mark.parametrize("model", [Patient, Measurement, Consent, Journey, Step, JourneyEvent, Reminder],
-                         ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "model", [Patient, Measurement, Consent, Journey, Step, JourneyEvent, Reminder], ids=lambda m: m.__name__
+)
 def test_clinical_models_are_read_only_in_the_admin(model, rf, superuser):
     model_admin = admin.site._registry[model]
     request = rf.get("/admin/")

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from journeys.models import EventKind, JourneyEvent, Step
 from journeys.services import step_complete
-from tests.factories import minimal_record, second_signer, lymphodepletion_earlier
+from tests.factories import lymphodepletion_earlier, minimal_record, second_signer
 
 PASSWORD = "correct-horse-battery"  # tests.factories.UserFactory
 
@@ -16,12 +16,19 @@ def monitored(journey, physician, nurse):
     """The journey walked to its first monitoring day, which the nurse records as CRS grade 1."""
     from journeys.models import StepStatus
 
-    while step := journey.steps.select_related("template").filter(
-            status=StepStatus.PENDING, stage__status="in_progress").order_by("id").first():
+    while (
+        step := journey.steps.select_related("template")
+        .filter(status=StepStatus.PENDING, stage__status="in_progress")
+        .order_by("id")
+        .first()
+    ):
         if step.template.code == "monitoring-day-1":
-            return step_complete(actor=nurse, step_id=step.id,
-                                 record={**minimal_record(step), "temperature_max": "38.4"})  # computed: CRS 1
-        step_complete(actor=physician, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step))
+            return step_complete(
+                actor=nurse, step_id=step.id, record={**minimal_record(step), "temperature_max": "38.4"}
+            )  # computed: CRS 1
+        step_complete(
+            actor=physician, step_id=step.id, record=minimal_record(step), **second_signer(step), **lymphodepletion_earlier(step)
+        )
     raise AssertionError("the journey has no monitoring day 1")
 
 
@@ -33,10 +40,16 @@ def test_the_nurse_corrects_her_own_record_and_the_history_says_what_changed(cli
     form = client.get(reverse("step_correct", args=[monitored.public_id])).content.decode()
     assert 'value="38.4"' in form and '<option value="alert" selected>' in form
 
-    values = {**{f"record.{name}": value for name, value in minimal_record(monitored).items()},
-              "record.fever_masked": "no", "record.hypotension": "no", "record.vasopressin": "no",
-              "record.temperature_max": "37.4", "notes": "", "reason": "Read the wrong chart",
-              "version": monitored.version}
+    values = {
+        **{f"record.{name}": value for name, value in minimal_record(monitored).items()},
+        "record.fever_masked": "no",
+        "record.hypotension": "no",
+        "record.vasopressin": "no",
+        "record.temperature_max": "37.4",
+        "notes": "",
+        "reason": "Read the wrong chart",
+        "version": monitored.version,
+    }
     wrong = client.post(reverse("step_correct", args=[monitored.public_id]), {**values, "password": "not-mine"})
     assert wrong.status_code == 400 and "Nothing was corrected" in wrong.content.decode()
     assert 'value="37.4"' in wrong.content.decode()  # what was typed is kept

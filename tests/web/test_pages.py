@@ -36,8 +36,9 @@ def _page_urls(journey, patient):
     from patients.models import Consent
 
     step = _step(journey, "eligibility-labs")
-    consent, _ = Consent.objects.get_or_create(patient=patient, defaults={
-        "signed_on": timezone.localdate(), "document_version": "1"})
+    consent, _ = Consent.objects.get_or_create(
+        patient=patient, defaults={"signed_on": timezone.localdate(), "document_version": "1"}
+    )
     return {
         "dashboard": reverse("dashboard"),
         "dashboard_panels": reverse("dashboard_panels"),
@@ -109,13 +110,16 @@ def test_every_page_for_every_role(client, users, journey, role):
 def test_a_nurse_cannot_post_to_coordinator_actions_either(client, nurse, journey):
     client.force_login(nurse)
     new_day0 = journey.day0_planned + timedelta(days=3)
-    response = client.post(reverse("day0_reschedule", args=[journey.public_id]),
-                           {"new_day0": new_day0.isoformat(), "reason": "late product", "version": journey.version})
+    response = client.post(
+        reverse("day0_reschedule", args=[journey.public_id]),
+        {"new_day0": new_day0.isoformat(), "reason": "late product", "version": journey.version},
+    )
     assert response.status_code == 403
     journey.refresh_from_db()
     assert journey.day0_planned != new_day0
-    response = client.post(reverse("journey_status", args=[journey.public_id, "withdraw"]),
-                           {"reason": "x", "version": journey.version})
+    response = client.post(
+        reverse("journey_status", args=[journey.public_id, "withdraw"]), {"reason": "x", "version": journey.version}
+    )
     assert response.status_code == 403
     assert Journey.objects.get(pk=journey.pk).status == JourneyStatus.ACTIVE
 
@@ -128,18 +132,18 @@ def test_navigation_shows_only_what_the_role_may_do(client, nurse, coordinator):
     assert "My steps today" in page and enrol_link not in page
     client.force_login(coordinator)
     page = client.get(reverse("dashboard")).content.decode()
-    assert enrol_link in page and "Enrol<span class=\"nav-long\"> patient</span>" in page and "Sign out" in page
+    assert enrol_link in page and 'Enrol<span class="nav-long"> patient</span>' in page and "Sign out" in page
 
 
 @pytest.mark.django_db
 def test_home_sends_each_role_to_its_start_page(client, nurse, coordinator, viewer, physician):
-    for user, target in [(nurse, "my_steps"), (coordinator, "dashboard"), (viewer, "dashboard"),
-                         (physician, "my_steps")]:
+    for user, target in [(nurse, "my_steps"), (coordinator, "dashboard"), (viewer, "dashboard"), (physician, "my_steps")]:
         client.force_login(user)
         assert client.get(reverse("home"))["Location"] == reverse(target)
 
 
 # --- Sign-in, lockout, sign-out, idle timeout, password change ---------------------------------------
+
 
 @pytest.mark.django_db
 def test_sign_in_and_out(client, coordinator):
@@ -228,17 +232,21 @@ def test_idle_sign_out_of_a_page_request_tells_the_user(client, coordinator):
 @pytest.mark.django_db
 def test_password_change(client, nurse):
     client.force_login(nurse)
-    response = client.post(reverse("password_change"), {"old_password": PASSWORD, "new_password1": "short",
-                                                        "new_password2": "short"})
+    response = client.post(
+        reverse("password_change"), {"old_password": PASSWORD, "new_password1": "short", "new_password2": "short"}
+    )
     assert response.status_code == 200 and b"too short" in response.content
-    response = client.post(reverse("password_change"), {"old_password": PASSWORD, "new_password1": "ward-7-night-shift",
-                                                        "new_password2": "ward-7-night-shift"})
+    response = client.post(
+        reverse("password_change"),
+        {"old_password": PASSWORD, "new_password1": "ward-7-night-shift", "new_password2": "ward-7-night-shift"},
+    )
     assert response.status_code == 302
     nurse.refresh_from_db()
     assert nurse.check_password("ward-7-night-shift")
 
 
 # --- Dashboard -----------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_dashboard_lists_overdue_sorted_by_lateness_with_the_responsible_role(client, coordinator, nurse):
@@ -319,6 +327,7 @@ def test_stage_list_opens_from_the_pipeline(client, viewer):
 
 # --- Patient page and its actions ------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_patient_page_shows_header_day_strip_timeline_and_history(client, physician, journey):
     client.force_login(physician)
@@ -338,14 +347,21 @@ def test_patient_page_without_journey_offers_to_start_one(client, coordinator, p
     page = client.get(reverse("patient_detail", args=[patient.public_id])).content.decode()
     assert "No journey yet" in page and reverse("journey_start", args=[patient.public_id]) in page
     today = timezone.localdate()
-    response = client.post(reverse("journey_start", args=[patient.public_id]),
-                           {"protocol": protocol.id, "leukapheresis_date": (today + timedelta(days=5)).isoformat(),
-                            "day0_planned": today.isoformat()})
+    response = client.post(
+        reverse("journey_start", args=[patient.public_id]),
+        {
+            "protocol": protocol.id,
+            "leukapheresis_date": (today + timedelta(days=5)).isoformat(),
+            "day0_planned": today.isoformat(),
+        },
+    )
     assert response.status_code == 400
     assert "Day 0 must be on or after the leukapheresis date." in response.content.decode()
     assert not Journey.objects.filter(patient=patient).exists()
-    response = client.post(reverse("journey_start", args=[patient.public_id]),
-                           {"protocol": protocol.id, "leukapheresis_date": (today + timedelta(days=5)).isoformat()})
+    response = client.post(
+        reverse("journey_start", args=[patient.public_id]),
+        {"protocol": protocol.id, "leukapheresis_date": (today + timedelta(days=5)).isoformat()},
+    )
     assert response.status_code == 302
     assert Journey.objects.get(patient=patient).day0_planned == today + timedelta(days=26)
 
@@ -353,8 +369,15 @@ def test_patient_page_without_journey_offers_to_start_one(client, coordinator, p
 @pytest.mark.django_db
 def test_enrol_errors_keep_what_was_typed_and_save_nothing(client, coordinator, patient):
     client.force_login(coordinator)
-    data = {"mrn": patient.mrn, "given_name": "Lena", "family_name": "Vogel", "date_of_birth": "2999-01-01",
-            "sex": "female", "indication": "other", "indication_other": ""}
+    data = {
+        "mrn": patient.mrn,
+        "given_name": "Lena",
+        "family_name": "Vogel",
+        "date_of_birth": "2999-01-01",
+        "sex": "female",
+        "indication": "other",
+        "indication_other": "",
+    }
     response = client.post(reverse("patient_enrol"), data)
     assert response.status_code == 400
     page = response.content.decode()
@@ -384,14 +407,16 @@ def test_reschedule_day0_with_a_reason(client, coordinator, journey):
     new_day0 = journey.day0_planned + timedelta(days=7)
     missing_reason = client.post(url, {"new_day0": new_day0.isoformat(), "reason": "", "version": journey.version})
     assert missing_reason.status_code == 400 and "reason" in missing_reason.context["form"].errors
-    past = client.post(url, {"new_day0": (timezone.localdate() - timedelta(days=1)).isoformat(),
-                             "reason": "typo", "version": journey.version})
+    past = client.post(
+        url, {"new_day0": (timezone.localdate() - timedelta(days=1)).isoformat(), "reason": "typo", "version": journey.version}
+    )
     assert past.status_code == 400
     assert "Day 0 cannot be moved into the past." in past.context["form"].errors["new_day0"]
     assert 'value="typo"' not in past.content.decode()  # a textarea keeps its text inside the tag
     assert "typo</textarea>" in past.content.decode()
-    response = client.post(url, {"new_day0": new_day0.isoformat(), "reason": "Product late from the plant",
-                                 "version": journey.version})
+    response = client.post(
+        url, {"new_day0": new_day0.isoformat(), "reason": "Product late from the plant", "version": journey.version}
+    )
     assert response.status_code == 302
     journey.refresh_from_db()
     assert journey.day0_planned == new_day0
@@ -407,9 +432,10 @@ def test_reschedule_with_a_stale_version_is_refused(client, coordinator, physici
     version = journey.version
     services.journey_hold(actor=physician, journey_id=journey.id, reason="infection")
     services.journey_resume(actor=physician, journey_id=journey.id, reason="treated")
-    response = client.post(reverse("day0_reschedule", args=[journey.public_id]),
-                           {"new_day0": (journey.day0_planned + timedelta(days=2)).isoformat(),
-                            "reason": "late", "version": version})
+    response = client.post(
+        reverse("day0_reschedule", args=[journey.public_id]),
+        {"new_day0": (journey.day0_planned + timedelta(days=2)).isoformat(), "reason": "late", "version": version},
+    )
     assert response.status_code == 409
     assert "changed by someone else" in response.content.decode()
 
@@ -420,17 +446,25 @@ def test_hold_resume_withdraw(client, coordinator, journey):
     patient_url = reverse("patient_detail", args=[journey.patient.public_id])
     response = client.post(reverse("journey_status", args=[journey.public_id, "hold"]), {"reason": "", "version": 1})
     assert response.status_code == 400
-    assert client.post(reverse("journey_status", args=[journey.public_id, "hold"]),
-                       {"reason": "Fever, infection screen", "version": journey.version})["Location"] == patient_url
+    assert (
+        client.post(
+            reverse("journey_status", args=[journey.public_id, "hold"]),
+            {"reason": "Fever, infection screen", "version": journey.version},
+        )["Location"]
+        == patient_url
+    )
     journey.refresh_from_db()
     assert journey.status == JourneyStatus.ON_HOLD
     assert "Resume" in client.get(patient_url).content.decode()
-    client.post(reverse("journey_status", args=[journey.public_id, "resume"]),
-                {"reason": "Afebrile 48 h", "version": journey.version})
+    client.post(
+        reverse("journey_status", args=[journey.public_id, "resume"]), {"reason": "Afebrile 48 h", "version": journey.version}
+    )
     journey.refresh_from_db()
     assert journey.status == JourneyStatus.ACTIVE
-    client.post(reverse("journey_status", args=[journey.public_id, "withdraw"]),
-                {"reason": "Patient declined", "version": journey.version})
+    client.post(
+        reverse("journey_status", args=[journey.public_id, "withdraw"]),
+        {"reason": "Patient declined", "version": journey.version},
+    )
     journey.refresh_from_db()
     assert journey.status == JourneyStatus.WITHDRAWN
     assert not journey.steps.filter(status=StepStatus.PENDING).exists()
@@ -438,6 +472,7 @@ def test_hold_resume_withdraw(client, coordinator, journey):
 
 
 # --- Nurse: my steps today, record and sign ---------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_my_steps_today_lists_the_nurses_steps_only(client, nurse, journey):
@@ -453,10 +488,16 @@ def test_my_steps_today_lists_the_nurses_steps_only(client, nurse, journey):
 
 def _sign(client, step, *, password=PASSWORD, meaning="performed", version=None, notes="Bloods drawn"):
     performed = timezone.localtime().replace(second=0, microsecond=0) - timedelta(minutes=10)
-    return client.post(reverse("step_complete", args=[step.public_id]), {
-        "performed_at": performed.strftime("%Y-%m-%dT%H:%M"), "notes": notes, "signature_meaning": meaning,
-        "password": password, "version": step.version if version is None else version,
-    })
+    return client.post(
+        reverse("step_complete", args=[step.public_id]),
+        {
+            "performed_at": performed.strftime("%Y-%m-%dT%H:%M"),
+            "notes": notes,
+            "signature_meaning": meaning,
+            "password": password,
+            "version": step.version if version is None else version,
+        },
+    )
 
 
 @pytest.mark.django_db
@@ -505,8 +546,9 @@ def test_second_nurse_is_told_who_recorded_it_first_and_nothing_is_overwritten(c
 def test_a_step_moved_since_the_form_opened_is_not_recorded(client, nurse, coordinator, journey):
     step = _step(journey, "coi-check")  # anchored on Day 0: moves when Day 0 moves
     stale = step.version
-    services.day0_reschedule(actor=coordinator, journey_id=journey.id,
-                             new_day0=journey.day0_planned + timedelta(days=3), reason="slot moved")
+    services.day0_reschedule(
+        actor=coordinator, journey_id=journey.id, new_day0=journey.day0_planned + timedelta(days=3), reason="slot moved"
+    )
     client.force_login(nurse)
     response = _sign(client, step, version=stale)
     # Stage 4 has not started, which the rules say first; either way nothing is recorded.
@@ -518,9 +560,15 @@ def test_a_step_moved_since_the_form_opened_is_not_recorded(client, nurse, coord
 def test_a_future_time_performed_is_a_field_error(client, nurse, journey):
     step = _step(journey, "eligibility-labs")
     client.force_login(nurse)
-    response = client.post(reverse("step_complete", args=[step.public_id]), {
-        "performed_at": (timezone.localtime() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
-        "signature_meaning": "performed", "password": PASSWORD, "version": step.version})
+    response = client.post(
+        reverse("step_complete", args=[step.public_id]),
+        {
+            "performed_at": (timezone.localtime() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+            "signature_meaning": "performed",
+            "password": PASSWORD,
+            "version": step.version,
+        },
+    )
     assert response.status_code == 400
     assert response.context["form"].errors["performed_at"] == ["Cannot be in the future."]
     assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
@@ -551,6 +599,7 @@ def test_skip_needs_a_reason(client, coordinator, journey):
 
 # --- Query counts: the same for 10 and for 1,000 patients -------------------------------------------
 
+
 def _count_queries(client, url, **headers) -> int:
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url, **headers)
@@ -566,8 +615,9 @@ def test_dashboard_and_patient_page_query_counts_do_not_grow_with_patients(clien
     urls = {
         "dashboard": reverse("dashboard"),
         # The search's token lives in the coordinator's session: a search by MRN part, under filters.
-        "dashboard_filtered": client.post(reverse("dashboard_search"),
-                                          {"q": "0000", "stage": 2, "indication": "sle"})["Location"],
+        "dashboard_filtered": client.post(reverse("dashboard_search"), {"q": "0000", "stage": 2, "indication": "sle"})[
+            "Location"
+        ],
         "panels": reverse("dashboard_panels"),
         "stage": reverse("stage_list", args=[4]),
         "patient": reverse("patient_detail", args=[patient.public_id]),
@@ -580,8 +630,9 @@ def test_dashboard_and_patient_page_query_counts_do_not_grow_with_patients(clien
 
     build_patients(990, prefix="QB", coordinator=coordinator, nurse=nurse)
     client.force_login(coordinator)
-    urls["dashboard_filtered"] = client.post(reverse("dashboard_search"),
-                                             {"q": "0000", "stage": 2, "indication": "sle"})["Location"]
+    urls["dashboard_filtered"] = client.post(reverse("dashboard_search"), {"q": "0000", "stage": 2, "indication": "sle"})[
+        "Location"
+    ]
     client.get(urls["dashboard"])
     large = {name: _count_queries(client, url) for name, url in urls.items()}
     client.force_login(nurse)
@@ -618,8 +669,9 @@ def test_a_right_signature_resets_the_count_of_wrong_ones(client, nurse, journey
 @pytest.mark.django_db
 def test_field_errors_are_tied_to_their_inputs_for_screen_readers(client, coordinator, journey):
     client.force_login(coordinator)
-    response = client.post(reverse("journey_status", args=[journey.public_id, "hold"]),
-                           {"reason": "", "version": journey.version})
+    response = client.post(
+        reverse("journey_status", args=[journey.public_id, "hold"]), {"reason": "", "version": journey.version}
+    )
     page = response.content.decode()
     assert 'aria-invalid="true"' in page and 'aria-describedby="id_reason_error"' in page
     assert 'id="id_reason_error"' in page
@@ -633,11 +685,14 @@ def test_my_steps_follow_the_named_nurse(client, nurse, make_user, coordinator, 
     other = make_user("nurse", first_name="Olga", last_name="Otherward")
     today = timezone.localdate()
     patients = {
-        "mine": PatientFactory(nurse=nurse), "theirs": PatientFactory(nurse=other), "anyone": PatientFactory(nurse=None),
+        "mine": PatientFactory(nurse=nurse),
+        "theirs": PatientFactory(nurse=other),
+        "anyone": PatientFactory(nurse=None),
     }
     for patient in patients.values():
-        journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                      leukapheresis_date=today - timedelta(days=1))  # the hand-off to the courier is due today
+        journey_start(
+            actor=coordinator, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=today - timedelta(days=1)
+        )  # the hand-off to the courier is due today
     client.force_login(nurse)
     shown = {step.journey.patient_id for step in client.get(reverse("my_steps")).context["steps"]}
     assert shown == {patients["mine"].id, patients["anyone"].id}

@@ -11,11 +11,21 @@ from patients.models import Measurement, Patient
 
 
 def _details(patient, **changes) -> dict:
-    data = {"mrn": patient.mrn, "given_name": patient.given_name, "family_name": patient.family_name,
-            "date_of_birth": patient.date_of_birth.isoformat(), "sex": patient.sex, "indication": patient.indication,
-            "indication_other": "", "phone": patient.phone, "email": patient.email,
-            "coordinator": patient.coordinator_id or "", "nurse": patient.nurse_id or "",
-            "physician": patient.physician_id or "", "version": patient.version}
+    data = {
+        "mrn": patient.mrn,
+        "given_name": patient.given_name,
+        "family_name": patient.family_name,
+        "date_of_birth": patient.date_of_birth.isoformat(),
+        "sex": patient.sex,
+        "indication": patient.indication,
+        "indication_other": "",
+        "phone": patient.phone,
+        "email": patient.email,
+        "coordinator": patient.coordinator_id or "",
+        "nurse": patient.nurse_id or "",
+        "physician": patient.physician_id or "",
+        "version": patient.version,
+    }
     return {**data, **changes}
 
 
@@ -42,8 +52,9 @@ def test_a_coordinator_names_the_treating_physician_and_a_stale_form_loses(clien
 def test_a_nurse_records_height_and_weight_and_the_patient_page_shows_the_bsa(client, nurse, journey):
     client.force_login(nurse)
     url = reverse("measurement_new", args=[journey.patient.public_id])
-    future = client.post(url, {"measured_on": (timezone.localdate() + timedelta(days=1)).isoformat(),
-                               "height_cm": "168", "weight_kg": "61.5"})
+    future = client.post(
+        url, {"measured_on": (timezone.localdate() + timedelta(days=1)).isoformat(), "height_cm": "168", "weight_kg": "61.5"}
+    )
     assert future.status_code == 400 and "Cannot be in the future." in future.content.decode()
     assert 'value="61.5"' in future.content.decode()
     done = client.post(url, {"measured_on": timezone.localdate().isoformat(), "height_cm": "168", "weight_kg": "61.5"})

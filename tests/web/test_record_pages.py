@@ -20,17 +20,24 @@ def _step(journey, code):
 
 def _post(client, step, record: dict, *, password=PASSWORD):
     performed = timezone.localtime().replace(second=0, microsecond=0) - timedelta(minutes=10)
-    return client.post(reverse("step_complete", args=[step.public_id]), {
-        "performed_at": performed.strftime("%Y-%m-%dT%H:%M"), "notes": "", "signature_meaning": "performed",
-        "password": password, "version": step.version, **{f"record.{name}": value for name, value in record.items()},
-    })
+    return client.post(
+        reverse("step_complete", args=[step.public_id]),
+        {
+            "performed_at": performed.strftime("%Y-%m-%dT%H:%M"),
+            "notes": "",
+            "signature_meaning": "performed",
+            "password": password,
+            "version": step.version,
+            **{f"record.{name}": value for name, value in record.items()},
+        },
+    )
 
 
 def _field_block(page: str, name: str) -> str:
     """The HTML of one field's block: from its <div class="field"> to the next one."""
     start = page.rindex('<div class="field', 0, page.index(f'name="record.{name}"'))
     end = page.find('<div class="field', start + 1)
-    return page[start:end if end != -1 else len(page)]
+    return page[start : end if end != -1 else len(page)]
 
 
 @pytest.mark.django_db
@@ -68,18 +75,32 @@ def test_a_required_yes_no_is_asked_as_a_question_and_an_optional_one_as_a_box(c
     assert 'type="date"' in _field_block(discharge, "restrictions_until")
 
 
-BEDSIDE_CALM = {"temperature_max": "36.8", "fever_masked": "no", "hypotension": "no", "vasopressors": "none",
-                "vasopressin": "no", "oxygen": "none", "ice_orientation": "4", "ice_naming": "3", "ice_commands": "1",
-                "ice_writing": "1", "ice_attention": "1", "consciousness": "alert", "seizure": "none", "motor": "none",
-                "cerebral_oedema": "none"}
+BEDSIDE_CALM = {
+    "temperature_max": "36.8",
+    "fever_masked": "no",
+    "hypotension": "no",
+    "vasopressors": "none",
+    "vasopressin": "no",
+    "oxygen": "none",
+    "ice_orientation": "4",
+    "ice_naming": "3",
+    "ice_commands": "1",
+    "ice_writing": "1",
+    "ice_attention": "1",
+    "consciousness": "alert",
+    "seizure": "none",
+    "motor": "none",
+    "cerebral_oedema": "none",
+}
 
 
 @pytest.mark.django_db
 def test_a_wrong_value_is_shown_next_to_its_field_and_what_was_typed_stays(client, nurse, journey):
     step = _step(journey, "monitoring-day-1")
     client.force_login(nurse)
-    response = _post(client, step, {**BEDSIDE_CALM, "temperature_max": "45", "oxygen": "low_flow",
-                                    "ice_writing": "0", "steroids": "none"})
+    response = _post(
+        client, step, {**BEDSIDE_CALM, "temperature_max": "45", "oxygen": "low_flow", "ice_writing": "0", "steroids": "none"}
+    )
     assert response.status_code == 400
     assert dict(response.context["form"].errors) == {"record.temperature_max": ["Must be from 34 to 43 °C."]}
     page = response.content.decode()
@@ -112,7 +133,7 @@ def test_the_recorded_values_are_stored_and_shown_on_the_patient_page(client, nu
     page = client.get(reverse("patient_detail", args=[journey.patient.public_id])).content.decode()
     row = re.search(rf'id="step-{step.public_id}".*?</li>', page, re.S).group(0)
     assert '<span class="tl-record">CD3+ 850 /µL · Pregnancy test Negative</span>' in row
-    audit = page[page.index('id="audit-heading"'):]
+    audit = page[page.index('id="audit-heading"') :]
     assert "Recorded: CD3+ 850 /µL · Pregnancy test Negative" in audit
 
 
@@ -123,10 +144,20 @@ def test_a_dosing_step_shows_the_dose_calculated_from_the_latest_height_and_weig
     from patients.services import measurement_record
 
     today = timezone.localdate()
-    measurement_record(actor=nurse, patient_id=journey.patient_id, measured_on=today - timedelta(days=30),
-                       height_cm=Decimal("150.0"), weight_kg=Decimal("50.0"))
-    measurement_record(actor=nurse, patient_id=journey.patient_id, measured_on=today - timedelta(days=2),
-                       height_cm=Decimal("170.0"), weight_kg=Decimal("62.5"))  # BSA 1.72 m²
+    measurement_record(
+        actor=nurse,
+        patient_id=journey.patient_id,
+        measured_on=today - timedelta(days=30),
+        height_cm=Decimal("150.0"),
+        weight_kg=Decimal("50.0"),
+    )
+    measurement_record(
+        actor=nurse,
+        patient_id=journey.patient_id,
+        measured_on=today - timedelta(days=2),
+        height_cm=Decimal("170.0"),
+        weight_kg=Decimal("62.5"),
+    )  # BSA 1.72 m²
     client.force_login(nurse)
     page = client.get(reverse("step_complete", args=[_step(journey, "ld-day-3").public_id])).content.decode()
     # The shipped sheet computes the doses (issue 13): the formula with the patient's numbers is beside them.
@@ -153,13 +184,17 @@ def test_recorded_values_cost_the_patient_page_no_extra_queries(client, physicia
         return len(captured)
 
     before = count()
-    services.step_complete(actor=physician, step_id=_step(journey, "leukapheresis").id,
-                           record={"coi_id": "COI-1", "bag_id": "B-1"})
+    services.step_complete(
+        actor=physician, step_id=_step(journey, "leukapheresis").id, record={"coi_id": "COI-1", "bag_id": "B-1"}
+    )
     # The header's count of late steps counts steps, however many recorded events the audit below it shows.
     overdue = Step.objects.filter(journey=journey, status=StepStatus.PENDING, overdue_after__lte=timezone.now()).count()
     assert overdue and f"{overdue} overdue</span>" in client.get(url).content.decode()
-    for code, record in [("eligibility-labs", {"cd3_count": 700}), ("eligibility-signoff", {}),
-                         ("shipment", {"courier": "MedLogistik"})]:
+    for code, record in [
+        ("eligibility-labs", {"cd3_count": 700}),
+        ("eligibility-signoff", {}),
+        ("shipment", {"courier": "MedLogistik"}),
+    ]:
         step = _step(journey, code)
         services.step_complete(actor=physician, step_id=step.id, record=record or minimal_record(step))
     with django_assert_max_num_queries(before):
@@ -177,7 +212,7 @@ def test_help_text_from_protocol_data_is_escaped_not_run(client, nurse, journey)
     type(template).objects.filter(pk=template.pk).update(record_fields=fields)
     client.force_login(nurse)
     page = client.get(reverse("step_complete", args=[step.public_id])).content.decode()
-    assert '<img src=x onerror' not in page
+    assert "<img src=x onerror" not in page
     assert "&lt;img src=x onerror=&quot;alert(document.cookie)&quot;&gt;Measured orally" in page
 
 
@@ -189,8 +224,18 @@ def test_the_nurse_records_the_bedside_components_and_the_page_shows_the_compute
 
     step = make_monitoring_step(coordinator, PatientFactory())  # the shipped Day +1 sheet, in a stage under way
     client.force_login(nurse)
-    response = _post(client, step, {**BEDSIDE_CALM, "temperature_max": "38.4", "hypotension": "yes",
-                                    "oxygen": "low_flow", "oxygen_l_min": "3", "crs_grade": "0"})
+    response = _post(
+        client,
+        step,
+        {
+            **BEDSIDE_CALM,
+            "temperature_max": "38.4",
+            "hypotension": "yes",
+            "oxygen": "low_flow",
+            "oxygen_l_min": "3",
+            "crs_grade": "0",
+        },
+    )
     assert response.status_code == 302, response.context["form"].errors if response.context else response
     step.refresh_from_db()
     assert (step.record["crs_grade"], step.record["icans_grade"]) == ("2", "0")  # the typed "0" is not taken

@@ -93,8 +93,7 @@ def test_spelled_key_spells_out_german_and_nordic_letters():
 @pytest.mark.django_db
 def test_search_respects_every_dashboard_filter(client, coordinator, make_user):
     other = make_user("coordinator", first_name="Otto", last_name="Other")
-    journeys = build_patients(20, prefix="FLT", coordinator=coordinator) + build_patients(5, prefix="FLO",
-                                                                                          coordinator=other)
+    journeys = build_patients(20, prefix="FLT", coordinator=coordinator) + build_patients(5, prefix="FLO", coordinator=other)
     client.force_login(coordinator)
     everyone = search(client, "FL").context["search_results"]
     assert len(everyone) == 25
@@ -175,8 +174,14 @@ def test_a_viewer_may_search_and_an_anonymous_visitor_may_not(client, viewer):
 
 
 def _enrol_form(**changes):
-    form = {"mrn": "MRN-9001", "given_name": "Greta", "family_name": "Sommer", "date_of_birth": "1971-05-04",
-            "sex": "female", "indication": "sle"}
+    form = {
+        "mrn": "MRN-9001",
+        "given_name": "Greta",
+        "family_name": "Sommer",
+        "date_of_birth": "1971-05-04",
+        "sex": "female",
+        "indication": "sle",
+    }
     return {**form, **changes}
 
 
@@ -187,26 +192,33 @@ def test_a_second_greta_sommer_born_the_same_day_needs_the_coordinators_confirma
     warned = client.post(reverse("patient_enrol"), _enrol_form())
     assert warned.status_code == 409
     page = warned.content.decode()
-    assert "Possibly already registered" in page and first.mrn in page and reverse(
-        "patient_detail", args=[first.public_id]) in page
+    assert (
+        "Possibly already registered" in page and first.mrn in page and reverse("patient_detail", args=[first.public_id]) in page
+    )
     assert 'name="confirm_not_duplicate"' in page and 'type="checkbox"' in page
     assert Patient.objects.count() == 1
     confirmed = client.post(reverse("patient_enrol"), _enrol_form(confirm_not_duplicate="on"))
     assert confirmed.status_code == 302
     second = Patient.objects.get(mrn="MRN-9001")
-    assert second.history.get().history_change_reason == (
-        "Enrolled after confirming this is not the same person as MRN MRN-1234")
+    assert second.history.get().history_change_reason == ("Enrolled after confirming this is not the same person as MRN MRN-1234")
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("changes", [
-    {"given_name": "GRETA", "family_name": "Sömmer", "mrn": "X-1"},  # the name spelled another way
-    {"given_name": "Sommer", "family_name": "Greta", "mrn": "X-2"},  # given and family swapped
-    {"given_name": "Paula", "family_name": "Other", "date_of_birth": "1980-01-01", "mrn": "mrn 1234"},  # same MRN
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"given_name": "GRETA", "family_name": "Sömmer", "mrn": "X-1"},  # the name spelled another way
+        {"given_name": "Sommer", "family_name": "Greta", "mrn": "X-2"},  # given and family swapped
+        {"given_name": "Paula", "family_name": "Other", "date_of_birth": "1980-01-01", "mrn": "mrn 1234"},  # same MRN
+    ],
+)
 def test_what_counts_as_a_likely_duplicate(client, coordinator, changes):
-    PatientFactory(mrn="MRN-1234", given_name="Greta", family_name="Soemmer" if "Sömmer" in changes.values()
-                   else "Sommer", date_of_birth=date(1971, 5, 4))
+    PatientFactory(
+        mrn="MRN-1234",
+        given_name="Greta",
+        family_name="Soemmer" if "Sömmer" in changes.values() else "Sommer",
+        date_of_birth=date(1971, 5, 4),
+    )
     client.force_login(coordinator)
     assert client.post(reverse("patient_enrol"), _enrol_form(**changes)).status_code == 409
     assert Patient.objects.count() == 1
@@ -230,15 +242,25 @@ def test_coordinator_records_a_consent_and_it_shows_on_the_patient_page(client, 
     client.force_login(coordinator)
     form = client.get(reverse("consent_new", args=[patient.public_id]))
     assert form.status_code == 200 and "Kind of consent" in form.content.decode()
-    response = client.post(reverse("consent_new", args=[patient.public_id]), {
-        "kind": ConsentKind.TREATMENT, "document_version": "3.1", "signed_on": timezone.localdate().isoformat(),
-        "taken_by": physician.id})
+    response = client.post(
+        reverse("consent_new", args=[patient.public_id]),
+        {
+            "kind": ConsentKind.TREATMENT,
+            "document_version": "3.1",
+            "signed_on": timezone.localdate().isoformat(),
+            "taken_by": physician.id,
+        },
+    )
     assert response.status_code == 302
     consent = Consent.objects.get(patient=patient)
     assert (consent.kind, consent.document_version, consent.taken_by, consent.recorded_by) == (
-        "treatment", "3.1", physician, coordinator)
+        "treatment",
+        "3.1",
+        physician,
+        coordinator,
+    )
     page = client.get(reverse("patient_detail", args=[patient.public_id])).content.decode()
-    section = page[page.index('id="consent-heading"'):]
+    section = page[page.index('id="consent-heading"') :]
     assert "Treatment (CAR-T therapy)" in section and "Version 3.1" in section
     assert f"taken by {physician.display_name}" in section and f"Recorded by {coordinator.display_name}" in section
 
@@ -249,24 +271,30 @@ def test_a_consent_needs_who_took_it_and_a_viewer_cannot_take_one(client, coordi
     client.force_login(coordinator)
     missing = client.post(url, {"kind": "study", "document_version": "1", "signed_on": "2026-01-05"})
     assert missing.status_code == 400 and "Say who took the consent." in missing.content.decode()
-    refused = client.post(url, {"kind": "study", "document_version": "1", "signed_on": "2026-01-05",
-                                "taken_by": viewer.id})
+    refused = client.post(url, {"kind": "study", "document_version": "1", "signed_on": "2026-01-05", "taken_by": viewer.id})
     assert refused.status_code == 400 and not Consent.objects.exists()
 
 
 @pytest.mark.django_db
 def test_a_withdrawal_is_recorded_shown_and_never_deletes_the_consent(client, coordinator, nurse, journey):
     patient = journey.patient
-    consent = consent_record(actor=coordinator, patient_id=patient.id, signed_on=date(2026, 1, 5),
-                             document_version="2.0", kind=ConsentKind.SAMPLES, taken_by=nurse)
+    consent = consent_record(
+        actor=coordinator,
+        patient_id=patient.id,
+        signed_on=date(2026, 1, 5),
+        document_version="2.0",
+        kind=ConsentKind.SAMPLES,
+        taken_by=nurse,
+    )
     url = reverse("consent_withdraw", args=[patient.public_id, consent.pk])
     client.force_login(coordinator)
     no_reason = client.post(url, {"withdrawn_on": "2026-02-01", "reason": "", "version": consent.version})
     assert no_reason.status_code == 400
     early = client.post(url, {"withdrawn_on": "2025-12-01", "reason": "x", "version": consent.version})
     assert early.status_code == 400 and "Cannot be before it was signed" in early.content.decode()
-    done = client.post(url, {"withdrawn_on": "2026-02-01", "reason": "Patient asked to destroy samples",
-                             "version": consent.version})
+    done = client.post(
+        url, {"withdrawn_on": "2026-02-01", "reason": "Patient asked to destroy samples", "version": consent.version}
+    )
     assert done.status_code == 302
     consent.refresh_from_db()
     assert (consent.withdrawn_on, consent.withdrawal_recorded_by) == (date(2026, 2, 1), coordinator)
@@ -289,13 +317,20 @@ def test_a_consent_of_another_patient_is_not_found_under_this_one(client, coordi
 def test_patient_page_queries_do_not_grow_with_consents(client, coordinator, nurse, journey):
     client.force_login(coordinator)
     url = reverse("patient_detail", args=[journey.patient.public_id])
-    consent_record(actor=coordinator, patient_id=journey.patient_id, signed_on=date(2026, 1, 5), document_version="1",
-                   taken_by=nurse)
+    consent_record(
+        actor=coordinator, patient_id=journey.patient_id, signed_on=date(2026, 1, 5), document_version="1", taken_by=nurse
+    )
     client.get(url)
     one = _count_queries(client, url)
     for number in range(5):
-        consent_record(actor=coordinator, patient_id=journey.patient_id, signed_on=date(2026, 1, 6),
-                       document_version=f"v{number}", kind=ConsentKind.STUDY, taken_by=coordinator)
+        consent_record(
+            actor=coordinator,
+            patient_id=journey.patient_id,
+            signed_on=date(2026, 1, 6),
+            document_version=f"v{number}",
+            kind=ConsentKind.STUDY,
+            taken_by=coordinator,
+        )
     assert _count_queries(client, url) == one
 
 
@@ -319,10 +354,20 @@ def test_the_landing_lists_the_latest_unread_notifications_with_constant_queries
     from notifications.models import Notification
 
     def note(number):
-        return Notification(recipient=physician, kind="overdue", created_at=timezone.now(), title=f"Overdue {number}",
-                            items=[
-            {"kind": "overdue", "journey": str(journey.public_id), "step": str(_step(journey, "eligibility-labs").public_id),
-             "text": f"Eligibility labs, patient ref {str(journey.patient.public_id)[:8]}"}])
+        return Notification(
+            recipient=physician,
+            kind="overdue",
+            created_at=timezone.now(),
+            title=f"Overdue {number}",
+            items=[
+                {
+                    "kind": "overdue",
+                    "journey": str(journey.public_id),
+                    "step": str(_step(journey, "eligibility-labs").public_id),
+                    "text": f"Eligibility labs, patient ref {str(journey.patient.public_id)[:8]}",
+                }
+            ],
+        )
 
     Notification.objects.bulk_create([note(1)])
     client.force_login(physician)
@@ -346,10 +391,10 @@ def test_a_failed_submit_puts_an_error_summary_with_links_at_the_top(client, nur
     response = client.post(reverse("step_complete", args=[step.public_id]), {"version": step.version, "notes": "x"})
     assert response.status_code == 400
     page = response.content.decode()
-    summary = page[page.index("data-error-summary"):]
-    summary = summary[:summary.index("</div>")]
-    assert 'role="alert"' in page[page.index('class="error-summary"'):page.index("data-error-summary")]
-    assert 'tabindex="-1"' in page[page.index('class="error-summary"'):page.index("data-error-summary")]
+    summary = page[page.index("data-error-summary") :]
+    summary = summary[: summary.index("</div>")]
+    assert 'role="alert"' in page[page.index('class="error-summary"') : page.index("data-error-summary")]
+    assert 'tabindex="-1"' in page[page.index('class="error-summary"') : page.index("data-error-summary")]
     assert '<a href="#id_password">Your password (electronic signature): Enter your password to sign.</a>' in summary
     # The summary comes before the first field; the script that focuses it is on the page.
     assert page.index("data-error-summary") < page.index('<div class="field')
@@ -370,19 +415,28 @@ def test_the_record_form_links_back_to_the_patient(client, nurse, journey):
 @pytest.mark.django_db
 def test_a_late_step_asks_when_it_was_performed_instead_of_saying_now(client, nurse, coordinator, protocol):
     patient = PatientFactory(nurse=nurse)
-    late = journey_services.journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                                          leukapheresis_date=timezone.localdate() - timedelta(days=3))
-    on_time = journey_services.journey_start(actor=coordinator, patient_id=PatientFactory().id,
-                                             protocol_id=protocol.id,
-                                             leukapheresis_date=timezone.localdate() + timedelta(days=14))
+    late = journey_services.journey_start(
+        actor=coordinator,
+        patient_id=patient.id,
+        protocol_id=protocol.id,
+        leukapheresis_date=timezone.localdate() - timedelta(days=3),
+    )
+    on_time = journey_services.journey_start(
+        actor=coordinator,
+        patient_id=PatientFactory().id,
+        protocol_id=protocol.id,
+        leukapheresis_date=timezone.localdate() + timedelta(days=14),
+    )
     client.force_login(nurse)
     late_step, early_step = _step(late, "eligibility-labs"), _step(on_time, "eligibility-labs")
     assert late_step.is_overdue(timezone.now()) and not early_step.is_overdue(timezone.now())
     late_form = client.get(reverse("step_complete", args=[late_step.public_id])).content.decode()
     field = re.search(r'<input type="datetime-local" name="performed_at"[^>]*>', late_form).group(0)
     assert "value=" not in field and "This step is late: enter when it was actually done." in late_form
-    unsent = client.post(reverse("step_complete", args=[late_step.public_id]),
-                         {"version": late_step.version, "password": PASSWORD, "signature_meaning": "performed"})
+    unsent = client.post(
+        reverse("step_complete", args=[late_step.public_id]),
+        {"version": late_step.version, "password": PASSWORD, "signature_meaning": "performed"},
+    )
     assert unsent.status_code == 400 and "Enter when the step was actually done." in unsent.content.decode()
     late_step.refresh_from_db()
     assert late_step.status == StepStatus.PENDING
@@ -403,21 +457,33 @@ def test_my_steps_offers_the_patient_page_one_tap_away(client, nurse, journey):
 def test_dates_carry_the_year_when_not_this_year(time_machine):
     time_machine.move_to(datetime(2026, 12, 2, 10, tzinfo=ZoneInfo("Europe/Berlin")), tick=False)
     template = Template("{% load clinic %}{{ a|day }}|{{ b|day }}|{{ c|day_time }}|{{ d|short_day }}|{{ e|day }}")
-    text = template.render(Context({"a": date(2026, 11, 23), "b": date(2024, 11, 23),
-                                    "c": datetime(2027, 1, 4, 8, 5, tzinfo=ZoneInfo("Europe/Berlin")),
-                                    "d": date(2025, 3, 1), "e": None}))
+    text = template.render(
+        Context(
+            {
+                "a": date(2026, 11, 23),
+                "b": date(2024, 11, 23),
+                "c": datetime(2027, 1, 4, 8, 5, tzinfo=ZoneInfo("Europe/Berlin")),
+                "d": date(2025, 3, 1),
+                "e": None,
+            }
+        )
+    )
     assert text == "Mon 23 Nov|Sat 23 Nov 2024|Mon 04 Jan 2027 08:05|01 Mar 2025|"
 
 
 @pytest.mark.django_db
 def test_the_stage_list_shows_the_year_of_a_date_two_years_back(client, viewer, coordinator, protocol):
     patient = PatientFactory(family_name="Longago")
-    old = journey_services.journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
-                                         leukapheresis_date=timezone.localdate() - timedelta(days=730))
+    old = journey_services.journey_start(
+        actor=coordinator,
+        patient_id=patient.id,
+        protocol_id=protocol.id,
+        leukapheresis_date=timezone.localdate() - timedelta(days=730),
+    )
     client.force_login(viewer)
     page = client.get(reverse("stage_list", args=[old.current_stage])).content.decode()
-    row = page[page.index("Longago"):]
-    row = row[:row.index("</tr>")]
+    row = page[page.index("Longago") :]
+    row = row[: row.index("</tr>")]
     due = Journey.objects.filter(pk=old.pk).values_list("steps__due_on", flat=True).order_by("steps__due_on")[0]
     assert f"{due:%a %d %b %Y}" in row
 

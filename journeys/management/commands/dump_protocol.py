@@ -2,9 +2,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from journeys import selectors
 from journeys.models import ProtocolTemplate
 from journeys.protocol_files import to_toml
-from journeys import selectors
 
 
 class Command(BaseCommand):
@@ -16,8 +16,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name", help="The protocol's name, as admin lists it.")
-        parser.add_argument("--version", dest="protocol_version", type=int, default=None,
-                            help="Which version (default: the latest).")
+        parser.add_argument(
+            "--version", dest="protocol_version", type=int, default=None, help="Which version (default: the latest)."
+        )
         parser.add_argument("--output", default=None, help="Write to this file instead of standard output.")
 
     def handle(self, *args, name, protocol_version: int | None, output, **options):
@@ -34,4 +35,3 @@ class Command(BaseCommand):
             self.stderr.write(f"Wrote {protocol} to {output}.")
         else:
             self.stdout.write(text, ending="")
-

@@ -34,14 +34,94 @@ DEMO_USERS = [
     ("admin", "Ada", "Admin", Role.ADMIN),
 ]
 # Fictional people; any likeness to a real patient is chance.
-GIVEN = ["Maria", "Lena", "Aylin", "Sophie", "Jonas", "Elif", "Hannah", "Mila", "Noah", "Emma", "Lea", "Anna",
-         "Paula", "Ida", "Ben", "Clara", "Zoe", "Mira", "Lina", "Theo"]
-FAMILY = ["Ortiz", "Becker", "Yılmaz", "Hoffmann", "Schulz", "Novák", "Keller", "Müller", "Wagner", "Braun",
-          "Wolf", "Neumann", "Krause", "Vogel", "Jäger", "Roth", "Frank", "Berg", "Haas", "Lorenz"]
+GIVEN = [
+    "Maria",
+    "Lena",
+    "Aylin",
+    "Sophie",
+    "Jonas",
+    "Elif",
+    "Hannah",
+    "Mila",
+    "Noah",
+    "Emma",
+    "Lea",
+    "Anna",
+    "Paula",
+    "Ida",
+    "Ben",
+    "Clara",
+    "Zoe",
+    "Mira",
+    "Lina",
+    "Theo",
+]
+FAMILY = [
+    "Ortiz",
+    "Becker",
+    "Yılmaz",
+    "Hoffmann",
+    "Schulz",
+    "Novák",
+    "Keller",
+    "Müller",
+    "Wagner",
+    "Braun",
+    "Wolf",
+    "Neumann",
+    "Krause",
+    "Vogel",
+    "Jäger",
+    "Roth",
+    "Frank",
+    "Berg",
+    "Haas",
+    "Lorenz",
+]
 # Days since leukapheresis, chosen to put patients in every stage: before collection, in the plant,
 # in lymphodepletion, on the ward after infusion, and in follow-up for up to three years.
-DAYS_SINCE_LEUKAPHERESIS = [-9, -6, -3, -1, 0, 1, 3, 6, 9, 12, 14, 15, 16, 17, 18, 19, 21, 22, 24, 26, 28,
-                            33, 40, 50, 70, 95, 110, 140, 200, 260, 320, 400, 500, 640, 760, 900, 1100, 12, 20, 45]
+DAYS_SINCE_LEUKAPHERESIS = [
+    -9,
+    -6,
+    -3,
+    -1,
+    0,
+    1,
+    3,
+    6,
+    9,
+    12,
+    14,
+    15,
+    16,
+    17,
+    18,
+    19,
+    21,
+    22,
+    24,
+    26,
+    28,
+    33,
+    40,
+    50,
+    70,
+    95,
+    110,
+    140,
+    200,
+    260,
+    320,
+    400,
+    500,
+    640,
+    760,
+    900,
+    1100,
+    12,
+    20,
+    45,
+]
 
 
 class Progress:
@@ -76,8 +156,8 @@ class Command(BaseCommand):
             self.stdout.write("Demo clinic already loaded.")
         else:
             self._patients(users, patients, random.Random(seed))
-        self.stdout.write("\nDemo sign-ins (password for all: %s)" % DEMO_PASSWORD)
-        for username, given, family, role in DEMO_USERS:
+        self.stdout.write(f"\nDemo sign-ins (password for all: {DEMO_PASSWORD})")
+        for username, _given, _family, role in DEMO_USERS:
             self.stdout.write(f"  {username:<12} {Role(role).label}")
 
     def _users(self) -> dict[str, User]:
@@ -106,19 +186,35 @@ class Command(BaseCommand):
             days_since = DAYS_SINCE_LEUKAPHERESIS[index % len(DAYS_SINCE_LEUKAPHERESIS)]
             with transaction.atomic():
                 patient = patient_enrol(
-                    actor=coordinator, mrn=f"{DEMO_MRN_PREFIX}{index + 1:04d}", given_name=GIVEN[index % len(GIVEN)],
+                    actor=coordinator,
+                    mrn=f"{DEMO_MRN_PREFIX}{index + 1:04d}",
+                    given_name=GIVEN[index % len(GIVEN)],
                     family_name=FAMILY[(index * 7) % len(FAMILY)],
                     date_of_birth=date(1975 + rng.randint(0, 28), rng.randint(1, 12), rng.randint(1, 28)),
-                    sex=rng.choice([Sex.FEMALE, Sex.FEMALE, Sex.MALE]), indication=indications[index % len(indications)],
-                    coordinator=coordinator, nurse=nurse, physician=physician,
+                    sex=rng.choice([Sex.FEMALE, Sex.FEMALE, Sex.MALE]),
+                    indication=indications[index % len(indications)],
+                    coordinator=coordinator,
+                    nurse=nurse,
+                    physician=physician,
                 )
                 height_cm, weight_kg = rng.randint(155, 190), rng.randint(50, 95)
-                measurement_record(actor=nurse, patient_id=patient.id, measured_on=today - timedelta(days=max(days_since, 0) + 10),
-                                   height_cm=height_cm, weight_kg=weight_kg)
-                consent_record(actor=coordinator, patient_id=patient.id,
-                               signed_on=today - timedelta(days=max(days_since, 0) + 14), document_version="2026-01")
+                measurement_record(
+                    actor=nurse,
+                    patient_id=patient.id,
+                    measured_on=today - timedelta(days=max(days_since, 0) + 10),
+                    height_cm=height_cm,
+                    weight_kg=weight_kg,
+                )
+                consent_record(
+                    actor=coordinator,
+                    patient_id=patient.id,
+                    signed_on=today - timedelta(days=max(days_since, 0) + 14),
+                    document_version="2026-01",
+                )
                 journey = journey_services.journey_start(
-                    actor=coordinator, patient_id=patient.id, protocol_id=protocol.id,
+                    actor=coordinator,
+                    patient_id=patient.id,
+                    protocol_id=protocol.id,
                     leukapheresis_date=today - timedelta(days=days_since),
                 )
                 # About one patient in six has a step left undone a day or two ago: the overdue list.
@@ -127,16 +223,21 @@ class Command(BaseCommand):
                 demo_records = DemoRecords(rng, journey, height_cm, weight_kg, renal_reduction=index % 5 == 1)
                 self._walk(journey, today, by_role, leave_overdue, demo_records)
                 if index == count - 3 and journey.status == JourneyStatus.ACTIVE:
-                    journey_services.journey_hold(actor=physician, journey_id=journey.id,
-                                                  reason="Upper respiratory infection; reassess in a week")
+                    journey_services.journey_hold(
+                        actor=physician, journey_id=journey.id, reason="Upper respiratory infection; reassess in a week"
+                    )
             progress.advance()
 
     def _walk(self, journey, today: date, by_role: dict, leave_overdue: bool, demo_records: "DemoRecords") -> None:
         """Record every step due before today, in date order, as the ward would have."""
         zone = clinic_zone()
         while True:
-            step = (journey.steps.filter(status=StepStatus.PENDING, stage__status=StageStatus.IN_PROGRESS, due_on__lt=today)
-                    .select_related("template", "stage", "journey").order_by("due_on", "template__position").first())
+            step = (
+                journey.steps.filter(status=StepStatus.PENDING, stage__status=StageStatus.IN_PROGRESS, due_on__lt=today)
+                .select_related("template", "stage", "journey")
+                .order_by("due_on", "template__position")
+                .first()
+            )
             if step is None:
                 return
             # Leave undone a step that fell due in the last few days: late, but not forgotten for years.
@@ -146,14 +247,27 @@ class Command(BaseCommand):
             actor = by_role[step.template.responsible_role]
             if step.template.code == "renal-dose-review":
                 # Weighed for lymphodepletion: the BSA may only come from a height and weight of the last 7 days.
-                measurement_record(actor=by_role[Role.NURSE], patient_id=journey.patient_id, measured_on=step.due_on,
-                                   height_cm=demo_records.height_cm, weight_kg=demo_records.weight_kg)
+                measurement_record(
+                    actor=by_role[Role.NURSE],
+                    patient_id=journey.patient_id,
+                    measured_on=step.due_on,
+                    height_cm=demo_records.height_cm,
+                    weight_kg=demo_records.weight_kg,
+                )
             # Chemotherapy, the COI check and the infusion: the physician signs as the second person.
             second = by_role[Role.PHYSICIAN] if actor != by_role[Role.PHYSICIAN] else by_role[Role.NURSE]
             journey_services.step_complete(
-                actor=actor, step_id=step.id, performed_at=performed, notes="", record=demo_records.for_step(step),
-                **({"second_signer_username": second.username, "second_signer_password": DEMO_PASSWORD}
-                   if step.template.two_person else {}))
+                actor=actor,
+                step_id=step.id,
+                performed_at=performed,
+                notes="",
+                record=demo_records.for_step(step),
+                **(
+                    {"second_signer_username": second.username, "second_signer_password": DEMO_PASSWORD}
+                    if step.template.two_person
+                    else {}
+                ),
+            )
 
 
 class DemoRecords:
@@ -209,9 +323,15 @@ class DemoRecords:
             "vasopressin": False,
             "oxygen": "low_flow" if crs == "2" else "none",
             "oxygen_l_min": 2 if crs == "2" else None,
-            "ice_orientation": 4, "ice_naming": 3, "ice_commands": 1,
-            "ice_writing": 1 if icans == "0" else 0, "ice_attention": 1 if icans == "0" else 0,
-            "consciousness": "alert", "seizure": "none", "motor": "none", "cerebral_oedema": "none",
+            "ice_orientation": 4,
+            "ice_naming": 3,
+            "ice_commands": 1,
+            "ice_writing": 1 if icans == "0" else 0,
+            "ice_attention": 1 if icans == "0" else 0,
+            "consciousness": "alert",
+            "seizure": "none",
+            "motor": "none",
+            "cerebral_oedema": "none",
             "icans_grade": icans,
             "tocilizumab_mg": min(800, 8 * self.weight_kg) if crs == "2" else None,
             "discharge_date": step.due_on.isoformat(),
@@ -234,8 +354,11 @@ class DemoRecords:
                 # A dose per m² is given as the sheet calculates it from the protocol's mg/m², to the field's step.
                 places = max(0, -Decimal(str(spec.get("step", 1))).normalize().as_tuple().exponent)
                 values[spec["name"]] = float(dose_from_bsa(spec["per_m2"], self.bsa, places=places))
-        record = {spec["name"]: values[spec["name"]] for spec in step.template.record_fields
-                  if values.get(spec["name"]) is not None and not spec.get("computed") and not spec.get("within_percent")}
+        record = {
+            spec["name"]: values[spec["name"]]
+            for spec in step.template.record_fields
+            if values.get(spec["name"]) is not None and not spec.get("computed") and not spec.get("within_percent")
+        }
         return self._given_as_prescribed(step, record)
 
     def _creatinine(self, step) -> float:
@@ -254,8 +377,9 @@ class DemoRecords:
         specs = records.parse_specs(step.template.record_fields)
         if not any(spec.within_percent for spec in specs):
             return record
-        facts = selectors.record_facts(journey_id=self.journey.pk, patient_id=self.journey.patient_id,
-                                       specs=step.template.record_fields, on=step.due_on)
+        facts = selectors.record_facts(
+            journey_id=self.journey.pk, patient_id=self.journey.patient_id, specs=step.template.record_fields, on=step.due_on
+        )
         so_far = dict(record)
         for spec in specs:
             if spec.computed is not None:

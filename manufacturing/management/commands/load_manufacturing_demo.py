@@ -29,15 +29,38 @@ from patients.models import Indication, Sex
 from patients.services import patient_enrol
 from staff.models import User
 
-SPEC = [(Criterion.STERILITY, Comparison.MUST_READ, "no growth", ""), (Criterion.MYCOPLASMA, Comparison.MUST_READ, "negative", ""),
-        (Criterion.ENDOTOXIN, Comparison.BELOW, "5", "EU/mL"), (Criterion.VIABILITY, Comparison.AT_LEAST, "70", "%"),
-        (Criterion.CAR_EXPRESSION, Comparison.AT_LEAST, "15", "%"), (Criterion.VECTOR_COPY_NUMBER, Comparison.AT_MOST, "5", "copies/cell")]
-PASSING = {"sterility": "no growth", "mycoplasma": "negative", "endotoxin": "0.8", "viability": "91", "car_expression": "38",
-           "vector_copy_number": "1.6"}
+SPEC = [
+    (Criterion.STERILITY, Comparison.MUST_READ, "no growth", ""),
+    (Criterion.MYCOPLASMA, Comparison.MUST_READ, "negative", ""),
+    (Criterion.ENDOTOXIN, Comparison.BELOW, "5", "EU/mL"),
+    (Criterion.VIABILITY, Comparison.AT_LEAST, "70", "%"),
+    (Criterion.CAR_EXPRESSION, Comparison.AT_LEAST, "15", "%"),
+    (Criterion.VECTOR_COPY_NUMBER, Comparison.AT_MOST, "5", "copies/cell"),
+]
+PASSING = {
+    "sterility": "no growth",
+    "mycoplasma": "negative",
+    "endotoxin": "0.8",
+    "viability": "91",
+    "car_expression": "38",
+    "vector_copy_number": "1.6",
+}
 PRODUCTS = [  # maker, product, antigen, kind, plants [(name, city, slots)]
-    ("Helix Therapeutics", "Lupucel", TargetAntigen.CD19, ProductKind.AUTOLOGOUS, [("Helix Leiden", "Leiden", 2), ("Helix Basel", "Basel", 6)]),
+    (
+        "Helix Therapeutics",
+        "Lupucel",
+        TargetAntigen.CD19,
+        ProductKind.AUTOLOGOUS,
+        [("Helix Leiden", "Leiden", 2), ("Helix Basel", "Basel", 6)],
+    ),
     ("Helix Therapeutics", "Duocel", TargetAntigen.CD19_BCMA, ProductKind.AUTOLOGOUS, [("Helix Leiden", "Leiden", 1)]),
-    ("Nordcell", "Nordleucel", TargetAntigen.CD19, ProductKind.AUTOLOGOUS, [("Nordcell Uppsala", "Uppsala", 1), ("Nordcell Aarhus", "Aarhus", 2)]),
+    (
+        "Nordcell",
+        "Nordleucel",
+        TargetAntigen.CD19,
+        ProductKind.AUTOLOGOUS,
+        [("Nordcell Uppsala", "Uppsala", 1), ("Nordcell Aarhus", "Aarhus", 2)],
+    ),
     ("Stockwell Bio", "Offshelcel", TargetAntigen.CD19, ProductKind.ALLOGENEIC, [("Stockwell Dublin", "Dublin", 6)]),
 ]
 
@@ -48,8 +71,13 @@ def _record(step) -> dict:
     for spec in step.template.record_fields:
         if spec.get("required"):
             kind = spec["type"]
-            record[spec["name"]] = (spec["choices"][0][0] if kind == "choice" else spec.get("min", 0)
-                                    if kind in ("integer", "decimal") else values.get(kind, "DEMO"))
+            record[spec["name"]] = (
+                spec["choices"][0][0]
+                if kind == "choice"
+                else spec.get("min", 0)
+                if kind in ("integer", "decimal")
+                else values.get(kind, "DEMO")
+            )
     return record
 
 
@@ -67,11 +95,21 @@ class Command(BaseCommand):
         for maker_name, name, antigen, kind, plants in PRODUCTS:
             maker, _ = Maker.objects.get_or_create(name=maker_name)
             product = Product.objects.create(
-                maker=maker, name=name, target_antigen=antigen, kind=kind, target_dose_cells_per_kg=1_000_000,
-                shipping_min_celsius=Decimal("2"), shipping_max_celsius=Decimal("8"), frozen_max_celsius=Decimal("-150"),
-                max_collection_to_plant_hours=72, shelf_life_days=180 if kind == ProductKind.AUTOLOGOUS else 365)
+                maker=maker,
+                name=name,
+                target_antigen=antigen,
+                kind=kind,
+                target_dose_cells_per_kg=1_000_000,
+                shipping_min_celsius=Decimal("2"),
+                shipping_max_celsius=Decimal("8"),
+                frozen_max_celsius=Decimal("-150"),
+                max_collection_to_plant_hours=72,
+                shelf_life_days=180 if kind == ProductKind.AUTOLOGOUS else 365,
+            )
             for criterion, comparison, limit, unit in SPEC:
-                ReleaseCriterion.objects.create(product=product, criterion=criterion, comparison=comparison, limit=limit, unit=unit)
+                ReleaseCriterion.objects.create(
+                    product=product, criterion=criterion, comparison=comparison, limit=limit, unit=unit
+                )
             for plant_name, city, slots in plants:
                 plant, _ = Plant.objects.get_or_create(maker=maker, name=plant_name, defaults={"city": city})
                 PlantCapacity.objects.create(plant=plant, product=product, weekly_slots=slots)
@@ -91,32 +129,57 @@ class Command(BaseCommand):
         self._order(products["Nordleucel"], uppsala, to=OrderStatus.QC_TESTING)
         self._order(products["Nordleucel"], Plant.objects.get(name="Nordcell Aarhus"), to="released")
         oos = self._order(lupucel, basel, to="oos")
-        services.order_repeat(actor=coordinator, order_id=oos.id, how=OrderStatus.RE_COLLECTION,
-                              reason="Viability 41 %: a new collection in the same journey")
-        self._order(lupucel, basel, to="oos")   # waiting for the physician's decision
+        services.order_repeat(
+            actor=coordinator,
+            order_id=oos.id,
+            how=OrderStatus.RE_COLLECTION,
+            reason="Viability 41 %: a new collection in the same journey",
+        )
+        self._order(lupucel, basel, to="oos")  # waiting for the physician's decision
         remake = self._order(products["Duocel"], leiden, to="oos")
-        services.order_repeat(actor=coordinator, order_id=remake.id, how=OrderStatus.RE_MANUFACTURE,
-                              reason="Viability 41 %: retained material at the plant")
+        services.order_repeat(
+            actor=coordinator,
+            order_id=remake.id,
+            how=OrderStatus.RE_MANUFACTURE,
+            reason="Viability 41 %: retained material at the plant",
+        )
         exceptional = self._order(lupucel, basel, to="oos")
-        services.order_exceptional_release(actor=physician, order_id=exceptional.id, countersigned_by=coordinator,
-                                           reason="CAR expression 13 % (limit 15 %); re-collection not possible, benefit outweighs")
+        services.order_exceptional_release(
+            actor=physician,
+            order_id=exceptional.id,
+            countersigned_by=coordinator,
+            reason="CAR expression 13 % (limit 15 %); re-collection not possible, benefit outweighs",
+        )
         cancelled = self._order(products["Nordleucel"], uppsala, book=next_week + timedelta(days=7))
-        services.order_move(actor=coordinator, order_id=cancelled.id, to_status=OrderStatus.CANCELLED, reason="Patient withdrew consent")
+        services.order_move(
+            actor=coordinator, order_id=cancelled.id, to_status=OrderStatus.CANCELLED, reason="Patient withdrew consent"
+        )
         self._order(lupucel, basel, excursion=True)
         self._order(products["Offshelcel"], Plant.objects.get(name="Stockwell Dublin"), book=next_week)
-        self.stdout.write(f"Manufacturing demo: {Maker.objects.count()} makers, {Product.objects.count()} products, "
-                          f"{Plant.objects.count()} plants, {self.count} orders.")
+        self.stdout.write(
+            f"Manufacturing demo: {Maker.objects.count()} makers, {Product.objects.count()} products, "
+            f"{Plant.objects.count()} plants, {self.count} orders."
+        )
 
     def _order(self, product, plant, *, book=None, to=None, excursion=False, expected_late=False):
         p = self.people
         self.count += 1
         today = timezone.localdate()
-        patient = patient_enrol(actor=p["coordinator"], mrn=f"MFG{self.count:04d}", given_name=["Lina", "Omar", "Greta", "Yusuf", "Alma", "Tomas"][self.count % 6],
-                                family_name=["Brandt", "Aksoy", "Lindqvist", "Hale", "Moreau", "Ivanova", "Sato"][self.count % 7],
-                                date_of_birth=today.replace(year=today.year - 30 - self.count), sex=Sex.FEMALE,
-                                indication=Indication.SLE, coordinator=p["coordinator"], nurse=p["nurse"], physician=p["physician"])
-        journey = journey_services.journey_start(actor=p["coordinator"], patient_id=patient.id, protocol_id=self.protocol.id,
-                                                 leukapheresis_date=today)
+        patient = patient_enrol(
+            actor=p["coordinator"],
+            mrn=f"MFG{self.count:04d}",
+            given_name=["Lina", "Omar", "Greta", "Yusuf", "Alma", "Tomas"][self.count % 6],
+            family_name=["Brandt", "Aksoy", "Lindqvist", "Hale", "Moreau", "Ivanova", "Sato"][self.count % 7],
+            date_of_birth=today.replace(year=today.year - 30 - self.count),
+            sex=Sex.FEMALE,
+            indication=Indication.SLE,
+            coordinator=p["coordinator"],
+            nurse=p["nurse"],
+            physician=p["physician"],
+        )
+        journey = journey_services.journey_start(
+            actor=p["coordinator"], patient_id=patient.id, protocol_id=self.protocol.id, leukapheresis_date=today
+        )
         order = services.order_request(actor=p["coordinator"], journey_id=journey.id, product_id=product.id, plant_id=plant.id)
         if book:
             services.slot_book(actor=p["coordinator"], order_id=order.id, week_start=book)
@@ -129,9 +192,15 @@ class Command(BaseCommand):
         start = timezone.now() - timedelta(hours=30)
         for hours, kind in ((0, "collected"), (1, "packed"), (2, "picked_up"), (26, "received_at_plant")):
             temperature = Decimal("14.5") if excursion and kind == "picked_up" else Decimal("5")
-            services.custody_record(actor=p["nurse"], bag_id=bag.id, kind=kind, at=start + timedelta(hours=hours),
-                                    handled_by="Courier" if hours else "Apheresis nurse", location="Clinic → plant",
-                                    temperature_celsius=temperature)
+            services.custody_record(
+                actor=p["nurse"],
+                bag_id=bag.id,
+                kind=kind,
+                at=start + timedelta(hours=hours),
+                handled_by="Courier" if hours else "Apheresis nurse",
+                location="Clinic → plant",
+                temperature_celsius=temperature,
+            )
             if excursion and kind == "picked_up":
                 return order
         for status in (OrderStatus.MATERIAL_RECEIVED, OrderStatus.IN_PRODUCTION, OrderStatus.QC_TESTING):
@@ -139,8 +208,9 @@ class Command(BaseCommand):
             if status == to:
                 break
         if expected_late:
-            services.order_set_expected_release(actor=p["coordinator"], order_id=order.id,
-                                                expected_release=journey.day0_planned + timedelta(days=2))
+            services.order_set_expected_release(
+                actor=p["coordinator"], order_id=order.id, expected_release=journey.day0_planned + timedelta(days=2)
+            )
         if to in ("released", "oos"):
             for code in ("plant-receipt", "manufacturing-start"):
                 step = journey.steps.select_related("template").get(template__code=code)

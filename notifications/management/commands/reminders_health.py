@@ -13,8 +13,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         health = reminder_health()
         last = health["last_scan_at"]
-        self.stdout.write(f"last scan:            {last.isoformat() if last else 'never'}"
-                          + (f" ({health['last_scan_age_seconds']:.0f} s ago)" if last else ""))
+        self.stdout.write(
+            f"last scan:            {last.isoformat() if last else 'never'}"
+            + (f" ({health['last_scan_age_seconds']:.0f} s ago)" if last else "")
+        )
         self.stdout.write(f"pending (due now):    {health['pending_due']}")
         self.stdout.write(f"oldest pending age:   {health['oldest_pending_age_seconds']:.0f} s")
         self.stdout.write(f"failed in last 24 h:  {health['failed_last_24h']}")
