@@ -429,6 +429,17 @@ def field_specs_openapi() -> dict:
         if "$ref" in node:
             return tidy({**definitions[node["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in node.items() if k != "$ref"}})
         node = {key: tidy(value) for key, value in node.items() if key != "title" and not (key == "default" and value is None)}
+        # Bounds on a number-or-integer field come out under pydantic's own names; OpenAPI 3.0 words them so.
+        for bound, (word, exclusive) in {
+            "ge": ("minimum", False),
+            "gt": ("minimum", True),
+            "le": ("maximum", False),
+            "lt": ("maximum", True),
+        }.items():
+            if bound in node:
+                node[word] = node.pop(bound)
+                if exclusive:
+                    node[f"exclusive{word.capitalize()}"] = True
         if "anyOf" in node:
             options = [option for option in node["anyOf"] if option != {"type": "null"}]
             if {"type": "integer"} in options and {"type": "number"} in options:

@@ -6,6 +6,7 @@ import zlib
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from apiclients.services import api_client_create
 
@@ -103,4 +104,6 @@ def test_api_as_a_viewer(case, existing, viewer_key, sent):
 def test_completing_steps_as_an_integration(case, existing, integration_key, sent):
     _point_some_at_real_objects(case, existing)
     sent.append(case.id)
-    case.call_and_validate(headers={"Authorization": f"Bearer {integration_key}"})
+    # A body can fit the schema and still be refused by the clinic's rules (a dose off its prescription, a
+    # time performed in year 1): that is a 400 with per-field messages, which this check would call a fault.
+    case.call_and_validate(headers={"Authorization": f"Bearer {integration_key}"}, excluded_checks=[positive_data_acceptance])

@@ -47,14 +47,24 @@ def test_nurse_records_a_monitoring_day_on_a_phone_and_corrects_it(browser, live
     sign_in(page, base, "nina")
     page.goto(f"{base}/steps/{step.public_id}/complete/")
     page.get_by_label("Highest temperature").fill("48.2")
-    page.get_by_label("CRS grade (ASTCT)").select_option("1")
-    page.get_by_label("ICANS grade (ASTCT)").select_option("0")
+    # The grades are computed from the bedside components (ASTCT 2019), never picked.
+    for question in ("Antipyretic or tocilizumab given (fever may be masked)", "Hypotension", "Vasopressin"):
+        page.get_by_role("group", name=question).get_by_label("No").check()
+    for finding in (
+        "Vasopressors (not counting vasopressin)",
+        "Oxygen",
+        "Level of consciousness",
+        "Seizure",
+        "Motor findings",
+        "Raised intracranial pressure / cerebral oedema",
+    ):
+        page.get_by_label(finding, exact=True).select_option(index=1)
     page.get_by_label("Your password (electronic signature)").fill("correct-horse-battery")
     page.get_by_role("button", name="Sign and record").click()
     temperature = page.locator(".field", has=page.get_by_label("Highest temperature"))
     assert "Must be from 34 to 43" in temperature.inner_text()
     assert page.get_by_label("Highest temperature").input_value() == "48.2"  # kept, to be corrected
-    assert page.get_by_label("CRS grade (ASTCT)").input_value() == "1"
+    assert page.get_by_role("group", name="Hypotension").get_by_label("No").is_checked()  # kept, too
     assert Step.objects.get(pk=step.pk).status == StepStatus.PENDING
     shot(page, "record-refused-phone")
 

@@ -142,7 +142,11 @@ def corrected_ward():
         # Done on the day it was due: a collection "performed" today would land after Day 0.
         performed = min(timezone.make_aware(datetime.combine(step.due_on, time(10))), timezone.now())
         services.step_complete(
-            actor=actor, step_id=step.id, record=minimal_record(step), **second_signer(step), performed_at=performed
+            actor=actor,
+            step_id=step.id,
+            record=minimal_record(step, on=performed.date()),
+            **second_signer(step),
+            performed_at=performed,
         )
     return {
         "patient": patient,
