@@ -398,6 +398,12 @@ class Step(models.Model):
             models.Index(fields=["overdue_after"], condition=Q(status="pending"), name="step_pending_overdue_idx"),
             models.Index(fields=["due_on"], condition=Q(status="pending"), name="step_pending_due_idx"),
             models.Index(fields=["overdue_since"], condition=Q(overdue_since__isnull=False), name="step_overdue_since_idx"),
+            # The planning calendar places a done step on the day it was performed (an undated one on its due
+            # day): with these and step_pending_due_idx it reads only the days it shows, not every step.
+            models.Index(fields=["performed_at"], condition=Q(status="done"), name="step_done_performed_idx"),
+            models.Index(
+                fields=["due_on"], condition=Q(status="done", performed_at__isnull=True), name="step_done_undated_due_idx"
+            ),
         ]
 
     def __str__(self) -> str:
