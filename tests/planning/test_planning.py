@@ -192,6 +192,29 @@ def test_calendar_grid_and_export_queries_do_not_grow_with_patients(client, coor
         client.get(urls["grid"])
 
 
+def _plan(queryset) -> str:
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a test table is small enough to scan; ask what it could use
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_calendar_reads_only_the_days_shown_through_the_step_indexes(coordinator):
+    """The load and the entries read pending steps by due day and done steps by the time they were performed,
+    each through its partial index, not every step of the calendar's templates (issue 14: 10,000 patients)."""
+    build_patients(30, prefix="IX", coordinator=coordinator)
+    today = timezone.localdate()
+    steps = selectors.calendar_steps(first_day=today - timedelta(days=today.weekday()), last_day=today + timedelta(days=6))
+    plan = _plan(steps.order_by().values("day", "kind"))
+    assert "step_pending_due_idx" in plan and "step_done_performed_idx" in plan and "step_done_undated_due_idx" in plan
+    shown = selectors.calendar(first_day=today - timedelta(days=30), last_day=today + timedelta(days=30), per_day=2)
+    assert all(len(day.entries) == min(day.total, 2) for day in shown)
+    assert any(day.more for day in shown)
+    assert all([(s.kind, s.journey.patient.family_name, s.id) for s in day.entries]
+               == sorted((s.kind, s.journey.patient.family_name, s.id) for s in day.entries) for day in shown)
+
+
 # --- Exports -----------------------------------------------------------------------------------------
 
 
