@@ -211,8 +211,11 @@ def test_calendar_reads_only_the_days_shown_through_the_step_indexes(coordinator
     shown = selectors.calendar(first_day=today - timedelta(days=30), last_day=today + timedelta(days=30), per_day=2)
     assert all(len(day.entries) == min(day.total, 2) for day in shown)
     assert any(day.more for day in shown)
-    assert all([(s.kind, s.journey.patient.family_name, s.id) for s in day.entries]
-               == sorted((s.kind, s.journey.patient.family_name, s.id) for s in day.entries) for day in shown)
+    assert all(
+        [(s.kind, s.journey.patient.family_name, s.id) for s in day.entries]
+        == sorted((s.kind, s.journey.patient.family_name, s.id) for s in day.entries)
+        for day in shown
+    )
 
 
 # --- Exports -----------------------------------------------------------------------------------------
