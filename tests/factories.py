@@ -245,3 +245,23 @@ def lymphodepletion_earlier(step) -> dict:
     if getattr(step, "stage", None) is None or step.stage.number != 3:
         return {}
     return {"performed_at": timezone.now() - timedelta(days=LD_DONE_DAYS_AGO)}
+
+
+# A monitoring day on which nothing is wrong: every ASTCT component at its calm value (CRS 0, ICANS 0).
+CALM_MONITORING_DAY = {
+    "temperature_max": "36.8",
+    "fever_masked": "no",
+    "hypotension": "no",
+    "vasopressors": "none",
+    "vasopressin": "no",
+    "oxygen": "none",
+    "ice_orientation": 4,
+    "ice_naming": 3,
+    "ice_commands": 1,
+    "ice_writing": 1,
+    "ice_attention": 1,
+    "consciousness": "alert",
+    "seizure": "none",
+    "motor": "none",
+    "cerebral_oedema": "none",
+}

@@ -11,6 +11,7 @@ from carclinic.errors import InvalidInput, NotPermitted
 from journeys import records
 from journeys.models import EventKind, JourneyEvent, Step
 from journeys.services import journey_start, step_complete, step_record_correct
+from tests.factories import CALM_MONITORING_DAY as CALM
 from tests.factories import PatientFactory, make_protocol
 
 
@@ -121,23 +122,6 @@ MONITORING = [
     },
     {"name": "crs_grade_reason", "label": "Why the CRS grade differs", "type": "text", "max_length": 500},
 ]
-CALM = {
-    "temperature_max": "36.8",
-    "fever_masked": "no",
-    "hypotension": "no",
-    "vasopressors": "none",
-    "vasopressin": "no",
-    "oxygen": "none",
-    "ice_orientation": 4,
-    "ice_naming": 3,
-    "ice_commands": 1,
-    "ice_writing": 1,
-    "ice_attention": 1,
-    "consciousness": "alert",
-    "seizure": "none",
-    "motor": "none",
-    "cerebral_oedema": "none",
-}
 
 
 def test_the_monitoring_sheet_is_a_valid_spec():

@@ -16,25 +16,9 @@ from carclinic.errors import InvalidInput
 from journeys.errors import StepAlreadyCompleted
 from journeys.models import ProtocolTemplate, Step
 from journeys.services import journey_start, step_complete, step_record_correct
+from tests.factories import CALM_MONITORING_DAY as CALM
 from tests.factories import PatientFactory, make_protocol
 
-CALM = {
-    "temperature_max": "36.8",
-    "fever_masked": "no",
-    "hypotension": "no",
-    "vasopressors": "none",
-    "vasopressin": "no",
-    "oxygen": "none",
-    "ice_orientation": 4,
-    "ice_naming": 3,
-    "ice_commands": 1,
-    "ice_writing": 1,
-    "ice_attention": 1,
-    "consciousness": "alert",
-    "seizure": "none",
-    "motor": "none",
-    "cerebral_oedema": "none",
-}
 # issue 13's browser case: Tmax 38.4 °C, hypotension without vasopressors, low-flow oxygen 3 L/min → CRS 2.
 HYPOTENSION_LOW_FLOW = {**CALM, "temperature_max": "38.4", "hypotension": "yes", "oxygen": "low_flow", "oxygen_l_min": "3"}
 
