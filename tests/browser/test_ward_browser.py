@@ -120,9 +120,18 @@ def corrected_ward():
     recorded herself; her step today is the first monitoring day."""
     physician = ward_member("physician")
     nurse = ward_member("nurse")
-    patient = PatientFactory(mrn="MRN0088001", given_name="Ida", family_name="Sørensen", nurse=nurse, physician=physician)
-    protocol = ProtocolTemplate.objects.get(version=1, name__startswith="CD19")
     today = timezone.localdate()
+    # Born 40 years ago: her clearance (creatinine 1.0) keeps the full fludarabine dose, so the 45 mg she is corrected
+    # to stays within 5 % of the 45.5 mg prescribed; a random birthday past ~60 lowered it to 36.4 mg and failed CI.
+    patient = PatientFactory(
+        mrn="MRN0088001",
+        given_name="Ida",
+        family_name="Sørensen",
+        nurse=nurse,
+        physician=physician,
+        date_of_birth=today.replace(year=today.year - 40, day=1),
+    )
+    protocol = ProtocolTemplate.objects.get(version=1, name__startswith="CD19")
     journey = services.journey_start(
         actor=physician,
         patient_id=patient.id,
