@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.models import AlertChannel, AlertDelivery, AlertLevel, DeliveryState
+from carclinic import outbox
 
 log = logging.getLogger("carclinic.alerts")
 BATCH = 20
@@ -90,8 +91,14 @@ def _send_webhook(delivery: AlertDelivery) -> None:
 SENDERS = {AlertChannel.EMAIL: _send_email, AlertChannel.WEBHOOK: _send_webhook}
 
 
-def _backoff(attempts: int) -> timedelta:
-    return min(timedelta(seconds=settings.ALERT_RETRY_BASE_SECONDS * 2 ** (attempts - 1)), timedelta(minutes=30))
+def retry_policy() -> outbox.RetryPolicy:
+    # Read when sending, not at import: the settings are the operator's (and the tests') to change. A pager
+    # that is down is tried again within half an hour at the longest; an alert must not wait for hours.
+    return outbox.RetryPolicy(
+        max_attempts=settings.ALERT_MAX_ATTEMPTS,
+        first_delay=timedelta(seconds=settings.ALERT_RETRY_BASE_SECONDS),
+        longest_delay=timedelta(minutes=30),
+    )
 
 
 def alert_deliveries_send(*, alert_id: int | None = None, now: datetime | None = None) -> SendResult:
@@ -104,11 +111,15 @@ def alert_deliveries_send(*, alert_id: int | None = None, now: datetime | None =
     due = AlertDelivery.objects.filter(state=DeliveryState.PENDING, send_after__lte=now)
     if alert_id is not None:
         due = due.filter(alert_id=alert_id)
-    result = SendResult()
+    result, policy = SendResult(), retry_policy()
     for delivery_id in list(due.order_by("send_after", "id").values_list("id", flat=True)[:BATCH]):
         token = uuid.uuid4()
-        if not AlertDelivery.objects.filter(Q(pk=delivery_id, state=DeliveryState.PENDING)).update(
-            state=DeliveryState.SENDING, claim_token=token, claimed_at=now
+        if not outbox.claim(
+            AlertDelivery.objects.filter(pk=delivery_id),
+            claimable=Q(state=DeliveryState.PENDING),
+            state=DeliveryState.SENDING,
+            claim_token=token,
+            claimed_at=now,
         ):
             continue  # another worker claimed it first
         delivery = AlertDelivery.objects.select_related("alert", "alert__patient", "recipient").get(pk=delivery_id)
@@ -116,21 +127,21 @@ def alert_deliveries_send(*, alert_id: int | None = None, now: datetime | None =
             SENDERS[delivery.channel](delivery)
         except Exception as error:  # noqa: BLE001 - any failure to hand over is retried, then given up visibly
             attempts = delivery.attempts + 1
-            gave_up = attempts >= settings.ALERT_MAX_ATTEMPTS
+            retry_at = policy.next_attempt(attempts=attempts, now=now)
+            failure = f"{type(error).__name__}: {error}"[:500]
             AlertDelivery.objects.filter(pk=delivery_id, claim_token=token).update(
-                state=DeliveryState.FAILED if gave_up else DeliveryState.PENDING,
+                state=DeliveryState.PENDING if retry_at else DeliveryState.FAILED,
                 attempts=attempts,
                 claim_token=None,
-                send_after=now + _backoff(attempts),
-                last_error=f"{type(error).__name__}: {error}"[:500],
+                send_after=retry_at or now,
+                last_error=failure,
             )
-            log.warning(
-                "alert delivery failed id=%s channel=%s attempt=%s gave_up=%s", delivery_id, delivery.channel, attempts, gave_up
-            )
-            if gave_up:
-                result.failed += 1
-            else:
+            if retry_at:
+                log.warning("alert delivery failed id=%s channel=%s attempt=%s", delivery_id, delivery.channel, attempts)
                 result.retrying += 1
+            else:
+                outbox.gave_up("alert delivery", [delivery_id], attempts=attempts, error=failure)
+                result.failed += 1
             continue
         AlertDelivery.objects.filter(pk=delivery_id, claim_token=token).update(
             state=DeliveryState.SENT, sent_at=timezone.now(), attempts=delivery.attempts + 1, claim_token=None

@@ -1,6 +1,7 @@
 """Clinical alerts through their services: raised once per finding, to the right people, sent exactly
 once in effect, escalated once when nobody acknowledges, acknowledged only with a signature."""
 
+import logging
 import threading
 import urllib.error
 from datetime import timedelta
@@ -124,7 +125,7 @@ def test_a_send_whose_worker_died_goes_again_with_the_same_message_id(ward, time
     assert ids == {f"<{delivery.message_key(email)}@carclinic.local>"}
 
 
-def test_a_failing_pager_is_retried_then_given_up_visibly(ward, settings, monkeypatch, time_machine):
+def test_a_failing_pager_is_retried_then_given_up_visibly(ward, settings, monkeypatch, time_machine, caplog):
     settings.ALERT_MAX_ATTEMPTS = 2
     settings.ALERT_WEBHOOK_URL = "http://127.0.0.1:9/pager"
 
@@ -139,9 +140,14 @@ def test_a_failing_pager_is_retried_then_given_up_visibly(ward, settings, monkey
     assert pager.state == DeliveryState.PENDING and pager.send_after > timezone.now()
     assert delivery.alert_deliveries_send(alert_id=alert.id).retrying == 0  # not before its backoff
     time_machine.move_to(pager.send_after + timedelta(seconds=1))
-    assert delivery.alert_deliveries_send(alert_id=alert.id).failed == 1
+    with caplog.at_level(logging.WARNING, logger="carclinic.outbox"):
+        assert delivery.alert_deliveries_send(alert_id=alert.id).failed == 1
     pager.refresh_from_db()
     assert pager.state == DeliveryState.FAILED and "connection refused" in pager.last_error
+    # Given up loudly, through the outboxes' one helper: an operator sees it at ERROR with the row's id only.
+    assert [(r.levelname, r.getMessage().split(" error=")[0]) for r in caplog.records if r.name == "carclinic.outbox"] == [
+        ("ERROR", f"alert delivery gave up id={pager.pk} attempts=2")
+    ]
 
 
 def test_unacknowledged_it_escalates_to_every_physician_once(ward, time_machine):
