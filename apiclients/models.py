@@ -21,6 +21,7 @@ class ApiClientRole(models.TextChoices):
     VIEWER = Role.VIEWER.value, "Viewer: reads patients, statuses and journeys"
     INTEGRATION = Role.INTEGRATION.value, "Integration: reads, and records step completions"
     MANUFACTURER = Role.MANUFACTURER.value, "Manufacturer: reads and updates its own maker's manufacturing orders"
+    REGISTRY = Role.REGISTRY.value, "Registry: pulls the pseudonymous registry export, nothing else"
 
 
 class ApiClient(models.Model):

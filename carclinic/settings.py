@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "api",
     "manufacturing",
     "planning",
+    "registry",
 ]
 
 # API-key requests to /api/v1/ are answered by the key or refused, never by a session: their cookies are

@@ -20,6 +20,8 @@ class Role(models.TextChoices):
     INTEGRATION = "integration", "Integration (API client)"
     # A maker's system (API client): reads and updates only its own maker's manufacturing orders.
     MANUFACTURER = "manufacturer", "Manufacturer (API client)"
+    # A disease or CAR-T registry's system (API client): pulls the pseudonymous registry export, nothing else.
+    REGISTRY = "registry", "Registry (API client)"
 
 
 class Action(models.TextChoices):
@@ -45,6 +47,8 @@ class Action(models.TextChoices):
     DECIDE_EXCURSION = "decide_excursion", "Decide on quarantined material or a bedside mismatch"
     BEDSIDE_CHECK = "bedside_check", "Check a bag's chain of identity at the bedside"
     EXPORT_DATA = "export_data", "Export lists with names and MRNs as CSV (audited)"
+    VIEW_METRICS = "view_metrics", "See and export the clinic's metrics (aggregates, audited when exported)"
+    EXPORT_REGISTRY = "export_registry", "Pull the pseudonymous registry export (CSV or FHIR NDJSON, audited)"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -80,6 +84,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # A CSV carries names and MRNs out of carclinic's audit trail into spreadsheets: for those who report for
     # the clinic (registries, payers, quality meetings). A viewer reads on screen; a nurse works the lists.
     Action.EXPORT_DATA: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    # How the clinic performs (vein-to-vein, on-time rate, grades): for those who run and answer for it.
+    Action.VIEW_METRICS: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    # The registry's own client only: staff take the same export with `manage.py export_registry` on the server.
+    Action.EXPORT_REGISTRY: frozenset({Role.REGISTRY}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or
