@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -322,12 +322,17 @@ def registry_lines(*, fmt: str, patients, today: date, chunk_size: int = CHUNK) 
 # --- The metrics tables as CSV -----------------------------------------------------------------------
 
 
+def _one_decimal(value: float | None) -> str:
+    """Rounded half up, as the page's floatformat rounds, so the file and the page say the same."""
+    return "" if value is None else str(Decimal(str(value)).quantize(Decimal("0.1"), ROUND_HALF_UP))
+
+
 def _days(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}"
+    return _one_decimal(value)
 
 
 def _rate(value: float | None) -> str:
-    return "" if value is None else f"{value * 100:.1f}"
+    return _one_decimal(None if value is None else value * 100)
 
 
 SPREAD_HEADER = ["n", "median_days", "q1_days", "q3_days", "min_days", "max_days"]

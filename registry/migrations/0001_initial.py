@@ -5,11 +5,17 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def create_group(apps, schema_editor):
+    # The registry API client's role is a group, as every role is (staff.models.User.roles).
+    apps.get_model("auth", "Group").objects.get_or_create(name="registry")
+
+
 class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+        ("staff", "0003_integration_group"),
     ]
 
     operations = [
@@ -65,4 +71,5 @@ class Migration(migrations.Migration):
                 "indexes": [models.Index(fields=["exported_at"], name="registry_export_at_idx")],
             },
         ),
+        migrations.RunPython(create_group, migrations.RunPython.noop),
     ]

@@ -28,6 +28,7 @@ from notifications.services import reminder_cancel, reminder_snooze
 from patients.models import Indication, Sex
 from patients.services import consent_record, measurement_record, patient_enrol, patient_update
 from planning.services import export_record
+from registry.services import export_record as registry_export_record
 from staff.roles import PERMISSIONS, Action, Role, authorize, can
 from tests.factories import PatientFactory, lymphodepletion_earlier, make_protocol, minimal_record, second_signer
 
@@ -130,6 +131,10 @@ def call_service(action: str, actor, journey, protocol):
         journey_resume(actor=actor, journey_id=journey.id, reason="Cleared")
     elif action == Action.EXPORT_DATA:
         export_record(actor=actor, kind="overdue", filters={"stage": 2}, row_count=0)
+    elif action == Action.VIEW_METRICS:
+        registry_export_record(actor=actor, kind="on_time", channel="page", filters={}, row_count=5)
+    elif action == Action.EXPORT_REGISTRY:
+        registry_export_record(actor=actor, kind="registry", channel="api", fmt="ndjson", filters={}, row_count=0)
     elif action == Action.WITHDRAW_JOURNEY:
         journey_withdraw(actor=actor, journey_id=journey.id, reason="Patient's wish")
     elif action == Action.MANAGE_PROTOCOLS:
@@ -326,3 +331,16 @@ def test_nurse_and_coordinator_cover_each_others_steps(make_user, open_journey):
     assert coordinator_step.template.responsible_role == Role.COORDINATOR
     with pytest.raises(NotPermitted):
         step_complete(actor=make_user("viewer"), step_id=coordinator_step.id)
+
+
+def test_only_a_registry_client_may_pull_the_registry_export(make_user):
+    from registry.models import RegistryExport
+
+    registry_client = make_user("registry")
+    registry_export_record(actor=registry_client, kind="registry", channel="api", fmt="csv", filters={}, row_count=3)
+    for role in ("viewer", "integration", "manufacturer", "coordinator"):
+        with pytest.raises(NotPermitted):
+            registry_export_record(actor=make_user(role), kind="registry", channel="api", filters={}, row_count=3)
+    # And the registry client may not see the metrics page's tables, nor anything clinical.
+    assert not can(registry_client, Action.VIEW_METRICS) and not can(registry_client, Action.VIEW_CLINICAL)
+    assert RegistryExport.objects.count() == 1
