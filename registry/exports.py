@@ -26,7 +26,7 @@ from journeys.models import Journey, StageNumber, Step, StepStatus, StepTemplate
 from patients.models import Patient
 from registry import selectors
 
-CHUNK = 500
+CHUNK = 100  # patients per chunk: what the export holds in memory at once
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from datetime import date, datetime, time, timedelta
 
 from django.db import connection
 from django.db.models import (
-    Aggregate,
     Case,
     Count,
     DateField,
@@ -27,9 +26,7 @@ from django.db.models import (
     Func,
     Max,
     Min,
-    OuterRef,
     Q,
-    Subquery,
     TextField,
     Value,
     When,
@@ -39,7 +36,7 @@ from django.db.models.functions import Coalesce, NullIf, TruncDate
 from django.utils import timezone
 
 from journeys.models import Journey, Stage, StageNumber, Step, StepStatus, late_condition
-from manufacturing.models import ManufacturingOrder, OrderEvent, OrderStatus
+from manufacturing.models import ManufacturingOrder, OrderStatus
 from patients.models import Indication
 
 # Where the protocol records the discharge (stage 4): the step's code and its date field. Without the date,
@@ -55,18 +52,6 @@ MAX_MONTHS = 36
 
 
 # --- Arithmetic the database does ---------------------------------------------------------------------
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's ordered-set aggregate: the `fraction` quantile, interpolated."""
-
-    function = "percentile_cont"
-    name = "PercentileCont"
-    output_field = FloatField()
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-    def __init__(self, expression, fraction: float, **extra):
-        super().__init__(expression, fraction=float(fraction), **extra)
 
 
 class DaysBetweenDates(Func):
@@ -150,27 +135,37 @@ class Spread:
 
 
 def _spreads(queryset, value, group_by: tuple[str, ...], in_sql: bool | None) -> dict[tuple, Spread]:
-    """One query: the Spread of `value` per group (one group `()` when `group_by` is empty)."""
+    """One query: the Spread of `value` per group (one group `()` when `group_by` is empty).
+
+    The per-row values are a derived table that the quantiles read: each row's value (a subquery, an
+    aggregate over the row's events) is computed once, not once per measure."""
     in_sql = percentiles_in_sql() if in_sql is None else in_sql
-    rows = queryset.annotate(metric_value=value).filter(metric_value__isnull=False).order_by()
+    rows = (
+        queryset.annotate(metric_value=value).filter(metric_value__isnull=False).order_by().values_list(*group_by, "metric_value")
+    )
     if in_sql:
-        measures = {
-            "n": Count("metric_value"),
-            "median": PercentileCont("metric_value", 0.5),
-            "q1": PercentileCont("metric_value", 0.25),
-            "q3": PercentileCont("metric_value", 0.75),
-            "low": Min("metric_value"),
-            "high": Max("metric_value"),
-        }
-        if not group_by:
-            found = rows.aggregate(**measures)
-            return {(): Spread(**found) if found["n"] else Spread(0)}
-        return {
-            tuple(row[name] for name in group_by): Spread(**{key: row[key] for key in measures})
-            for row in rows.values(*group_by).annotate(**measures).order_by(*group_by)
-        }
+        inner, params = rows.query.sql_with_params()
+        groups = [f"g{index}" for index in range(len(group_by))]
+        columns = ", ".join([*groups, "v"])
+        keys = ", ".join(groups)
+        statement = (
+            f"SELECT {keys + ', ' if keys else ''}COUNT(v), "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.25) WITHIN GROUP (ORDER BY v), "
+            "percentile_cont(0.75) WITHIN GROUP (ORDER BY v), MIN(v), MAX(v) "
+            f"FROM ({inner}) AS per_row ({columns})" + (f" GROUP BY {keys} ORDER BY {keys}" if keys else "")
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            found = cursor.fetchall()
+        spreads = {}
+        for row in found:
+            key, measures = tuple(row[: len(groups)]), row[len(groups) :]
+            spreads[key] = (
+                Spread(*[measures[0], *[None if m is None else float(m) for m in measures[1:]]]) if measures[0] else Spread(0)
+            )
+        return spreads if group_by else {(): spreads.get((), Spread(0))}
     grouped: dict[tuple, list[float]] = defaultdict(list)
-    for *key, found in rows.values_list(*group_by, "metric_value"):
+    for *key, found in rows:
         grouped[tuple(key)].append(found)
     if not group_by:
         return {(): Spread.of(grouped.get((), []))}
@@ -226,15 +221,9 @@ def turnaround(*, since: date | None = None, until: date | None = None, in_sql: 
     """Days from the material's receipt at the plant (the order's first move to "material received") to QC
     release, of the orders released in the range: per plant (grouped under its maker), then per maker.
     Two queries."""
-    received = Subquery(
-        OrderEvent.objects.filter(order=OuterRef("pk"), to_state=OrderStatus.MATERIAL_RECEIVED)
-        .order_by()
-        .values("order")
-        .annotate(first=Min("at"))
-        .values("first")[:1]
-    )
     orders = ManufacturingOrder.objects.filter(Q(released_at__isnull=False) & _instants_in_range("released_at", since, until))
-    value = DaysBetweenTimes(F("released_at"), received)
+    orders = orders.annotate(received=Min("events__at", filter=Q(events__to_state=OrderStatus.MATERIAL_RECEIVED)))
+    value = DaysBetweenTimes(F("released_at"), F("received"))
     per_plant = _spreads(orders, value, ("plant__maker__name", "plant__name"), in_sql)
     per_maker = _spreads(orders, value, ("plant__maker__name",), in_sql)
     rows = []
@@ -272,41 +261,48 @@ class GradeRow:
     icans: int
 
 
-def _highest(field: str) -> Subquery:
-    graded = Coalesce(
+def _graded(field: str):
+    return Coalesce(
         NullIf(KeyTextTransform(f"{field}_physician", "record"), Value("", output_field=TextField())),
         KeyTextTransform(field, "record"),
         output_field=TextField(),
-    )
-    return Subquery(
-        Step.objects.filter(journey=OuterRef("pk"), status=StepStatus.DONE, template__stage=StageNumber.INFUSION)
-        .annotate(graded=graded)
-        .filter(graded__in=GRADES)
-        .order_by()
-        .values("journey")
-        # Grades are the single digits "0"–"4": their text order is their number order.
-        .annotate(top=Max("graded"))
-        .values("top")[:1]
     )
 
 
 def grades(*, since: date | None = None, until: date | None = None) -> tuple[list[GradeRow], int, int]:
     """How many infused patients had each grade as their highest CRS and ICANS grade over the monitoring
     days (the physician's grade where it overrules the computed one); and how many have none recorded
-    (CRS, ICANS). One query."""
-    journeys = (
-        Journey.objects.filter(Q(day0_actual__isnull=False) & _in_range("day0_actual", since, until))
-        .annotate(crs=_highest(CRS_FIELD), icans=_highest(ICANS_FIELD))
+    (CRS, ICANS). Two queries: the infused journeys, and the highest grades per journey counted per grade
+    pair (a derived table, so the database returns at most 36 rows, not one per patient)."""
+    infused = Journey.objects.filter(Q(day0_actual__isnull=False) & _in_range("day0_actual", since, until))
+    per_journey = (
+        Step.objects.filter(
+            Q(status=StepStatus.DONE, template__stage=StageNumber.INFUSION, journey__day0_actual__isnull=False)
+            & _in_range("journey__day0_actual", since, until)
+        )
+        .annotate(crs=_graded(CRS_FIELD), icans=_graded(ICANS_FIELD))
+        .filter(Q(crs__in=GRADES) | Q(icans__in=GRADES))
         .order_by()
-        .values("crs", "icans")
-        .annotate(n=Count("id"))
+        .values("journey_id")
+        # Grades are the single digits "0"–"4": their text order is their number order.
+        .annotate(
+            top_crs=Max("crs", filter=Q(crs__in=GRADES)),
+            top_icans=Max("icans", filter=Q(icans__in=GRADES)),
+        )
+        .values_list("top_crs", "top_icans")
     )
-    crs: dict[str | None, int] = defaultdict(int)
-    icans: dict[str | None, int] = defaultdict(int)
-    for row in journeys:
-        crs[row["crs"]] += row["n"]
-        icans[row["icans"]] += row["n"]
-    return [GradeRow(grade, crs[grade], icans[grade]) for grade in GRADES], crs[None], icans[None]
+    inner, params = per_journey.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT crs, icans, COUNT(*) FROM ({inner}) AS per_journey (crs, icans) GROUP BY crs, icans", params)
+        pairs = cursor.fetchall()
+    total = infused.count()
+    crs: dict[str, int] = defaultdict(int)
+    icans: dict[str, int] = defaultdict(int)
+    for top_crs, top_icans, count in pairs:
+        crs[top_crs] += count
+        icans[top_icans] += count
+    rows = [GradeRow(grade, crs[grade], icans[grade]) for grade in GRADES]
+    return rows, total - sum(row.crs for row in rows), total - sum(row.icans for row in rows)
 
 
 @dataclass(frozen=True)
@@ -328,19 +324,26 @@ class OnTimeRow:
 def on_time(*, now: datetime, since: date | None = None, until: date | None = None) -> list[OnTimeRow]:
     """Per stage, of the steps due in the range: done on time (never late: `first_late_at`, which a moved
     Day 0 does not clear, is empty) against late (done late, late now, or late once and still pending).
-    Skipped and not-applicable steps, and pending steps not yet late, are not counted. One query."""
+    Skipped and not-applicable steps, and pending steps not yet late, are not counted. Two queries."""
     late_once = Q(first_late_at__isnull=False)
+    in_range = _in_range("due_on", since, until)
     rows = (
-        Step.objects.filter(_in_range("due_on", since, until))
+        Step.objects.filter(in_range)
         .exclude(status__in=(StepStatus.SKIPPED, StepStatus.NOT_APPLICABLE))
         .order_by()
         .values("template__stage")
-        .annotate(
-            on_time=Count("id", filter=Q(status=StepStatus.DONE) & ~late_once),
-            late=Count("id", filter=late_once) + Count("id", filter=late_condition(now) & ~late_once),
-        )
+        .annotate(on_time=Count("id", filter=Q(status=StepStatus.DONE) & ~late_once), late=Count("id", filter=late_once))
         .order_by("template__stage")
     )
+    # Late now and never before: pending past their grace (the overdue scan's partial index answers it).
+    late_now = dict(
+        Step.objects.filter(in_range & late_condition(now) & ~late_once)
+        .order_by()
+        .values("template__stage")
+        .annotate(n=Count("id"))
+        .values_list("template__stage", "n")
+    )
+    rows = [{**row, "late": row["late"] + late_now.get(row["template__stage"], 0)} for row in rows]
     result = [
         OnTimeRow(row["template__stage"], StageNumber(row["template__stage"]).label, row["on_time"], row["late"]) for row in rows
     ]
@@ -441,7 +444,7 @@ class Metrics:
 
 
 def clinic_metrics(*, now: datetime, since: date | None = None, until: date | None = None, in_sql: bool | None = None) -> Metrics:
-    """Every table of the metrics page: 10 queries, whatever the number of patients."""
+    """Every table of the metrics page: 12 queries, whatever the number of patients."""
     grade_rows, crs_missing, icans_missing = grades(since=since, until=until)
     months = month_ends(today=timezone.localdate(now), since=since, until=until)
     return Metrics(
