@@ -104,7 +104,9 @@ def enrich(journeys, product, plant):
     )
     OrderEvent.objects.bulk_create(
         [
-            OrderEvent(order=order, kind="status", to_state=OrderStatus.MATERIAL_RECEIVED, at=order.created_at + timedelta(days=2))
+            OrderEvent(
+                order=order, kind="status", to_state=OrderStatus.MATERIAL_RECEIVED, at=order.created_at + timedelta(days=2)
+            )
             for order in orders
         ],
         batch_size=2000,
@@ -184,7 +186,9 @@ def run(args):
     print(f"{'':38} {f'{args.small:,} patients':>24} {f'{args.large:,} patients':>24} {'ratio':>8}")
     for (name, (ms_s, q_s, mem_s)), (_, (ms_l, q_l, mem_l)) in zip(small.items(), large.items(), strict=True):
         if q_s is not None:
-            print(f"{'metrics page (median, queries)':38} {ms_s:14.1f} ms {q_s:3d} q {ms_l:14.1f} ms {q_l:3d} q {ms_l / ms_s:7.2f}x")
+            print(
+                f"{'metrics page (median, queries)':38} {ms_s:14.1f} ms {q_s:3d} q {ms_l:14.1f} ms {q_l:3d} q {ms_l / ms_s:7.2f}x"
+            )
         else:
             kind = name.split(" (")[0]
             print(f"{kind + ' time':38} {ms_s:17.1f} ms {ms_l:21.1f} ms {ms_l / ms_s:7.2f}x")
