@@ -28,6 +28,10 @@ from tests.registry.builders import add_released_order, add_step, at, make_journ
 @pytest.fixture
 def clinic(db, at_clinic):
     at_clinic(2026, 6, 15, 12, 0)
+    return build_small_clinic()
+
+
+def build_small_clinic() -> dict:
     autoleucel = make_product(name="Autoleucel")
     north, south = make_plant(autoleucel, name="Plant North"), make_plant(autoleucel, name="Plant South")
     betacel = make_product(name="Betacel")
