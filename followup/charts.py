@@ -18,6 +18,7 @@ class Tick:
     value: float
     at: float  # the SVG coordinate along its axis
     label: str
+    anchor: str = "middle"  # SVG text-anchor: the outermost x labels lean inwards so that they are not cut off
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ def _label(value: float) -> str:
     return f"{value:g}"
 
 
+def _day_label(value: float) -> str:
+    return "Day 0" if value == 0 else f"{value:+g}".replace("-", "−")
+
+
 def line_chart(
     points: list[tuple[float, float | Decimal]],
     *,
@@ -84,7 +89,8 @@ def line_chart(
     dots = [(sx(x), sy(y)) for x, y in ordered]
     path = " ".join(f"{'M' if i == 0 else 'L'}{x:g} {y:g}" for i, (x, y) in enumerate(dots))
     y_ticks = [Tick(v, sy(v), _label(v)) for v in (0, top_value / 2, top_value)]
-    x_ticks = [Tick(v, sx(v), _label(v)) for v in sorted({x_min, x_max, *([float(marker_x)] if marker_x is not None else [])})]
+    x_values = sorted({x_min, x_max, *([float(marker_x)] if marker_x is not None else [])})
+    x_ticks = [Tick(v, sx(v), _day_label(v), "start" if v == x_min else "end" if v == x_max else "middle") for v in x_values]
     return LineChart(
         path=path,
         dots=dots,

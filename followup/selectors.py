@@ -132,10 +132,15 @@ def questionnaire_links(*, journey: Journey) -> list[QuestionnaireLink]:
     return list(QuestionnaireLink.objects.filter(step__journey_id=journey.id).select_related("step__template"))
 
 
-def questionnaire_steps(*, journey: Journey) -> list[Step]:
-    """The journey's pending years 6–15 contact steps, earliest first: one query."""
+def questionnaire_steps(*, journey: Journey, today: date) -> list[Step]:
+    """The journey's pending years 6–15 contact steps whose window has opened, earliest first: one query."""
     return list(
         Step.objects.filter(
-            journey_id=journey.id, status=StepStatus.PENDING, template__code__in=questionnaire_step_codes()
-        ).select_related("template")
+            journey_id=journey.id,
+            status=StepStatus.PENDING,
+            template__code__in=questionnaire_step_codes(),
+            window_opens_on__lte=today,
+        )
+        .select_related("template")
+        .order_by("due_on")
     )

@@ -73,7 +73,7 @@ def patient_panel(request, public_id):
             "links": links,
             "may_send": may_send,
             "may_review": can(request.user, Action.COMPLETE_STEP),
-            "questionnaire_steps": selectors.questionnaire_steps(journey=journey) if may_send else [],
+            "questionnaire_steps": selectors.questionnaire_steps(journey=journey, today=timezone.localdate()) if may_send else [],
             "aplasia_below": settings.FOLLOWUP_B_CELL_APLASIA_BELOW_PER_UL,
             "igg_below": settings.FOLLOWUP_IGG_LOW_BELOW_G_L,
         },

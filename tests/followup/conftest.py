@@ -27,6 +27,11 @@ def in_follow_up(journey):
     Stage.objects.filter(journey=journey, number=5).update(status=StageStatus.IN_PROGRESS, started_at=timezone.now())
     Step.objects.filter(journey=journey, stage__number__lt=5).update(status=StepStatus.DONE, completed_at=timezone.now())
 
+    # The year-6 contact's window is open today (its dates were planned from the original Day 0).
+    Step.objects.filter(journey=journey, template__code="ltfu-year-6").update(
+        window_opens_on=today - timedelta(days=30), due_on=today, window_closes_on=today + timedelta(days=30)
+    )
+
     def record(code: str, day: int, **values):
         at = timezone.make_aware(datetime.combine(day0 + timedelta(days=day), time(10)))
         Step.objects.filter(journey=journey, template__code=code).update(

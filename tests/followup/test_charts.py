@@ -18,7 +18,7 @@ def test_points_scale_into_the_box_with_day0_marked():
     assert chart.path.startswith(f"M{LEFT} {TOP} L")
     assert chart.path.count("L") == 2
     assert LEFT < chart.marker_x < WIDTH - RIGHT
-    assert [t.label for t in chart.x_ticks] == ["-7", "0", "110"]
+    assert [(t.label, t.anchor) for t in chart.x_ticks] == [("−7", "start"), ("Day 0", "middle"), ("+110", "end")]
     assert [t.label for t in chart.y_ticks] == ["0", "50", "100"]
     assert chart.threshold_y == round(TOP + (HEIGHT - TOP - BOTTOM) * (1 - 1 / 100), 1)
 
@@ -26,7 +26,7 @@ def test_points_scale_into_the_box_with_day0_marked():
 def test_day0_stays_in_range_when_every_point_is_after_it():
     chart = line_chart([(28, Decimal("6.1")), (90, Decimal("3.9"))], marker_x=0)
     assert chart.marker_x == LEFT
-    assert chart.x_ticks[0].label == "0"
+    assert chart.x_ticks[0].label == "Day 0"
 
 
 def test_a_single_point():

@@ -1,5 +1,7 @@
 """The follow-up panel, its charts and the dashboard's malignancy card, per role, with their query counts."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -96,3 +98,15 @@ def test_malignancy_card_query_count_is_constant(client, coordinator, in_follow_
         )
     large, page = _queries(client, url)
     assert large == small and page.count("<tr>") == 1 + 4
+
+
+@pytest.mark.django_db
+def test_the_questionnaire_is_offered_once_the_years_window_opens(client, coordinator, in_follow_up):
+    client.force_login(coordinator)
+    url = reverse("followup:patient_panel", args=[in_follow_up.public_id])
+    assert "E-mail the questionnaire for year 6" in client.get(url).content.decode()
+    later = in_follow_up.day0 + timedelta(days=9 * 365)
+    Step.objects.filter(journey=in_follow_up, template__code="ltfu-year-6").update(
+        window_opens_on=later, due_on=later, window_closes_on=later
+    )
+    assert "E-mail the questionnaire" not in client.get(url).content.decode()
