@@ -18,6 +18,7 @@ urlpatterns = [
     path("alerts/", include("alerts.urls")),
     path("manufacturing/", include("manufacturing.urls")),
     path("planning/", include("planning.urls")),
+    path("followup/", include("followup.urls")),
     path("accounts/login/", ClinicLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(

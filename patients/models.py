@@ -180,6 +180,8 @@ class ConsentKind(models.TextChoices):
     STUDY = "study", "Study participation"
     SAMPLES = "samples", "Samples and biobank"
     DATA_SHARING = "data_sharing", "Data sharing and registry"
+    # Years 6–15 after an integrating vector: being contacted at home (e-mail, questionnaire), not just seen.
+    LTFU_CONTACT = "ltfu_contact", "Long-term follow-up contact"
 
 
 class Consent(models.Model):

@@ -45,6 +45,8 @@ class Action(models.TextChoices):
     DECIDE_EXCURSION = "decide_excursion", "Decide on quarantined material or a bedside mismatch"
     BEDSIDE_CHECK = "bedside_check", "Check a bag's chain of identity at the bedside"
     EXPORT_DATA = "export_data", "Export lists with names and MRNs as CSV (audited)"
+    SEND_QUESTIONNAIRE = "send_questionnaire", "E-mail a patient the year's follow-up questionnaire link (audited)"
+    REPORT_SAFETY = "report_safety", "See findings to report to the registry or authority (secondary malignancies)"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -80,6 +82,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # A CSV carries names and MRNs out of carclinic's audit trail into spreadsheets: for those who report for
     # the clinic (registries, payers, quality meetings). A viewer reads on screen; a nurse works the lists.
     Action.EXPORT_DATA: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    # The years 6–15 contact is the coordinator's step; the nurse who reviews the answers may send it too.
+    Action.SEND_QUESTIONNAIRE: frozenset({Role.COORDINATOR, Role.NURSE, Role.ADMIN}),
+    # Reporting a secondary malignancy to the registry and the authority is the coordinator's and physician's work.
+    Action.REPORT_SAFETY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or
