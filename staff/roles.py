@@ -20,6 +20,8 @@ class Role(models.TextChoices):
     INTEGRATION = "integration", "Integration (API client)"
     # A maker's system (API client): reads and updates only its own maker's manufacturing orders.
     MANUFACTURER = "manufacturer", "Manufacturer (API client)"
+    # A payer's system (API client): reads only its own contracts' enrolments, with the fields a payer needs.
+    PAYER = "payer", "Payer (API client)"
 
 
 class Action(models.TextChoices):
@@ -45,6 +47,8 @@ class Action(models.TextChoices):
     DECIDE_EXCURSION = "decide_excursion", "Decide on quarantined material or a bedside mismatch"
     BEDSIDE_CHECK = "bedside_check", "Check a bag's chain of identity at the bedside"
     EXPORT_DATA = "export_data", "Export lists with names and MRNs as CSV (audited)"
+    VIEW_CONTRACTS = "view_contracts", "See outcome-based contracts and the money at stake"
+    MANAGE_CONTRACTS = "manage_contracts", "Create payers and contracts, and enrol patients under them"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -80,6 +84,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # A CSV carries names and MRNs out of carclinic's audit trail into spreadsheets: for those who report for
     # the clinic (registries, payers, quality meetings). A viewer reads on screen; a nurse works the lists.
     Action.EXPORT_DATA: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    # Prices and rebates are the clinic's business with its payers: for those who run and sign for the
+    # treatment; a nurse and a viewer see a patient's contract status on the patient page only.
+    Action.VIEW_CONTRACTS: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    Action.MANAGE_CONTRACTS: frozenset({Role.COORDINATOR, Role.ADMIN}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or
