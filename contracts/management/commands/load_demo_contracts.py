@@ -6,10 +6,12 @@ from datetime import date
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from contracts import services
 from contracts.models import Contract, ContractEnrolment, ContractStatus, Payer
-from journeys.models import Journey
+from journeys import services as journey_services
+from journeys.models import Journey, JourneyStatus, StepStatus
 from staff.models import User
 from staff.roles import Role
 
@@ -61,5 +63,45 @@ class Command(BaseCommand):
         for index, journey in enumerate(infused):
             contract = doris if index % 2 == 0 else lenient
             services.enrolment_create(actor=actor, contract_id=contract.id, journey_id=journey.id)
+        self._every_status_shown(doris)
         counts = {status: ContractEnrolment.objects.filter(status=status).count() for status in ContractStatus.values}
         self.stdout.write("Demo contracts: " + ", ".join(f"{ContractStatus(s).label.lower()} {n}" for s, n in counts.items()))
+
+    def _every_status_shown(self, contract: Contract) -> None:
+        """The seeded visits put most patients in remission; so that the finance page shows a contract at risk and
+        one failed, one patient's first remission visit is re-scored as active disease (never in remission yet:
+        at risk) and another patient leaves the programme after the infusion (failed), both through journeys'
+        services with a reason, as the ward would record them."""
+        physician = User.objects.filter(groups__name=Role.PHYSICIAN, is_active=True).order_by("id").first()
+        if physician is None:
+            return
+        today = timezone.localdate()
+        enrolments = list(
+            ContractEnrolment.objects.filter(contract=contract, status=ContractStatus.ON_TRACK, milestone_on__gt=today)
+            .select_related("journey")
+            .order_by("infusion_on")
+        )
+        if not ContractEnrolment.objects.filter(status=ContractStatus.AT_RISK).exists():
+            for enrolment in enrolments:
+                visits = list(
+                    enrolment.journey.steps.filter(status=StepStatus.DONE, record__has_key="remission").order_by("due_on")
+                )
+                if len(visits) == 1:
+                    first = visits[0]
+                    journey_services.step_record_correct(
+                        actor=physician,
+                        step_id=first.id,
+                        record={**first.record, "remission": "active", "disease_activity": "12"},
+                        notes=first.notes,
+                        reason="Re-scored at the review meeting: nephritis still active",
+                    )
+                    enrolments.remove(enrolment)
+                    break
+        if not ContractEnrolment.objects.filter(status=ContractStatus.FAILED).exists():
+            for enrolment in enrolments:
+                if enrolment.journey.status == JourneyStatus.ACTIVE:
+                    journey_services.journey_withdraw(
+                        actor=physician, journey_id=enrolment.journey_id, reason="Moved abroad; follow-up continues elsewhere"
+                    )
+                    break
+        services.enrolments_refresh()
