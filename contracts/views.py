@@ -12,7 +12,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from carclinic.errors import InvalidInput, NotPermitted
 from contracts import selectors, services
 from contracts.forms import ContractForm, EnrolmentFilterForm, EnrolmentForm, PayerForm
-from contracts.models import ContractExport
 from journeys.models import Journey
 from planning.exports import CHUNK, csv_lines
 from staff.access import role_required
@@ -44,7 +43,6 @@ def finance_page(request):
             "query": request.GET.urlencode(),
             "may_manage": can(request.user, Action.MANAGE_CONTRACTS),
             "may_export": can(request.user, Action.EXPORT_DATA),
-            "recent_exports": ContractExport.objects.filter(exported_by=request.user)[:5],
         },
     )
 
