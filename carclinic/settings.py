@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "manufacturing",
     "planning",
     "followup",
+    "contracts",
 ]
 
 # API-key requests to /api/v1/ are answered by the key or refused, never by a session: their cookies are
@@ -368,6 +369,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "alerts-scan": {"task": "alerts.scan", "schedule": float(ALERT_SCAN_INTERVAL_SECONDS)},
     "scan-overdue": {"task": "notifications.scan_overdue", "schedule": float(REMINDER_SCAN_INTERVAL_SECONDS)},
     "send-due-reminders": {"task": "notifications.send_due_reminders", "schedule": float(REMINDER_SCAN_INTERVAL_SECONDS)},
+    # Outcome contracts: every hour in full (milestones and overdue visits come with time), every minute
+    # for the journeys that had an event (contracts.services.enrolments_refresh_changed).
+    "contracts-refresh-all": {"task": "contracts.refresh_all", "schedule": 3600.0},
+    "contracts-refresh-changed": {"task": "contracts.refresh_changed", "schedule": 60.0},
 }
 
 # --- Logging: ids only, never names, MRNs or notes ----------------------------------------------

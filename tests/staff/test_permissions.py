@@ -218,6 +218,16 @@ def call_service(action: str, actor, journey, protocol):
         )
         reminder_snooze(actor=actor, reminder_id=reminder.id, until=now + timedelta(hours=2), reason="Ward round first")
         reminder_cancel(actor=actor, reminder_id=reminder.id, reason="Done by phone")
+    elif action == Action.VIEW_CONTRACTS:
+        from contracts import services as contract_services
+
+        if not can(actor, Action.EXPORT_DATA):
+            authorize(actor, action)  # the finance export asks for contracts first; a role without export stops there
+        contract_services.export_record(actor=actor, filters={}, row_count=0)
+    elif action == Action.MANAGE_CONTRACTS:
+        from contracts import services as contract_services
+
+        contract_services.payer_create(actor=actor, name=f"Payer {uuid.uuid4()}")
     elif action in _PRODUCT_ROAD_ACTIONS:
         _call_product_road_service(action, actor, journey)
     else:  # a new action without a case here must not pass unnoticed

@@ -8,7 +8,9 @@ import sys
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.apps import apps
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -156,6 +158,9 @@ class Command(BaseCommand):
             self.stdout.write("Demo clinic already loaded.")
         else:
             self._patients(users, patients, random.Random(seed))
+        # Outcome contracts live above journeys: called by name, so journeys imports nothing of theirs.
+        if apps.is_installed("contracts"):
+            call_command("load_demo_contracts", stdout=self.stdout)
         self.stdout.write(f"\nDemo sign-ins (password for all: {DEMO_PASSWORD})")
         for username, _given, _family, role in DEMO_USERS:
             self.stdout.write(f"  {username:<12} {Role(role).label}")
