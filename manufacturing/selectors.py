@@ -219,9 +219,10 @@ class QueueRow:
 
     @property
     def day0_at_risk(self) -> bool:
-        """The same rule as the order page (`day0_at_risk`): the plant's expected release lands later than
-        the planned Day 0 allows, for an order still at the plant; or an out-of-specification product."""
-        if self.status == OrderStatus.OUT_OF_SPECIFICATION:
+        """The dashboard's own rule (the release was needed by a day that has passed: journeys'
+        `is_day0_at_risk`), or the order page's (`day0_at_risk`: the plant's expected release lands later than
+        the planned Day 0 allows, for an order still at the plant), or an out-of-specification product."""
+        if self.status == OrderStatus.OUT_OF_SPECIFICATION or self.journey.is_day0_at_risk(self.today):
             return True
         if self.expected_release is None or self.status not in OPEN_ORDER_STATUSES or self.journey.day0_planned is None:
             return False
@@ -237,7 +238,9 @@ def manufacturing_queue_rows(*, limit: int, today: date | None = None, **filters
         "position", "id"
     )
     journeys = list(
-        manufacturing_queue(**filters).annotate(
+        manufacturing_queue(**filters)
+        .with_release_needed_by()
+        .annotate(
             order_maker=Subquery(latest.values("product__maker__name")[:1]),
             order_plant=Subquery(latest.values("plant__name")[:1]),
             order_status=Subquery(latest.values("status")[:1]),

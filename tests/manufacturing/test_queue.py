@@ -101,3 +101,14 @@ def test_the_queue_and_the_dashboard_cost_the_same_queries_for_few_and_many_pati
     assert many == few
     rows, more = selectors.manufacturing_queue_rows(limit=25)
     assert more and len(rows) == 25 and all(r.plant == plant.name for r in rows)
+
+
+def test_the_queue_also_flags_what_the_dashboards_own_rule_flags(order):
+    """No expected release from the plant yet, but the day the product was needed by has passed."""
+    journey = order.journey
+
+    def row(today):
+        return next(r for r in selectors.manufacturing_queue_rows(limit=25, today=today)[0] if r.journey.pk == journey.pk)
+
+    assert row(timezone.localdate()).expected_release is None and not row(timezone.localdate()).day0_at_risk
+    assert row(journey.day0_planned).day0_at_risk
