@@ -15,6 +15,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from alerts.models import ClinicalAlert
+from alerts.services import alert_acknowledge
 from clinical.body import age_in_years, body_surface_area
 from clinical.dosing import dose_from_bsa
 from journeys import records, selectors
@@ -126,6 +128,16 @@ DAYS_SINCE_LEUKAPHERESIS = [
 ]
 
 
+# Two patients on the ward show what the bedside sheet does (issue 13), by their place in the list above:
+# Day +3 today (24 days since collection): CRS grade 2 on Day +1 (hypotension, low-flow oxygen), tocilizumab given,
+# the alert it raised acknowledged by the physician's signature;
+CRS2_ACKNOWLEDGED = 18
+# Day +5 today (26 days): on Day +2 a fever gave a computed CRS grade 1, which the physician overrules, saying why.
+PHYSICIAN_OVERRIDE = 19
+OVERRIDE_REASON = "Fever with a positive blood culture from the central line: catheter infection, not CRS."
+ACKNOWLEDGEMENT_NOTE = "Seen on the ward round: tocilizumab 8 mg/kg given, fluids, observed 4-hourly."
+
+
 class Progress:
     """A one-line progress bar on a terminal, plain lines elsewhere (CI logs)."""
 
@@ -225,7 +237,15 @@ class Command(BaseCommand):
                 # About one patient in six has a step left undone a day or two ago: the overdue list.
                 leave_overdue = index % 6 == 2
                 # Every fifth patient's kidneys call for the package insert's −20 % fludarabine (CrCl about 50).
-                demo_records = DemoRecords(rng, journey, height_cm, weight_kg, renal_reduction=index % 5 == 1)
+                demo_records = DemoRecords(
+                    rng,
+                    journey,
+                    height_cm,
+                    weight_kg,
+                    renal_reduction=index % 5 == 1,
+                    crs2_acknowledged=index == CRS2_ACKNOWLEDGED,
+                    physician_override=index == PHYSICIAN_OVERRIDE,
+                )
                 self._walk(journey, today, by_role, leave_overdue, demo_records)
                 if index == count - 3 and journey.status == JourneyStatus.ACTIVE:
                     journey_services.journey_hold(
@@ -249,7 +269,10 @@ class Command(BaseCommand):
             if leave_overdue and step.is_overdue(timezone.now()) and step.window_closes_on >= today - timedelta(days=5):
                 return
             performed = datetime.combine(step.due_on, time(10, 30), tzinfo=zone)
-            actor = by_role[step.template.responsible_role]
+            record = demo_records.for_step(step)
+            # A grade other than the computed one is the physician's to record (staff.roles' OVERRIDE_COMPUTED).
+            overrules = demo_records.overrules(step)
+            actor = by_role[Role.PHYSICIAN] if overrules else by_role[step.template.responsible_role]
             if step.template.code == "renal-dose-review":
                 # Weighed for lymphodepletion: the BSA may only come from a height and weight of the last 7 days.
                 measurement_record(
@@ -266,22 +289,40 @@ class Command(BaseCommand):
                 step_id=step.id,
                 performed_at=performed,
                 notes="",
-                record=demo_records.for_step(step),
+                record=record,
                 **(
                     {"second_signer_username": second.username, "second_signer_password": DEMO_PASSWORD}
                     if step.template.two_person
                     else {}
                 ),
             )
+            if demo_records.crs2_acknowledged and step.template.code == demo_records.CRS2_DAY:
+                # The recording raised the alert (journeys.services); the physician signs that it was seen.
+                for alert in ClinicalAlert.objects.filter(step_id=step.id, acknowledged_at=None):
+                    alert_acknowledge(
+                        actor=by_role[Role.PHYSICIAN], alert_id=alert.id, password=DEMO_PASSWORD, note=ACKNOWLEDGEMENT_NOTE
+                    )
 
 
 class DemoRecords:
     """Plausible values for what each step records, so the demo's timeline reads like a ward's: CRS grade 0
     or 1 almost always (autoimmune series report mostly grade 1), B cells absent for about 100 days, then back."""
 
-    def __init__(self, rng: random.Random, journey, height_cm: int, weight_kg: int, renal_reduction: bool = False):
+    CRS2_DAY, OVERRIDE_DAY = "monitoring-day-1", "monitoring-day-2"
+
+    def __init__(
+        self,
+        rng: random.Random,
+        journey,
+        height_cm: int,
+        weight_kg: int,
+        renal_reduction: bool = False,
+        crs2_acknowledged: bool = False,
+        physician_override: bool = False,
+    ):
         self.rng, self.journey, self.weight_kg, self.height_cm = rng, journey, weight_kg, height_cm
         self.renal_reduction = renal_reduction
+        self.crs2_acknowledged, self.physician_override = crs2_acknowledged, physician_override
         self.bsa = body_surface_area(height_cm, weight_kg)
         self.activity = rng.choice([8, 10, 12, 16, 20])
 
@@ -290,6 +331,11 @@ class DemoRecords:
         day = (step.due_on - journey.day0).days
         crs = rng.choices(["0", "1", "2"], weights=[70, 27, 3])[0]
         icans = rng.choices(["0", "1"], weights=[95, 5])[0]
+        overrules = self.overrules(step)
+        if self.crs2_acknowledged and step.template.code == self.CRS2_DAY:
+            crs, icans = "2", "0"  # one alert, the CRS one, for the physician to acknowledge
+        elif overrules:
+            crs = "1"
         if day >= 28:
             self.activity = max(0, self.activity - rng.choice([2, 4, 6]))
         values = {
@@ -338,6 +384,8 @@ class DemoRecords:
             "motor": "none",
             "cerebral_oedema": "none",
             "icans_grade": icans,
+            "crs_grade_physician": "0" if overrules else None,
+            "crs_grade_reason": OVERRIDE_REASON if overrules else None,
             "tocilizumab_mg": min(800, 8 * self.weight_kg) if crs == "2" else None,
             "discharge_date": step.due_on.isoformat(),
             "restrictions_until": (journey.day0 + timedelta(days=14)).isoformat(),
@@ -365,6 +413,10 @@ class DemoRecords:
             if values.get(spec["name"]) is not None and not spec.get("computed") and not spec.get("within_percent")
         }
         return self._given_as_prescribed(step, record)
+
+    def overrules(self, step) -> bool:
+        """Whether the physician records this day's CRS grade differently from the computed one."""
+        return self.physician_override and step.template.code == self.OVERRIDE_DAY
 
     def _creatinine(self, step) -> float:
         """A serum creatinine in µmol/L: normal, or (renal_reduction) the one that gives a CrCl of about 50 mL/min
