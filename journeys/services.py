@@ -704,6 +704,19 @@ def journey_hand_product_release_to_order(*, actor, journey_id: int, reason: str
     return journey
 
 
+def journey_product_forecast(
+    *, actor, journey_id: int, expected_release_on: date | None, out_of_specification: bool, reason: str
+) -> Journey:
+    """The plant's forecast for the journey's product (manufacturing calls this whenever an order's expected
+    release or status changes): what the one "Day 0 at risk" rule reads besides the release itself."""
+    journey = _lock_journey(journey_id)
+    if (journey.product_expected_release_on, journey.product_out_of_specification) != (expected_release_on, out_of_specification):
+        journey.product_expected_release_on = expected_release_on
+        journey.product_out_of_specification = out_of_specification
+        _save_journey(journey, actor, reason=reason)
+    return journey
+
+
 @transaction.atomic
 def day0_reschedule(*, actor, journey_id: int, new_day0: date, reason: str, expected_version: int | None = None) -> Journey:
     """Move the planned Day 0; every pending step anchored on it moves too, and the move is recorded with its reason."""

@@ -6,11 +6,10 @@ from datetime import date, timedelta
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from journeys.models import Milestone, StepTemplate
+from journeys.models import Journey, Milestone, StepTemplate
 from journeys.selectors import manufacturing_queue
 from manufacturing.models import (
     FINAL_EXCURSION_DECISIONS,
-    OPEN_ORDER_STATUSES,
     Bag,
     BedsideCheck,
     BedsideCheckOutcome,
@@ -59,19 +58,9 @@ def chain_for_journey(*, journey_id: int) -> ChainOfIdentity | None:
     return ChainOfIdentity.objects.filter(journey_id=journey_id).first()
 
 
-def release_offset_days(protocol_id: int) -> int:
-    return (
-        StepTemplate.objects.filter(protocol_id=protocol_id, milestone=Milestone.PRODUCT_RELEASED)
-        .values_list("offset_days", flat=True)
-        .first()
-    ) or 0
-
-
-def day0_at_risk(order: ManufacturingOrder, offset_days: int) -> bool:
-    """The plant's expected release falls later than the journey's planned Day 0 allows."""
-    if order.expected_release is None or not order.is_open:
-        return False
-    return order.expected_release - timedelta(days=offset_days) > order.journey.day0_planned
+def day0_risk(*, journey_id: int, today: date):
+    """Why the journey's Day 0 is at risk on `today` (journeys' one rule, `Journey.day0_risk`), or None."""
+    return Journey.objects.with_release_needed_by().get(pk=journey_id).day0_risk(today)
 
 
 def bags_for_order(*, order_id: int) -> QuerySet[Bag]:
@@ -219,14 +208,9 @@ class QueueRow:
 
     @property
     def day0_at_risk(self) -> bool:
-        """The dashboard's own rule (the release was needed by a day that has passed: journeys'
-        `is_day0_at_risk`), or the order page's (`day0_at_risk`: the plant's expected release lands later than
-        the planned Day 0 allows, for an order still at the plant), or an out-of-specification product."""
-        if self.status == OrderStatus.OUT_OF_SPECIFICATION or self.journey.is_day0_at_risk(self.today):
-            return True
-        if self.expected_release is None or self.status not in OPEN_ORDER_STATUSES or self.journey.day0_planned is None:
-            return False
-        return self.expected_release - timedelta(days=self.release_offset_days or 0) > self.journey.day0_planned
+        """Journeys' one rule (`Journey.day0_risk`): the release needed by a day that has passed, the plant's
+        expected release after that day, or an out-of-specification product; the orders tell the journey."""
+        return self.journey.is_day0_at_risk(self.today)
 
 
 def manufacturing_queue_rows(*, limit: int, today: date | None = None, **filters) -> tuple[list[QueueRow], bool]:

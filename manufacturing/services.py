@@ -92,6 +92,26 @@ def _save_order(order: ManufacturingOrder, actor, *, reason: str = "") -> None:
     order._history_user = actor
     order._change_reason = reason or None
     order.save()
+    _forecast_to_journey(order.journey_id, actor)
+
+
+def _forecast_to_journey(journey_id: int, actor) -> None:
+    """Tell the journey what its latest order now forecasts (expected release while at the plant, out of
+    specification), in the same transaction: journeys' one "Day 0 at risk" rule reads it from there."""
+    latest = (
+        ManufacturingOrder.objects.filter(journey_id=journey_id)
+        .order_by("-created_at", "-id")
+        .values("status", "expected_release")
+        .first()
+    )
+    at_plant = latest is not None and latest["status"] in OPEN_ORDER_STATUSES
+    journey_services.journey_product_forecast(
+        actor=actor,
+        journey_id=journey_id,
+        expected_release_on=latest["expected_release"] if at_plant else None,
+        out_of_specification=latest is not None and latest["status"] == OrderStatus.OUT_OF_SPECIFICATION,
+        reason="The manufacturing order's forecast changed",
+    )
 
 
 def _lock_order(order_id: int, expected_version: int | None = None) -> ManufacturingOrder:
@@ -657,6 +677,7 @@ def order_repeat(*, actor, order_id: int, how: str, reason: str) -> Manufacturin
     )
     repeat._history_user = actor
     repeat.save()
+    _forecast_to_journey(repeat.journey_id, actor)  # the new order's forecast replaces the failed one's
     _event(
         repeat,
         "requested",

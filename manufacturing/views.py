@@ -50,7 +50,6 @@ def _order(public_id) -> ManufacturingOrder:
 def order_detail(request, public_id):
     order = _order(public_id)
     booking = selectors.booking_for_order(order_id=order.id)
-    offset = selectors.release_offset_days(order.journey.protocol_id)
     return render(
         request,
         "manufacturing/order.html",
@@ -65,7 +64,7 @@ def order_detail(request, public_id):
             "qc_results": list(order.qc_results.all()),
             "events": list(order.events.select_related("actor")[:50]),
             "proposed_day0": services.proposed_day0(order),
-            "at_risk": selectors.day0_at_risk(order, offset),
+            "day0_risk": selectors.day0_risk(journey_id=order.journey_id, today=timezone.localdate()),
             "book_form": SlotBookForm(initial={"week_start": timezone.localdate()}),
             "move_form": OrderMoveForm(initial={"version": order.version}),
             "qc_form": QcResultsForm(

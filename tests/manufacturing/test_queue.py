@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from journeys import selectors as journey_selectors
 from journeys.models import Journey
 from manufacturing import selectors, services
 from manufacturing.models import ManufacturingOrder, OrderStatus
@@ -67,6 +68,14 @@ def test_a_queue_row_shows_plant_status_expected_release_and_day0_at_risk(client
     assert row.day0_at_risk and not more
     body = client.get(reverse("manufacturing:dashboard_queue")).content.decode()
     assert "Day 0 at risk" in body and late.strftime("%d %b") in body
+    # The dashboard's own "Day 0 at risk" list says the same, with why: one rule, read from the journey.
+    assert [j.pk for j in journey_selectors.dashboard_day0_at_risk(today=timezone.localdate())] == [journey.pk]
+    panels = client.get(reverse("dashboard")).content.decode()
+    assert f"expected {late.strftime('%a %d %b')}, needed by" in panels
+    # The journey holds the order's forecast, written in the same transaction as the order.
+    order.refresh_from_db()
+    order.journey.refresh_from_db()
+    assert order.journey.product_expected_release_on == late and not order.journey.product_out_of_specification
     # In time: released by the QC-release step's day (Day −7 in the shipped protocol).
     services.order_set_expected_release(
         actor=coordinator, order_id=order.id, expected_release=journey.day0_planned + timedelta(days=row.release_offset_days)

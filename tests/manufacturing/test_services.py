@@ -12,7 +12,7 @@ from alerts.models import AlertKind, ClinicalAlert
 from carclinic.errors import InvalidInput, NotPermitted
 from journeys import services as journey_services
 from journeys.errors import StageOrderViolation, TransitionNotAllowed
-from journeys.models import StageStatus, StepStatus
+from journeys.models import Journey, StageStatus, StepStatus
 from manufacturing import services
 from manufacturing.errors import (
     BedsideMismatchUnresolved,
@@ -87,6 +87,9 @@ def test_one_result_just_past_its_limit_makes_the_product_oos_and_lymphodepletio
     journey.refresh_from_db()
     assert journey.product_released_at is None
     assert journey.stages.get(number=3).status == StageStatus.PENDING
+    # Journeys' one "Day 0 at risk" rule knows at once, whatever the dates.
+    assert journey.product_out_of_specification
+    assert Journey.objects.day0_at_risk(timezone.localdate()).filter(pk=journey.pk).exists()
     # Neither the release step by hand nor the first lymphodepletion day gets through.
     with pytest.raises(TransitionNotAllowed):
         journey_services.step_complete(
