@@ -186,9 +186,9 @@ CALCULATORS: dict[str, Calculator] = {
         frozenset({"state", "drug_free", "clinical_sledai", "sledai_2k", "major_organ_activity", "physician_global", "prednisone_mg_day"}),
     ),
     "in_unit": Calculator(
-        lambda *, value, unit, factors: disease_activity.in_unit(value=value, unit=unit, factors=factors),
-        "{value} {unit} in the clinic's unit",
-        ("value", "unit", "factors"),
-        frozenset({"unit"}),
+        disease_activity.in_unit,
+        "{value} {reported_unit} in {unit}",
+        ("value", "reported_unit", "factors"),
+        frozenset({"reported_unit"}),
     ),
 }

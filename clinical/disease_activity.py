@@ -341,12 +341,12 @@ def remission_checked(
 # --- laboratory units -------------------------------------------------------------------------------
 
 
-def in_unit(*, value: Number | None, unit: str | None, factors: dict) -> Decimal | None:
-    """`value` given in `unit`, in the clinic's reporting unit: × factors[unit] (creatinine mg/dL × 88.4 = µmol/L)."""
+def in_unit(*, value: Number | None, reported_unit: str | None, factors: dict) -> Decimal | None:
+    """`value` given in `reported_unit`, in the clinic's unit: × factors[reported_unit] (creatinine mg/dL × 88.4 = µmol/L)."""
     if value is None:
         return None
-    if unit is None:
-        raise ItemRefused("unit", "Say the unit of the value.")
-    if unit not in factors:
-        raise ItemRefused("unit", f"The unit is one of {', '.join(factors)}, not {unit}.")
-    return exact(value) * exact(factors[unit])
+    if reported_unit is None:
+        raise ItemRefused("reported_unit", "Say the unit of the value.")
+    if reported_unit not in factors:
+        raise ItemRefused("reported_unit", f"The unit is one of {', '.join(factors)}, not {reported_unit}.")
+    return exact(value) * exact(factors[reported_unit])

@@ -251,13 +251,13 @@ def test_a_remission_state_only_where_its_criteria_hold(state, indication, value
     ],
 )
 def test_lab_values_in_the_clinics_unit(value, unit, factors, expected, source):
-    assert da.in_unit(value=value, unit=unit, factors=factors) == expected, source
+    assert da.in_unit(value=value, reported_unit=unit, factors=factors) == expected, source
 
 
 def test_a_value_without_its_unit_is_refused_by_the_unit():
     with pytest.raises(da.ItemRefused, match="Say the unit") as refused:
-        da.in_unit(value=1.2, unit=None, factors={"mg/dL": 88.4})
-    assert refused.value.argument == "unit"
+        da.in_unit(value=1.2, reported_unit=None, factors={"mg/dL": 88.4})
+    assert refused.value.argument == "reported_unit"
 
 
 def test_the_scores_are_registered_calculators():
