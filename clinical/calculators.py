@@ -145,7 +145,9 @@ CALCULATORS: dict[str, Calculator] = {
         frozenset({"ice"}),
     ),
     "sledai_2k": Calculator(
-        disease_activity.sledai_2k, "SLEDAI-2K (Gladman 2002): the weights of the items present", tuple(disease_activity.SLEDAI_2K_WEIGHTS)
+        disease_activity.sledai_2k,
+        "SLEDAI-2K (Gladman 2002): the weights of the items present",
+        tuple(disease_activity.SLEDAI_2K_WEIGHTS),
     ),
     "clinical_sledai": Calculator(
         disease_activity.clinical_sledai,
@@ -157,11 +159,17 @@ CALCULATORS: dict[str, Calculator] = {
         "any renal, neuropsychiatric, cardiopulmonary, vasculitis or fever item present (LLDAS)",
         disease_activity.SLEDAI_MAJOR_ORGAN,
     ),
-    "mg_adl": Calculator(disease_activity.mg_adl, "MG-ADL (Wolfe 1999): the sum of 8 items, 0–3 each", disease_activity.MG_ADL_ITEMS),
-    "modified_rodnan_skin_score": Calculator(
-        disease_activity.modified_rodnan_skin_score, "mRSS (Khanna 2017): the sum of 17 sites, 0–3 each", disease_activity.MRSS_SITES
+    "mg_adl": Calculator(
+        disease_activity.mg_adl, "MG-ADL (Wolfe 1999): the sum of 8 items, 0–3 each", disease_activity.MG_ADL_ITEMS
     ),
-    "mmt8": Calculator(disease_activity.mmt8, "MMT-8 (Rider 2010): the sum of 8 muscle groups, 0–10 each", disease_activity.MMT8_GROUPS),
+    "modified_rodnan_skin_score": Calculator(
+        disease_activity.modified_rodnan_skin_score,
+        "mRSS (Khanna 2017): the sum of 17 sites, 0–3 each",
+        disease_activity.MRSS_SITES,
+    ),
+    "mmt8": Calculator(
+        disease_activity.mmt8, "MMT-8 (Rider 2010): the sum of 8 muscle groups, 0–10 each", disease_activity.MMT8_GROUPS
+    ),
     "indication_score": Calculator(
         disease_activity.indication_score,
         "the score of the patient's indication: SLEDAI-2K, MG-ADL, mRSS or EDSS",
@@ -183,7 +191,17 @@ CALCULATORS: dict[str, Calculator] = {
             "doris",
             "lldas",
         ),
-        frozenset({"state", "drug_free", "clinical_sledai", "sledai_2k", "major_organ_activity", "physician_global", "prednisone_mg_day"}),
+        frozenset(
+            {
+                "state",
+                "drug_free",
+                "clinical_sledai",
+                "sledai_2k",
+                "major_organ_activity",
+                "physician_global",
+                "prednisone_mg_day",
+            }
+        ),
     ),
     "in_unit": Calculator(
         disease_activity.in_unit,

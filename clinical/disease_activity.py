@@ -123,7 +123,12 @@ def _prednisone(value: Number) -> Decimal:
 
 
 def doris_remission(
-    *, clinical_sledai: int, physician_global: Number, prednisone_mg_day: Number, physician_global_below: Number, prednisone_at_most: Number
+    *,
+    clinical_sledai: int,
+    physician_global: Number,
+    prednisone_mg_day: Number,
+    physician_global_below: Number,
+    prednisone_at_most: Number,
 ) -> bool:
     """DORIS 2021: clinical SLEDAI 0, physician global below `physician_global_below` (0.5), prednisone at most
     `prednisone_at_most` mg/day (5). Standard immunosuppressants and biologics are allowed and not asked."""
@@ -157,7 +162,16 @@ def lupus_low_disease_activity(
 
 # --- the other indications ------------------------------------------------------------------------
 
-MG_ADL_ITEMS = ("talking", "chewing", "swallowing", "breathing", "brushing_combing", "arising_chair", "double_vision", "eyelid_droop")
+MG_ADL_ITEMS = (
+    "talking",
+    "chewing",
+    "swallowing",
+    "breathing",
+    "brushing_combing",
+    "arising_chair",
+    "double_vision",
+    "eyelid_droop",
+)
 MRSS_SITES = (
     "face",
     "chest",
@@ -315,7 +329,8 @@ def remission_checked(
         raise ItemRefused("state", f"{name} is defined for SLE and lupus nephritis only: record active or not assessable.")
     if name and met == "incomplete":
         raise ItemRefused(
-            "state", f"{name} cannot be judged: record every SLEDAI-2K item, the physician global assessment and the prednisone dose."
+            "state",
+            f"{name} cannot be judged: record every SLEDAI-2K item, the physician global assessment and the prednisone dose.",
         )
     if state == "doris" and met != "doris":
         raise ItemRefused(

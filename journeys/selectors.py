@@ -495,7 +495,9 @@ def protocol_version(*, name: str, version: int | None = None) -> ProtocolTempla
 def protocol_document(protocol: ProtocolTemplate) -> dict:
     """The version's content in the shape of a protocol file (journeys.protocol_files): what `dump_protocol`
     writes and what its content hash is computed from. Every schema field is read from its column."""
-    document = {field: getattr(protocol, field) for field in protocol_files.stored_fields(protocol_files.ProtocolFile) if field != "steps"}
+    document = {
+        field: getattr(protocol, field) for field in protocol_files.stored_fields(protocol_files.ProtocolFile) if field != "steps"
+    }
     step_fields = protocol_files.stored_fields(protocol_files.StepFile)
     steps = [{field: getattr(template, field) for field in step_fields} for template in protocol.step_templates.all()]
     document["steps"] = sorted(steps, key=protocol_files.step_order)

@@ -4,20 +4,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0013_step_calendar_day_indexes'),
+        ("journeys", "0013_step_calendar_day_indexes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='historicalprotocoltemplate',
-            name='indication',
-            field=models.CharField(blank=True, choices=[('sle', 'Systemic lupus erythematosus'), ('lupus_nephritis', 'Lupus nephritis'), ('myasthenia_gravis', 'Myasthenia gravis'), ('systemic_sclerosis', 'Systemic sclerosis'), ('multiple_sclerosis', 'Multiple sclerosis'), ('myositis', 'Idiopathic inflammatory myopathy (myositis)'), ('other', 'Other (described)')], help_text='Blank: any indication.', max_length=32),
+            model_name="historicalprotocoltemplate",
+            name="indication",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("sle", "Systemic lupus erythematosus"),
+                    ("lupus_nephritis", "Lupus nephritis"),
+                    ("myasthenia_gravis", "Myasthenia gravis"),
+                    ("systemic_sclerosis", "Systemic sclerosis"),
+                    ("multiple_sclerosis", "Multiple sclerosis"),
+                    ("myositis", "Idiopathic inflammatory myopathy (myositis)"),
+                    ("other", "Other (described)"),
+                ],
+                help_text="Blank: any indication.",
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='protocoltemplate',
-            name='indication',
-            field=models.CharField(blank=True, choices=[('sle', 'Systemic lupus erythematosus'), ('lupus_nephritis', 'Lupus nephritis'), ('myasthenia_gravis', 'Myasthenia gravis'), ('systemic_sclerosis', 'Systemic sclerosis'), ('multiple_sclerosis', 'Multiple sclerosis'), ('myositis', 'Idiopathic inflammatory myopathy (myositis)'), ('other', 'Other (described)')], help_text='Blank: any indication.', max_length=32),
+            model_name="protocoltemplate",
+            name="indication",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("sle", "Systemic lupus erythematosus"),
+                    ("lupus_nephritis", "Lupus nephritis"),
+                    ("myasthenia_gravis", "Myasthenia gravis"),
+                    ("systemic_sclerosis", "Systemic sclerosis"),
+                    ("multiple_sclerosis", "Multiple sclerosis"),
+                    ("myositis", "Idiopathic inflammatory myopathy (myositis)"),
+                    ("other", "Other (described)"),
+                ],
+                help_text="Blank: any indication.",
+                max_length=32,
+            ),
         ),
     ]

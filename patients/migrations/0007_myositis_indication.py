@@ -4,20 +4,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('patients', '0006_consent_kind_taker_and_withdrawal'),
+        ("patients", "0006_consent_kind_taker_and_withdrawal"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='historicalpatient',
-            name='indication',
-            field=models.CharField(choices=[('sle', 'Systemic lupus erythematosus'), ('lupus_nephritis', 'Lupus nephritis'), ('myasthenia_gravis', 'Myasthenia gravis'), ('systemic_sclerosis', 'Systemic sclerosis'), ('multiple_sclerosis', 'Multiple sclerosis'), ('myositis', 'Idiopathic inflammatory myopathy (myositis)'), ('other', 'Other (described)')], max_length=32),
+            model_name="historicalpatient",
+            name="indication",
+            field=models.CharField(
+                choices=[
+                    ("sle", "Systemic lupus erythematosus"),
+                    ("lupus_nephritis", "Lupus nephritis"),
+                    ("myasthenia_gravis", "Myasthenia gravis"),
+                    ("systemic_sclerosis", "Systemic sclerosis"),
+                    ("multiple_sclerosis", "Multiple sclerosis"),
+                    ("myositis", "Idiopathic inflammatory myopathy (myositis)"),
+                    ("other", "Other (described)"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='patient',
-            name='indication',
-            field=models.CharField(choices=[('sle', 'Systemic lupus erythematosus'), ('lupus_nephritis', 'Lupus nephritis'), ('myasthenia_gravis', 'Myasthenia gravis'), ('systemic_sclerosis', 'Systemic sclerosis'), ('multiple_sclerosis', 'Multiple sclerosis'), ('myositis', 'Idiopathic inflammatory myopathy (myositis)'), ('other', 'Other (described)')], max_length=32),
+            model_name="patient",
+            name="indication",
+            field=models.CharField(
+                choices=[
+                    ("sle", "Systemic lupus erythematosus"),
+                    ("lupus_nephritis", "Lupus nephritis"),
+                    ("myasthenia_gravis", "Myasthenia gravis"),
+                    ("systemic_sclerosis", "Systemic sclerosis"),
+                    ("multiple_sclerosis", "Multiple sclerosis"),
+                    ("myositis", "Idiopathic inflammatory myopathy (myositis)"),
+                    ("other", "Other (described)"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

@@ -68,9 +68,9 @@ def test_an_unanswered_sledai_item_is_refused_by_name():
     ],
 )
 def test_doris_remission(clinical, pga, prednisone, met, source):
-    assert (
-        da.doris_remission(clinical_sledai=clinical, physician_global=pga, prednisone_mg_day=prednisone, **DORIS) is met
-    ), source
+    assert da.doris_remission(clinical_sledai=clinical, physician_global=pga, prednisone_mg_day=prednisone, **DORIS) is met, (
+        source
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_lupus_low_disease_activity(sledai, major, pga, prednisone, met, source)
 
 
 def test_major_organ_activity_is_read_from_the_renal_neuro_cardiopulmonary_vasculitis_and_fever_items():
-    organ = {name: False for name in da.SLEDAI_MAJOR_ORGAN}
+    organ = dict.fromkeys(da.SLEDAI_MAJOR_ORGAN, False)
     assert da.major_organ_activity(**organ) is False
     assert da.major_organ_activity(**{**organ, "proteinuria": True}) is True
     assert "arthritis" not in da.SLEDAI_MAJOR_ORGAN and "rash" not in da.SLEDAI_MAJOR_ORGAN
@@ -134,7 +134,14 @@ def test_mg_adl_refuses_an_item_off_its_scale(item, value, message):
     [
         (dict.fromkeys(da.MRSS_SITES, 0), 0, "no skin thickening"),
         (
-            {**dict.fromkeys(da.MRSS_SITES, 0), "fingers_right": 2, "fingers_left": 2, "hand_right": 1, "hand_left": 1, "face": 1},
+            {
+                **dict.fromkeys(da.MRSS_SITES, 0),
+                "fingers_right": 2,
+                "fingers_left": 2,
+                "hand_right": 1,
+                "hand_left": 1,
+                "face": 1,
+            },
             7,
             "Khanna 2017: limited cutaneous pattern, fingers 2 + 2, hands 1 + 1, face 1 = 7",
         ),
@@ -220,7 +227,13 @@ SLE_QUIET = {"clinical_sledai": 0, "sledai_2k": 4, "major_organ_activity": False
             "DORIS remission needs a clinical SLEDAI of 0 (here 12)",
         ),  # issue 11: "DORIS was accepted with a SLEDAI of 12"
         ("lldas", "sle", {**SLE_QUIET, "clinical_sledai": 2, "sledai_2k": 6}, False, "LLDAS needs a SLEDAI-2K of at most 4"),
-        ("lldas", "sle", {**SLE_QUIET, "clinical_sledai": 2, "sledai_2k": 2, "physician_global": 0.8, "prednisone_mg_day": 7.5}, False, "lldas"),
+        (
+            "lldas",
+            "sle",
+            {**SLE_QUIET, "clinical_sledai": 2, "sledai_2k": 2, "physician_global": 0.8, "prednisone_mg_day": 7.5},
+            False,
+            "lldas",
+        ),
         ("doris", "sle", {}, False, "DORIS remission cannot be judged"),  # issue 11: "with no score at all"
         ("doris", "myasthenia_gravis", {}, False, "DORIS remission is defined for SLE and lupus nephritis only"),
         ("lldas", "systemic_sclerosis", {}, False, "LLDAS is defined for SLE and lupus nephritis only"),

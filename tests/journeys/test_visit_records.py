@@ -70,7 +70,12 @@ def test_the_openapi_schema_of_a_spec_lists_the_indications():
 
 
 def test_a_yes_no_field_may_alert_on_yes_and_a_number_still_needs_its_threshold():
-    malignancy = {"name": "new_malignancy", "label": "New malignancy", "type": "boolean", "alert": {"kind": "secondary_malignancy"}}
+    malignancy = {
+        "name": "new_malignancy",
+        "label": "New malignancy",
+        "type": "boolean",
+        "alert": {"kind": "secondary_malignancy"},
+    }
     assert records.spec_errors([malignancy]) == []
     assert records.alert_findings([malignancy], {"new_malignancy": True})[0] | {} == {
         "field": "new_malignancy",
@@ -226,7 +231,9 @@ def test_the_shipped_stage_5_is_written_with_field_sets_and_stages_1_to_4_withou
     for code in ("visit-day-14", "visit-month-3", "ltfu-year-5"):
         assert {"cd19_b_cells", "igg", "creatinine", "egfr", "disease_activity", "infection_since_last_visit"} <= set(names[code])
     for code in ("remission-month-3", "remission-month-12", "remission-month-24"):
-        assert {"remission", "remission_drug_free", "disease_activity", "physician_global", "prednisone_mg_day"} <= set(names[code])
+        assert {"remission", "remission_drug_free", "disease_activity", "physician_global", "prednisone_mg_day"} <= set(
+            names[code]
+        )
     # A new malignancy is asked from month 3 on, at every visit and contact.
     asked = [step.code for step in protocol.steps if "new_malignancy" in names[step.code]]
     assert asked[0] == "visit-month-3" and "visit-month-2" not in asked and "ltfu-year-15" in asked
@@ -242,7 +249,9 @@ def visit(coordinator, protocol):
 
     def make(indication: str, code: str) -> Step:
         patient = PatientFactory(indication=indication)
-        journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=date.today())
+        journey = journey_start(
+            actor=coordinator, patient_id=patient.id, protocol_id=protocol.id, leukapheresis_date=date.today()
+        )
         # Stages 1–4 are other tests' business: open stage 5 as if they were done.
         journey.stages.filter(number=5).update(status=StageStatus.IN_PROGRESS)
         return journey.steps.select_related("template").get(template__code=code)
@@ -262,7 +271,13 @@ SLE_ASSESSMENT = {**SLEDAI, "physician_global": "0.2", "prednisone_mg_day": "0"}
 
 def test_doris_remission_with_a_sledai_of_12_is_refused(visit, physician):
     step = visit("sle", "remission-month-3")
-    active = {**SLE_ASSESSMENT, "sledai_arthritis": True, "sledai_proteinuria": True, "sledai_rash": True, "sledai_low_complement": True}
+    active = {
+        **SLE_ASSESSMENT,
+        "sledai_arthritis": True,
+        "sledai_proteinuria": True,
+        "sledai_rash": True,
+        "sledai_low_complement": True,
+    }
     errors = refused(lambda: step_complete(actor=physician, step_id=step.id, record={**active, "remission": "doris"}))
     assert errors == {
         "record.remission": [
@@ -290,7 +305,9 @@ def test_doris_and_lldas_are_refused_for_myasthenia_gravis(visit, physician):
     step = visit("myasthenia_gravis", "remission-month-3")
     items = {f"mg_adl_{name}": 0 for name in da.MG_ADL_ITEMS}
     for state, name in (("doris", "DORIS remission"), ("lldas", "LLDAS")):
-        errors = refused(lambda state=state: step_complete(actor=physician, step_id=step.id, record={**items, "remission": state}))
+        errors = refused(
+            lambda state=state: step_complete(actor=physician, step_id=step.id, record={**items, "remission": state})
+        )
         assert errors == {
             "record.remission": [f"{name} is defined for SLE and lupus nephritis only: record active or not assessable."]
         }
@@ -308,9 +325,19 @@ def test_doris_and_lldas_are_refused_for_myasthenia_gravis(visit, physician):
     [
         # issue 11's examples, each refused by the input that carries it
         ("myasthenia_gravis", {"mg_adl_talking": 50}, "record.mg_adl_talking", "Must be from 0 to 3."),
-        ("multiple_sclerosis", {"edss": "3.3"}, "record.edss", "EDSS is 0, or 1.0 to 10 in steps of 0.5 (Kurtzke 1983), not 3.3."),
+        (
+            "multiple_sclerosis",
+            {"edss": "3.3"},
+            "record.edss",
+            "EDSS is 0, or 1.0 to 10 in steps of 0.5 (Kurtzke 1983), not 3.3.",
+        ),
         ("multiple_sclerosis", {"edss": "37"}, "record.edss", "Must be from 0 to 10."),
-        ("multiple_sclerosis", {"edss": "0.5"}, "record.edss", "EDSS is 0, or 1.0 to 10 in steps of 0.5 (Kurtzke 1983), not 0.5."),
+        (
+            "multiple_sclerosis",
+            {"edss": "0.5"},
+            "record.edss",
+            "EDSS is 0, or 1.0 to 10 in steps of 0.5 (Kurtzke 1983), not 0.5.",
+        ),
         ("systemic_sclerosis", {"mrss_face": 80}, "record.mrss_face", "Must be from 0 to 3."),
     ],
 )
