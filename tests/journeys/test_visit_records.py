@@ -397,3 +397,11 @@ def test_the_month_3_form_asks_only_the_patients_indication(client, visit, nurse
     assert 'name="record.mg_adl_talking"' in page and 'name="record.new_malignancy"' in page
     assert 'name="record.sledai_rash"' not in page and 'name="record.edss"' not in page
     assert "MG-ADL (computed)" in page
+
+
+def test_the_correction_form_asks_only_the_patients_indication_too(client, visit, nurse):
+    step = visit("systemic_sclerosis", "visit-day-14")
+    step_complete(actor=nurse, step_id=step.id, record={"mrss_face": 1})
+    client.force_login(nurse)
+    page = client.get(reverse("step_correct", args=[step.public_id])).content.decode()
+    assert 'name="record.mrss_face"' in page and 'name="record.mg_adl_talking"' not in page
