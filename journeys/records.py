@@ -879,9 +879,17 @@ def summary(specs: list[dict], record: dict | None) -> str:
     """One compact line for the timeline: "CRS grade 1 · ICE 10 · Tmax 38.2 °C", in the specs' order."""
     if not record:
         return ""
+    # A score's items (24 SLEDAI-2K answers, 17 mRSS sites) are summarised by the score they are computed into.
+    items = {
+        value[len(RECORD_PREFIX) :]
+        for spec in specs or []
+        if isinstance(spec.get("computed"), dict) and spec.get("indications")
+        for value in (spec["computed"].get("from") or {}).values()
+        if isinstance(value, str) and value.startswith(RECORD_PREFIX)
+    }
     parts = []
     for spec in specs or []:
-        if spec.get("name") in record:
+        if spec.get("name") in record and not (spec.get("indications") and spec["name"] in items):
             computed = " (computed)" if spec.get("computed") else ""
             parts.append(f"{spec.get('short') or spec['label']} {display_value(spec, record[spec['name']])}{computed}")
     return " · ".join(parts)

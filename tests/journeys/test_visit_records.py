@@ -405,3 +405,19 @@ def test_the_correction_form_asks_only_the_patients_indication_too(client, visit
     client.force_login(nurse)
     page = client.get(reverse("step_correct", args=[step.public_id])).content.decode()
     assert 'name="record.mrss_face"' in page and 'name="record.mg_adl_talking"' not in page
+
+
+def test_the_timeline_shows_a_score_not_its_items():
+    specs = [
+        {"name": "sledai_rash", "label": "Rash", "type": "boolean", "indications": ["sle"]},
+        {
+            "name": "sledai_2k",
+            "label": "SLEDAI-2K",
+            "type": "integer",
+            "indications": ["sle"],
+            "computed": {"by": "sledai_2k", "from": {"rash": "record.sledai_rash"}},
+        },
+        {"name": "new_malignancy", "label": "New malignancy", "type": "boolean"},
+    ]
+    record = {"sledai_rash": True, "sledai_2k": 2, "new_malignancy": False}
+    assert records.summary(specs, record) == "SLEDAI-2K 2 (computed) · New malignancy no"
