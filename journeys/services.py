@@ -524,7 +524,7 @@ def _raise_alerts(journey: Journey, step: Step, record: dict, *, actor, before: 
             key=f"{finding['kind']}:{step.public_id}:{finding['value']}",
             raised_by=actor,
             escalate_after_minutes=finding["escalate_after_minutes"],
-            summary=f"{finding['label']}: {finding['value']}, recorded at {step.template.name}.",
+            summary=f"{finding['label']}: {finding['shown']}, recorded at {step.template.name}.",
             detail={"field": finding["field"], "value": finding["value"]},
         )
 

@@ -49,6 +49,7 @@ class Indication(models.TextChoices):
     MYASTHENIA_GRAVIS = "myasthenia_gravis", "Myasthenia gravis"
     SYSTEMIC_SCLEROSIS = "systemic_sclerosis", "Systemic sclerosis"
     MULTIPLE_SCLEROSIS = "multiple_sclerosis", "Multiple sclerosis"
+    MYOSITIS = "myositis", "Idiopathic inflammatory myopathy (myositis)"
     OTHER = "other", "Other (described)"
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from alerts.models import ClinicalAlert
 from alerts.services import alert_acknowledge
+from clinical import disease_activity as scores
 from clinical.body import age_in_years, body_surface_area
 from clinical.dosing import dose_from_bsa
 from journeys import records, selectors
@@ -390,15 +391,32 @@ class DemoRecords:
             "discharge_date": step.due_on.isoformat(),
             "restrictions_until": (journey.day0 + timedelta(days=14)).isoformat(),
             "cd19_b_cells": 0.0 if day < 100 else round(rng.uniform(50, 400), 1),
-            "igg": round(rng.uniform(5.5, 10.5), 1),
-            "creatinine": rng.randint(55, 95),
+            "igg_measured": round(rng.uniform(5.5, 10.5), 1),
+            "igg_unit": "g/L",
+            "anti_dsdna": round(rng.uniform(2, 8) if self.activity <= 4 else rng.uniform(30, 200), 1),
+            "c3": round(rng.uniform(0.9, 1.4), 2),
+            "c4": round(rng.uniform(0.15, 0.35), 2),
+            "urine_protein_creatinine": round(rng.uniform(5, 14), 1),
+            "creatinine_measured": rng.randint(55, 95),
+            "creatinine_unit": "µmol/L",
             "egfr": rng.randint(80, 115),
-            "disease_activity": self.activity,
-            "infection_since_last_visit": rng.choices(["none", "mild"], weights=[85, 15])[0],
-            # DORIS asks for a clinical SLEDAI of 0; LLDAS allows up to 4.
-            "remission": "doris" if self.activity == 0 else "lldas" if self.activity <= 4 else "active",
+            "ck": rng.randint(60, 180) if self.activity <= 4 else rng.randint(400, 2500),
+            **self._activity_items(),
+            "infection_since_last_visit": (infection := rng.choices(["none", "2"], weights=[85, 15])[0]),
+            "infection_site": "upper_respiratory" if infection != "none" else None,
+            "infection_organism": "Rhinovirus" if infection != "none" else None,
+            "infection_hospitalised": False if infection != "none" else None,
+            "infection_treatment": "Symptomatic" if infection != "none" else None,
+            "vaccine_response": "not_assessed",
+            "new_allergy": False,
+            "igg_replacement": False,
+            "global_health_vas": rng.randint(60, 95),
+            "new_malignancy": False,
             "contact": rng.choice(["visit", "phone", "questionnaire"]),
-            "new_malignancy": "none",
+            # DORIS asks for a clinical SLEDAI of 0; LLDAS allows up to 4 (lupus only: others are active or not
+            # assessable, the only states their record accepts).
+            "remission": self._remission(),
+            "remission_drug_free": self.activity == 0 and self._lupus,
         }
         if step.template.code == "renal-dose-review":
             values["creatinine"], values["creatinine_unit"] = self._creatinine(step), "µmol/L"
@@ -407,16 +425,57 @@ class DemoRecords:
                 # A dose per m² is given as the sheet calculates it from the protocol's mg/m², to the field's step.
                 places = max(0, -Decimal(str(spec.get("step", 1))).normalize().as_tuple().exponent)
                 values[spec["name"]] = float(dose_from_bsa(spec["per_m2"], self.bsa, places=places))
+        indication = journey.patient.indication
         record = {
             spec["name"]: values[spec["name"]]
             for spec in step.template.record_fields
-            if values.get(spec["name"]) is not None and not spec.get("computed") and not spec.get("within_percent")
+            if values.get(spec["name"]) is not None
+            and not spec.get("computed")
+            and not spec.get("within_percent")
+            and indication in spec.get("indications", [indication])
         }
         return self._given_as_prescribed(step, record)
 
     def overrules(self, step) -> bool:
         """Whether the physician records this day's CRS grade differently from the computed one."""
         return self.physician_override and step.template.code == self.OVERRIDE_DAY
+    @property
+    def _lupus(self) -> bool:
+        return self.journey.patient.indication in scores.SLE_INDICATIONS
+
+    def _remission(self) -> str:
+        if not self._lupus:
+            return "active" if self.activity else "not_assessable"
+        return "doris" if self.activity == 0 else "lldas" if self.activity <= 4 else "active"
+
+    def _activity_items(self) -> dict:
+        """The items of each indication's score that add up to the demo's activity level (an SLE patient's
+        SLEDAI-2K is the level itself), with the physician global and prednisone that go with it."""
+        level, rng = self.activity, self.rng
+        sledai = dict.fromkeys(scores.SLEDAI_2K_WEIGHTS, False)
+        left = level
+        # Non-organ items first, so a SLEDAI-2K of 4 or less is an LLDAS one.
+        for item in ("arthritis", "rash", "alopecia", "mucosal_ulcers", "low_complement", "increased_dna_binding", "myositis"):
+            if scores.SLEDAI_2K_WEIGHTS[item] <= left:
+                sledai[item], left = True, left - scores.SLEDAI_2K_WEIGHTS[item]
+        for item in ("proteinuria", "haematuria", "pleurisy", "fever"):
+            if left and scores.SLEDAI_2K_WEIGHTS[item] <= left:
+                sledai[item], left = True, left - scores.SLEDAI_2K_WEIGHTS[item]
+
+        def spread(names, total, highest):
+            values = dict.fromkeys(names, 0)
+            for index in range(min(total, highest * len(names))):
+                values[names[index % len(names)]] += 1
+            return values
+
+        values = {f"sledai_{name}": present for name, present in sledai.items()}
+        values |= {f"mg_adl_{name}": value for name, value in spread(scores.MG_ADL_ITEMS, level // 2, 3).items()}
+        values |= {f"mrss_{name}": value for name, value in spread(scores.MRSS_SITES, level, 3).items()}
+        values |= {f"mmt8_{name}": value for name, value in spread(scores.MMT8_GROUPS, 80 - level, 10).items()}
+        values["edss"] = 0 if level == 0 else min(10.0, 1.0 + level // 4 * 0.5)
+        values["physician_global"] = 0.2 if level == 0 else 0.8 if level <= 4 else round(rng.uniform(1.2, 2.0), 1)
+        values["prednisone_mg_day"] = 0 if level == 0 else 5 if level <= 4 else 10
+        return values
 
     def _creatinine(self, step) -> float:
         """A serum creatinine in µmol/L: normal, or (renal_reduction) the one that gives a CrCl of about 50 mL/min
