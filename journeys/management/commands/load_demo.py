@@ -439,6 +439,7 @@ class DemoRecords:
     def overrules(self, step) -> bool:
         """Whether the physician records this day's CRS grade differently from the computed one."""
         return self.physician_override and step.template.code == self.OVERRIDE_DAY
+
     @property
     def _lupus(self) -> bool:
         return self.journey.patient.indication in scores.SLE_INDICATIONS
