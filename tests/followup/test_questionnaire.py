@@ -164,25 +164,25 @@ def test_the_page_shows_only_the_questionnaire(client, sent):
 def test_an_answer_lands_once_and_awaits_review(client, sent):
     link, token = sent
     url = reverse("followup:questionnaire", args=[token])
-    response = client.post(url, {"record.new_malignancy": "none"})
+    response = client.post(url, {"record.new_malignancy": "no"})
     assert response.status_code == 200 and "Thank you" in response.content.decode()
     link.refresh_from_db()
-    assert link.answers == {"new_malignancy": "none", "contact": "questionnaire"} and link.awaiting_review
+    assert link.answers == {"new_malignancy": False, "contact": "questionnaire"} and link.awaiting_review
     assert Step.objects.get(pk=link.step_id).status == StepStatus.PENDING  # a nurse signs it
     assert QuestionnaireEvent.objects.filter(link=link, kind="answered").count() == 1
     # Used once: the second submit and a reload find the link closed.
-    assert client.post(url, {"record.new_malignancy": "confirmed"}).status_code == 404
+    assert client.post(url, {"record.new_malignancy": "yes"}).status_code == 404
     assert client.get(url).status_code == 404
     link.refresh_from_db()
-    assert link.answers["new_malignancy"] == "none"
+    assert link.answers["new_malignancy"] is False
 
 
 @pytest.mark.django_db
 def test_the_second_claim_loses(sent):
     link, token = sent
-    services.questionnaire_answer(token=token, answers={"new_malignancy": "none"})
+    services.questionnaire_answer(token=token, answers={"new_malignancy": "no"})
     with pytest.raises(Conflict):
-        services.questionnaire_answer(token=token, answers={"new_malignancy": "confirmed"})
+        services.questionnaire_answer(token=token, answers={"new_malignancy": "yes"})
 
 
 @pytest.mark.django_db
@@ -227,21 +227,22 @@ def test_rate_limited_per_address_and_per_link(client, sent, settings):
 @pytest.mark.django_db
 def test_the_nurse_reviews_and_signs_with_the_answers_prefilled(client, sent, nurse):
     link, token = sent
-    services.questionnaire_answer(token=token, answers={"new_malignancy": "suspected"})
+    services.questionnaire_answer(token=token, answers={"new_malignancy": "yes"})
     client.force_login(nurse)
     panel = client.get(reverse("followup:patient_panel", args=[link.step.journey.public_id])).content.decode()
     assert "awaiting nurse review" in panel
     url = reverse("followup:questionnaire_review", args=[link.public_id])
     form = client.get(url).content.decode()
     assert "Answered by the patient by questionnaire" in form
-    assert '<option value="suspected" selected>' in form and '<option value="questionnaire" selected>' in form
+    assert re.search(r'<input type="radio" name="record.new_malignancy" value="yes"[^>]*checked', form), form
+    assert '<option value="questionnaire" selected>' in form
     step = Step.objects.get(pk=link.step_id)
     response = client.post(
         url,
         {
             "performed_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
             "record.contact": "questionnaire",
-            "record.new_malignancy": "suspected",
+            "record.new_malignancy": "yes",
             "notes": "Patient answered by questionnaire",
             "signature_meaning": "performed",
             "password": SECOND_SIGNER_PASSWORD,
@@ -252,7 +253,7 @@ def test_the_nurse_reviews_and_signs_with_the_answers_prefilled(client, sent, nu
     step.refresh_from_db()
     link.refresh_from_db()
     assert step.status == StepStatus.DONE and step.completed_by == nurse
-    assert step.record["new_malignancy"] == "suspected" and step.record["contact"] == "questionnaire"
+    assert step.record["new_malignancy"] is True and step.record["contact"] == "questionnaire"
     assert link.reviewed_by == nurse and not link.awaiting_review
     assert list(link.events.values_list("kind", flat=True)) == ["requested", "sent", "answered", "reviewed"]
     assert client.get(url).status_code == 302  # nothing left to review
@@ -261,6 +262,6 @@ def test_the_nurse_reviews_and_signs_with_the_answers_prefilled(client, sent, nu
 @pytest.mark.django_db
 def test_review_refused_to_a_viewer(client, sent, viewer):
     link, token = sent
-    services.questionnaire_answer(token=token, answers={"new_malignancy": "none"})
+    services.questionnaire_answer(token=token, answers={"new_malignancy": "no"})
     client.force_login(viewer)
     assert client.get(reverse("followup:questionnaire_review", args=[link.public_id])).status_code == 403
