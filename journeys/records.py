@@ -25,6 +25,11 @@ A spec:
   written into the protocol.
 - `measured_within_days` (computed fields only): the height and weight it reads may be at most this many
   days old on the day performed (a year-old weight never doses chemotherapy).
+- `indications`: the patient indications (patients.Indication) the field is asked for; for a patient of another
+  indication it is not asked, not validated, not required and refused if sent (an MG-ADL item for a lupus patient).
+  Without the key the field is asked for every patient.
+- `alert`: a finding that raises a clinical alert at once: a whole-number or choice field at least `from`, or a
+  yes/no field answered yes (a new malignancy).
 - `within_percent` (numbers only): {"of": field, "percent": 5, "reason": text field}: the value given must be
   within ± percent of that (prescribed) field; outside it, only a physician records it, saying why.
 
@@ -53,6 +58,7 @@ from carclinic.errors import InvalidInput
 from clinical.calculators import CALCULATORS, PATIENT_FACTS, PatientFacts
 from clinical.dosing import deviation_percent, dose_from_bsa, within_tolerance
 from clinical.numbers import rounded
+from patients.models import Indication
 
 FIELD_TYPES = ("integer", "decimal", "choice", "boolean", "text", "date")
 NUMBER_TYPES = ("integer", "decimal")
@@ -162,13 +168,16 @@ class WithinPercent(BaseModel):
 
 class AlertWhen(BaseModel):
     """A finding that raises a clinical alert at once: when this (computed, whole-number) field's value is at
-    least `from` (a CRS grade 2, any ICANS). The alert's kind is `kind`; unacknowledged after
-    `escalate_after_minutes` it goes to every physician. Both numbers are the protocol's."""
+    least `from` (a CRS grade 2, any ICANS), or a yes/no field is answered yes (a new malignancy: no `from`).
+    The alert's kind is `kind`; unacknowledged after `escalate_after_minutes` it goes to every physician. Both
+    numbers are the protocol's."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
     kind: str = Field(pattern=NAME_PATTERN.pattern, description='The clinical alert kind, e.g. "crs", "icans".')
-    at_least: int = Field(alias="from", ge=0, description="The lowest value that raises the alert.")
+    at_least: int | None = Field(
+        None, alias="from", ge=0, description="The lowest value that raises the alert (numbers and choices; not yes/no)."
+    )
     escalate_after_minutes: int = Field(
         30, ge=1, le=7 * 24 * 60, description="Unacknowledged this long, the alert escalates to every physician."
     )
@@ -230,6 +239,9 @@ class FieldSpec(BaseModel):
         None, description="The value must be within ± percent of another field; outside it a physician records it with a reason."
     )
     alert: AlertWhen | None = Field(None, description="Raises a clinical alert when the value reaches a threshold.")
+    indications: Annotated[list[Literal[tuple(Indication.values)]], Field(min_length=1)] | None = Field(
+        None, description="Asked, validated and required only for patients of these indications; absent: for every patient."
+    )
     dose_check: DoseCheck | None = Field(None, description="A weight-based dose and its schedule, checked when given.")
 
     @model_validator(mode="after")
@@ -263,8 +275,10 @@ class FieldSpec(BaseModel):
             problems.append("choices are for choice fields only.")
         if self.max_length is not None and (kind != "text" or not 1 <= self.max_length <= 4000):
             problems.append("max_length is a whole number from 1 to 4000, for text fields.")
-        if self.alert is not None and kind not in ("integer", "choice"):
-            problems.append("alert is for whole-number and choice fields (a grade).")
+        if self.alert is not None and kind not in ("integer", "choice", "boolean"):
+            problems.append("alert is for whole-number, choice (a grade) and yes/no fields.")
+        elif self.alert is not None and (self.alert.at_least is None) != (kind == "boolean"):
+            problems.append("alert.from is the lowest value that alerts, for numbers and choices; a yes/no field alerts on yes.")
         if self.computed is not None:
             problems.extend(self.computed.problems())
             if self.must_be is not None or self.per_m2 is not None or self.override is not None:
@@ -278,6 +292,10 @@ class FieldSpec(BaseModel):
         return problems
 
     # --- its values ---
+
+    def asked_for(self, indication: str | None) -> bool:
+        """Whether a patient of `indication` is asked this field."""
+        return self.indications is None or indication in self.indications
 
     @property
     def places(self) -> int | None:
@@ -586,8 +604,18 @@ def validate_specs(specs) -> None:
 
 
 def needs_patient_facts(specs) -> bool:
-    """Whether completing a step with these specs computes anything (so the caller fetches the patient's facts)."""
-    return any(isinstance(spec, dict) and spec.get("computed") for spec in specs or [])
+    """Whether completing a step with these specs computes anything or asks by indication (so the caller fetches
+    the patient's facts)."""
+    return any(isinstance(spec, dict) and (spec.get("computed") or spec.get("indications")) for spec in specs or [])
+
+
+def for_patient(specs, facts: PatientFacts | None) -> list[FieldSpec]:
+    """The specs asked of this patient: those of the patient's indication and those of every indication. Without
+    facts (nothing computed, nothing by indication) every spec."""
+    specs = parse_specs(specs)
+    if facts is None:
+        return specs
+    return [spec for spec in specs if spec.asked_for(facts.indication)]
 
 
 def step_references(specs) -> list[str]:
@@ -633,7 +661,8 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
     Computed fields are never typed: a value sent for one is refused. They are computed, in the specs'
     order, from the typed values and `facts`; without `facts` (a form checking shapes only) they are left
     to the service."""
-    specs = parse_specs(specs)
+    every = parse_specs(specs)
+    specs = for_patient(every, facts)
     if record is None:
         record = {}
     if not isinstance(record, dict):
@@ -641,8 +670,13 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
     errors: dict[str, list[str]] = {}
     cleaned = {}
     by_name = {spec.name: spec for spec in specs}
+    other_indication = {spec.name for spec in every} - set(by_name)
     for name in record:
-        if name not in by_name:
+        if name in other_indication and _is_empty(record[name]):
+            continue  # a form's empty input of another indication's field says nothing
+        if name in other_indication:
+            errors[error_key(str(name))] = ["Not recorded for this patient's indication."]
+        elif name not in by_name:
             errors[error_key(str(name))] = ["This step records no such field."]
     for spec in specs:
         raw = record.get(spec.name)
@@ -652,7 +686,9 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                 errors[error_key(spec.name)] = ["Computed, not typed: leave it out and it is calculated."]
             continue
         if _is_empty(raw):
-            if spec.required:
+            # Without the patient's facts the indication is unknown: what only some indications require is left
+            # to the service, which knows it.
+            if spec.required and (facts is not None or spec.indications is None):
                 errors[error_key(spec.name)] = ["Required for this step."]
             continue
         try:
@@ -676,6 +712,10 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                 value = spec.computed_value(cleaned, facts)
             except ValueError as error:
                 message = str(error)
+                if (source := _refused_field(spec, error)) is not None:
+                    # A score item out of its scale or a remission the criteria do not allow: said by that input.
+                    errors.setdefault(error_key(source), []).append(message)
+                    continue
                 errors[error_key(spec.name)] = [
                     f"Computed as out of range: {message}"
                     if message.startswith("Must")
@@ -703,6 +743,14 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                     f"correct it, or a physician confirms it with a reason."
                 ]
     return cleaned, errors
+
+
+def _refused_field(spec: FieldSpec, error: ValueError) -> str | None:
+    """The record field a calculator's refusal is about (clinical.disease_activity.ItemRefused names its argument)."""
+    source = spec.computed.sources.get(getattr(error, "argument", None) or "")
+    if isinstance(source, str) and source.startswith(RECORD_PREFIX):
+        return source[len(RECORD_PREFIX) :]
+    return None
 
 
 def overrides(specs, record: dict) -> list[dict]:
@@ -831,9 +879,17 @@ def summary(specs: list[dict], record: dict | None) -> str:
     """One compact line for the timeline: "CRS grade 1 · ICE 10 · Tmax 38.2 °C", in the specs' order."""
     if not record:
         return ""
+    # A score's items (24 SLEDAI-2K answers, 17 mRSS sites) are summarised by the score they are computed into.
+    items = {
+        value[len(RECORD_PREFIX) :]
+        for spec in specs or []
+        if isinstance(spec.get("computed"), dict) and spec.get("indications")
+        for value in (spec["computed"].get("from") or {}).values()
+        if isinstance(value, str) and value.startswith(RECORD_PREFIX)
+    }
     parts = []
     for spec in specs or []:
-        if spec.get("name") in record:
+        if spec.get("name") in record and not (spec.get("indications") and spec["name"] in items):
             computed = " (computed)" if spec.get("computed") else ""
             parts.append(f"{spec.get('short') or spec['label']} {display_value(spec, record[spec['name']])}{computed}")
     return " · ".join(parts)
@@ -870,14 +926,20 @@ def alert_findings(specs, record: dict) -> list[dict]:
         if spec.alert is None:
             continue
         values = [record.get(spec.name), record.get(by_override.get(spec.name, ""))]
-        grades = [int(value) for value in values if value not in (None, "") and str(value).lstrip("-").isdigit()]
-        if grades and max(grades) >= spec.alert.at_least:
+        if spec.type == "boolean":
+            # A yes raises it (a new malignancy); as a grade it is 1, so a correction to yes raises, to no does not.
+            grades, threshold = [1 for value in values if value is True], 1
+        else:
+            grades = [int(value) for value in values if value not in (None, "") and str(value).lstrip("-").isdigit()]
+            threshold = spec.alert.at_least
+        if grades and max(grades) >= threshold:
             findings.append(
                 {
                     "field": spec.name,
                     "label": spec.label,
                     "kind": spec.alert.kind,
                     "value": max(grades),
+                    "shown": "yes" if spec.type == "boolean" else str(max(grades)),
                     "escalate_after_minutes": spec.alert.escalate_after_minutes,
                 }
             )

@@ -50,12 +50,19 @@ VALUE_KEYS = (
     "anti_dsdna",
     "c3",
     "c4",
-    "upcr",
+    "urine_protein_creatinine",
     "creatinine",
     "egfr",
     "ck",
     "disease_activity",
+    "sledai_2k",
+    "mg_adl",
+    "mrss",
+    "edss",
+    "physician_global",
+    "prednisone_mg_day",
     "remission",
+    "remission_drug_free",
     "infection_since_last_visit",
     "new_malignancy",
     "igg_replacement",
@@ -234,16 +241,28 @@ LOINC_BY_FIELD = {
     ("c4", "g/L"): ("4498-2", "Complement C4 [Mass/volume] in Serum or Plasma"),
     ("ck", "U/L"): ("2157-6", "Creatine kinase [Enzymatic activity/volume] in Serum or Plasma"),
 }
-UCUM_CODES = {"/µL": "/uL", "g/L": "g/L", "µmol/L": "umol/L", "mg/L": "mg/L", "U/L": "U/L", "mL/min/1.73 m²": "mL/min/{1.73_m2}"}
+UCUM_CODES = {
+    "/µL": "/uL",
+    "g/L": "g/L",
+    "µmol/L": "umol/L",
+    "mg/L": "mg/L",
+    "U/L": "U/L",
+    "IU/mL": "[iU]/mL",
+    "mg/mmol": "mg/mmol",
+    "mg/day": "mg/d",
+    "mL/min/1.73 m²": "mL/min/{1.73_m2}",
+}
 
 
-def field_units() -> dict[int, dict[str, tuple[str, str]]]:
-    """Per stage-5 step template: each record field's (unit, label). One query, by protocol templates, not patients."""
-    units: dict[int, dict[str, tuple[str, str]]] = {}
-    for template_id, specs in StepTemplate.objects.filter(stage=StageNumber.IMMUNE_RE_EDUCATION).values_list(
-        "id", "record_fields"
-    ):
-        units[template_id] = {spec["name"]: (spec.get("unit") or "", spec.get("label") or spec["name"]) for spec in specs or []}
+def field_units() -> dict[int, dict[str, tuple[str, str, str]]]:
+    """Per stage-5 step template: each record field's (unit, label, type). One query, by protocol templates, not patients."""
+    units: dict[int, dict[str, tuple[str, str, str]]] = {}
+    templates = StepTemplate.objects.filter(stage=StageNumber.IMMUNE_RE_EDUCATION).values_list("id", "record_fields")
+    for template_id, specs in templates:
+        units[template_id] = {
+            spec["name"]: (spec.get("unit") or "", spec.get("label") or spec["name"], spec.get("type") or "")
+            for spec in specs or []
+        }
     return units
 
 
@@ -256,7 +275,7 @@ def _number(value) -> float | None:
         return None
 
 
-def observation(*, patient_id, visit: Visit, key: str, value, unit: str, label: str) -> dict:
+def observation(*, patient_id, visit: Visit, key: str, value, unit: str, label: str, kind: str = "") -> dict:
     loinc = LOINC_BY_FIELD.get((key, unit))
     coding = (
         {"system": LOINC, "code": loinc[0], "display": loinc[1]}
@@ -272,7 +291,8 @@ def observation(*, patient_id, visit: Visit, key: str, value, unit: str, label: 
         "subject": {"reference": f"Patient/{patient_id}"},
         "effectiveDateTime": visit.on.isoformat(),
     }
-    number = _number(value)
+    # A choice is a code even when it reads as a number (an infection grade "2"), never a quantity.
+    number = None if kind == "choice" else _number(value)
     if isinstance(value, bool):
         resource["valueBoolean"] = value
     elif number is not None:
@@ -298,8 +318,10 @@ def fhir_resources_of_chunk(chunk: list[PatientVisits], units: dict) -> Iterator
                     value = visit.record.get(key)
                     if value in (None, ""):
                         continue
-                    unit, label = specs.get(key, ("", key))
-                    yield observation(patient_id=patient.public_id, visit=visit, key=key, value=value, unit=unit, label=label)
+                    unit, label, kind = specs.get(key, ("", key, ""))
+                    yield observation(
+                        patient_id=patient.public_id, visit=visit, key=key, value=value, unit=unit, label=label, kind=kind
+                    )
 
 
 def registry_fhir_resources(patients, *, chunk_size: int = CHUNK) -> Iterator[dict]:

@@ -20,6 +20,8 @@ class Role(models.TextChoices):
     INTEGRATION = "integration", "Integration (API client)"
     # A maker's system (API client): reads and updates only its own maker's manufacturing orders.
     MANUFACTURER = "manufacturer", "Manufacturer (API client)"
+    # A payer's system (API client): reads only its own contracts' enrolments, with the fields a payer needs.
+    PAYER = "payer", "Payer (API client)"
     # A disease or CAR-T registry's system (API client): pulls the pseudonymous registry export, nothing else.
     REGISTRY = "registry", "Registry (API client)"
 
@@ -47,6 +49,10 @@ class Action(models.TextChoices):
     DECIDE_EXCURSION = "decide_excursion", "Decide on quarantined material or a bedside mismatch"
     BEDSIDE_CHECK = "bedside_check", "Check a bag's chain of identity at the bedside"
     EXPORT_DATA = "export_data", "Export lists with names and MRNs as CSV (audited)"
+    SEND_QUESTIONNAIRE = "send_questionnaire", "E-mail a patient the year's follow-up questionnaire link (audited)"
+    REPORT_SAFETY = "report_safety", "See findings to report to the registry or authority (secondary malignancies)"
+    VIEW_CONTRACTS = "view_contracts", "See outcome-based contracts and the money at stake"
+    MANAGE_CONTRACTS = "manage_contracts", "Create payers and contracts, and enrol patients under them"
     VIEW_METRICS = "view_metrics", "See and export the clinic's metrics (aggregates, audited when exported)"
     EXPORT_REGISTRY = "export_registry", "Pull the pseudonymous registry export (CSV or FHIR NDJSON, audited)"
 
@@ -84,6 +90,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # A CSV carries names and MRNs out of carclinic's audit trail into spreadsheets: for those who report for
     # the clinic (registries, payers, quality meetings). A viewer reads on screen; a nurse works the lists.
     Action.EXPORT_DATA: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    # The years 6–15 contact is the coordinator's step; the nurse who reviews the answers may send it too.
+    Action.SEND_QUESTIONNAIRE: frozenset({Role.COORDINATOR, Role.NURSE, Role.ADMIN}),
+    # Reporting a secondary malignancy to the registry and the authority is the coordinator's and physician's work.
+    Action.REPORT_SAFETY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    # Prices and rebates are the clinic's business with its payers: for those who run and sign for the
+    # treatment; a nurse and a viewer see a patient's contract status on the patient page only.
+    Action.VIEW_CONTRACTS: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    Action.MANAGE_CONTRACTS: frozenset({Role.COORDINATOR, Role.ADMIN}),
     # How the clinic performs (vein-to-vein, on-time rate, grades): for those who run and answer for it.
     Action.VIEW_METRICS: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     # The registry's own client only: staff take the same export with `manage.py export_registry` on the server.

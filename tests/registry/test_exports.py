@@ -118,10 +118,16 @@ def test_since_keeps_the_patients_whose_follow_up_changed(followed):
 
 
 def test_missing_keys_and_odd_values_are_tolerated(followed):
-    add_step(followed["b"], "visit-day-14", record={"igg": "", "infection_since_last_visit": "mild", "something_else": [1, 2]})
+    record = {"igg": "", "infection_since_last_visit": "2", "new_malignancy": True, "something_else": [1, 2]}
+    add_step(followed["b"], "visit-day-14", record=record)
     lines = list(exports.registry_lines(fmt="ndjson", patients=exports.registry_patients(), today=date(2026, 6, 15)))
-    infection = [json.loads(line) for line in lines if "infection_since_last_visit" in line]
-    assert len(infection) == 1 and infection[0]["valueCodeableConcept"]["coding"][0]["code"] == "mild"
+    resources = [json.loads(line) for line in lines if str(followed["b"].patient.public_id) in line]
+    by_code = {r["code"]["coding"][0]["code"]: r for r in resources if r["resourceType"] == "Observation"}
+    assert set(by_code) == {"infection_since_last_visit", "new_malignancy"}  # the empty IgG and unknown keys left out
+    assert by_code["infection_since_last_visit"]["valueCodeableConcept"]["coding"][0]["code"] == "2"
+    assert by_code["new_malignancy"]["valueBoolean"] is True
+    for resource in by_code.values():
+        Observation.model_validate(resource)
 
 
 def _queries(**kwargs) -> int:
