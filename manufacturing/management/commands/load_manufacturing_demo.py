@@ -114,7 +114,7 @@ class Command(BaseCommand):
                 plant, _ = Plant.objects.get_or_create(maker=maker, name=plant_name, defaults={"city": city})
                 PlantCapacity.objects.create(plant=plant, product=product, weekly_slots=slots)
             products[name] = product
-        self.protocol = ProtocolTemplate.objects.filter(is_active=True).order_by("id").first()
+        self.protocol = ProtocolTemplate.objects.filter(is_active=True, collection=True).order_by("id").first()
         self.count = 0
         lupucel, leiden = products["Lupucel"], Plant.objects.get(name="Helix Leiden")
         next_week = timezone.localdate() + timedelta(days=7)
