@@ -4,20 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0015_myositis_indication'),
+        ("journeys", "0015_myositis_indication"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicalprotocoltemplate',
-            name='collection',
-            field=models.BooleanField(default=True, help_text="The patient's own cells are collected (leukapheresis). False for an off-the-shelf (allogeneic) product reserved from stock: the journey has no leukapheresis date to plan."),
+            model_name="historicalprotocoltemplate",
+            name="collection",
+            field=models.BooleanField(
+                default=True,
+                help_text="The patient's own cells are collected (leukapheresis). False for an off-the-shelf (allogeneic) product reserved from stock: the journey has no leukapheresis date to plan.",
+            ),
         ),
         migrations.AddField(
-            model_name='protocoltemplate',
-            name='collection',
-            field=models.BooleanField(default=True, help_text="The patient's own cells are collected (leukapheresis). False for an off-the-shelf (allogeneic) product reserved from stock: the journey has no leukapheresis date to plan."),
+            model_name="protocoltemplate",
+            name="collection",
+            field=models.BooleanField(
+                default=True,
+                help_text="The patient's own cells are collected (leukapheresis). False for an off-the-shelf (allogeneic) product reserved from stock: the journey has no leukapheresis date to plan.",
+            ),
         ),
     ]

@@ -2,7 +2,6 @@
 protocol behaves as before (its hash, its leukapheresis date, its infusion guard)."""
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
