@@ -111,3 +111,17 @@ def test_the_infusion_asks_for_a_collection_only_where_the_protocol_has_one(coor
     with pytest.raises(InvalidInput) as caught:
         guard_infusion(off_the_shelf, steps["infusion"], day0, [])
     assert caught.value.field_errors["performed_at"] == ["The product's QC release is not recorded yet: no infusion before it."]
+
+
+def test_the_start_page_starts_an_off_the_shelf_journey_with_no_leukapheresis_date(client, coordinator, patient, allogeneic):
+    from django.urls import reverse
+
+    client.force_login(coordinator)
+    url = reverse("journey_start", args=[patient.public_id])
+    # The form's suggested leukapheresis date left in: refused on its field, in words.
+    response = client.post(url, {"protocol": allogeneic.pk, "leukapheresis_date": date.today().isoformat()})
+    assert response.status_code == 400 and "no cells are collected; leave it empty" in response.content.decode()
+    response = client.post(url, {"protocol": allogeneic.pk, "leukapheresis_date": ""})
+    assert response.status_code == 302
+    body = client.get(reverse("patient_detail", args=[patient.public_id])).content.decode()
+    assert "off the shelf: no collection" in body and "Reserve a unit" in body
