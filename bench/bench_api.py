@@ -78,7 +78,7 @@ total = int(sys.argv[1])
 already = Patient.objects.count()
 coordinator, _ = User.objects.get_or_create(username="bench-coordinator")
 coordinator.groups.add(Group.objects.get(name="coordinator"))
-protocol = ProtocolTemplate.objects.get(version=1)
+protocol = ProtocolTemplate.objects.get(version=1, collection=True)
 if already == 0:
     first = Patient.objects.create(mrn="B0000000", given_name="Bench", family_name="Patient",
                                    date_of_birth="1990-01-01", sex="female", indication="sle")

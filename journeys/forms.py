@@ -263,7 +263,12 @@ class StepSkipForm(forms.Form):
 
 class JourneyStartForm(forms.Form):
     protocol = forms.ModelChoiceField(label="Protocol", queryset=ProtocolTemplate.objects.none(), empty_label=None)
-    leukapheresis_date = forms.DateField(label="Planned leukapheresis date", widget=DateInput())
+    leukapheresis_date = forms.DateField(
+        label="Planned leukapheresis date",
+        required=False,
+        widget=DateInput(),
+        help_text="Leave empty for an off-the-shelf (allogeneic) protocol: no cells are collected.",
+    )
     day0_planned = forms.DateField(
         label="Planned Day 0 (infusion)",
         required=False,

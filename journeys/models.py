@@ -62,6 +62,11 @@ class ProtocolTemplate(models.Model):
         default=2,
         help_text="Days between the last lymphodepletion day and the infusion, at least (Day −3 → Day 0: 2 full days).",
     )
+    collection = models.BooleanField(
+        default=True,
+        help_text="The patient's own cells are collected (leukapheresis). False for an off-the-shelf (allogeneic) "
+        "product reserved from stock: the journey has no leukapheresis date to plan.",
+    )
     is_active = models.BooleanField(default=True, help_text="Offered when starting new journeys.")
     locked_at = models.DateTimeField(null=True, blank=True, help_text="Set when the first journey used it.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -224,6 +229,8 @@ class Journey(models.Model):
     status = models.CharField(max_length=16, choices=JourneyStatus.choices, default=JourneyStatus.ACTIVE)
     status_reason = models.TextField(blank=True)
     current_stage = models.PositiveSmallIntegerField(choices=StageNumber.choices, default=StageNumber.LEUKAPHERESIS)
+    # On a protocol without collection (off the shelf) there is no leukapheresis: this holds the day the journey
+    # started, so the work-up's dates and "Day 0 not before it" still have a reference.
     leukapheresis_date = models.DateField(help_text="Planned until the collection is recorded, then actual.")
     day0_planned = models.DateField("planned Day 0")
     day0_actual = models.DateField("actual Day 0", null=True, blank=True)

@@ -152,6 +152,9 @@ class ProtocolFile(BaseModel):
     release_lead_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 1
     # Days of rest after the last lymphodepletion day before the cells may go in (infusion on day last + rest + 1).
     infusion_rest_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 2
+    # false for an off-the-shelf (allogeneic) product: no leukapheresis, no step hung on its date, and the
+    # infusion waits for the unit's release only. Written in a file only where false; hashed only where false.
+    collection: bool = True
     steps: Annotated[list[StepFile], Field(min_length=1)]
     # Reusable groups of record fields; written only in files, expanded into the steps that name them.
     field_sets: dict[FieldSetName, FieldSetFile] = Field({}, exclude=True)
@@ -394,6 +397,10 @@ def _protocol_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
             stage_of[step.code] = step.stage
     milestone_at: dict[str, int] = {}
     for index, step in enumerate(protocol.steps):
+        if not protocol.collection and step.anchor == "leukapheresis":
+            errors.append((("steps", index, "anchor"), "this protocol has no collection (collection = false): use day0"))
+        if not protocol.collection and step.milestone == "collection":
+            errors.append((("steps", index, "milestone"), "this protocol has no collection (collection = false)"))
         if step.milestone:
             if step.milestone in milestone_at:
                 errors.append(
@@ -505,6 +512,8 @@ def to_toml(document: dict) -> str:
     steps = document.pop("steps")
     scalars = {k: v for k, v in _in_schema_order(document, ProtocolFile).items() if not isinstance(v, dict)}
     tables = {k: v for k, v in _in_schema_order(document, ProtocolFile).items() if isinstance(v, dict)}
+    if scalars.get("collection") is True:
+        scalars.pop("collection")  # written only where false, like a step's two_person
     out = [HEADER.rstrip("\n"), *_lines(_omit_empty(scalars, ("indication",)))]
     for key, table in tables.items():
         out += ["", f"[{_key(key)}]", *_lines(table)]
@@ -534,6 +543,9 @@ def content_hash(document: dict) -> str:
     """SHA-256 of a protocol's content (every field, in a canonical JSON form, the steps in `step_order`):
     two versions with the same hash schedule and record the same things."""
     document = {**document, "steps": sorted(document["steps"], key=step_order)}
+    if document.get("collection") is True:
+        # Every protocol before the flag collected cells: theirs hash as they always did (no new version on migrate).
+        del document["collection"]
     canonical = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

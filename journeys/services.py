@@ -109,9 +109,12 @@ def _lock_journey(journey_id: int, expected_version: int | None = None) -> Journ
 
 @transaction.atomic
 def journey_start(
-    *, actor, patient_id: int, protocol_id: int, leukapheresis_date: date, day0_planned: date | None = None
+    *, actor, patient_id: int, protocol_id: int, leukapheresis_date: date | None = None, day0_planned: date | None = None
 ) -> Journey:
-    """Put a patient on a protocol: create the five stages and every step with its dates; stage 1 starts."""
+    """Put a patient on a protocol: create the five stages and every step with its dates; stage 1 starts.
+
+    A protocol without collection (an off-the-shelf product) takes no leukapheresis date: its steps hang on
+    Day 0, and the journey keeps the day it started in `leukapheresis_date` as the work-up's reference."""
     authorize(actor, Action.START_JOURNEY)
     check_schedulable(leukapheresis_date, field="leukapheresis_date", today=timezone.localdate())
     check_schedulable(day0_planned, field="day0_planned", today=timezone.localdate())
@@ -126,6 +129,17 @@ def journey_start(
     templates = list(protocol.step_templates.all())
     if not templates:
         raise InvalidInput("This protocol has no steps.", field_errors={"protocol": ["The protocol has no steps."]})
+    if protocol.collection and leukapheresis_date is None:
+        raise InvalidInput(
+            "Give the planned leukapheresis date.", field_errors={"leukapheresis_date": ["This protocol collects cells."]}
+        )
+    if not protocol.collection:
+        if leukapheresis_date is not None:
+            raise InvalidInput(
+                "This protocol has no leukapheresis.",
+                field_errors={"leukapheresis_date": ["An off-the-shelf product: no cells are collected; leave it empty."]},
+            )
+        leukapheresis_date = timezone.localdate()
     day0 = day0_planned or leukapheresis_date + timedelta(days=protocol.planned_vein_to_vein_days)
     if day0 < leukapheresis_date:
         raise InvalidInput(
@@ -179,7 +193,7 @@ def journey_start(
         to_state=JourneyStatus.ACTIVE,
         detail={
             "protocol": str(protocol),
-            "leukapheresis_date": leukapheresis_date.isoformat(),
+            "leukapheresis_date": leukapheresis_date.isoformat() if protocol.collection else None,
             "day0_planned": day0.isoformat(),
         },
     )

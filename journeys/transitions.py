@@ -145,15 +145,15 @@ def guard_collection_day(journey, performed_on: date) -> None:
 def guard_infusion(journey, step, performed_on: date, done_steps) -> None:
     """The cells go in only after their collection, their QC release and the lymphodepletion days plus the
     protocol's rest days (issue 13: an infusion dated before the release, before the LD days, even before the
-    leukapheresis was accepted, and Day 0 moved there). `done_steps`: the journey's done steps."""
+    leukapheresis was accepted, and Day 0 moved there). `done_steps`: the journey's done steps. An off-the-shelf
+    product's protocol has no collection (`protocol.collection` false): only its release is asked for."""
     if step.template.milestone != Milestone.INFUSION:
         return
     problems = []
     by_milestone = {s.template.milestone: s for s in done_steps if s.template.milestone}
-    for milestone, what in (
-        (Milestone.COLLECTION, "the collection (leukapheresis)"),
-        (Milestone.PRODUCT_RELEASED, "the product's QC release"),
-    ):
+    needed = [(Milestone.COLLECTION, "the collection (leukapheresis)")] if journey.protocol.collection else []
+    needed.append((Milestone.PRODUCT_RELEASED, "the product's QC release"))
+    for milestone, what in needed:
         earlier = by_milestone.get(milestone)
         if earlier is None:
             problems.append(f"{what[0].upper()}{what[1:]} is not recorded yet: no infusion before it.")

@@ -33,3 +33,12 @@ class SlotTaken(Conflict):
 
 class MismatchAlreadyResolved(Conflict):
     """Another physician resolved the bedside mismatch first."""
+
+
+class NoStockAvailable(Conflict):
+    """No unit of the product is available and unexpired on the planned Day 0 (another coordinator may have
+    reserved the last one a moment ago)."""
+
+
+class StockUnitChanged(Conflict):
+    """Someone else reserved, released or issued the unit first."""

@@ -1,7 +1,7 @@
 from django import forms
 from django.utils import timezone
 
-from manufacturing.models import BagKind, Criterion, ExcursionDecision, Maker, OrderStatus, Plant, Product
+from manufacturing.models import BagKind, Criterion, ExcursionDecision, Maker, OrderStatus, Plant, Product, ProductKind
 from manufacturing.transitions import MOVABLE_BY_HAND
 
 
@@ -15,6 +15,15 @@ class CapacityFilterForm(forms.Form):
 class OrderRequestForm(forms.Form):
     product = forms.ModelChoiceField(Product.objects.select_related("maker").order_by("maker__name", "name"))
     plant = forms.ModelChoiceField(Plant.objects.select_related("maker").order_by("maker__name", "name"))
+
+
+class StockReserveForm(forms.Form):
+    product = forms.ModelChoiceField(
+        Product.objects.filter(kind=ProductKind.ALLOGENEIC).select_related("maker").order_by("maker__name", "name"),
+        label="Off-the-shelf product",
+        empty_label=None,
+        help_text="The unit expiring first among those still good on the planned Day 0 is reserved.",
+    )
 
 
 class SlotBookForm(forms.Form):

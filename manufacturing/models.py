@@ -469,3 +469,102 @@ class BedsideCheck(models.Model):
 
 def monday_of(day):
     return day - timedelta(days=day.weekday())
+
+
+# --- the clinic's stock of off-the-shelf (allogeneic) units ----------------------------------------
+
+
+class StockState(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    RESERVED = "reserved", "Reserved for a patient"
+    ISSUED = "issued", "Issued from stock"
+    USED = "used", "Infused"
+    DISCARDED = "discarded", "Discarded"
+    EXPIRED = "expired", "Expired"
+
+
+# A unit in one of these belongs to one journey; the others belong to no one.
+STOCK_STATES_WITH_JOURNEY = (StockState.RESERVED, StockState.ISSUED, StockState.USED)
+
+
+class StockUnit(models.Model):
+    """One bag of an off-the-shelf product in the clinic's freezer: no patient's cells, so no patient until a
+    coordinator reserves it for one journey (manufacturing.services.stock_reserve)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="stock_units")
+    plant = models.ForeignKey(Plant, null=True, blank=True, on_delete=models.PROTECT, related_name="stock_units")
+    lot_number = models.CharField(max_length=40)
+    bag_code = models.CharField(max_length=40, unique=True, help_text="The bag id printed on its label.")
+    # The unit's ISBT 128 identifier when the maker labels one (checked by its Mod 37-2 character on receipt).
+    chain_identifier = models.CharField(max_length=20, blank=True)
+    expires_on = models.DateField()
+    location = models.CharField(max_length=120, help_text="Freezer, rack and position.")
+    state = models.CharField(max_length=16, choices=StockState.choices, default=StockState.AVAILABLE)
+    journey = models.ForeignKey(Journey, null=True, blank=True, on_delete=models.PROTECT, related_name="stock_units")
+    reserved_at = models.DateTimeField(null=True, blank=True)
+    reserved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    received_at = models.DateTimeField()
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["expires_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=STOCK_STATES_WITH_JOURNEY, journey__isnull=False)
+                | (~Q(state__in=STOCK_STATES_WITH_JOURNEY) & Q(journey__isnull=True)),
+                name="stock_unit_journey_when_reserved",
+            ),
+            # One patient, one unit on its way to them; the database's word if two reservations race.
+            models.UniqueConstraint(
+                fields=["journey"],
+                condition=Q(state__in=(StockState.RESERVED, StockState.ISSUED)),
+                name="stock_one_live_unit_per_journey",
+            ),
+        ]
+        indexes = [models.Index(fields=["product", "state", "expires_on"], name="stock_pick_idx")]
+
+    def __str__(self) -> str:
+        return self.bag_code
+
+
+class StockEventKind(models.TextChoices):
+    RECEIVED = "received", "Received into stock"
+    RESERVED = "reserved", "Reserved for a patient"
+    RESERVATION_RELEASED = "reservation_released", "Reservation released"
+    # The unit's custody from the freezer to the bedside, in this order (STOCK_CUSTODY_PATH).
+    ISSUED = "issued", "Issued from stock"
+    RECEIVED_ON_WARD = "received_on_ward", "Received on the ward"
+    THAWED = "thawed", "Thawed"
+    INFUSED = "infused", "Infused"
+
+
+STOCK_CUSTODY_PATH = (StockEventKind.ISSUED, StockEventKind.RECEIVED_ON_WARD, StockEventKind.THAWED, StockEventKind.INFUSED)
+
+
+class StockEvent(models.Model):
+    """One row per change of a unit, in the same transaction: its audit trail and its custody from the
+    freezer to the bedside (who, where, when, temperature)."""
+
+    unit = models.ForeignKey(StockUnit, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=24, choices=StockEventKind.choices)
+    from_state = models.CharField(max_length=16, blank=True)
+    to_state = models.CharField(max_length=16, blank=True)
+    journey = models.ForeignKey(Journey, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(blank=True)
+    handled_by = models.CharField(max_length=120, blank=True)
+    location = models.CharField(max_length=160, blank=True)
+    temperature_celsius = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
+    within_range = models.BooleanField(null=True, help_text="The temperature against the product's frozen range.")
+    at = models.DateTimeField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["unit", "recorded_at", "id"]
+        constraints = [
+            # The custody path: each hand-off once per unit (the service refuses it first, in words).
+            models.UniqueConstraint(
+                fields=["unit", "kind"], condition=Q(kind__in=STOCK_CUSTODY_PATH), name="stock_custody_once_per_kind"
+            ),
+        ]

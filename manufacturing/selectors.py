@@ -21,7 +21,10 @@ from manufacturing.models import (
     OrderStatus,
     PlantCapacity,
     Product,
+    ProductKind,
     SlotBooking,
+    StockState,
+    StockUnit,
     monday_of,
 )
 
@@ -248,3 +251,40 @@ def manufacturing_queue_rows(*, limit: int, today: date | None = None, **filters
         for j in journeys[:limit]
     ]
     return rows, len(journeys) > limit
+
+
+# --- the clinic's stock of off-the-shelf units ------------------------------------------------------
+
+# A unit expiring within this many days is shown apart on the stock page: use it first, or order more.
+STOCK_EXPIRING_SOON_DAYS = 30
+
+
+def stock_by_product(*, today: date | None = None) -> list[Product]:
+    """Every allogeneic product with its counts: available (good today), reserved, expiring within 30 days; one query."""
+    today = today or timezone.localdate()
+    soon = today + timedelta(days=STOCK_EXPIRING_SOON_DAYS)
+    available = Q(stock_units__state=StockState.AVAILABLE, stock_units__expires_on__gte=today)
+    return list(
+        Product.objects.filter(kind=ProductKind.ALLOGENEIC)
+        .select_related("maker")
+        .annotate(
+            available=Count("stock_units", filter=available),
+            reserved=Count("stock_units", filter=Q(stock_units__state=StockState.RESERVED)),
+            expiring_soon=Count("stock_units", filter=available & Q(stock_units__expires_on__lte=soon)),
+        )
+        .order_by("maker__name", "name")
+    )
+
+
+def stock_units_in_freezer(*, today: date | None = None) -> QuerySet[StockUnit]:
+    """The units still in the clinic's freezer (available or reserved), the first to expire first."""
+    return (
+        StockUnit.objects.filter(state__in=(StockState.AVAILABLE, StockState.RESERVED))
+        .select_related("product__maker")
+        .order_by("product__name", "expires_on", "id")
+    )
+
+
+def stock_unit_for_journey(*, journey_id: int) -> StockUnit | None:
+    """The unit reserved for (or issued to, or infused into) the journey's patient, the latest first."""
+    return StockUnit.objects.filter(journey_id=journey_id).select_related("product").order_by("-reserved_at", "-id").first()

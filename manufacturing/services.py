@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,12 +23,16 @@ from manufacturing import identity, specification
 from manufacturing.errors import (
     BedsideMismatchUnresolved,
     ChainOfIdentityInvalid,
+    CustodyOutOfOrder,
     MismatchAlreadyResolved,
+    NoStockAvailable,
     OrderTransitionNotAllowed,
+    StockUnitChanged,
 )
 from manufacturing.models import (
     FINAL_EXCURSION_DECISIONS,
     OPEN_ORDER_STATUSES,
+    STOCK_CUSTODY_PATH,
     Bag,
     BagKind,
     BagStatus,
@@ -44,9 +49,14 @@ from manufacturing.models import (
     OrderEvent,
     OrderStatus,
     PlantCapacity,
+    Product,
     ProductKind,
     QcResult,
     SlotBooking,
+    StockEvent,
+    StockEventKind,
+    StockState,
+    StockUnit,
     monday_of,
 )
 from manufacturing.transitions import guard_custody, guard_material_usable, guard_order
@@ -59,6 +69,8 @@ _COUNTERSIGNING_ROLES = frozenset({Role.PHYSICIAN, Role.COORDINATOR})
 # Material in quarantine or a wrong bag at the bedside holds up a patient's infusion: unacknowledged
 # after this long, the alert goes to every physician.
 ALERT_ESCALATE_AFTER_MINUTES = 30
+# The off-the-shelf protocol's stage-2 step that a reservation from stock records (its code in the protocol file).
+UNIT_RESERVED_STEP = "unit-reserved"
 
 
 # --- small helpers --------------------------------------------------------------------------------
@@ -1004,3 +1016,194 @@ def bedside_mismatch_resolve(*, actor, check_id: int, resolution: str) -> Bedsid
     if order is not None:
         _event(order, "bedside_mismatch_resolved", actor=actor, at=check.resolved_at, reason=resolution)
     return check
+
+
+# --- the clinic's stock of off-the-shelf units ------------------------------------------------------
+
+
+def _stock_event(unit: StockUnit, kind: str, *, actor, at: datetime, from_state: str = "", **fields) -> StockEvent:
+    return StockEvent.objects.create(
+        unit=unit, kind=kind, from_state=from_state, to_state=unit.state, actor=actor, at=at, recorded_at=timezone.now(), **fields
+    )
+
+
+@transaction.atomic
+def stock_unit_receive(
+    *,
+    actor,
+    product_id: int,
+    lot_number: str,
+    bag_code: str,
+    expires_on: date,
+    location: str,
+    plant_id: int | None = None,
+    chain_identifier: str = "",
+) -> StockUnit:
+    """Put one off-the-shelf unit into the clinic's stock. Only an allogeneic product is kept in stock: an
+    autologous one is a patient's own cells and goes to that patient alone."""
+    authorize(actor, Action.MANAGE_STOCK)
+    product = Product.objects.get(pk=product_id)
+    errors = {}
+    if product.kind != ProductKind.ALLOGENEIC:
+        errors["product"] = ["An autologous product is one patient's own cells: it is not kept in stock."]
+    for field, value in (("lot_number", lot_number), ("bag_code", bag_code), ("location", location)):
+        if not (value or "").strip():
+            errors[field] = ["Required."]
+    if expires_on is not None and expires_on <= timezone.localdate():
+        errors["expires_on"] = ["This unit has expired already."]
+    if StockUnit.objects.filter(bag_code=(bag_code or "").strip()).exists():
+        errors["bag_code"] = ["A unit with this bag id is in stock already."]
+    if chain_identifier:
+        chain_identifier = chain_of_identity_parse(chain_identifier)
+    if errors:
+        raise InvalidInput("The unit cannot be received into stock.", field_errors=errors)
+    now = timezone.now()
+    unit = StockUnit.objects.create(
+        product=product,
+        plant_id=plant_id,
+        lot_number=lot_number.strip(),
+        bag_code=bag_code.strip(),
+        chain_identifier=chain_identifier,
+        expires_on=expires_on,
+        location=location.strip(),
+        received_at=now,
+    )
+    _stock_event(unit, StockEventKind.RECEIVED, actor=actor, at=now, location=unit.location)
+    return unit
+
+
+def _reservation_step(journey: Journey):
+    """The journey's pending "unit reserved" step, if its protocol has one (recorded by the reservation)."""
+    return journey.steps.filter(template__code=UNIT_RESERVED_STEP, status=StepStatus.PENDING).values_list("pk", flat=True).first()
+
+
+@transaction.atomic
+def stock_reserve(*, actor, journey_id: int, product_id: int) -> StockUnit:
+    """Reserve for the journey the unit of the product that expires first among those still good on the planned
+    Day 0, and record the journey's "unit reserved" step. Claimed by a conditional UPDATE: of two coordinators
+    reserving the last unit, one gets it and the other NoStockAvailable."""
+    authorize(actor, Action.MANAGE_STOCK)
+    journey = Journey.objects.select_related("protocol").get(pk=journey_id)
+    if journey.protocol.collection:
+        raise InvalidInput(
+            "This journey's protocol collects the patient's own cells: its product comes from a manufacturing order.",
+            field_errors={"journey": ["Not an off-the-shelf protocol."]},
+        )
+    if not journey.is_open:
+        raise OrderTransitionNotAllowed(f"This journey is {journey.get_status_display().lower()}: no unit is reserved for it.")
+    held = StockUnit.objects.filter(journey=journey, state__in=(StockState.RESERVED, StockState.ISSUED)).first()
+    if held is not None:
+        raise StockUnitChanged(f"Unit {held.bag_code} (lot {held.lot_number}) is reserved for this patient already.")
+    # Good on the infusion day, not only today: a unit expiring before Day 0 would be thawed past its date.
+    good_on = max(timezone.localdate(), journey.day0)
+    candidates = list(
+        StockUnit.objects.filter(product_id=product_id, state=StockState.AVAILABLE, expires_on__gte=good_on)
+        .order_by("expires_on", "id")
+        .values_list("pk", flat=True)[:10]
+    )
+    now = timezone.now()
+    for unit_id in candidates:
+        # The claim: only a unit still available becomes ours; a coordinator who got there first leaves 0 rows.
+        claimed = StockUnit.objects.filter(pk=unit_id, state=StockState.AVAILABLE).update(
+            state=StockState.RESERVED, journey=journey, reserved_at=now, reserved_by=actor, version=F("version") + 1
+        )
+        if claimed == 1:
+            break
+    else:
+        raise NoStockAvailable(
+            "No unit of this product is available and good on the planned Day 0: another coordinator may have "
+            "reserved the last one. Nothing was reserved."
+        )
+    unit = StockUnit.objects.select_related("product").get(pk=unit_id)
+    _stock_event(unit, StockEventKind.RESERVED, actor=actor, at=now, from_state=StockState.AVAILABLE, journey=journey)
+    step_id = _reservation_step(journey)
+    if step_id is not None:
+        journey_services.step_complete(
+            actor=actor,
+            step_id=step_id,
+            performed_at=now,
+            notes=f"Reserved from the clinic's stock ({unit.location}).",
+            record={"lot_number": unit.lot_number, "bag_id": unit.bag_code, "expires_on": unit.expires_on.isoformat()},
+        )
+    return unit
+
+
+@transaction.atomic
+def stock_release_reservation(*, actor, unit_id: int, reason: str, expected_version: int | None = None) -> StockUnit:
+    """Give a reserved unit back to stock (the patient's Day 0 moved past its expiry, the journey stopped)."""
+    authorize(actor, Action.MANAGE_STOCK)
+    reason = _require_reason(reason)
+    unit = StockUnit.objects.get(pk=unit_id)
+    version = unit.version if expected_version is None else expected_version
+    changed = StockUnit.objects.filter(pk=unit_id, state=StockState.RESERVED, version=version).update(
+        state=StockState.AVAILABLE, journey=None, reserved_at=None, reserved_by=None, version=F("version") + 1
+    )
+    if changed != 1:
+        raise StockUnitChanged("Someone changed this unit first (issued, released or reserved again): reload it.")
+    journey = unit.journey
+    unit.refresh_from_db()
+    _stock_event(
+        unit,
+        StockEventKind.RESERVATION_RELEASED,
+        actor=actor,
+        at=timezone.now(),
+        from_state=StockState.RESERVED,
+        journey=journey,
+        reason=reason,
+    )
+    return unit
+
+
+@transaction.atomic
+def stock_custody_record(
+    *, actor, unit_id: int, kind: str, at: datetime, handled_by: str, location: str, temperature_celsius: Decimal | None = None
+) -> StockEvent:
+    """The reserved unit's next hand-off from the freezer to the bedside: issued, received on the ward, thawed,
+    infused, in that order, each once. The frozen hand-offs are judged against the product's frozen maximum."""
+    authorize(actor, Action.RECORD_CUSTODY)
+    unit = StockUnit.objects.select_for_update().select_related("product").get(pk=unit_id)
+    handled_by, location = (handled_by or "").strip(), (location or "").strip()
+    errors = {}
+    if not handled_by:
+        errors["handled_by"] = ["Who held the unit."]
+    if not location:
+        errors["location"] = ["Where the hand-off happened."]
+    if kind not in STOCK_CUSTODY_PATH:
+        errors["kind"] = ["Not a hand-off of a stock unit."]
+    if errors:
+        raise InvalidInput("Say what, who and where.", field_errors=errors)
+    if at > timezone.now() + timedelta(minutes=5):
+        raise InvalidInput("The time is in the future.", field_errors={"at": ["Cannot be in the future."]})
+    if unit.state not in (StockState.RESERVED, StockState.ISSUED):
+        raise CustodyOutOfOrder(f"Unit {unit.bag_code} is {unit.get_state_display().lower()}: only a reserved unit leaves stock.")
+    done = list(unit.events.filter(kind__in=STOCK_CUSTODY_PATH).order_by("at", "id"))
+    expected = STOCK_CUSTODY_PATH[len(done)]
+    if kind != expected:
+        raise CustodyOutOfOrder(
+            f"“{StockEventKind(kind).label}” cannot be recorded now: “{StockEventKind(expected).label}” comes next."
+        )
+    if done and at < done[-1].at:
+        raise CustodyOutOfOrder("This hand-off is dated before the one recorded before it.")
+    within = None
+    if temperature_celsius is not None and kind in (StockEventKind.ISSUED, StockEventKind.RECEIVED_ON_WARD):
+        within = unit.product.temperature_within_range(temperature_celsius, frozen=True)
+    from_state = unit.state
+    if kind == StockEventKind.ISSUED:
+        unit.state = StockState.ISSUED
+    elif kind == StockEventKind.INFUSED:
+        unit.state = StockState.USED
+    if unit.state != from_state:
+        unit.version += 1
+        unit.save(update_fields=["state", "version"])
+    return _stock_event(
+        unit,
+        kind,
+        actor=actor,
+        at=at,
+        from_state=from_state,
+        journey_id=unit.journey_id,
+        handled_by=handled_by,
+        location=location,
+        temperature_celsius=temperature_celsius,
+        within_range=within,
+    )

@@ -6,6 +6,8 @@ app_name = "manufacturing"
 
 urlpatterns = [
     path("capacity/", views.capacity, name="capacity"),
+    path("stock/", views.stock, name="stock"),
+    path("journeys/<uuid:public_id>/reserve-unit/", views.stock_reserve, name="stock_reserve"),
     path("queue/", views.dashboard_queue, name="dashboard_queue"),
     path("orders/<uuid:public_id>/", views.order_detail, name="order"),
     path("orders/<uuid:public_id>/book/", views.order_book, name="order_book"),

@@ -22,6 +22,7 @@ from manufacturing.forms import (
     OrderRequestForm,
     QcResultsForm,
     SlotBookForm,
+    StockReserveForm,
 )
 from manufacturing.labels import label_svg
 from manufacturing.models import Bag, BedsideCheck, ManufacturingOrder
@@ -40,6 +41,42 @@ def capacity(request):
         }
     mondays, rows = selectors.capacity_grid(**filters)
     return render(request, "manufacturing/capacity.html", {"form": form, "mondays": mondays, "rows": rows})
+
+
+@role_required(Action.VIEW_CLINICAL)
+def stock(request):
+    return render(
+        request,
+        "manufacturing/stock.html",
+        {
+            "products": selectors.stock_by_product(),
+            "units": selectors.stock_units_in_freezer(),
+            "soon_days": selectors.STOCK_EXPIRING_SOON_DAYS,
+        },
+    )
+
+
+@role_required(Action.VIEW_CLINICAL)  # a clinic page: never a maker's client
+@role_required(Action.MANAGE_STOCK)
+@require_http_methods(["GET", "POST"])
+def stock_reserve(request, public_id):
+    journey = get_object_or_404(Journey.objects.select_related("patient", "protocol"), public_id=public_id)
+    form = StockReserveForm(request.POST or None)
+    submission = form_submit(
+        request,
+        form,
+        lambda data: services.stock_reserve(actor=request.user, journey_id=journey.id, product_id=data["product"].pk),
+    )
+    if submission.done:
+        unit = submission.result
+        messages.success(request, f"Unit {unit.bag_code} (lot {unit.lot_number}, expires {unit.expires_on:%d %b %Y}) reserved.")
+        return redirect("patient_detail", public_id=journey.patient.public_id)
+    return render(
+        request,
+        "manufacturing/stock_reserve.html",
+        {"form": form, "journey": journey, "patient": journey.patient},
+        status=submission.status,
+    )
 
 
 def _order(public_id) -> ManufacturingOrder:

@@ -48,6 +48,7 @@ class Action(models.TextChoices):
     RECORD_CUSTODY = "record_custody", "Record bags and custody hand-offs"
     DECIDE_EXCURSION = "decide_excursion", "Decide on quarantined material or a bedside mismatch"
     BEDSIDE_CHECK = "bedside_check", "Check a bag's chain of identity at the bedside"
+    MANAGE_STOCK = "manage_stock", "Receive off-the-shelf units into stock and reserve them for patients"
     EXPORT_DATA = "export_data", "Export lists with names and MRNs as CSV (audited)"
     SEND_QUESTIONNAIRE = "send_questionnaire", "E-mail a patient the year's follow-up questionnaire link (audited)"
     REPORT_SAFETY = "report_safety", "See findings to report to the registry or authority (secondary malignancies)"
@@ -87,6 +88,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Action.RECORD_CUSTODY: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN, Role.MANUFACTURER}),
     Action.DECIDE_EXCURSION: frozenset({Role.PHYSICIAN}),
     Action.BEDSIDE_CHECK: frozenset({Role.NURSE, Role.PHYSICIAN, Role.COORDINATOR, Role.ADMIN}),
+    # The clinic's own freezer: a maker's API client sees its orders, not the clinic's stock or who gets a unit.
+    Action.MANAGE_STOCK: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     # A CSV carries names and MRNs out of carclinic's audit trail into spreadsheets: for those who report for
     # the clinic (registries, payers, quality meetings). A viewer reads on screen; a nurse works the lists.
     Action.EXPORT_DATA: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),

@@ -73,7 +73,7 @@ def protocol(db):
     from journeys.models import ProtocolTemplate
 
     # Shipped by the data migration, as in production.
-    return ProtocolTemplate.objects.get(version=1)
+    return ProtocolTemplate.objects.get(version=1, collection=True)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ def labs(transactional_db):
     journey = journey_start(
         actor=coordinator,
         patient_id=PatientFactory().pk,
-        protocol_id=ProtocolTemplate.objects.get(version=1).pk,
+        protocol_id=ProtocolTemplate.objects.get(version=1, collection=True).pk,
         leukapheresis_date=timezone.localdate() + timedelta(days=14),
     )
     return journey.steps.get(template__code="eligibility-labs")

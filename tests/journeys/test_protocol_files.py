@@ -539,6 +539,7 @@ documents = st.builds(
         "planned_vein_to_vein_days": days,
         "release_lead_days": lead,
         "infusion_rest_days": 2,
+        "collection": True,
         "steps": sorted(
             ({**one, "code": code} for one, code in zip(steps, step_codes, strict=False)), key=protocol_files.step_order
         ),
@@ -559,6 +560,7 @@ CARRIAGE_RETURNS = {  # found by hypothesis: TOML readers turn CR LF inside a ""
     "planned_vein_to_vein_days": 1,
     "release_lead_days": 1,
     "infusion_rest_days": 2,
+    "collection": True,
     "steps": [
         dict(
             stage=1,

@@ -35,7 +35,7 @@ def other_order(coordinator):
     journey = journey_start(
         actor=coordinator,
         patient_id=PatientFactory().id,
-        protocol_id=ProtocolTemplate.objects.get(version=1).id,
+        protocol_id=ProtocolTemplate.objects.get(version=1, collection=True).id,
         leukapheresis_date=timezone.localdate(),
     )
     return services.order_request(actor=coordinator, journey_id=journey.id, product_id=product.id, plant_id=plant.id)

@@ -20,7 +20,7 @@ def test_two_coordinators_book_the_last_slot_at_once_one_gets_it_the_other_waits
     product = make_product()
     plant = make_plant(product, slots=1)
     coordinators = [make_user("coordinator") for _ in range(2)]
-    protocol = ProtocolTemplate.objects.get(version=1)
+    protocol = ProtocolTemplate.objects.get(version=1, collection=True)
     orders = []
     for coordinator in coordinators:
         journey = journey_start(

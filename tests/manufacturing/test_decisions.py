@@ -73,7 +73,7 @@ def other_chain(coordinator):
     journey = journey_start(
         actor=coordinator,
         patient_id=PatientFactory().id,
-        protocol_id=ProtocolTemplate.objects.get(version=1).id,
+        protocol_id=ProtocolTemplate.objects.get(version=1, collection=True).id,
         leukapheresis_date=timezone.localdate(),
     )
     return services.chain_of_identity_assign(actor=coordinator, journey_id=journey.id)

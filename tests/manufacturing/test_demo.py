@@ -1,6 +1,20 @@
-from django.core.management import call_command
+from datetime import timedelta
 
-from manufacturing.models import BookingStatus, Excursion, Maker, ManufacturingOrder, OrderStatus, Plant, Product, SlotBooking
+from django.core.management import call_command
+from django.utils import timezone
+
+from manufacturing.models import (
+    BookingStatus,
+    Excursion,
+    Maker,
+    ManufacturingOrder,
+    OrderStatus,
+    Plant,
+    Product,
+    SlotBooking,
+    StockState,
+    StockUnit,
+)
 
 
 def test_the_demo_has_every_status_a_waiting_list_an_exceptional_release_and_an_excursion(db):
@@ -12,5 +26,13 @@ def test_the_demo_has_every_status_a_waiting_list_an_exceptional_release_and_an_
     assert SlotBooking.objects.filter(status=BookingStatus.WAITING).exists()
     assert Excursion.objects.exists()
     assert Product.objects.filter(kind="allogeneic").exists() and Product.objects.filter(target_antigen="cd19_bcma").exists()
+    # The off-the-shelf stock: two units expiring within 30 days, one reserved for a patient on the allogeneic protocol.
+    units = StockUnit.objects.all()
+    assert units.count() == 8 and all(unit.product.kind == "allogeneic" for unit in units)
+    [reserved] = units.filter(state=StockState.RESERVED)
+    assert not reserved.journey.protocol.collection
+    assert reserved.journey.steps.get(template__code="unit-reserved").status == "done"
+    soon = timezone.localdate() + timedelta(days=30)
+    assert units.filter(state=StockState.AVAILABLE, expires_on__lte=soon).count() == 1  # the other is the reserved one
     call_command("load_manufacturing_demo")  # loads once
     assert Maker.objects.count() == 3

@@ -66,7 +66,7 @@ def test_the_capacity_page_costs_the_same_queries_for_few_and_many_orders(client
 
     product = make_product()
     plant = make_plant(product, slots=2)
-    protocol = ProtocolTemplate.objects.get(version=1)
+    protocol = ProtocolTemplate.objects.get(version=1, collection=True)
     client.force_login(coordinator)
 
     def book(count, week_offset):
@@ -136,7 +136,7 @@ def test_the_bedside_page_shows_the_expected_coi_and_records_a_mismatch(client, 
     other_journey = journey_start(
         actor=coordinator,
         patient_id=PatientFactory().id,
-        protocol_id=ProtocolTemplate.objects.get(version=1).id,
+        protocol_id=ProtocolTemplate.objects.get(version=1, collection=True).id,
         leukapheresis_date=timezone.localdate(),
     )
     other = services.chain_of_identity_assign(actor=coordinator, journey_id=other_journey.id)

@@ -191,7 +191,7 @@ def _orders(count, *, coordinator, product, plant):
     from journeys.services import journey_start
     from tests.factories import PatientFactory
 
-    protocol = ProtocolTemplate.objects.get(version=1)
+    protocol = ProtocolTemplate.objects.get(version=1, collection=True)
     result = []
     for _ in range(count):
         journey = journey_start(

@@ -233,6 +233,19 @@ def call_service(action: str, actor, journey, protocol):
         from contracts import services as contract_services
 
         contract_services.payer_create(actor=actor, name=f"Payer {uuid.uuid4()}")
+    elif action == Action.MANAGE_STOCK:
+        from manufacturing import services as mfg
+        from manufacturing.models import ProductKind
+        from tests.manufacturing.builders import make_product
+
+        mfg.stock_unit_receive(
+            actor=actor,
+            product_id=make_product(name="Offcel", kind=ProductKind.ALLOGENEIC).id,
+            lot_number="LOT-1",
+            bag_code=f"BAG-{uuid.uuid4()}",
+            expires_on=timezone.localdate() + timedelta(days=90),
+            location="Freezer 2",
+        )
     elif action in _PRODUCT_ROAD_ACTIONS:
         _call_product_road_service(action, actor, journey)
     else:  # a new action without a case here must not pass unnoticed

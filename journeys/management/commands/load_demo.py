@@ -194,7 +194,7 @@ class Command(BaseCommand):
         return users
 
     def _patients(self, users: dict[str, User], count: int, rng: random.Random) -> None:
-        protocol = ProtocolTemplate.objects.filter(is_active=True).order_by("-version").first()
+        protocol = ProtocolTemplate.objects.filter(is_active=True, collection=True).order_by("-version").first()
         coordinator, nurse, physician = users[Role.COORDINATOR], users[Role.NURSE], users[Role.PHYSICIAN]
         by_role = {Role.COORDINATOR: coordinator, Role.NURSE: nurse, Role.PHYSICIAN: physician}
         today = timezone.localdate()

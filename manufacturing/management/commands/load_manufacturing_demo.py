@@ -1,6 +1,7 @@
 """Demo of the product's road: 3 makers, 4 products (one allogeneic, one dual-target), 5 plants, and orders in
 every status: a full week with a waiting list, one OOS with a re-collection, one exceptional release, one
-excursion. Runs after load_demo (it needs its users); everything goes through the real services. Loads once."""
+excursion; a stock of off-the-shelf units (two expiring within 30 days) and one patient on the off-the-shelf
+protocol with a unit reserved. Runs after load_demo (it needs its users); everything goes through the real services. Loads once."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -114,7 +115,7 @@ class Command(BaseCommand):
                 plant, _ = Plant.objects.get_or_create(maker=maker, name=plant_name, defaults={"city": city})
                 PlantCapacity.objects.create(plant=plant, product=product, weekly_slots=slots)
             products[name] = product
-        self.protocol = ProtocolTemplate.objects.filter(is_active=True).order_by("id").first()
+        self.protocol = ProtocolTemplate.objects.filter(is_active=True, collection=True).order_by("id").first()
         self.count = 0
         lupucel, leiden = products["Lupucel"], Plant.objects.get(name="Helix Leiden")
         next_week = timezone.localdate() + timedelta(days=7)
@@ -156,10 +157,48 @@ class Command(BaseCommand):
         )
         self._order(lupucel, basel, excursion=True)
         self._order(products["Offshelcel"], Plant.objects.get(name="Stockwell Dublin"), book=next_week)
+        units = self._stock(products["Offshelcel"], Plant.objects.get(name="Stockwell Dublin"))
         self.stdout.write(
             f"Manufacturing demo: {Maker.objects.count()} makers, {Product.objects.count()} products, "
-            f"{Plant.objects.count()} plants, {self.count} orders."
+            f"{Plant.objects.count()} plants, {self.count} orders, {units} off-the-shelf units in stock."
         )
+
+    def _stock(self, product, plant) -> int:
+        """Units of the off-the-shelf product in the clinic's freezer, and one patient with one reserved."""
+        p = self.people
+        today = timezone.localdate()
+        # Days to expiry: two within 30 days (the stock page shows them apart), the rest later.
+        for index, days in enumerate((14, 26, 75, 120, 180, 240, 300, 330), start=1):
+            services.stock_unit_receive(
+                actor=p["coordinator"],
+                product_id=product.id,
+                plant_id=plant.id,
+                lot_number=f"SWB-{today:%y}{(index + 1) // 2:02d}",
+                bag_code=f"OTS-{index:04d}",
+                expires_on=today + timedelta(days=days),
+                location=f"LN2 freezer 1, rack {'ABCD'[index % 4]}, position {index}",
+            )
+        protocol = ProtocolTemplate.objects.filter(is_active=True, collection=False).order_by("id").first()
+        if protocol is None:  # the clinic has no off-the-shelf protocol active: the stock alone
+            return 8
+        self.count += 1
+        patient = patient_enrol(
+            actor=p["coordinator"],
+            mrn=f"MFG{self.count:04d}",
+            given_name="Ines",
+            family_name="Okafor",
+            date_of_birth=today.replace(year=today.year - 41),
+            sex=Sex.FEMALE,
+            indication=Indication.SLE,
+            coordinator=p["coordinator"],
+            nurse=p["nurse"],
+            physician=p["physician"],
+        )
+        journey = journey_services.journey_start(actor=p["coordinator"], patient_id=patient.id, protocol_id=protocol.id)
+        for step in journey.steps.select_related("template").filter(template__stage=1).order_by("template__position"):
+            journey_services.step_complete(actor=p[step.template.responsible_role], step_id=step.id, record=_record(step))
+        services.stock_reserve(actor=p["coordinator"], journey_id=journey.id, product_id=product.id)
+        return 8
 
     def _order(self, product, plant, *, book=None, to=None, excursion=False, expected_late=False):
         p = self.people
