@@ -71,7 +71,7 @@ def test_a_queue_row_shows_plant_status_expected_release_and_day0_at_risk(client
     # The dashboard's own "Day 0 at risk" list says the same, with why: one rule, read from the journey.
     assert [j.pk for j in journey_selectors.dashboard_day0_at_risk(today=timezone.localdate())] == [journey.pk]
     panels = client.get(reverse("dashboard")).content.decode()
-    assert f"expected {late.strftime('%a %d %b')}, needed by" in panels
+    assert f"expected {late.strftime('%a %d %b')}</span>" in panels and "needed by" in panels
     # The journey holds the order's forecast, written in the same transaction as the order.
     order.refresh_from_db()
     order.journey.refresh_from_db()

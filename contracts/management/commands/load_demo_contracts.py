@@ -88,10 +88,18 @@ class Command(BaseCommand):
                 )
                 if len(visits) == 1:
                     first = visits[0]
+                    # What the ward types, not what the record computes (scores, criteria): the protocol refuses a
+                    # typed computed value. Active nephritis: proteinuria and haematuria on the SLEDAI-2K (4 + 4).
+                    computed = {spec["name"] for spec in first.template.record_fields if spec.get("computed")}
+                    typed = {name: value for name, value in first.record.items() if name not in computed}
+                    if "sledai_proteinuria" in typed:
+                        typed |= {"sledai_proteinuria": True, "sledai_haematuria": True}
                     journey_services.step_record_correct(
                         actor=physician,
                         step_id=first.id,
-                        record={**first.record, "remission": "active", "disease_activity": "12"},
+                        record={**typed, "remission": "active", "remission_drug_free": False}
+                        if "remission_drug_free" in typed
+                        else {**typed, "remission": "active"},
                         notes=first.notes,
                         reason="Re-scored at the review meeting: nephritis still active",
                     )
