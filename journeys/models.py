@@ -14,7 +14,7 @@ from django.db.models import F, Func, Min, OuterRef, Q, Subquery
 from simple_history.models import HistoricalRecords
 
 from journeys.records import validate_specs
-from patients.models import Indication, Patient
+from patients.models import ConsentKind, Indication, Patient
 from staff.roles import Role
 
 
@@ -40,6 +40,19 @@ class Milestone(models.TextChoices):
     INFUSION = "infusion", "Cells infused: sets Day 0"
 
 
+def default_consents_required() -> list[str]:
+    return ["treatment"]
+
+
+def validate_consent_kinds(value) -> None:
+    """The admin's check of `consents_required`: a list of consent kinds, each once."""
+    kinds = set(ConsentKind.values)
+    if not isinstance(value, list) or not all(isinstance(kind, str) and kind in kinds for kind in value):
+        raise ValidationError(f"A list of consent kinds, from: {', '.join(sorted(kinds))}.")
+    if len(set(value)) != len(value):
+        raise ValidationError("A consent kind is named twice.")
+
+
 class ProtocolTemplate(models.Model):
     """A versioned treatment protocol. Once a journey uses a version it is locked; changes make a new version."""
 
@@ -61,6 +74,19 @@ class ProtocolTemplate(models.Model):
     infusion_rest_days = models.PositiveIntegerField(
         default=2,
         help_text="Days between the last lymphodepletion day and the infusion, at least (Day −3 → Day 0: 2 full days).",
+    )
+    # Eligibility before a journey starts (journeys.transitions.guard_journey_eligibility).
+    minimum_age_years = models.PositiveSmallIntegerField(
+        default=18, help_text="The youngest age, on the day the journey starts, the protocol treats."
+    )
+    maximum_age_years = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The oldest age the protocol treats; blank: no upper limit."
+    )
+    consents_required = models.JSONField(
+        default=default_consents_required,
+        blank=True,
+        validators=[validate_consent_kinds],
+        help_text='Consent kinds that must be on file and not withdrawn before a journey starts, e.g. ["treatment"].',
     )
     is_active = models.BooleanField(default=True, help_text="Offered when starting new journeys.")
     locked_at = models.DateTimeField(null=True, blank=True, help_text="Set when the first journey used it.")

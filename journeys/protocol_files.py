@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from carclinic.errors import InvalidInput
 from journeys import records
+from patients.models import ConsentKind
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "protocols"
 
@@ -60,6 +61,7 @@ STAGES = (1, 2, 3, 4, 5)
 ANCHORS = ("leukapheresis", "day0")
 RESPONSIBLE_ROLES = ("coordinator", "nurse", "physician")
 MILESTONES = ("", "collection", "product_released", "infusion")
+CONSENT_KINDS = tuple(ConsentKind.values)
 INDICATIONS = ("", "sle", "lupus_nephritis", "myasthenia_gravis", "systemic_sclerosis", "multiple_sclerosis", "other")
 
 # The order a record field's keys are written in: what it is first, its limits next, its help last.
@@ -118,6 +120,11 @@ class ProtocolFile(BaseModel):
     release_lead_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 1
     # Days of rest after the last lymphodepletion day before the cells may go in (infusion on day last + rest + 1).
     infusion_rest_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 2
+    # Eligibility before a journey starts: the age on the day it starts (a maximum only where the protocol has
+    # one) and the consents on file and not withdrawn (issue 13: a 10-year-old started with no consent).
+    minimum_age_years: Annotated[int, Field(ge=0, le=150)] = 18
+    maximum_age_years: Annotated[int, Field(ge=0, le=150)] | None = None
+    consents_required: list[Literal[CONSENT_KINDS]] = ["treatment"]
     steps: Annotated[list[StepFile], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -318,6 +325,10 @@ def _protocol_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
     """What a schema of single values cannot see: codes used twice, safety orders that cannot hold,
     record fields that journeys.records refuses."""
     errors = [(loc, "contains a NUL character, which cannot be stored") for loc in _nul_places(protocol.model_dump())]
+    if protocol.maximum_age_years is not None and protocol.maximum_age_years < protocol.minimum_age_years:
+        errors.append((("maximum_age_years",), f"must be at least the minimum age ({protocol.minimum_age_years})"))
+    if len(set(protocol.consents_required)) != len(protocol.consents_required):
+        errors.append((("consents_required",), "names a consent twice"))
     first_with_code: dict[str, int] = {}
     stage_of = {}
     for index, step in enumerate(protocol.steps):
@@ -415,7 +426,8 @@ def _inline(value) -> str:
     if isinstance(value, dict):
         # Keys sorted: the database's JSON gives them back in its own order, and a dump must not depend on it.
         return "{ " + ", ".join(f"{_key(key)} = {_inline(value[key])}" for key in sorted(value)) + " }"
-    if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+    if isinstance(value, list):
+        # One line, the way a clinic writes a short list (consents_required = ["treatment"]).
         return "[" + ", ".join(_inline(item) for item in value) + "]"
     return _literal(value)
 
@@ -439,7 +451,7 @@ def to_toml(document: dict) -> str:
     steps = document.pop("steps")
     scalars = {k: v for k, v in _in_schema_order(document, ProtocolFile).items() if not isinstance(v, dict)}
     tables = {k: v for k, v in _in_schema_order(document, ProtocolFile).items() if isinstance(v, dict)}
-    out = [HEADER.rstrip("\n"), *_lines(_omit_empty(scalars, ("indication",)))]
+    out = [HEADER.rstrip("\n"), *_lines(_omit_empty(scalars, ("indication", "maximum_age_years")))]
     for key, table in tables.items():
         out += ["", f"[{_key(key)}]", *_lines(table)]
     for step in sorted(steps, key=step_order):

@@ -39,6 +39,7 @@ from journeys.transitions import (
     guard_day0_reschedule,
     guard_infusion,
     guard_journey,
+    guard_journey_eligibility,
     guard_record_correction,
     guard_stage_complete,
     guard_stage_start,
@@ -47,7 +48,7 @@ from journeys.transitions import (
     may_complete_stage,
     may_start_stage,
 )
-from patients.models import Patient
+from patients.models import Consent, Patient
 from staff.models import User
 from staff.roles import Action, authorize, authorize_step_correction, authorize_step_resolution, can
 
@@ -123,6 +124,12 @@ def journey_start(
         protocol = ProtocolTemplate.objects.get(pk=protocol_id, is_active=True)
     except ProtocolTemplate.DoesNotExist:
         raise InvalidInput("Choose an active protocol.", field_errors={"protocol": ["Not an active protocol."]}) from None
+    guard_journey_eligibility(
+        protocol,
+        patient,
+        set(Consent.objects.filter(patient=patient, withdrawn_on=None).values_list("kind", flat=True)),
+        timezone.localdate(),
+    )
     templates = list(protocol.step_templates.all())
     if not templates:
         raise InvalidInput("This protocol has no steps.", field_errors={"protocol": ["The protocol has no steps."]})
@@ -511,10 +518,10 @@ def _raise_alerts(journey: Journey, step: Step, record: dict, *, actor, before: 
     transaction: the alert exists exactly when the record does. Keyed by step and value, so the same finding
     recorded twice raises once; a correction raises only a worse finding than the step held."""
     earlier = {
-        finding["field"]: finding["value"] for finding in records.alert_findings(step.template.record_fields, before or {})
+        finding["field"]: finding["rank"] for finding in records.alert_findings(step.template.record_fields, before or {})
     }
     for finding in records.alert_findings(step.template.record_fields, record):
-        if finding["value"] <= earlier.get(finding["field"], -1):
+        if finding["rank"] <= earlier.get(finding["field"], -1):
             continue
         alert_raise(
             patient_id=journey.patient_id,
@@ -794,6 +801,9 @@ def protocol_new_version(*, actor, protocol_id: int) -> ProtocolTemplate:
         planned_vein_to_vein_days=source.planned_vein_to_vein_days,
         release_lead_days=source.release_lead_days,
         infusion_rest_days=source.infusion_rest_days,
+        minimum_age_years=source.minimum_age_years,
+        maximum_age_years=source.maximum_age_years,
+        consents_required=list(source.consents_required),
         is_active=False,
         content_hash=source.content_hash,
     )

@@ -383,6 +383,8 @@ def test_a_new_version_made_in_admin_keeps_the_hash_and_an_edit_in_admin_renews_
         "planned_vein_to_vein_days": 28,
         "release_lead_days": 1,
         "infusion_rest_days": 2,
+        "minimum_age_years": 18,
+        "consents_required": '["treatment"]',
         "step_templates-TOTAL_FORMS": len(steps),
         "step_templates-INITIAL_FORMS": len(steps),
         "step_templates-MIN_NUM_FORMS": 0,
@@ -527,13 +529,16 @@ step = st.fixed_dictionaries(
     }
 )
 documents = st.builds(
-    lambda name, description, days, lead, steps, step_codes: {
+    lambda name, description, days, lead, steps, step_codes, oldest, consents: {
         "name": name,
         "description": description,
         "indication": "",
         "planned_vein_to_vein_days": days,
         "release_lead_days": lead,
         "infusion_rest_days": 2,
+        "minimum_age_years": 18,
+        "maximum_age_years": oldest,
+        "consents_required": consents,
         "steps": sorted(
             ({**one, "code": code} for one, code in zip(steps, step_codes, strict=False)), key=protocol_files.step_order
         ),
@@ -544,6 +549,8 @@ documents = st.builds(
     st.integers(0, 14),
     st.lists(step, min_size=1, max_size=5),
     st.lists(codes, min_size=5, max_size=5, unique=True),
+    st.one_of(st.none(), st.integers(18, 120)),
+    st.lists(st.sampled_from(["treatment", "study", "samples", "data_sharing"]), unique=True),
 )
 
 
@@ -554,6 +561,9 @@ CARRIAGE_RETURNS = {  # found by hypothesis: TOML readers turn CR LF inside a ""
     "planned_vein_to_vein_days": 1,
     "release_lead_days": 1,
     "infusion_rest_days": 2,
+    "minimum_age_years": 18,
+    "maximum_age_years": None,
+    "consents_required": ["treatment"],
     "steps": [
         dict(
             stage=1,
