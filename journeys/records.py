@@ -746,19 +746,10 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                 cleaned[spec.name] = value
             elif spec.required:
                 errors[error_key(spec.name)] = [f"Cannot be computed: {missing_inputs(spec, cleaned, facts)}."]
-        by_name_dict = {spec.name: spec.model_dump(exclude_none=True) for spec in specs}
         for change in overrides(specs, cleaned):
-            if change["reason"]:
+            if change["reason"] or change.get("criterion") is not None:
                 continue
-            if change.get("criterion") is not None:
-                # A failed eligibility criterion (a CD3+ count of 20/µL, a positive pregnancy test) is not signed off
-                # as if it were met: the physician who goes on anyway says why.
-                errors[error_key(change["by_field"])] = [
-                    f"{change['label']} {display_value(by_name_dict[change['by_field']], change['recorded'])}: "
-                    f"the protocol's eligibility criterion is {change['criterion']}. Not eligible: a physician may "
-                    "go on only with a reason."
-                ]
-            elif change.get("tolerance_percent") is None:
+            if change.get("tolerance_percent") is None:
                 errors[error_key(change["reason_field"])] = [
                     f"{change['label']} differs from the computed one: say why (it goes into the audit trail)."
                 ]
@@ -768,6 +759,16 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                     f"{_plain(change['recorded'])} is {change['deviation']} from the {change['of_label']} "
                     f"{_plain(change['computed'])} (the protocol allows ±{_plain(change['tolerance_percent'])} %): "
                     f"correct it, or a physician confirms it with a reason."
+                ]
+    if not errors:
+        # A failed eligibility criterion (a CD3+ count of 20/µL, a positive pregnancy test) is not recorded as if it
+        # were met: the physician who goes on anyway says why. Judged with or without facts: nothing is computed.
+        for change in overrides(specs, cleaned):
+            if change.get("criterion") is not None and not change["reason"]:
+                errors[error_key(change["by_field"])] = [
+                    f"{change['label']} {display_value(by_name[change['by_field']].model_dump(), change['recorded'])}: "
+                    f"the protocol's eligibility criterion is {change['criterion']}. Not eligible: a physician may "
+                    "go on only with a reason."
                 ]
     return cleaned, errors
 
