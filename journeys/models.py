@@ -38,6 +38,7 @@ class Milestone(models.TextChoices):
     COLLECTION = "collection", "Cells collected: sets the leukapheresis date"
     PRODUCT_RELEASED = "product_released", "Product released by QC: lymphodepletion may start"
     INFUSION = "infusion", "Cells infused: sets Day 0"
+    DISCHARGE = "discharge", "Discharged after the infusion: the restrictions start"
 
 
 def default_consents_required() -> list[str]:
@@ -87,6 +88,19 @@ class ProtocolTemplate(models.Model):
         blank=True,
         validators=[validate_consent_kinds],
         help_text='Consent kinds that must be on file and not withdrawn before a journey starts, e.g. ["treatment"].',
+    )
+    # After discharge (journeys.selectors.discharge_summary): counted from Day 0.
+    proximity_restriction_days = models.PositiveIntegerField(
+        default=14, help_text="Days from Day 0 the patient stays near the centre (US labels since June 2025: 14)."
+    )
+    proximity_restriction_hours = models.PositiveSmallIntegerField(
+        default=2, help_text="Near the centre: within this many hours' travel."
+    )
+    driving_restriction_days = models.PositiveIntegerField(
+        default=14, help_text="Days from Day 0 the patient does not drive (US labels since June 2025: 14)."
+    )
+    discharge_whom_to_call = models.TextField(
+        blank=True, max_length=500, help_text="Whom the patient calls, day and night, printed on the discharge sheet."
     )
     is_active = models.BooleanField(default=True, help_text="Offered when starting new journeys.")
     locked_at = models.DateTimeField(null=True, blank=True, help_text="Set when the first journey used it.")

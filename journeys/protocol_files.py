@@ -60,7 +60,7 @@ MAX_DAYS = 36_500
 STAGES = (1, 2, 3, 4, 5)
 ANCHORS = ("leukapheresis", "day0")
 RESPONSIBLE_ROLES = ("coordinator", "nurse", "physician")
-MILESTONES = ("", "collection", "product_released", "infusion")
+MILESTONES = ("", "collection", "product_released", "infusion", "discharge")
 CONSENT_KINDS = tuple(ConsentKind.values)
 INDICATIONS = ("", "sle", "lupus_nephritis", "myasthenia_gravis", "systemic_sclerosis", "multiple_sclerosis", "other")
 
@@ -125,6 +125,12 @@ class ProtocolFile(BaseModel):
     minimum_age_years: Annotated[int, Field(ge=0, le=150)] = 18
     maximum_age_years: Annotated[int, Field(ge=0, le=150)] | None = None
     consents_required: list[Literal[CONSENT_KINDS]] = ["treatment"]
+    # After discharge, counted from Day 0 (US CAR-T labels since June 2025: two weeks within 2 hours of the
+    # centre, no driving for two weeks), and whom the patient calls: shown on the printable discharge sheet.
+    proximity_restriction_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 14
+    proximity_restriction_hours: Annotated[int, Field(ge=0, le=48)] = 2
+    driving_restriction_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 14
+    discharge_whom_to_call: Annotated[str, StringConstraints(max_length=500)] = ""
     steps: Annotated[list[StepFile], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -451,7 +457,7 @@ def to_toml(document: dict) -> str:
     steps = document.pop("steps")
     scalars = {k: v for k, v in _in_schema_order(document, ProtocolFile).items() if not isinstance(v, dict)}
     tables = {k: v for k, v in _in_schema_order(document, ProtocolFile).items() if isinstance(v, dict)}
-    out = [HEADER.rstrip("\n"), *_lines(_omit_empty(scalars, ("indication", "maximum_age_years")))]
+    out = [HEADER.rstrip("\n"), *_lines(_omit_empty(scalars, ("indication", "maximum_age_years", "discharge_whom_to_call")))]
     for key, table in tables.items():
         out += ["", f"[{_key(key)}]", *_lines(table)]
     for step in sorted(steps, key=step_order):

@@ -37,6 +37,7 @@ from journeys.models import (
 from journeys.transitions import (
     guard_collection_day,
     guard_day0_reschedule,
+    guard_discharge,
     guard_infusion,
     guard_journey,
     guard_journey_eligibility,
@@ -426,6 +427,8 @@ def step_complete(
             timezone.localdate(performed_at),
             journey.steps.filter(status=StepStatus.DONE).select_related("template", "stage"),
         )
+    if step.template.milestone == Milestone.DISCHARGE:
+        guard_discharge(journey, record, today=timezone.localdate())
     overridden = _authorize_overrides(actor, step.template.record_fields, record, second=second)
     overridden += _check_doses(journey, step, record, actor=actor, at=performed_at)
     if performed_at > now + PERFORMED_AT_TOLERANCE:
@@ -804,6 +807,10 @@ def protocol_new_version(*, actor, protocol_id: int) -> ProtocolTemplate:
         minimum_age_years=source.minimum_age_years,
         maximum_age_years=source.maximum_age_years,
         consents_required=list(source.consents_required),
+        proximity_restriction_days=source.proximity_restriction_days,
+        proximity_restriction_hours=source.proximity_restriction_hours,
+        driving_restriction_days=source.driving_restriction_days,
+        discharge_whom_to_call=source.discharge_whom_to_call,
         is_active=False,
         content_hash=source.content_hash,
     )

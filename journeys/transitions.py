@@ -194,6 +194,24 @@ def guard_infusion(journey, step, performed_on: date, done_steps) -> None:
         raise InvalidInput("The infusion cannot be recorded on this day.", field_errors={"performed_at": problems})
 
 
+def guard_discharge(journey, record: dict, *, today: date) -> None:
+    """A discharge comes after the cells went in, on a day that has come (issue 13: a discharge 5 days before
+    the infusion was accepted). The step waits for the infusion (done_after), so Day 0 is known."""
+    discharged = record.get("discharge_date")
+    if not discharged or journey.day0_actual is None:
+        return
+    discharged = date.fromisoformat(discharged)
+    if discharged < journey.day0_actual:
+        raise InvalidInput(
+            "The discharge cannot come before the infusion.",
+            field_errors={"record.discharge_date": [f"Before the infusion on {journey.day0_actual:%d %b %Y} (Day 0)."]},
+        )
+    if discharged > today:
+        raise InvalidInput(
+            "The discharge date is in the future.", field_errors={"record.discharge_date": ["Cannot be in the future."]}
+        )
+
+
 def guard_two_person(step, actor, second, *, actor_signed: bool) -> None:
     """A two-person step (chemotherapy, the COI check, the infusion) is signed by two different people who
     each entered their password: an API key has no person behind it, and one nurse twice is one check."""

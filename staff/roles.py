@@ -45,6 +45,7 @@ class Action(models.TextChoices):
     DECIDE_EXCURSION = "decide_excursion", "Decide on quarantined material or a bedside mismatch"
     BEDSIDE_CHECK = "bedside_check", "Check a bag's chain of identity at the bedside"
     EXPORT_DATA = "export_data", "Export lists with names and MRNs as CSV (audited)"
+    PRINT_DISCHARGE_SHEET = "print_discharge_sheet", "Print a patient's discharge sheet (restrictions, whom to call)"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -80,6 +81,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # A CSV carries names and MRNs out of carclinic's audit trail into spreadsheets: for those who report for
     # the clinic (registries, payers, quality meetings). A viewer reads on screen; a nurse works the lists.
     Action.EXPORT_DATA: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    # The sheet goes home with the patient: printed by those who discharge and explain it, not by a viewer.
+    Action.PRINT_DISCHARGE_SHEET: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or

@@ -202,6 +202,9 @@ def minimal_record(step_or_template, *, on: date | None = None) -> dict:
             record[spec["name"]] = spec.get("must_be", False)
         else:
             record[spec["name"]] = values[spec["type"]]
+    if template.milestone == "discharge" and "discharge_date" in record:
+        # A discharge comes on or after the infusion: walk-through tests infuse today.
+        record["discharge_date"] = (on or date.today()).isoformat()
     journey = getattr(step_or_template, "journey", None)
     if journey is None or not records.needs_patient_facts(template.record_fields):
         return record

@@ -385,6 +385,9 @@ def test_a_new_version_made_in_admin_keeps_the_hash_and_an_edit_in_admin_renews_
         "infusion_rest_days": 2,
         "minimum_age_years": 18,
         "consents_required": '["treatment"]',
+        "proximity_restriction_days": 14,
+        "proximity_restriction_hours": 2,
+        "driving_restriction_days": 14,
         "step_templates-TOTAL_FORMS": len(steps),
         "step_templates-INITIAL_FORMS": len(steps),
         "step_templates-MIN_NUM_FORMS": 0,
@@ -539,6 +542,10 @@ documents = st.builds(
         "minimum_age_years": 18,
         "maximum_age_years": oldest,
         "consents_required": consents,
+        "proximity_restriction_days": 14,
+        "proximity_restriction_hours": 2,
+        "driving_restriction_days": 14,
+        "discharge_whom_to_call": description[:500],
         "steps": sorted(
             ({**one, "code": code} for one, code in zip(steps, step_codes, strict=False)), key=protocol_files.step_order
         ),
@@ -564,6 +571,10 @@ CARRIAGE_RETURNS = {  # found by hypothesis: TOML readers turn CR LF inside a ""
     "minimum_age_years": 18,
     "maximum_age_years": None,
     "consents_required": ["treatment"],
+    "proximity_restriction_days": 14,
+    "proximity_restriction_hours": 2,
+    "driving_restriction_days": 14,
+    "discharge_whom_to_call": "",
     "steps": [
         dict(
             stage=1,
