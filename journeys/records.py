@@ -206,7 +206,11 @@ class AlertWhen(BaseModel):
     @model_validator(mode="after")
     def _one_threshold(self):
         if (self.at_least is None) == (self.one_of is None):
-            raise PydanticCustomError("spec_rules", "{message}", {"message": "alert takes `from` or `one_of`.", "problems": ["alert takes `from` or `one_of`."]})
+            raise PydanticCustomError(
+                "spec_rules",
+                "{message}",
+                {"message": "alert takes `from` or `one_of`.", "problems": ["alert takes `from` or `one_of`."]},
+            )
         return self
 
 

@@ -294,9 +294,7 @@ def patient_detail(request, public_id):
 def discharge_sheet(request, public_id):
     """The sheet the patient takes home: Day 0, the restrictions and their last days, whom to call, what to watch
     for. Printable (print CSS); there is none before the infusion."""
-    journey = get_object_or_404(
-        Journey.objects.select_related("patient", "patient__physician", "protocol"), public_id=public_id
-    )
+    journey = get_object_or_404(Journey.objects.select_related("patient", "patient__physician", "protocol"), public_id=public_id)
     summary = selectors.discharge_summary(journey=journey)
     if summary is None:
         raise Http404("No discharge sheet before the infusion.")

@@ -121,9 +121,7 @@ def _check_weight_change(
     if previous is None or confirmed:
         return
     days_apart = (measured_on - previous.measured_on).days
-    if not weight_change_needs_confirmation(
-        previous.weight_kg, weight_kg, days_apart, percent=percent, within_days=within_days
-    ):
+    if not weight_change_needs_confirmation(previous.weight_kg, weight_kg, days_apart, percent=percent, within_days=within_days):
         return
     change = rounded(weight_change_percent(previous.weight_kg, weight_kg), 0)
     message = (

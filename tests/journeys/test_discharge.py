@@ -34,8 +34,17 @@ def infused_journey(coordinator, nurse, *, days_ago: int = 8):
     protocol = make_protocol(
         name=f"Discharge {ProtocolTemplate.objects.count()}",
         steps=[
-            dict(stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse", milestone="collection"),
-            dict(stage=2, code="release", anchor="day0", offset_days=-7, responsible_role="coordinator", milestone="product_released"),
+            dict(
+                stage=1, code="collect", anchor="leukapheresis", offset_days=0, responsible_role="nurse", milestone="collection"
+            ),
+            dict(
+                stage=2,
+                code="release",
+                anchor="day0",
+                offset_days=-7,
+                responsible_role="coordinator",
+                milestone="product_released",
+            ),
             dict(stage=3, code="ld", anchor="day0", offset_days=-5, responsible_role="nurse"),
             dict(stage=4, code="infuse", anchor="day0", offset_days=0, responsible_role="nurse", milestone="infusion"),
             DISCHARGE,

@@ -73,7 +73,9 @@ def test_no_journey_starts_without_the_required_consent_on_file(coordinator, pro
     patient = PatientFactory(consents=[ConsentKind.STUDY])  # another kind does not stand in for treatment
     with pytest.raises(InvalidInput) as error:
         start(coordinator, protocol, patient)
-    assert "No consent on file (signed and not withdrawn) for: Treatment (CAR-T therapy)" in error.value.field_errors["patient"][0]
+    assert (
+        "No consent on file (signed and not withdrawn) for: Treatment (CAR-T therapy)" in error.value.field_errors["patient"][0]
+    )
     assert not patient.journeys.exists()
 
 
