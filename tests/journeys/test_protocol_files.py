@@ -160,7 +160,7 @@ def test_load_protocol_makes_the_next_version_and_never_touches_a_locked_one(jou
 
     call_command("load_protocol", str(path), stdout=out)
 
-    assert out.getvalue().startswith(f"Created {NAME} v2 (47 steps, inactive: activate it in admin")
+    assert out.getvalue().startswith(f"Created {NAME} v2 (54 steps, inactive: activate it in admin")
     new = ProtocolTemplate.objects.get(name=NAME, version=2)
     assert not new.is_active and new.step_templates.get(code="ltfu-year-2").grace_hours == 240
     protocol.refresh_from_db()
@@ -274,7 +274,7 @@ SHIPPED_TEXT = _shipped_text()
             1,
             0,
         ),
-        ("stage = 5\n", "stage = 6\n", "steps[23].stage: must be one of 1, 2, 3, 4 or 5", "stage = 6", 1, 0),
+        ("stage = 5\n", "stage = 6\n", "steps[30].stage: must be one of 1, 2, 3, 4 or 5", "stage = 6", 1, 0),
         (
             "position = 3\n",
             "position = 3\nposition = 4\n",
@@ -431,7 +431,7 @@ def test_a_journey_starts_on_a_loaded_version(coordinator, patient, superuser):
         activate=True,
     )
     journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=loaded.id, leukapheresis_date=date(2026, 3, 2))
-    assert journey.day0_planned == date(2026, 3, 30) and journey.steps.count() == 47
+    assert journey.day0_planned == date(2026, 3, 30) and journey.steps.count() == 54
 
 
 # --- where a problem is: the line finder on hand-written forms -------------------------------------------
