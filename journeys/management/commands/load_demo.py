@@ -335,7 +335,6 @@ class DemoRecords:
             "icans_grade": icans,
             "tocilizumab_mg": min(800, 8 * self.weight_kg) if crs == "2" else None,
             "discharge_date": step.due_on.isoformat(),
-            "restrictions_until": (journey.day0 + timedelta(days=14)).isoformat(),
             "cd19_b_cells": 0.0 if day < 100 else round(rng.uniform(50, 400), 1),
             "igg": round(rng.uniform(5.5, 10.5), 1),
             "creatinine": rng.randint(55, 95),
