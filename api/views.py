@@ -264,7 +264,9 @@ class PatientFhirView(ReadView):
         operation_id="patients_fhir",
         summary="The patient as a FHIR R4 Bundle",
         description="A `collection` Bundle: Patient, CarePlan for the journey, a Task per step, an "
-        "Observation per recorded height and weight.",
+        "Observation per recorded height and weight; from what the steps recorded, an Observation per bedside "
+        "vital (LOINC) and per CRS/ICANS grade and ICE score, a MedicationAdministration per chemotherapy and "
+        "tocilizumab dose given, a Procedure for the CAR-T infusion.",
         parameters=[PATIENT_ID],
         responses={200: OpenApiTypes.OBJECT, **errors(404)},
     )

@@ -21,6 +21,7 @@ class ApiClientRole(models.TextChoices):
     VIEWER = Role.VIEWER.value, "Viewer: reads patients, statuses and journeys"
     INTEGRATION = Role.INTEGRATION.value, "Integration: reads, and records step completions"
     MANUFACTURER = Role.MANUFACTURER.value, "Manufacturer: reads and updates its own maker's manufacturing orders"
+    PAYER = Role.PAYER.value, "Payer: reads its own contracts' enrolments (status and dates only)"
 
 
 class ApiClient(models.Model):

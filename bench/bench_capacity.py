@@ -1,4 +1,6 @@
-"""Server time and query count of the capacity page at 100 and 10,000 manufacturing orders, side by side.
+"""Server time and query count of the manufacturing pages at 100 and 10,000 orders, side by side: the
+capacity page (all makers, one maker) and the dashboard's manufacturing queue card (each journey's plant,
+order status, expected release and Day 0 at risk, swapped into the dashboard by HTMX).
 
 Builds a scratch PostgreSQL database (dropped afterwards unless --keep), 3 makers, 4 products and 5 plants,
 then journeys (the page tests' bulk builder) each with an order and a booking spread over a year of weeks
@@ -113,6 +115,8 @@ def run(args):
         pages = {
             "capacity": reverse("manufacturing:capacity"),
             "capacity, one maker": reverse("manufacturing:capacity") + f"?maker={products[0].maker_id}",
+            "manufacturing queue": reverse("manufacturing:dashboard_queue"),
+            "manufacturing queue, st 2": reverse("manufacturing:dashboard_queue") + "?stage=2",
         }
         results = {}
         for name, url in pages.items():
@@ -140,11 +144,11 @@ def run(args):
     connection.cursor().execute("ANALYZE")
     large = measure(f"{args.large} orders")
 
-    print(f"\n{'page':24} {f'{args.small:,} orders':>26} {f'{args.large:,} orders':>26} {'ratio median':>13} {'ratio best':>11}")
+    print(f"\n{'page':26} {f'{args.small:,} orders':>26} {f'{args.large:,} orders':>26} {'ratio median':>13} {'ratio best':>11}")
     for name in small:
         (med_s, best_s, q_s), (med_l, best_l, q_l) = small[name], large[name]
         print(
-            f"{name:24} {med_s:7.1f} / {best_s:6.1f} ms {q_s:3d} q {med_l:7.1f} / {best_l:6.1f} ms {q_l:3d} q"
+            f"{name:26} {med_s:7.1f} / {best_s:6.1f} ms {q_s:3d} q {med_l:7.1f} / {best_l:6.1f} ms {q_l:3d} q"
             f" {med_l / med_s:12.2f}x {best_l / best_s:10.2f}x{'' if q_s == q_l else '  (query count differs!)'}"
         )
 

@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "api",
     "manufacturing",
     "planning",
+    "followup",
+    "contracts",
 ]
 
 # API-key requests to /api/v1/ are answered by the key or refused, never by a session: their cookies are
@@ -302,6 +304,20 @@ CLINIC_POLL_SECONDS = int(os.environ.get("CLINIC_POLL_SECONDS", "20"))
 # How often an open page asks for the unread count; reminders go out once a minute at most.
 NOTIFICATION_POLL_SECONDS = int(os.environ.get("NOTIFICATION_POLL_SECONDS", "60"))
 
+# --- Follow-up (stage 5 and years 6–15) -------------------------------------------------------------------
+# Product defaults a clinic may change. B-cell aplasia: CD19+ below 1 /µL (the lower limit of detection in
+# Mackensen et al., Nat Med 2022, where B cells returned after ~110 days on average).
+FOLLOWUP_B_CELL_APLASIA_BELOW_PER_UL = os.environ.get("FOLLOWUP_B_CELL_APLASIA_BELOW_PER_UL", "1")
+# Hypogammaglobulinaemia: IgG below 4 g/L, the usual replacement trigger after CD19 CAR-T (Hill et al., Blood 2019).
+FOLLOWUP_IGG_LOW_BELOW_G_L = os.environ.get("FOLLOWUP_IGG_LOW_BELOW_G_L", "4")
+# The clinic's address as patients reach it from outside: the start of the links in their e-mails.
+CLINIC_BASE_URL = os.environ.get("CLINIC_BASE_URL", "http://localhost:8000").rstrip("/")
+# A questionnaire link e-mailed to a patient works this many days, once.
+FOLLOWUP_QUESTIONNAIRE_DAYS = int(os.environ.get("FOLLOWUP_QUESTIONNAIRE_DAYS", "30"))
+# Requests to the questionnaire page per client address, and answers tried per link, per hour.
+FOLLOWUP_QUESTIONNAIRE_TRIES_PER_IP = int(os.environ.get("FOLLOWUP_QUESTIONNAIRE_TRIES_PER_IP", "30"))
+FOLLOWUP_QUESTIONNAIRE_TRIES_PER_LINK = int(os.environ.get("FOLLOWUP_QUESTIONNAIRE_TRIES_PER_LINK", "10"))
+
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -353,6 +369,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "alerts-scan": {"task": "alerts.scan", "schedule": float(ALERT_SCAN_INTERVAL_SECONDS)},
     "scan-overdue": {"task": "notifications.scan_overdue", "schedule": float(REMINDER_SCAN_INTERVAL_SECONDS)},
     "send-due-reminders": {"task": "notifications.send_due_reminders", "schedule": float(REMINDER_SCAN_INTERVAL_SECONDS)},
+    # Outcome contracts: every hour in full (milestones and overdue visits come with time), every minute
+    # for the journeys that had an event (contracts.services.enrolments_refresh_changed).
+    "contracts-refresh-all": {"task": "contracts.refresh_all", "schedule": 3600.0},
+    "contracts-refresh-changed": {"task": "contracts.refresh_changed", "schedule": 60.0},
 }
 
 # --- Logging: ids only, never names, MRNs or notes ----------------------------------------------

@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Ahead of the API's own routes, whose catch-all answers every other /api/v1/ path with a 404.
     path("api/v1/manufacturing/", include("api.manufacturing.urls")),
+    path("api/v1/contracts/", include("api.contracts.urls")),
     path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script for the CSP to allow.
@@ -18,6 +19,8 @@ urlpatterns = [
     path("alerts/", include("alerts.urls")),
     path("manufacturing/", include("manufacturing.urls")),
     path("planning/", include("planning.urls")),
+    path("followup/", include("followup.urls")),
+    path("contracts/", include("contracts.urls")),
     path("accounts/login/", ClinicLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(

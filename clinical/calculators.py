@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from clinical import astct, body, dosing, renal
+from clinical import astct, body, disease_activity, dosing, renal
 from clinical.numbers import exact
 
 
@@ -26,6 +26,9 @@ class PatientFacts:
     measurement_age_days: int | None = None
     age_years: int | None = None
     sex: str | None = None
+    # The disease the patient is treated for (patients.Indication): which record fields are asked and which
+    # score and remission definitions apply.
+    indication: str | None = None
     # The grades the journey's monitoring days recorded so far (the physician's where they differ), for the
     # physician's review of the highest: a fact of the patient's course, not typed again.
     crs_grades: tuple[int, ...] = ()
@@ -48,6 +51,7 @@ PATIENT_FACTS = (
     "age_years",
     "sex",
     "female",
+    "indication",
     "crs_grades",
     "icans_grades",
 )
@@ -139,5 +143,70 @@ CALCULATORS: dict[str, Calculator] = {
         "ASTCT 2019: the worst of ICE score, consciousness, seizure, motor findings and cerebral oedema",
         ("ice", "consciousness", "seizure", "motor", "cerebral_oedema", "ice_lowest_for_grade"),
         frozenset({"ice"}),
+    ),
+    "sledai_2k": Calculator(
+        disease_activity.sledai_2k,
+        "SLEDAI-2K (Gladman 2002): the weights of the items present",
+        tuple(disease_activity.SLEDAI_2K_WEIGHTS),
+    ),
+    "clinical_sledai": Calculator(
+        disease_activity.clinical_sledai,
+        "clinical SLEDAI: SLEDAI-2K without low complement and increased DNA binding",
+        disease_activity.CLINICAL_SLEDAI_ITEMS,
+    ),
+    "sledai_major_organ_activity": Calculator(
+        disease_activity.major_organ_activity,
+        "any renal, neuropsychiatric, cardiopulmonary, vasculitis or fever item present (LLDAS)",
+        disease_activity.SLEDAI_MAJOR_ORGAN,
+    ),
+    "mg_adl": Calculator(
+        disease_activity.mg_adl, "MG-ADL (Wolfe 1999): the sum of 8 items, 0–3 each", disease_activity.MG_ADL_ITEMS
+    ),
+    "modified_rodnan_skin_score": Calculator(
+        disease_activity.modified_rodnan_skin_score,
+        "mRSS (Khanna 2017): the sum of 17 sites, 0–3 each",
+        disease_activity.MRSS_SITES,
+    ),
+    "mmt8": Calculator(
+        disease_activity.mmt8, "MMT-8 (Rider 2010): the sum of 8 muscle groups, 0–10 each", disease_activity.MMT8_GROUPS
+    ),
+    "indication_score": Calculator(
+        disease_activity.indication_score,
+        "the score of the patient's indication: SLEDAI-2K, MG-ADL, mRSS or EDSS",
+        ("indication", "sledai_2k", "mg_adl", "mrss", "edss"),
+        frozenset({"sledai_2k", "mg_adl", "mrss", "edss"}),
+    ),
+    "remission_checked": Calculator(
+        disease_activity.remission_checked,
+        "the remission criteria the recorded values meet (DORIS 2021, LLDAS 2016)",
+        (
+            "state",
+            "drug_free",
+            "indication",
+            "clinical_sledai",
+            "sledai_2k",
+            "major_organ_activity",
+            "physician_global",
+            "prednisone_mg_day",
+            "doris",
+            "lldas",
+        ),
+        frozenset(
+            {
+                "state",
+                "drug_free",
+                "clinical_sledai",
+                "sledai_2k",
+                "major_organ_activity",
+                "physician_global",
+                "prednisone_mg_day",
+            }
+        ),
+    ),
+    "in_unit": Calculator(
+        disease_activity.in_unit,
+        "{value} {reported_unit} in {unit}",
+        ("value", "reported_unit", "factors"),
+        frozenset({"reported_unit"}),
     ),
 }

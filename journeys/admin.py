@@ -3,7 +3,7 @@ from django.db import models
 from django.forms import Textarea
 from simple_history.admin import SimpleHistoryAdmin
 
-from carclinic.admin import ReadOnlyClinical
+from carclinic.admin import NoEditFromHistory, ReadOnlyClinical
 from carclinic.errors import DomainError
 from journeys.models import Journey, JourneyEvent, ProtocolTemplate, Stage, Step, StepTemplate
 from journeys.services import protocol_new_version, protocol_rehash
@@ -43,7 +43,8 @@ class StepTemplateInline(admin.TabularInline):
 
 
 @admin.register(ProtocolTemplate)
-class ProtocolTemplateAdmin(SimpleHistoryAdmin):
+class ProtocolTemplateAdmin(NoEditFromHistory, SimpleHistoryAdmin):
+    # A past version's page would save that version's fields over the current protocol, behind the lock.
     list_display = ("name", "version", "is_active", "locked_at", "planned_vein_to_vein_days")
     readonly_fields = ("locked_at", "created_at", "content_hash")
     inlines = [StepTemplateInline]

@@ -67,15 +67,22 @@ class SignedRecordForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput)
     refused_signature = "That is not your password. The step was not recorded."
 
-    def __init__(self, *args, signer=None, record_fields=(), measurement=None, facts=None, **kwargs):
+    def __init__(self, *args, signer=None, record_fields=(), measurement=None, facts=None, indication=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.signer = signer
         # The step's own fields, named "record.<name>" like the service's errors, so each lands by its input.
-        self.record_specs = records.parse_specs(record_fields)
+        # Only what the patient's indication asks (an MG-ADL item is not shown for a lupus patient).
+        indication = facts.indication if facts is not None else indication
+        asked = [
+            (raw, spec)
+            for raw, spec in zip(record_fields or [], records.parse_specs(record_fields), strict=True)
+            if (facts is None and indication is None) or spec.asked_for(indication)
+        ]
+        self.record_specs = [spec for _, spec in asked]
         self.facts = facts
         labels = {spec.name: spec.label.lower() for spec in self.record_specs}
         shown_so_far = {}  # the computed values in the specs' order: a dose shows the BSA it is computed from
-        for raw, spec in zip(record_fields or [], self.record_specs, strict=True):
+        for raw, spec in asked:
             field = self.fields[records.error_key(spec.name)] = record_form_field(
                 spec, facts=facts, labels=labels, so_far=shown_so_far
             )

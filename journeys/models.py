@@ -229,8 +229,21 @@ def release_needed_by() -> Func:
 
 def day0_at_risk_condition(today: date) -> Q:
     """The one "Day 0 at risk" rule, as a filter on journeys annotated with `release_needed_by`: an active
-    journey whose product QC has not released although the day it was needed by has passed."""
-    return Q(status=JourneyStatus.ACTIVE, product_released_at__isnull=True, release_needed_by__lt=today)
+    journey whose product is not released and either the day it was needed by has passed, the plant's
+    expected release falls after that day, or the product is out of specification (see `Day0Risk`)."""
+    return Q(status=JourneyStatus.ACTIVE, product_released_at__isnull=True) & (
+        Q(release_needed_by__lt=today)
+        | Q(product_out_of_specification=True)
+        | Q(product_expected_release_on__gt=F("release_needed_by"))
+    )
+
+
+class Day0Risk(models.TextChoices):
+    """Why a journey's Day 0 is at risk, most pressing first (`Journey.day0_risk`)."""
+
+    OUT_OF_SPECIFICATION = "out_of_specification", "The product is out of specification"
+    RELEASE_OVERDUE = "release_overdue", "QC has not released the product, which was needed by now"
+    RELEASE_EXPECTED_LATE = "release_expected_late", "The plant expects to release the product after it is needed"
 
 
 class JourneyQuerySet(models.QuerySet):
@@ -255,6 +268,10 @@ class Journey(models.Model):
     day0_planned = models.DateField("planned Day 0")
     day0_actual = models.DateField("actual Day 0", null=True, blank=True)
     product_released_at = models.DateTimeField(null=True, blank=True)
+    # The plant's forecast for the product while it is not released, written by manufacturing through
+    # `journey_product_forecast`: it feeds the one "Day 0 at risk" rule (`day0_at_risk_condition`).
+    product_expected_release_on = models.DateField(null=True, blank=True)
+    product_out_of_specification = models.BooleanField(default=False)
     # Set when a manufacturing order exists for the journey: the QC-release step is then recorded by the
     # order's release (against the product's specification), never by hand.
     product_release_by_order = models.BooleanField(default=False)
@@ -303,13 +320,21 @@ class Journey(models.Model):
     def is_day0_at_risk(self, today: date) -> bool:
         """`day0_at_risk_condition` for a loaded journey; it must carry `release_needed_by` (from
         `Journey.objects.with_release_needed_by()`, or set by the status read)."""
+        return self.day0_risk(today) is not None
+
+    def day0_risk(self, today: date) -> "Day0Risk | None":
+        """Why Day 0 is at risk on `today` (`day0_at_risk_condition` for a loaded journey), or None."""
+        if self.status != JourneyStatus.ACTIVE or self.product_released_at is not None:
+            return None
         needed_by = self.release_needed_by
-        return (
-            self.status == JourneyStatus.ACTIVE
-            and self.product_released_at is None
-            and needed_by is not None
-            and needed_by < today
-        )
+        if self.product_out_of_specification:
+            return Day0Risk.OUT_OF_SPECIFICATION
+        if needed_by is not None and needed_by < today:
+            return Day0Risk.RELEASE_OVERDUE
+        expected = self.product_expected_release_on
+        if needed_by is not None and expected is not None and expected > needed_by:
+            return Day0Risk.RELEASE_EXPECTED_LATE
+        return None
 
 
 class StageStatus(models.TextChoices):

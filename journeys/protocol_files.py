@@ -22,6 +22,20 @@ A protocol file is TOML (Python reads it with `tomllib`; `tomli_w` formats each 
     type = "decimal"
     ...
 
+Visits that record the same fields name a reusable group instead of repeating it:
+
+    [[field_sets.visit_labs.record_fields]]
+    name = "igg"
+    ...
+
+    [[steps]]
+    code = "visit-month-3"
+    field_sets = ["visit_labs", "safety"]
+
+The loader expands a step's `field_sets` into its `record_fields` (the sets' fields first, in the order listed,
+then the step's own); the database keeps the expanded list, a dump writes it expanded, and the content hash is
+taken from the expanded steps (a file without field sets hashes as it always did).
+
 The file has no version number: `load_protocol` always makes the next version of the protocol it names,
 so the same file loaded twice makes two versions, and dump → load → dump gives the same text.
 
@@ -62,7 +76,17 @@ ANCHORS = ("leukapheresis", "day0")
 RESPONSIBLE_ROLES = ("coordinator", "nurse", "physician")
 MILESTONES = ("", "collection", "product_released", "infusion", "discharge")
 CONSENT_KINDS = tuple(ConsentKind.values)
-INDICATIONS = ("", "sle", "lupus_nephritis", "myasthenia_gravis", "systemic_sclerosis", "multiple_sclerosis", "other")
+INDICATIONS = (
+    "",
+    "sle",
+    "lupus_nephritis",
+    "myasthenia_gravis",
+    "systemic_sclerosis",
+    "multiple_sclerosis",
+    "myositis",
+    "other",
+)
+FieldSetName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,59}$")]
 
 # The order a record field's keys are written in: what it is first, its limits next, its help last.
 SPEC_KEY_ORDER = (
@@ -105,6 +129,16 @@ class StepFile(BaseModel):
     two_person: bool = False
     # Each spec is judged by journeys.records (spec_errors), the same judge as the admin's protocol editor.
     record_fields: list[dict[str, Any]] = []
+    # The protocol's field sets this step records, expanded by `parse` into record_fields (not stored: excluded).
+    field_sets: list[FieldSetName] = Field([], exclude=True)
+
+
+class FieldSetFile(BaseModel):
+    """One `[field_sets.<name>]` table: record fields several steps share (a visit's labs, its safety questions)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    record_fields: Annotated[list[dict[str, Any]], Field(min_length=1)]
 
 
 class ProtocolFile(BaseModel):
@@ -132,6 +166,8 @@ class ProtocolFile(BaseModel):
     driving_restriction_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 14
     discharge_whom_to_call: Annotated[str, StringConstraints(max_length=500)] = ""
     steps: Annotated[list[StepFile], Field(min_length=1)]
+    # Reusable groups of record fields; written only in files, expanded into the steps that name them.
+    field_sets: dict[FieldSetName, FieldSetFile] = Field({}, exclude=True)
 
     @model_validator(mode="after")
     def _positions_from_order(self):
@@ -321,10 +357,40 @@ def parse(text: str | bytes) -> ProtocolFile:
             loc = _clean_loc(item["loc"])
             problems.append(Problem(_where(loc), _message(item), _line_of(loc, lines)))
         raise InvalidProtocolFile(problems) from None
-    problems = [Problem(_where(loc), message, _line_of(loc, lines)) for loc, message in _protocol_errors(protocol)]
+    problems = [Problem(_where(loc), message, _line_of(loc, lines)) for loc, message in _field_set_errors(protocol)]
+    if not problems:
+        _expand_field_sets(protocol)
+        problems = [Problem(_where(loc), message, _line_of(loc, lines)) for loc, message in _protocol_errors(protocol)]
     if problems:
         raise InvalidProtocolFile(problems)
     return protocol
+
+
+def _field_set_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
+    """Each field set's fields judged where they are written, and every set a step names known."""
+    errors = []
+    for name, field_set in protocol.field_sets.items():
+        for loc, message in _record_field_errors(0, field_set.record_fields):
+            errors.append((("field_sets", name, *loc[2:]), message))
+    for index, step in enumerate(protocol.steps):
+        for position, name in enumerate(step.field_sets):
+            if name not in protocol.field_sets:
+                errors.append((("steps", index, "field_sets", position), f"no field set is named “{name}”"))
+            elif name in step.field_sets[:position]:
+                errors.append((("steps", index, "field_sets", position), f"“{name}” is listed twice"))
+    return errors
+
+
+def _expand_field_sets(protocol: ProtocolFile) -> None:
+    for step in protocol.steps:
+        if step.field_sets:
+            shared = [spec for name in step.field_sets for spec in protocol.field_sets[name].record_fields]
+            step.record_fields = [*shared, *step.record_fields]
+
+
+def stored_fields(schema: type[BaseModel]) -> list[str]:
+    """The schema's fields that are columns (a field set is expanded on loading, never stored)."""
+    return [name for name, field in schema.model_fields.items() if not field.exclude]
 
 
 def _protocol_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
@@ -472,7 +538,7 @@ def to_toml(document: dict) -> str:
 
 
 def _in_schema_order(table: dict, schema: type[BaseModel]) -> dict:
-    ordered = {key: table[key] for key in schema.model_fields if key in table}
+    ordered = {key: table[key] for key in stored_fields(schema) if key in table}
     ordered.update({key: table[key] for key in table if key not in ordered})
     return ordered
 

@@ -25,6 +25,11 @@ A spec:
   written into the protocol.
 - `measured_within_days` (computed fields only): the height and weight it reads may be at most this many
   days old on the day performed (a year-old weight never doses chemotherapy).
+- `indications`: the patient indications (patients.Indication) the field is asked for; for a patient of another
+  indication it is not asked, not validated, not required and refused if sent (an MG-ADL item for a lupus patient).
+  Without the key the field is asked for every patient.
+- `alert`: a finding that raises a clinical alert at once: a whole-number or choice field at least `from`, or a
+  yes/no field answered yes (a new malignancy).
 - `within_percent` (numbers only): {"of": field, "percent": 5, "reason": text field}: the value given must be
   within ± percent of that (prescribed) field; outside it, only a physician records it, saying why.
 - `criterion` (numbers and choices): {"at_least": 100} or {"one_of": ["negative"]}, "reason": text field}: an
@@ -55,6 +60,7 @@ from carclinic.errors import InvalidInput
 from clinical.calculators import CALCULATORS, PATIENT_FACTS, PatientFacts
 from clinical.dosing import deviation_percent, dose_from_bsa, within_tolerance
 from clinical.numbers import rounded
+from patients.models import Indication
 
 FIELD_TYPES = ("integer", "decimal", "choice", "boolean", "text", "date")
 NUMBER_TYPES = ("integer", "decimal")
@@ -188,13 +194,16 @@ class Criterion(BaseModel):
 
 class AlertWhen(BaseModel):
     """A finding that raises a clinical alert at once: when this (computed, whole-number) field's value is at
-    least `from` (a CRS grade 2, any ICANS). The alert's kind is `kind`; unacknowledged after
-    `escalate_after_minutes` it goes to every physician. Both numbers are the protocol's."""
+    least `from` (a CRS grade 2, any ICANS), or a yes/no field is answered yes (a new malignancy: no `from`).
+    The alert's kind is `kind`; unacknowledged after `escalate_after_minutes` it goes to every physician. Both
+    numbers are the protocol's."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
     kind: str = Field(pattern=NAME_PATTERN.pattern, description='The clinical alert kind, e.g. "crs", "icans".')
-    at_least: int | None = Field(None, alias="from", ge=0, description="The lowest value that raises the alert.")
+    at_least: int | None = Field(
+        None, alias="from", ge=0, description="The lowest value that raises the alert (numbers and choices; not yes/no)."
+    )
     # A finding that is a choice, not a grade: a positive pregnancy test.
     one_of: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
         None, min_length=1, description="Choice values that raise the alert (instead of `from`)."
@@ -202,16 +211,6 @@ class AlertWhen(BaseModel):
     escalate_after_minutes: int = Field(
         30, ge=1, le=7 * 24 * 60, description="Unacknowledged this long, the alert escalates to every physician."
     )
-
-    @model_validator(mode="after")
-    def _one_threshold(self):
-        if (self.at_least is None) == (self.one_of is None):
-            raise PydanticCustomError(
-                "spec_rules",
-                "{message}",
-                {"message": "alert takes `from` or `one_of`.", "problems": ["alert takes `from` or `one_of`."]},
-            )
-        return self
 
 
 class DoseCheck(BaseModel):
@@ -273,6 +272,9 @@ class FieldSpec(BaseModel):
         None, description="An eligibility criterion: a value not meeting it is recorded only by a physician with a reason."
     )
     alert: AlertWhen | None = Field(None, description="Raises a clinical alert when the value reaches a threshold.")
+    indications: Annotated[list[Literal[tuple(Indication.values)]], Field(min_length=1)] | None = Field(
+        None, description="Asked, validated and required only for patients of these indications; absent: for every patient."
+    )
     dose_check: DoseCheck | None = Field(None, description="A weight-based dose and its schedule, checked when given.")
 
     @model_validator(mode="after")
@@ -306,8 +308,14 @@ class FieldSpec(BaseModel):
             problems.append("choices are for choice fields only.")
         if self.max_length is not None and (kind != "text" or not 1 <= self.max_length <= 4000):
             problems.append("max_length is a whole number from 1 to 4000, for text fields.")
-        if self.alert is not None and kind not in ("integer", "choice"):
-            problems.append("alert is for whole-number and choice fields (a grade).")
+        if self.alert is not None and kind not in ("integer", "choice", "boolean"):
+            problems.append("alert is for whole-number, choice (a grade) and yes/no fields.")
+        elif self.alert is not None and self.alert.one_of is not None:
+            # A choice that alerts by its value, not its grade (a positive pregnancy test).
+            if kind != "choice" or self.alert.at_least is not None:
+                problems.append("alert.one_of is for choice fields, instead of alert.from.")
+        elif self.alert is not None and (self.alert.at_least is None) != (kind == "boolean"):
+            problems.append("alert.from is the lowest value that alerts, for numbers and choices; a yes/no field alerts on yes.")
         if self.computed is not None:
             problems.extend(self.computed.problems())
             if self.must_be is not None or self.per_m2 is not None or self.override is not None:
@@ -327,11 +335,13 @@ class FieldSpec(BaseModel):
                 problems.append("criterion.at_least is for numbers, criterion.one_of for choices.")
             elif self.criterion.one_of and self.choices and set(self.criterion.one_of) - {c[0] for c in self.choices}:
                 problems.append("criterion.one_of names values that are not choices of this field.")
-        if self.alert is not None and self.alert.one_of is not None and kind != "choice":
-            problems.append("alert.one_of is for choice fields.")
         return problems
 
     # --- its values ---
+
+    def asked_for(self, indication: str | None) -> bool:
+        """Whether a patient of `indication` is asked this field."""
+        return self.indications is None or indication in self.indications
 
     @property
     def places(self) -> int | None:
@@ -648,8 +658,18 @@ def validate_specs(specs) -> None:
 
 
 def needs_patient_facts(specs) -> bool:
-    """Whether completing a step with these specs computes anything (so the caller fetches the patient's facts)."""
-    return any(isinstance(spec, dict) and spec.get("computed") for spec in specs or [])
+    """Whether completing a step with these specs computes anything or asks by indication (so the caller fetches
+    the patient's facts)."""
+    return any(isinstance(spec, dict) and (spec.get("computed") or spec.get("indications")) for spec in specs or [])
+
+
+def for_patient(specs, facts: PatientFacts | None) -> list[FieldSpec]:
+    """The specs asked of this patient: those of the patient's indication and those of every indication. Without
+    facts (nothing computed, nothing by indication) every spec."""
+    specs = parse_specs(specs)
+    if facts is None:
+        return specs
+    return [spec for spec in specs if spec.asked_for(facts.indication)]
 
 
 def step_references(specs) -> list[str]:
@@ -695,7 +715,8 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
     Computed fields are never typed: a value sent for one is refused. They are computed, in the specs'
     order, from the typed values and `facts`; without `facts` (a form checking shapes only) they are left
     to the service."""
-    specs = parse_specs(specs)
+    every = parse_specs(specs)
+    specs = for_patient(every, facts)
     if record is None:
         record = {}
     if not isinstance(record, dict):
@@ -703,8 +724,13 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
     errors: dict[str, list[str]] = {}
     cleaned = {}
     by_name = {spec.name: spec for spec in specs}
+    other_indication = {spec.name for spec in every} - set(by_name)
     for name in record:
-        if name not in by_name:
+        if name in other_indication and _is_empty(record[name]):
+            continue  # a form's empty input of another indication's field says nothing
+        if name in other_indication:
+            errors[error_key(str(name))] = ["Not recorded for this patient's indication."]
+        elif name not in by_name:
             errors[error_key(str(name))] = ["This step records no such field."]
     for spec in specs:
         raw = record.get(spec.name)
@@ -714,7 +740,9 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                 errors[error_key(spec.name)] = ["Computed, not typed: leave it out and it is calculated."]
             continue
         if _is_empty(raw):
-            if spec.required:
+            # Without the patient's facts the indication is unknown: what only some indications require is left
+            # to the service, which knows it.
+            if spec.required and (facts is not None or spec.indications is None):
                 errors[error_key(spec.name)] = ["Required for this step."]
             continue
         try:
@@ -738,6 +766,10 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                 value = spec.computed_value(cleaned, facts)
             except ValueError as error:
                 message = str(error)
+                if (source := _refused_field(spec, error)) is not None:
+                    # A score item out of its scale or a remission the criteria do not allow: said by that input.
+                    errors.setdefault(error_key(source), []).append(message)
+                    continue
                 errors[error_key(spec.name)] = [
                     f"Computed as out of range: {message}"
                     if message.startswith("Must")
@@ -775,6 +807,14 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                     "go on only with a reason."
                 ]
     return cleaned, errors
+
+
+def _refused_field(spec: FieldSpec, error: ValueError) -> str | None:
+    """The record field a calculator's refusal is about (clinical.disease_activity.ItemRefused names its argument)."""
+    source = spec.computed.sources.get(getattr(error, "argument", None) or "")
+    if isinstance(source, str) and source.startswith(RECORD_PREFIX):
+        return source[len(RECORD_PREFIX) :]
+    return None
 
 
 def overrides(specs, record: dict) -> list[dict]:
@@ -919,9 +959,17 @@ def summary(specs: list[dict], record: dict | None) -> str:
     """One compact line for the timeline: "CRS grade 1 · ICE 10 · Tmax 38.2 °C", in the specs' order."""
     if not record:
         return ""
+    # A score's items (24 SLEDAI-2K answers, 17 mRSS sites) are summarised by the score they are computed into.
+    items = {
+        value[len(RECORD_PREFIX) :]
+        for spec in specs or []
+        if isinstance(spec.get("computed"), dict) and spec.get("indications")
+        for value in (spec["computed"].get("from") or {}).values()
+        if isinstance(value, str) and value.startswith(RECORD_PREFIX)
+    }
     parts = []
     for spec in specs or []:
-        if spec.get("name") in record:
+        if spec.get("name") in record and not (spec.get("indications") and spec["name"] in items):
             computed = " (computed)" if spec.get("computed") else ""
             parts.append(f"{spec.get('short') or spec['label']} {display_value(spec, record[spec['name']])}{computed}")
     return " · ".join(parts)
@@ -967,13 +1015,19 @@ def alert_findings(specs, record: dict) -> list[dict]:
                         "kind": spec.alert.kind,
                         "value": record[spec.name],
                         "rank": 1,
+                        "shown": record[spec.name],
                         "escalate_after_minutes": spec.alert.escalate_after_minutes,
                     }
                 )
             continue
         values = [record.get(spec.name), record.get(by_override.get(spec.name, ""))]
-        grades = [int(value) for value in values if value not in (None, "") and str(value).lstrip("-").isdigit()]
-        if grades and max(grades) >= spec.alert.at_least:
+        if spec.type == "boolean":
+            # A yes raises it (a new malignancy); as a grade it is 1, so a correction to yes raises, to no does not.
+            grades, threshold = [1 for value in values if value is True], 1
+        else:
+            grades = [int(value) for value in values if value not in (None, "") and str(value).lstrip("-").isdigit()]
+            threshold = spec.alert.at_least
+        if grades and max(grades) >= threshold:
             findings.append(
                 {
                     "field": spec.name,
@@ -981,6 +1035,7 @@ def alert_findings(specs, record: dict) -> list[dict]:
                     "kind": spec.alert.kind,
                     "value": max(grades),
                     "rank": max(grades),
+                    "shown": "yes" if spec.type == "boolean" else str(max(grades)),
                     "escalate_after_minutes": spec.alert.escalate_after_minutes,
                 }
             )

@@ -428,8 +428,8 @@ def measurements_for_patient(*, patient_id: int) -> QuerySet[Measurement]:
 
 def patient_facts(*, patient_id: int, on: date) -> PatientFacts:
     """What a computed record field may read about the patient on the day `on`: the latest height and
-    weight measured on or before it (a later one did not dose that day), the age on it, the sex."""
-    patient = Patient.objects.only("date_of_birth", "sex").get(pk=patient_id)
+    weight measured on or before it (a later one did not dose that day), the age on it, the sex, the indication."""
+    patient = Patient.objects.only("date_of_birth", "sex", "indication").get(pk=patient_id)
     measurement = Measurement.objects.filter(patient_id=patient_id, measured_on__lte=on).order_by("-measured_on", "-id").first()
     return PatientFacts(
         height_cm=measurement.height_cm if measurement else None,
@@ -438,6 +438,7 @@ def patient_facts(*, patient_id: int, on: date) -> PatientFacts:
         measurement_age_days=(on - measurement.measured_on).days if measurement else None,
         age_years=age_in_years(patient.date_of_birth, on) if patient.date_of_birth <= on else None,
         sex=patient.sex,
+        indication=patient.indication,
     )
 
 
@@ -496,8 +497,10 @@ def protocol_version(*, name: str, version: int | None = None) -> ProtocolTempla
 def protocol_document(protocol: ProtocolTemplate) -> dict:
     """The version's content in the shape of a protocol file (journeys.protocol_files): what `dump_protocol`
     writes and what its content hash is computed from. Every schema field is read from its column."""
-    document = {field: getattr(protocol, field) for field in protocol_files.ProtocolFile.model_fields if field != "steps"}
-    step_fields = protocol_files.StepFile.model_fields
+    document = {
+        field: getattr(protocol, field) for field in protocol_files.stored_fields(protocol_files.ProtocolFile) if field != "steps"
+    }
+    step_fields = protocol_files.stored_fields(protocol_files.StepFile)
     steps = [{field: getattr(template, field) for field in step_fields} for template in protocol.step_templates.all()]
     document["steps"] = sorted(steps, key=protocol_files.step_order)
     return document

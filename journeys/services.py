@@ -532,7 +532,7 @@ def _raise_alerts(journey: Journey, step: Step, record: dict, *, actor, before: 
             key=f"{finding['kind']}:{step.public_id}:{finding['value']}",
             raised_by=actor,
             escalate_after_minutes=finding["escalate_after_minutes"],
-            summary=f"{finding['label']}: {finding['value']}, recorded at {step.template.name}.",
+            summary=f"{finding['label']}: {finding['shown']}, recorded at {step.template.name}.",
             detail={"field": finding["field"], "value": finding["value"]},
         )
 
@@ -708,6 +708,19 @@ def journey_hand_product_release_to_order(*, actor, journey_id: int, reason: str
     journey = _lock_journey(journey_id)
     if not journey.product_release_by_order:
         journey.product_release_by_order = True
+        _save_journey(journey, actor, reason=reason)
+    return journey
+
+
+def journey_product_forecast(
+    *, actor, journey_id: int, expected_release_on: date | None, out_of_specification: bool, reason: str
+) -> Journey:
+    """The plant's forecast for the journey's product (manufacturing calls this whenever an order's expected
+    release or status changes): what the one "Day 0 at risk" rule reads besides the release itself."""
+    journey = _lock_journey(journey_id)
+    if (journey.product_expected_release_on, journey.product_out_of_specification) != (expected_release_on, out_of_specification):
+        journey.product_expected_release_on = expected_release_on
+        journey.product_out_of_specification = out_of_specification
         _save_journey(journey, actor, reason=reason)
     return journey
 

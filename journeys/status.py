@@ -110,6 +110,8 @@ _STATUS_JOURNEY_FIELDS = (
     "day0_planned",
     "day0_actual",
     "product_released_at",
+    "product_expected_release_on",
+    "product_out_of_specification",
 )
 _STATUS_STEP_FIELDS = (
     "id",
@@ -148,7 +150,8 @@ def _status_statement() -> str:
     return f"""
 SELECT p.id, p.public_id, GREATEST(p.updated_at, COALESCE(last_event.at, p.updated_at)),
        j.id, j.public_id, j.patient_id, j.status, j.current_stage, j.leukapheresis_date, j.day0_planned,
-       j.day0_actual, j.product_released_at, j.current_stage_status, j.release_needed_by,
+       j.day0_actual, j.product_released_at, j.product_expected_release_on, j.product_out_of_specification,
+       j.current_stage_status, j.release_needed_by,
        {row_step_columns}, st.template_id, st.code, st.name, st.responsible_role, st.position,
        st.stage_id, st.stage_number, st.stage_status
 FROM {patient} p
@@ -158,7 +161,7 @@ LEFT JOIN LATERAL (
 ) last_event ON TRUE
 LEFT JOIN LATERAL (
     SELECT j.id, j.public_id, j.patient_id, j.status, j.current_stage, j.leukapheresis_date, j.day0_planned,
-           j.day0_actual, j.product_released_at,
+           j.day0_actual, j.product_released_at, j.product_expected_release_on, j.product_out_of_specification,
            (SELECT g.status FROM {stage} g WHERE g.journey_id = j.id AND g.number = j.current_stage
             LIMIT 1) AS current_stage_status,
            (SELECT min(ls.due_on) FROM {step} ls JOIN {stage} lg ON lg.id = ls.stage_id

@@ -550,7 +550,13 @@ def step_correct(request, public_id):
         request.user, responsible_role=step.template.responsible_role, recorded_by_id=step.completed_by_id
     ):
         raise PermissionDenied("You may not correct this step's record.")
-    form = StepCorrectForm(request.POST or None, signer=request.user, record_fields=step.template.record_fields, step=step)
+    form = StepCorrectForm(
+        request.POST or None,
+        signer=request.user,
+        record_fields=step.template.record_fields,
+        step=step,
+        indication=step.journey.patient.indication,
+    )
     return _signed_step_page(
         request,
         step,

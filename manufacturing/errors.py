@@ -29,3 +29,7 @@ class BedsideMismatchUnresolved(DomainError):
 
 class SlotTaken(Conflict):
     """Someone else changed the booking first."""
+
+
+class MismatchAlreadyResolved(Conflict):
+    """Another physician resolved the bedside mismatch first."""

@@ -1,6 +1,7 @@
 from django import forms
+from django.utils import timezone
 
-from manufacturing.models import Criterion, Maker, OrderStatus, Plant, Product
+from manufacturing.models import BagKind, Criterion, ExcursionDecision, Maker, OrderStatus, Plant, Product
 from manufacturing.transitions import MOVABLE_BY_HAND
 
 
@@ -52,4 +53,69 @@ class BedsideCheckForm(forms.Form):
         max_length=60,
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+
+class ExceptionalReleaseForm(forms.Form):
+    """A physician releases an out-of-specification product; a second person signs on the same screen."""
+
+    reason = forms.CharField(
+        label="Reason (clinical justification; goes into the audit trail and shows wherever the product does)",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=2000,
+    )
+    countersigner_username = forms.CharField(
+        label="Second signer: user name", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+    countersigner_password = forms.CharField(
+        label="Second signer: password",
+        error_messages={"required": "The second signer enters their password."},
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class ExcursionDecisionForm(forms.Form):
+    excursion = forms.ModelChoiceField(queryset=None, label="Excursion", empty_label=None, widget=forms.RadioSelect)
+    decision = forms.ChoiceField(
+        label="Decision",
+        widget=forms.RadioSelect,
+        choices=[(value, label) for value, label in ExcursionDecision.choices if value],
+    )
+    reason = forms.CharField(
+        label="Reason (goes into the audit trail)", widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, excursions, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["excursion"].queryset = excursions
+        self.fields["excursion"].label_from_instance = lambda x: (
+            f"{x.get_kind_display()}: {x.detail}" + (f" (kept in quarantine by {x.decided_by})" if x.decision else "")
+        )
+
+
+class MismatchResolveForm(forms.Form):
+    check = forms.ModelChoiceField(queryset=None, label="Mismatch", empty_label=None, widget=forms.RadioSelect)
+    resolution = forms.CharField(
+        label="Resolution (what was found and done; goes into the audit trail)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+    )
+
+    def __init__(self, *args, checks, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["check"].queryset = checks
+        self.fields["check"].label_from_instance = lambda c: (
+            f"{timezone.localtime(c.checked_at):%d %b %Y %H:%M}, {c.checked_by}: scanned {c.scanned_bag} — {c.detail}"
+        )
+
+
+class BagRegisterForm(forms.Form):
+    kind = forms.ChoiceField(label="Kind of bag", choices=BagKind.choices, widget=forms.RadioSelect)
+    chain_on_label = forms.CharField(
+        label="Chain of identity on the bag (scan or type)",
+        max_length=60,
+        help_text="Compared with the journey's chain of identity, check character first.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}),
     )

@@ -387,7 +387,12 @@ class ExcursionKind(models.TextChoices):
 class ExcursionDecision(models.TextChoices):
     PENDING = "", "Waiting for a physician"
     USE = "use", "Use the material"
+    QUARANTINE = "quarantine", "Keep in quarantine (decide later)"
     DISCARD = "discard", "Discard the material"
+
+
+# The decisions that end the quarantine one way or the other; "keep in quarantine" is followed by one of them.
+FINAL_EXCURSION_DECISIONS = (ExcursionDecision.USE, ExcursionDecision.DISCARD)
 
 
 class Excursion(models.Model):

@@ -3,18 +3,22 @@
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from journeys.models import Milestone, StepTemplate
+from journeys.models import Journey, Milestone, StepTemplate
+from journeys.selectors import manufacturing_queue
 from manufacturing.models import (
+    FINAL_EXCURSION_DECISIONS,
     Bag,
     BedsideCheck,
     BedsideCheckOutcome,
     BookingStatus,
     ChainOfIdentity,
+    Excursion,
     Maker,
     ManufacturingOrder,
+    OrderStatus,
     PlantCapacity,
     Product,
     SlotBooking,
@@ -54,19 +58,9 @@ def chain_for_journey(*, journey_id: int) -> ChainOfIdentity | None:
     return ChainOfIdentity.objects.filter(journey_id=journey_id).first()
 
 
-def release_offset_days(protocol_id: int) -> int:
-    return (
-        StepTemplate.objects.filter(protocol_id=protocol_id, milestone=Milestone.PRODUCT_RELEASED)
-        .values_list("offset_days", flat=True)
-        .first()
-    ) or 0
-
-
-def day0_at_risk(order: ManufacturingOrder, offset_days: int) -> bool:
-    """The plant's expected release falls later than the journey's planned Day 0 allows."""
-    if order.expected_release is None or not order.is_open:
-        return False
-    return order.expected_release - timedelta(days=offset_days) > order.journey.day0_planned
+def day0_risk(*, journey_id: int, today: date):
+    """Why the journey's Day 0 is at risk on `today` (journeys' one rule, `Journey.day0_risk`), or None."""
+    return Journey.objects.with_release_needed_by().get(pk=journey_id).day0_risk(today)
 
 
 def bags_for_order(*, order_id: int) -> QuerySet[Bag]:
@@ -169,3 +163,88 @@ def waiting_position(booking: SlotBooking) -> int | None:
         status=BookingStatus.WAITING,
         requested_at__lte=booking.requested_at,
     ).count()
+
+
+def bag_with_context(*, public_id) -> Bag:
+    return Bag.objects.select_related("chain", "order__product__maker", "order__plant", "order__journey__patient").get(
+        public_id=public_id
+    )
+
+
+def excursions_to_decide(*, bag_id: int) -> QuerySet[Excursion]:
+    """The bag's excursions without a final decision (use or discard): undecided, or kept in quarantine."""
+    return (
+        Excursion.objects.filter(bag_id=bag_id)
+        .exclude(decision__in=FINAL_EXCURSION_DECISIONS)
+        .select_related("event", "decided_by")
+        .order_by("raised_at", "id")
+    )
+
+
+def mismatches_to_resolve(*, chain_id: int) -> QuerySet[BedsideCheck]:
+    return unresolved_mismatches(chain_id=chain_id).select_related("checked_by", "bag").order_by("checked_at", "id")
+
+
+@dataclass
+class QueueRow:
+    """One journey of the dashboard's manufacturing queue with its latest order's plant, status and release."""
+
+    journey: object
+    maker: str | None
+    plant: str | None
+    status: str | None
+    expected_release: date | None
+    exceptional_release: bool
+    release_offset_days: int | None
+    today: date
+
+    @property
+    def status_label(self) -> str:
+        return OrderStatus(self.status).label if self.status else "No order yet"
+
+    @property
+    def days_to_day0(self) -> int | None:
+        return (self.journey.day0_planned - self.today).days if self.journey.day0_planned else None
+
+    @property
+    def day0_at_risk(self) -> bool:
+        """Journeys' one rule (`Journey.day0_risk`): the release needed by a day that has passed, the plant's
+        expected release after that day, or an out-of-specification product; the orders tell the journey."""
+        return self.journey.is_day0_at_risk(self.today)
+
+
+def manufacturing_queue_rows(*, limit: int, today: date | None = None, **filters) -> tuple[list[QueueRow], bool]:
+    """The dashboard's manufacturing queue (journeys' own list, same filters and order) with each journey's latest
+    order beside it. One query whatever the number of journeys and orders: the order's columns are correlated
+    subqueries, computed only for the `limit` rows returned."""
+    latest = ManufacturingOrder.objects.filter(journey=OuterRef("pk")).order_by("-created_at", "-id")
+    offset = StepTemplate.objects.filter(protocol=OuterRef("protocol_id"), milestone=Milestone.PRODUCT_RELEASED).order_by(
+        "position", "id"
+    )
+    journeys = list(
+        manufacturing_queue(**filters)
+        .with_release_needed_by()
+        .annotate(
+            order_maker=Subquery(latest.values("product__maker__name")[:1]),
+            order_plant=Subquery(latest.values("plant__name")[:1]),
+            order_status=Subquery(latest.values("status")[:1]),
+            order_expected_release=Subquery(latest.values("expected_release")[:1]),
+            order_exceptional=Subquery(latest.values("exceptional_release")[:1]),
+            release_offset=Subquery(offset.values("offset_days")[:1]),
+        )[: limit + 1]
+    )
+    today = today or timezone.localdate()
+    rows = [
+        QueueRow(
+            journey=j,
+            maker=j.order_maker,
+            plant=j.order_plant,
+            status=j.order_status,
+            expected_release=j.order_expected_release,
+            exceptional_release=bool(j.order_exceptional),
+            release_offset_days=j.release_offset,
+            today=today,
+        )
+        for j in journeys[:limit]
+    ]
+    return rows, len(journeys) > limit

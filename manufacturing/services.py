@@ -13,6 +13,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from alerts.models import AlertKind
+from alerts.services import alert_raise
 from carclinic.errors import InvalidInput, NotPermitted, StaleVersion
 from journeys import services as journey_services
 from journeys.models import Journey, Milestone, StageStatus, StepStatus
@@ -20,9 +22,11 @@ from manufacturing import identity, specification
 from manufacturing.errors import (
     BedsideMismatchUnresolved,
     ChainOfIdentityInvalid,
+    MismatchAlreadyResolved,
     OrderTransitionNotAllowed,
 )
 from manufacturing.models import (
+    FINAL_EXCURSION_DECISIONS,
     OPEN_ORDER_STATUSES,
     Bag,
     BagKind,
@@ -52,6 +56,9 @@ from staff.roles import Action, Role, authorize
 _UNJUDGED_TEMPERATURE = frozenset({CustodyKind.THAWED, CustodyKind.INFUSED})
 # Who may put the second signature on an exceptional release.
 _COUNTERSIGNING_ROLES = frozenset({Role.PHYSICIAN, Role.COORDINATOR})
+# Material in quarantine or a wrong bag at the bedside holds up a patient's infusion: unacknowledged
+# after this long, the alert goes to every physician.
+ALERT_ESCALATE_AFTER_MINUTES = 30
 
 
 # --- small helpers --------------------------------------------------------------------------------
@@ -85,6 +92,26 @@ def _save_order(order: ManufacturingOrder, actor, *, reason: str = "") -> None:
     order._history_user = actor
     order._change_reason = reason or None
     order.save()
+    _forecast_to_journey(order.journey_id, actor)
+
+
+def _forecast_to_journey(journey_id: int, actor) -> None:
+    """Tell the journey what its latest order now forecasts (expected release while at the plant, out of
+    specification), in the same transaction: journeys' one "Day 0 at risk" rule reads it from there."""
+    latest = (
+        ManufacturingOrder.objects.filter(journey_id=journey_id)
+        .order_by("-created_at", "-id")
+        .values("status", "expected_release")
+        .first()
+    )
+    at_plant = latest is not None and latest["status"] in OPEN_ORDER_STATUSES
+    journey_services.journey_product_forecast(
+        actor=actor,
+        journey_id=journey_id,
+        expected_release_on=latest["expected_release"] if at_plant else None,
+        out_of_specification=latest is not None and latest["status"] == OrderStatus.OUT_OF_SPECIFICATION,
+        reason="The manufacturing order's forecast changed",
+    )
 
 
 def _lock_order(order_id: int, expected_version: int | None = None) -> ManufacturingOrder:
@@ -568,23 +595,53 @@ def order_qc_record(
     return order
 
 
+def countersigner_verify(*, username: str, password: str):
+    """The second person of a two-person signature, typed on the same screen: their user name and password,
+    checked. A wrong name or password is one message, so it tells no one which names exist."""
+    from staff.models import User
+
+    person = User.objects.filter(username=(username or "").strip(), is_active=True).first()
+    if person is None or not password or not person.check_password(password):
+        raise InvalidInput(
+            "The second signature was not accepted.",
+            field_errors={"countersigner_password": ["That user name and password do not match an active member of staff."]},
+        )
+    return person
+
+
 @transaction.atomic
 def order_exceptional_release(
-    *, actor, order_id: int, reason: str, countersigned_by, expected_version: int | None = None
+    *,
+    actor,
+    order_id: int,
+    reason: str,
+    countersigned_by=None,
+    countersigner_username: str = "",
+    countersigner_password: str = "",
+    expected_version: int | None = None,
 ) -> ManufacturingOrder:
     """Release an out-of-specification product anyway: a physician's documented decision, signed by a second
-    person. The order is flagged as an exceptional release wherever it shows."""
+    person (given as a user, or by user name and password typed on the physician's screen). The order is
+    flagged as an exceptional release wherever it shows."""
     authorize(actor, Action.EXCEPTIONAL_RELEASE)
     reason = _require_reason(reason)
+    if countersigned_by is None and countersigner_username:
+        countersigned_by = countersigner_verify(username=countersigner_username, password=countersigner_password)
     order = _lock_order(order_id, expected_version)
     if order.status != OrderStatus.OUT_OF_SPECIFICATION:
         raise OrderTransitionNotAllowed("Only an out-of-specification product needs an exceptional release.")
     if countersigned_by is None or countersigned_by.pk == actor.pk:
-        raise InvalidInput("A second person must sign.", field_errors={"countersigned_by": ["Someone other than you."]})
+        raise InvalidInput(
+            "A second person must sign.",
+            field_errors={"countersigned_by": ["Someone other than you."], "countersigner_username": ["Someone other than you."]},
+        )
     if not (getattr(countersigned_by, "roles", frozenset()) & _COUNTERSIGNING_ROLES) or not countersigned_by.is_active:
         raise InvalidInput(
             "The second signature must be a physician's or a coordinator's.",
-            field_errors={"countersigned_by": ["A physician or a coordinator."]},
+            field_errors={
+                "countersigned_by": ["A physician or a coordinator."],
+                "countersigner_username": ["A physician or a coordinator."],
+            },
         )
     order.exceptional_release = True
     order.exceptional_release_reason = reason
@@ -620,6 +677,7 @@ def order_repeat(*, actor, order_id: int, how: str, reason: str) -> Manufacturin
     )
     repeat._history_user = actor
     repeat.save()
+    _forecast_to_journey(repeat.journey_id, actor)  # the new order's forecast replaces the failed one's
     _event(
         repeat,
         "requested",
@@ -636,13 +694,27 @@ def order_repeat(*, actor, order_id: int, how: str, reason: str) -> Manufacturin
 
 
 @transaction.atomic
-def bag_register(*, actor, order_id: int, kind: str) -> Bag:
-    """A new bag for an order, labelled with the journey's chain of identity and its own id."""
+def bag_register(*, actor, order_id: int, kind: str, chain_on_label: str | None = None) -> Bag:
+    """A new bag for an order, labelled with the journey's chain of identity and its own id. With
+    `chain_on_label` (the COI read off the bag in hand), the bag is registered only if that id's check
+    character fits and it is this journey's: a bag of another patient is never filed under this one."""
     order = _lock_order(order_id)
     authorize_order(actor, Action.RECORD_CUSTODY, order)
     if kind not in BagKind.values:
-        raise InvalidInput("Unknown kind of bag.")
+        raise InvalidInput("Unknown kind of bag.", field_errors={"kind": ["Collection or final product."]})
     chain = chain_of_identity_assign(actor=actor, journey_id=order.journey_id)
+    if chain_on_label is not None:
+        try:
+            scanned = chain_of_identity_parse(_bag_code_parts(chain_on_label)[0])
+        except ChainOfIdentityInvalid as error:
+            raise ChainOfIdentityInvalid(
+                error.message, field_errors={"chain_on_label": ["Check character does not fit: scan or type it again."]}
+            ) from None
+        if scanned != chain.identifier:
+            raise InvalidInput(
+                "The bag carries another chain of identity: it is not this patient's. Nothing was registered.",
+                field_errors={"chain_on_label": [f"Not this journey's chain of identity ({chain.display})."]},
+            )
     number = Bag.objects.filter(chain=chain, kind=kind).count() + 1
     letter = "C" if kind == BagKind.COLLECTION else "P"
     bag = Bag(chain=chain, order=order, kind=kind, code=f"{chain.identifier}-{letter}{number}", created_at=timezone.now())
@@ -714,8 +786,10 @@ def custody_record(
                         f"{hours:.1f} h from collection to plant (maximum {product.max_collection_to_plant_hours} h)",
                     )
                 )
-    for excursion_kind, detail in problems:
+    excursions = [
         Excursion.objects.create(bag=bag, event=event, kind=excursion_kind, detail=detail, raised_at=now)
+        for excursion_kind, detail in problems
+    ]
     if problems:
         bag.status = BagStatus.QUARANTINED
     elif kind == CustodyKind.INFUSED:
@@ -738,34 +812,46 @@ def custody_record(
             "excursions": [d for _, d in problems],
         },
     )
-    if problems:
-        patient = order.journey.patient
-        _notify(
-            _coordinators_of(order.journey) + _physicians_of(order.journey),
-            title=f"Excursion, material quarantined: {patient.mrn}",
-            body=f"Bag {bag.code}: " + "; ".join(d for _, d in problems) + ". A physician decides before it moves on.",
-            link=_link(order.journey),
-            urgent=True,
+    for excursion in excursions:
+        # One alert per excursion, keyed by it: a retried request (or a second worker) meets the key and
+        # raises nothing more. The alert goes to the treating physician and the coordinator and escalates.
+        alert_raise(
+            patient_id=order.journey.patient_id,
+            journey_id=order.journey_id,
+            kind=AlertKind.CUSTODY_EXCURSION,
+            key=f"custody-excursion:{excursion.pk}",
+            summary=f"Excursion, material quarantined: bag {bag.code}",
+            detail={"bag": bag.code, "excursion": excursion.detail, "custody": event.get_kind_display()},
+            escalate_after_minutes=ALERT_ESCALATE_AFTER_MINUTES,
+            raised_by=actor,
         )
     return event
 
 
 @transaction.atomic
-def excursion_decide(*, actor, excursion_id: int, decision: str, reason: str) -> Excursion:
-    """A physician's decision on quarantined material: use it, or discard it."""
+def excursion_decide(*, actor, excursion_id: int, decision: str, reason: str, expected_version: int | None = None) -> Excursion:
+    """A physician's decision on quarantined material: use it, keep it in quarantine (more data needed; a
+    later decision follows), or discard it. `expected_version` is the bag's, as the physician saw it."""
     authorize(actor, Action.DECIDE_EXCURSION)
     reason = _require_reason(reason)
-    if decision not in (ExcursionDecision.USE, ExcursionDecision.DISCARD):
-        raise InvalidInput("Decide: use or discard.", field_errors={"decision": ["Use or discard."]})
-    excursion = Excursion.objects.select_for_update().get(pk=excursion_id)
-    if excursion.decision:
-        raise OrderTransitionNotAllowed(f"Already decided by {excursion.decided_by} at {excursion.decided_at:%d %b %Y %H:%M}.")
+    if decision not in FINAL_EXCURSION_DECISIONS + (ExcursionDecision.QUARANTINE,):
+        raise InvalidInput(
+            "Decide: use, keep in quarantine, or discard.", field_errors={"decision": ["Use, quarantine or discard."]}
+        )
+    excursion = Excursion.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=excursion_id)
     bag = Bag.objects.select_for_update().select_related("order").get(pk=excursion.bag_id)
+    if expected_version is not None and bag.version != expected_version:
+        raise StaleVersion("bag", expected_version, bag.version)
+    if excursion.decision in FINAL_EXCURSION_DECISIONS:
+        raise OrderTransitionNotAllowed(
+            f"Already decided by {excursion.decided_by} at {timezone.localtime(excursion.decided_at):%d %b %Y %H:%M}."
+        )
     now = timezone.now()
     excursion.decision, excursion.decided_by, excursion.decided_at, excursion.decision_reason = decision, actor, now, reason
     excursion._history_user = actor
     excursion.save()
-    undecided = bag.excursions.filter(decision="").exists()
+    # Kept in quarantine counts as undecided for the bag: it moves only when every excursion is used or discarded.
+    undecided = bag.excursions.exclude(decision__in=FINAL_EXCURSION_DECISIONS).exists()
     if decision == ExcursionDecision.DISCARD:
         bag.status = BagStatus.DISCARDED
     elif not undecided and bag.status == BagStatus.QUARANTINED:
@@ -861,14 +947,19 @@ def bedside_check(*, actor, journey_id: int, scanned_bag: str, scanned_wristband
             detail={"expected": chain.identifier, "scanned_bag": check.scanned_bag},
         )
     if problems:
-        patient = journey.patient
-        _notify(
-            _coordinators_of(journey) + _physicians_of(journey),
-            title=f"Bedside identity MISMATCH: {patient.mrn}, do not infuse",
-            body=f"Expected {chain.display}, scanned {check.scanned_bag}: {check.detail}. "
-            "The infusion is blocked until a physician resolves it.",
-            link=_link(journey),
-            urgent=True,
+        # One alert per unresolved episode: the nurse scanning the wrong bag again before a physician has
+        # resolved the first mismatch adds a check row, not a second page to the physician. After a
+        # resolution, a new mismatch is a new episode and raises again.
+        episode = chain.bedside_checks.filter(outcome=BedsideCheckOutcome.MISMATCH, resolved_at__isnull=False).count()
+        alert_raise(
+            patient_id=journey.patient_id,
+            journey_id=journey.id,
+            kind=AlertKind.COI_MISMATCH,
+            key=f"coi-mismatch:{chain.pk}:{episode}",
+            summary=f"Bedside identity MISMATCH: do not infuse (expected {chain.display})",
+            detail={"expected": chain.identifier, "scanned_bag": check.scanned_bag, "problems": problems},
+            escalate_after_minutes=ALERT_ESCALATE_AFTER_MINUTES,
+            raised_by=actor,
         )
     else:
         _record_coi_step(journey, actor=actor, second_checker=second_checker)
@@ -898,10 +989,18 @@ def bedside_mismatch_resolve(*, actor, check_id: int, resolution: str) -> Bedsid
     """A physician resolves a mismatch (the wrong bag returned, the right one found): a new check may pass."""
     authorize(actor, Action.DECIDE_EXCURSION)
     resolution = _require_reason(resolution, "resolution")
-    check = BedsideCheck.objects.select_for_update().get(pk=check_id)
-    if check.outcome != BedsideCheckOutcome.MISMATCH or check.resolved_at is not None:
-        raise OrderTransitionNotAllowed("Only an unresolved mismatch is resolved.")
+    check = BedsideCheck.objects.select_for_update(of=("self",)).select_related("resolved_by", "chain").get(pk=check_id)
+    if check.outcome != BedsideCheckOutcome.MISMATCH:
+        raise OrderTransitionNotAllowed("Only a mismatch is resolved.")
+    if check.resolved_at is not None:
+        # Two physicians resolving at once: the second is told, not silently written over.
+        raise MismatchAlreadyResolved(
+            f"{check.resolved_by} resolved this mismatch already, at {timezone.localtime(check.resolved_at):%d %b %Y %H:%M}."
+        )
     check.resolved_by, check.resolved_at, check.resolution = actor, timezone.now(), resolution
     check._history_user = actor
     check.save()
+    order = ManufacturingOrder.objects.filter(journey_id=check.chain.journey_id).order_by("-created_at", "-id").first()
+    if order is not None:
+        _event(order, "bedside_mismatch_resolved", actor=actor, at=check.resolved_at, reason=resolution)
     return check

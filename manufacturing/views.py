@@ -1,23 +1,30 @@
 """Pages of the product's road. Thin: read through selectors, write through services."""
 
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from carclinic.forms import form_submit
+from journeys.forms import DashboardFilterForm
 from journeys.models import Journey
+from journeys.selectors import DASHBOARD_LIST_LIMIT
 from manufacturing import selectors, services
 from manufacturing.forms import (
+    BagRegisterForm,
     BedsideCheckForm,
     CapacityFilterForm,
+    ExceptionalReleaseForm,
+    ExcursionDecisionForm,
+    MismatchResolveForm,
     OrderMoveForm,
     OrderRequestForm,
     QcResultsForm,
     SlotBookForm,
 )
 from manufacturing.labels import label_svg
-from manufacturing.models import ManufacturingOrder
+from manufacturing.models import Bag, BedsideCheck, ManufacturingOrder
 from staff.access import role_required
 from staff.roles import Action
 
@@ -43,7 +50,6 @@ def _order(public_id) -> ManufacturingOrder:
 def order_detail(request, public_id):
     order = _order(public_id)
     booking = selectors.booking_for_order(order_id=order.id)
-    offset = selectors.release_offset_days(order.journey.protocol_id)
     return render(
         request,
         "manufacturing/order.html",
@@ -58,7 +64,7 @@ def order_detail(request, public_id):
             "qc_results": list(order.qc_results.all()),
             "events": list(order.events.select_related("actor")[:50]),
             "proposed_day0": services.proposed_day0(order),
-            "at_risk": selectors.day0_at_risk(order, offset),
+            "day0_risk": selectors.day0_risk(journey_id=order.journey_id, today=timezone.localdate()),
             "book_form": SlotBookForm(initial={"week_start": timezone.localdate()}),
             "move_form": OrderMoveForm(initial={"version": order.version}),
             "qc_form": QcResultsForm(
@@ -199,3 +205,141 @@ def bedside(request, public_id):
         },
         status=submission.status,
     )
+
+
+@role_required(Action.VIEW_CLINICAL)  # a clinic page: never a maker's client
+@role_required(Action.EXCEPTIONAL_RELEASE)
+@require_http_methods(["GET", "POST"])
+def exceptional_release(request, public_id):
+    order = _order(public_id)
+    form = ExceptionalReleaseForm(request.POST or None, initial={"version": order.version})
+    submission = form_submit(
+        request,
+        form,
+        lambda data: services.order_exceptional_release(
+            actor=request.user,
+            order_id=order.id,
+            reason=data["reason"],
+            countersigner_username=data["countersigner_username"],
+            countersigner_password=data["countersigner_password"],
+            expected_version=data["version"],
+        ),
+    )
+    if submission.done:
+        messages.warning(request, "Exceptional release recorded and signed twice; the product is flagged wherever it shows.")
+        return redirect("manufacturing:order", public_id=order.public_id)
+    return render(
+        request,
+        "manufacturing/exceptional_release.html",
+        {
+            "order": order,
+            "patient": order.journey.patient,
+            "qc_results": [r for r in order.qc_results.all() if not r.within_specification],
+            "form": form,
+        },
+        status=submission.status,
+    )
+
+
+@role_required(Action.VIEW_CLINICAL)
+@role_required(Action.DECIDE_EXCURSION)
+@require_http_methods(["GET", "POST"])
+def excursion_decision(request, public_id):
+    try:
+        bag = selectors.bag_with_context(public_id=public_id)
+    except Bag.DoesNotExist:
+        raise Http404("No such bag.") from None
+    excursions = selectors.excursions_to_decide(bag_id=bag.id)
+    first = excursions.first()
+    form = ExcursionDecisionForm(
+        request.POST or None,
+        excursions=excursions,
+        initial={"version": bag.version, "excursion": first.pk if first else None},
+    )
+    submission = form_submit(
+        request,
+        form,
+        lambda data: services.excursion_decide(
+            actor=request.user,
+            excursion_id=data["excursion"].pk,
+            decision=data["decision"],
+            reason=data["reason"],
+            expected_version=data["version"],
+        ),
+    )
+    if submission.done:
+        messages.success(request, f"Decision recorded: {submission.result.get_decision_display().lower()}.")
+        return redirect("manufacturing:order", public_id=bag.order.public_id)
+    return render(
+        request,
+        "manufacturing/excursion_decision.html",
+        {"bag": bag, "order": bag.order, "patient": bag.order.journey.patient, "form": form, "nothing_to_decide": first is None},
+        status=submission.status,
+    )
+
+
+@role_required(Action.VIEW_CLINICAL)
+@role_required(Action.DECIDE_EXCURSION)
+@require_http_methods(["GET", "POST"])
+def mismatch_resolve(request, public_id):
+    journey = get_object_or_404(Journey.objects.select_related("patient"), public_id=public_id)
+    chain = selectors.chain_for_journey(journey_id=journey.id)
+    checks = selectors.mismatches_to_resolve(chain_id=chain.id) if chain else BedsideCheck.objects.none()
+    first = checks.first()
+    form = MismatchResolveForm(request.POST or None, checks=checks, initial={"check": first.pk if first else None})
+    submission = form_submit(
+        request,
+        form,
+        lambda data: services.bedside_mismatch_resolve(
+            actor=request.user, check_id=data["check"].pk, resolution=data["resolution"]
+        ),
+    )
+    if submission.done:
+        messages.success(request, "Mismatch resolved; a new bedside check may pass.")
+        return redirect("manufacturing:bedside", public_id=journey.public_id)
+    return render(
+        request,
+        "manufacturing/mismatch_resolve.html",
+        {"journey": journey, "patient": journey.patient, "chain": chain, "form": form, "nothing_to_resolve": first is None},
+        status=submission.status,
+    )
+
+
+@role_required(Action.VIEW_CLINICAL)  # a clinic page: a maker's system registers its bags through the API
+@role_required(Action.RECORD_CUSTODY)
+@require_http_methods(["GET", "POST"])
+def bag_register(request, public_id):
+    order = _order(public_id)
+    chain = selectors.chain_for_journey(journey_id=order.journey_id)
+    form = BagRegisterForm(request.POST or None)
+    submission = form_submit(
+        request,
+        form,
+        lambda data: services.bag_register(
+            actor=request.user, order_id=order.id, kind=data["kind"], chain_on_label=data["chain_on_label"]
+        ),
+    )
+    if submission.done:
+        messages.success(request, f"Bag {submission.result.code} registered; its chain of identity matches.")
+        return redirect("manufacturing:order", public_id=order.public_id)
+    return render(
+        request,
+        "manufacturing/bag_register.html",
+        {"order": order, "patient": order.journey.patient, "chain": chain, "form": form},
+        status=submission.status,
+    )
+
+
+# The dashboard's filters, as journeys' dashboard passes them on in the address.
+_DASHBOARD_FILTERS = ("indication", "stage", "coordinator")
+
+
+@role_required(Action.VIEW_CLINICAL)
+def dashboard_queue(request):
+    """The dashboard's manufacturing-queue card with each order's plant, status, expected release and the Day 0
+    at-risk flag. Journeys may not import this app, so its dashboard loads this card by HTMX in place of its
+    own plainer one (which stays as the page's content without JavaScript)."""
+    form = DashboardFilterForm({name: request.GET[name] for name in _DASHBOARD_FILTERS if name in request.GET} or None)
+    filters = form.filters() if form.is_bound else {}
+    rows, more = selectors.manufacturing_queue_rows(limit=DASHBOARD_LIST_LIMIT, **filters)
+    return render(request, "manufacturing/partials/dashboard_queue.html", {"rows": rows, "more": more})

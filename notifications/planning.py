@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cache
 
 from django.conf import settings
 from django.db import connection
@@ -104,15 +105,19 @@ def escalation_recipients(directory: "_Directory", step: dict) -> list[int]:
     return directory.responsible(Role.COORDINATOR, step)
 
 
-def reminders_plan(*, now: datetime, scope: Scope = EVERYTHING) -> int:
+def reminders_plan(*, now: datetime, scope: Scope = EVERYTHING, flagged_now: bool = True) -> int:
     """Create the reminder rows now due or coming up within the planning horizon. One query per kind of
     candidate, one for the staff directory, one for preferences, one bulk INSERT … ON CONFLICT DO
     NOTHING; the unique constraint, not this code, is what makes a duplicate impossible.
 
     With a `scope` (the previous scan's time and the journeys changed since), candidates are only the
     steps flagged just now, those the clock made ripe for escalation since, and the changed journeys':
-    the rest was planned by an earlier scan of the same clinic day."""
-    directory = _Directory.load()
+    the rest was planned by an earlier scan of the same clinic day. `flagged_now` False (the scan flagged
+    nothing) spares the look-up of steps flagged just now.
+
+    An idle minute reads only what may have changed: the staff directory is read once a candidate needs a
+    recipient, and the morning digest is looked for by the first scan past its time and by the sweeps."""
+    directory = cache(_Directory.load)
     today = timezone.localdate(now)
     lead_default = settings.REMINDER_UPCOMING_LEAD_HOURS
     horizon = today + timedelta(days=settings.REMINDER_PLANNING_DAYS)
@@ -122,51 +127,63 @@ def reminders_plan(*, now: datetime, scope: Scope = EVERYTHING) -> int:
     if not scope.everything:
         changed = Q(journey_id__in=scope.journeys)
         active_pending = active_pending.filter(changed)
-        late_overdue = late.filter(changed | Q(overdue_since=now))
+        late_overdue = late.filter(changed | Q(overdue_since=now)) if flagged_now else late.filter(changed)
         late_escalation = late.filter(changed | Q(overdue_since=now) | Q(overdue_after__gt=scope.since - escalate_after))
     else:
         late_overdue = late_escalation = late
+    # Without a write since the previous scan (no changed journey), only the clock can have made something
+    # owed: a step flagged just now, or one whose time to escalation ran out. Nothing else is read.
+    writes = scope.everything or bool(scope.journeys)
     rows: list[tuple] = []
 
     def recipients_for(step) -> list[int]:
-        recipients = directory.responsible(step["template__responsible_role"], step)
+        recipients = directory().responsible(step["template__responsible_role"], step)
         if not recipients:
             # Nobody holds the role: the next sweep tries again; say so rather than stay silent.
             log.warning("no recipient for step id=%s role=%s", step["id"], step["template__responsible_role"])
         return recipients
 
-    for step in late_overdue.filter(_without(ReminderKind.OVERDUE)).values(*_STEP_FIELDS):
-        rows += directory.rows(
+    overdue = late_overdue.filter(_without(ReminderKind.OVERDUE)).values(*_STEP_FIELDS) if writes or flagged_now else ()
+    for step in overdue:
+        rows += directory().rows(
             kind=ReminderKind.OVERDUE, recipients=recipients_for(step), due_at=now, for_day=step["due_on"], step_id=step["id"]
         )
 
     # Escalation is measured from when the step became late (overdue_after), not from when a scan noticed,
     # so a scan that was down does not postpone it.
-    for step in (
+    escalations = (
         late_escalation.filter(overdue_after__lte=now - escalate_after)
         .filter(_without(ReminderKind.ESCALATION))
         .values(*_STEP_FIELDS)
-    ):
-        recipients = escalation_recipients(directory, step)
+        if scope.clock
+        else ()
+    )
+    for step in escalations:
+        recipients = escalation_recipients(directory(), step)
         if not recipients:
             log.warning("nobody to escalate step id=%s to", step["id"])
-        rows += directory.rows(
+        rows += directory().rows(
             kind=ReminderKind.ESCALATION, recipients=recipients, due_at=now, for_day=step["due_on"], step_id=step["id"]
         )
 
     # "Coming up": planned ahead so the log shows what is scheduled, and so it can be snoozed or cancelled.
     # (No statement when a scan knows the previous one and no journey changed: nothing new is coming up.)
-    longest_lead = lead_default
-    if scope.everything or scope.journeys:
+    upcoming = due_today = ()
+    if writes:
         longest_lead = max(lead_default, StepReminderPolicy.objects.aggregate(m=Max("upcoming_lead_hours"))["m"] or 0)
-    longest_lead_days = longest_lead // 24 + 1
-    for step in (
-        active_pending.filter(
-            overdue_since__isnull=True, due_on__gt=today, due_on__lte=horizon + timedelta(days=longest_lead_days)
+        upcoming = (
+            active_pending.filter(
+                overdue_since__isnull=True, due_on__gt=today, due_on__lte=horizon + timedelta(days=longest_lead // 24 + 1)
+            )
+            .filter(_without(ReminderKind.UPCOMING))
+            .values(*_STEP_FIELDS)
         )
-        .filter(_without(ReminderKind.UPCOMING))
-        .values(*_STEP_FIELDS)
-    ):
+        due_today = (
+            active_pending.filter(overdue_since__isnull=True, due_on__gte=today, due_on__lte=horizon)
+            .filter(_without(ReminderKind.DUE_TODAY))
+            .values(*_STEP_FIELDS)
+        )
+    for step in upcoming:
         lead = step["template__reminder_policy__upcoming_lead_hours"] if step["template__reminder_policy__id"] else lead_default
         if not lead:
             continue
@@ -174,18 +191,14 @@ def reminders_plan(*, now: datetime, scope: Scope = EVERYTHING) -> int:
         # Once the morning of the day has come, "coming up" is stale: the day's own reminder says it.
         if now >= morning_of(step["due_on"]) or due_at > clinic_moment(horizon, time.max):
             continue
-        rows += directory.rows(
+        rows += directory().rows(
             kind=ReminderKind.UPCOMING, recipients=recipients_for(step), due_at=due_at, for_day=step["due_on"], step_id=step["id"]
         )
 
-    for step in (
-        active_pending.filter(overdue_since__isnull=True, due_on__gte=today, due_on__lte=horizon)
-        .filter(_without(ReminderKind.DUE_TODAY))
-        .values(*_STEP_FIELDS)
-    ):
+    for step in due_today:
         if step["template__reminder_policy__id"] and not step["template__reminder_policy__remind_on_the_day"]:
             continue
-        rows += directory.rows(
+        rows += directory().rows(
             kind=ReminderKind.DUE_TODAY,
             recipients=recipients_for(step),
             due_at=morning_of(step["due_on"]),
@@ -194,10 +207,11 @@ def reminders_plan(*, now: datetime, scope: Scope = EVERYTHING) -> int:
         )
 
     digest_at = clinic_moment(today, wall_time(settings.REMINDER_DIGEST_TIME))
-    if now >= digest_at:
+    # A coordinator who joins later in the day gets the digest from the next hourly sweep.
+    if now >= digest_at and (scope.everything or scope.since < digest_at):
         has_digest = set(Reminder.objects.filter(kind=ReminderKind.DIGEST, for_day=today).values_list("recipient_id", flat=True))
-        waiting = [user_id for user_id in directory.by_role.get(Role.COORDINATOR, []) if user_id not in has_digest]
-        rows += directory.rows(kind=ReminderKind.DIGEST, recipients=waiting, due_at=digest_at, for_day=today)
+        waiting = [user_id for user_id in directory().by_role.get(Role.COORDINATOR, []) if user_id not in has_digest]
+        rows += directory().rows(kind=ReminderKind.DIGEST, recipients=waiting, due_at=digest_at, for_day=today)
 
     created = _insert_reminders(rows, now=now)
     if rows:

@@ -43,6 +43,8 @@ class ScanResult:
 def steps_flag_overdue(*, now: datetime, scope: Scope = EVERYTHING) -> int:
     """Flag the steps that are late now and not flagged yet. A scan that knows the previous one (`scope`)
     looks only at steps that became late since (by the clock) and at the journeys that changed."""
+    if not scope.clock:
+        return 0  # nothing became late by the clock, and no journey changed
     late = Step.objects.overdue(now).filter(overdue_since__isnull=True)
     if not scope.everything:
         late = late.filter(Q(overdue_after__gt=scope.since) | Q(journey_id__in=scope.journeys))
@@ -54,6 +56,8 @@ def steps_unflag(*, now: datetime, scope: Scope = EVERYTHING) -> int:
     whose journey stopped being active. Each of those is a journey event, so a scan that knows the
     previous one looks only at the journeys that changed."""
     flagged = Step.objects.filter(overdue_since__isnull=False)
+    if not scope.everything and not scope.journeys:
+        return 0
     if not scope.everything:
         flagged = flagged.filter(journey_id__in=scope.journeys)
     return flagged.exclude(late_condition(now)).update(overdue_since=None)
@@ -127,13 +131,15 @@ def _cancel_obsolete_portable(*, now: datetime, scope: Scope) -> int:
     return count
 
 
-def reminders_revive_after_resume(*, now: datetime, scope: Scope = EVERYTHING) -> int:
+def reminders_revive_after_resume(*, now: datetime, scope: Scope = EVERYTHING, flagged_now: bool = True) -> int:
     """Put back the overdue and escalation reminders that a hold cancelled, once the journey is active
     and the step is late again. Without this the unique row, already cancelled, would keep the step from
     ever being reminded again after a resume. Reminders a person cancelled stay cancelled."""
     # Start from the flagged steps (few, and indexed), not from the ever-growing pile of cancelled rows;
     # knowing the previous scan, only from those flagged just now or in a journey that changed (a resume).
     late_steps = Step.objects.overdue(now).filter(overdue_since__isnull=False)
+    if not scope.everything and not flagged_now and not scope.journeys:
+        return 0  # nothing flagged now and no journey resumed: nothing to put back
     if not scope.everything:
         late_steps = late_steps.filter(Q(overdue_since=now) | Q(journey_id__in=scope.journeys))
     return (
@@ -164,7 +170,10 @@ def overdue_scan(*, now: datetime | None = None, everything: bool = False) -> Sc
         result.flagged = steps_flag_overdue(now=now, scope=scope)
         result.unflagged = steps_unflag(now=now, scope=scope)
         result.cancelled = reminders_cancel_obsolete(now=now, scope=scope)
-        result.created = reminders_plan(now=now, scope=scope) + reminders_revive_after_resume(now=now, scope=scope)
+        flagged_now = result.flagged > 0
+        result.created = reminders_plan(now=now, scope=scope, flagged_now=flagged_now) + reminders_revive_after_resume(
+            now=now, scope=scope, flagged_now=flagged_now
+        )
         run = ScanRun.objects.create(
             started_at=now,
             finished_at=timezone.now(),
@@ -174,7 +183,8 @@ def overdue_scan(*, now: datetime | None = None, everything: bool = False) -> Sc
             reminders_cancelled=result.cancelled,
             full=scope.everything,
         )
-        ScanRun.objects.filter(started_at__lt=now - timedelta(days=SCAN_HISTORY_DAYS)).delete()
+        if scope.everything:  # the old runs are pruned by the sweeps; an idle minute writes only its own row
+            ScanRun.objects.filter(started_at__lt=now - timedelta(days=SCAN_HISTORY_DAYS)).delete()
         result.run_id = run.id
     log.info(
         "overdue scan at=%s everything=%s flagged=%d unflagged=%d reminders_created=%d reminders_cancelled=%d",

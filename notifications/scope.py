@@ -16,9 +16,11 @@ hourly (FULL_SWEEP_EVERY).
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
-from journeys.models import JourneyEvent
+from journeys.models import JourneyEvent, Step, StepStatus
 from notifications.models import ScanRun
 
 FULL_SWEEP_EVERY = timedelta(hours=1)
@@ -27,10 +29,12 @@ SETTLE = timedelta(minutes=10)
 
 @dataclass(frozen=True)
 class Scope:
-    """`since` None: everything. Else the previous scan's time, and the journeys with an event since."""
+    """`since` None: everything. Else the previous scan's time, the journeys with an event since, and
+    whether the clock made a pending step late, or ripe for escalation, since (`clock`)."""
 
     since: datetime | None = None
     journeys: tuple[int, ...] = ()
+    clock: bool = True
 
     @property
     def everything(self) -> bool:
@@ -41,7 +45,8 @@ EVERYTHING = Scope()
 
 
 def scan_scope(now: datetime) -> Scope:
-    """Three small indexed reads: the previous scan, the previous sweep, the journeys changed since."""
+    """Three or four small indexed reads: the previous scan, the previous sweep, the journeys changed since,
+    and, when none did, whether the clock moved anything."""
     previous = ScanRun.objects.filter(started_at__lte=now).order_by("-started_at").values_list("started_at", flat=True).first()
     swept = (
         ScanRun.objects.filter(started_at__lte=now, full=True)
@@ -56,5 +61,22 @@ def scan_scope(now: datetime) -> Scope:
         or timezone.localdate(previous) != timezone.localdate(now)
     ):
         return EVERYTHING
-    journeys = JourneyEvent.objects.filter(at__gte=previous - SETTLE).order_by().values_list("journey_id", flat=True).distinct()
-    return Scope(since=previous, journeys=tuple(sorted(journeys)))
+    journeys = tuple(
+        sorted(JourneyEvent.objects.filter(at__gte=previous - SETTLE).order_by().values_list("journey_id", flat=True).distinct())
+    )
+    return Scope(since=previous, journeys=journeys, clock=bool(journeys) or clock_moved(since=previous, now=now))
+
+
+def clock_moved(*, since: datetime, now: datetime) -> bool:
+    """Did a pending step become late, or ripe for escalation, between two scans? One read of the pending
+    steps' partial index on their overdue time, without the joins of the rule itself: the statements that
+    apply the rule cost more to plan than to run, so an idle minute asks this first and skips them."""
+    escalate_after = timedelta(hours=settings.REMINDER_ESCALATION_AFTER_HOURS)
+    return (
+        Step.objects.filter(status=StepStatus.PENDING)
+        .filter(
+            Q(overdue_after__gt=since, overdue_after__lte=now)
+            | Q(overdue_after__gt=since - escalate_after, overdue_after__lte=now - escalate_after)
+        )
+        .exists()
+    )

@@ -49,6 +49,7 @@ class Indication(models.TextChoices):
     MYASTHENIA_GRAVIS = "myasthenia_gravis", "Myasthenia gravis"
     SYSTEMIC_SCLEROSIS = "systemic_sclerosis", "Systemic sclerosis"
     MULTIPLE_SCLEROSIS = "multiple_sclerosis", "Multiple sclerosis"
+    MYOSITIS = "myositis", "Idiopathic inflammatory myopathy (myositis)"
     OTHER = "other", "Other (described)"
 
 
@@ -180,6 +181,8 @@ class ConsentKind(models.TextChoices):
     STUDY = "study", "Study participation"
     SAMPLES = "samples", "Samples and biobank"
     DATA_SHARING = "data_sharing", "Data sharing and registry"
+    # Years 6–15 after an integrating vector: being contacted at home (e-mail, questionnaire), not just seen.
+    LTFU_CONTACT = "ltfu_contact", "Long-term follow-up contact"
 
 
 class Consent(models.Model):

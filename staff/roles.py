@@ -20,6 +20,8 @@ class Role(models.TextChoices):
     INTEGRATION = "integration", "Integration (API client)"
     # A maker's system (API client): reads and updates only its own maker's manufacturing orders.
     MANUFACTURER = "manufacturer", "Manufacturer (API client)"
+    # A payer's system (API client): reads only its own contracts' enrolments, with the fields a payer needs.
+    PAYER = "payer", "Payer (API client)"
 
 
 class Action(models.TextChoices):
@@ -46,6 +48,10 @@ class Action(models.TextChoices):
     BEDSIDE_CHECK = "bedside_check", "Check a bag's chain of identity at the bedside"
     EXPORT_DATA = "export_data", "Export lists with names and MRNs as CSV (audited)"
     PRINT_DISCHARGE_SHEET = "print_discharge_sheet", "Print a patient's discharge sheet (restrictions, whom to call)"
+    SEND_QUESTIONNAIRE = "send_questionnaire", "E-mail a patient the year's follow-up questionnaire link (audited)"
+    REPORT_SAFETY = "report_safety", "See findings to report to the registry or authority (secondary malignancies)"
+    VIEW_CONTRACTS = "view_contracts", "See outcome-based contracts and the money at stake"
+    MANAGE_CONTRACTS = "manage_contracts", "Create payers and contracts, and enrol patients under them"
 
 
 _ALL_CLINICAL = {Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.VIEWER, Role.ADMIN}
@@ -83,6 +89,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Action.EXPORT_DATA: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
     # The sheet goes home with the patient: printed by those who discharge and explain it, not by a viewer.
     Action.PRINT_DISCHARGE_SHEET: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN}),
+    # The years 6–15 contact is the coordinator's step; the nurse who reviews the answers may send it too.
+    Action.SEND_QUESTIONNAIRE: frozenset({Role.COORDINATOR, Role.NURSE, Role.ADMIN}),
+    # Reporting a secondary malignancy to the registry and the authority is the coordinator's and physician's work.
+    Action.REPORT_SAFETY: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    # Prices and rebates are the clinic's business with its payers: for those who run and sign for the
+    # treatment; a nurse and a viewer see a patient's contract status on the patient page only.
+    Action.VIEW_CONTRACTS: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    Action.MANAGE_CONTRACTS: frozenset({Role.COORDINATOR, Role.ADMIN}),
 }
 
 # A step that a physician must do (eligibility sign-off, CRS/ICANS assessment) may be recorded, or

@@ -1,5 +1,5 @@
 """Real headless Chromium on a 375 px phone: a nurse types a matching bag id (recorded), then a bag of another
-patient (a mismatch: recorded, raised, the infusion blocked)."""
+patient (a mismatch: recorded, raised as a clinical alert, the infusion blocked)."""
 
 import os
 from datetime import timedelta
@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from alerts.models import AlertKind, ClinicalAlert
 from journeys.models import ProtocolTemplate
 from journeys.services import journey_start
 from manufacturing import services
 from manufacturing.models import BagKind, BedsideCheck
-from notifications.models import Notification
 from tests.browser.test_journeys_browser import PHONE, browser, shot, sign_in, ward_member  # noqa: F401 - browser is a fixture
 from tests.factories import PatientFactory
 from tests.manufacturing.builders import PASSING, finish_collection_stage, make_plant, make_product, walk_to_qc
@@ -82,6 +82,6 @@ def test_nurse_checks_a_matching_and_a_mismatching_bag_on_a_phone(browser, live_
     assert "MISMATCH" in result and "do not infuse" in result
     shot(page, "bedside-mismatch-phone")
     assert list(BedsideCheck.objects.order_by("id").values_list("outcome", flat=True)) == ["match", "mismatch"]
-    for person in (bedside["coordinator"], bedside["physician"]):
-        assert Notification.objects.filter(recipient=person, title__contains="MISMATCH").exists()
+    alert = ClinicalAlert.objects.get(kind=AlertKind.COI_MISMATCH)
+    assert {d.recipient for d in alert.deliveries.filter(channel="in_app")} == {bedside["coordinator"], bedside["physician"]}
     context.close()

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from journeys import selectors
-from journeys.models import EventKind, Journey, JourneyEvent, ProtocolTemplate, Step, StepStatus
-from journeys.services import day0_reschedule, journey_hold, journey_start, step_complete
+from journeys.models import Day0Risk, EventKind, Journey, JourneyEvent, ProtocolTemplate, Step, StepStatus
+from journeys.services import day0_reschedule, journey_hold, journey_product_forecast, journey_start, step_complete
 from journeys.transitions import may_complete_stage, may_start_stage, stage_waits_for
 from tests.factories import PatientFactory, lymphodepletion_earlier, minimal_record, second_signer
 
@@ -168,6 +168,40 @@ def test_day0_is_at_risk_once_the_release_is_later_than_the_protocols_lead_time(
         **lymphodepletion_earlier(release),
     )
     assert at_risk(journey, date(2026, 3, 18)) == (False, False, [])
+
+
+@pytest.mark.parametrize(
+    ("expected_release_on", "out_of_specification", "on_day", "risk"),
+    [
+        # Needed by 17 March (lymphodepletion from 18 March, lead time 1 day); the plant's forecast decides before.
+        (None, False, date(2026, 3, 10), None),
+        (date(2026, 3, 17), False, date(2026, 3, 10), None),  # on the day it is needed: in time
+        (date(2026, 3, 18), False, date(2026, 3, 10), Day0Risk.RELEASE_EXPECTED_LATE),  # one day after it
+        (date(2026, 3, 12), True, date(2026, 3, 10), Day0Risk.OUT_OF_SPECIFICATION),  # failed QC, whatever the date
+        (date(2026, 3, 12), False, date(2026, 3, 18), Day0Risk.RELEASE_OVERDUE),  # forecast in time, but the day passed
+    ],
+)
+def test_the_plants_forecast_puts_day0_at_risk_before_the_day_passes(
+    at_clinic, waiting_for_release, coordinator, expected_release_on, out_of_specification, on_day, risk
+):
+    journey = journey_product_forecast(
+        actor=coordinator,
+        journey_id=waiting_for_release.id,
+        expected_release_on=expected_release_on,
+        out_of_specification=out_of_specification,
+        reason="Plant forecast",
+    )
+    loaded = Journey.objects.with_release_needed_by().get(pk=journey.pk)
+    assert loaded.day0_risk(on_day) == risk
+    assert at_risk(journey, on_day) == (risk is not None, risk is not None, [journey.pk] if risk else [])
+
+
+def test_a_forecast_that_does_not_change_writes_nothing(waiting_for_release, coordinator):
+    forecast = dict(expected_release_on=date(2026, 3, 16), out_of_specification=False, reason="Plant forecast")
+    first = journey_product_forecast(actor=coordinator, journey_id=waiting_for_release.id, **forecast)
+    again = journey_product_forecast(actor=coordinator, journey_id=waiting_for_release.id, **forecast)
+    assert again.version == first.version == waiting_for_release.version + 1
+    assert first.history.first().history_change_reason == "Plant forecast"
 
 
 def test_the_lead_time_is_protocol_data(at_clinic, waiting_for_release):

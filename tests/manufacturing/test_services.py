@@ -8,10 +8,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from alerts.models import AlertKind, ClinicalAlert
 from carclinic.errors import InvalidInput, NotPermitted
 from journeys import services as journey_services
 from journeys.errors import StageOrderViolation, TransitionNotAllowed
-from journeys.models import StageStatus, StepStatus
+from journeys.models import Journey, StageStatus, StepStatus
 from manufacturing import services
 from manufacturing.errors import (
     BedsideMismatchUnresolved,
@@ -86,6 +87,9 @@ def test_one_result_just_past_its_limit_makes_the_product_oos_and_lymphodepletio
     journey.refresh_from_db()
     assert journey.product_released_at is None
     assert journey.stages.get(number=3).status == StageStatus.PENDING
+    # Journeys' one "Day 0 at risk" rule knows at once, whatever the dates.
+    assert journey.product_out_of_specification
+    assert Journey.objects.day0_at_risk(timezone.localdate()).filter(pk=journey.pk).exists()
     # Neither the release step by hand nor the first lymphodepletion day gets through.
     with pytest.raises(TransitionNotAllowed):
         journey_services.step_complete(
@@ -263,6 +267,7 @@ def test_custody_out_of_order_is_refused(order, nurse):
 
 
 def test_a_temperature_outside_the_range_quarantines_the_bag_until_a_physician_decides(order, nurse, coordinator, physician):
+    _assign_coordinator(order, coordinator)
     bag = services.bag_register(actor=nurse, order_id=order.id, kind=BagKind.COLLECTION)
     now = timezone.now()
     services.custody_record(
@@ -287,7 +292,9 @@ def test_a_temperature_outside_the_range_quarantines_the_bag_until_a_physician_d
     assert bag.status == BagStatus.QUARANTINED
     excursion = Excursion.objects.get(bag=bag)
     assert excursion.kind == ExcursionKind.TEMPERATURE and "35" in excursion.detail
-    assert Notification.objects.filter(recipient=coordinator, title__startswith="Excursion").exists()
+    alert = ClinicalAlert.objects.get(kind=AlertKind.CUSTODY_EXCURSION, key=f"custody-excursion:{excursion.pk}")
+    assert alert.patient_id == order.journey.patient_id and "quarantined" in alert.summary
+    assert {d.recipient for d in alert.deliveries.filter(channel="in_app")} >= {coordinator, physician}
     with pytest.raises(MaterialQuarantined):
         services.custody_record(actor=nurse, bag_id=bag.id, kind="picked_up", at=now, handled_by="Courier", location="Ward")
     with pytest.raises(NotPermitted):
@@ -354,6 +361,13 @@ def test_expected_release_proposes_day0_and_the_coordinator_confirms_it_with_a_r
     assert "Plant is a week behind" in event.reason
 
 
+def _assign_coordinator(order, coordinator):
+    # The clinical alert goes to the patient's own coordinator (and the treating or every physician).
+    patient = order.journey.patient
+    patient.coordinator = coordinator
+    patient.save(update_fields=["coordinator"])
+
+
 # --- bedside --------------------------------------------------------------------------------------
 
 
@@ -404,13 +418,15 @@ def test_a_matching_bag_is_recorded_and_lets_the_infusion_through(product_bag, o
 def test_a_mismatch_is_recorded_raised_and_blocks_the_infusion_until_a_physician_resolves_it(
     product_bag, order, nurse, physician, coordinator
 ):
+    _assign_coordinator(order, coordinator)
     other = services.chain_of_identity_assign(
         actor=coordinator, journey_id=_orders(1, coordinator=coordinator, product=order.product, plant=order.plant)[0].journey_id
     )
     check = services.bedside_check(actor=nurse, journey_id=order.journey_id, scanned_bag=f"{other.identifier}-P1")
     assert check.outcome == "mismatch" and "another patient" in check.detail
-    assert Notification.objects.filter(recipient=coordinator, title__contains="MISMATCH").exists()
-    assert Notification.objects.filter(recipient=physician, title__contains="MISMATCH").exists()
+    alert = ClinicalAlert.objects.get(kind=AlertKind.COI_MISMATCH)
+    assert "MISMATCH" in alert.summary and alert.journey_id == order.journey_id
+    assert {d.recipient for d in alert.deliveries.filter(channel="in_app")} >= {coordinator, physician}
     with pytest.raises(BedsideMismatchUnresolved):
         services.bedside_check(actor=nurse, journey_id=order.journey_id, scanned_bag=product_bag.code)
     services.custody_record(

@@ -277,3 +277,57 @@ def test_a_scan_after_a_recent_one_reads_only_what_changed_and_still_catches_the
     # At least hourly, a sweep over everything catches what no event records.
     overdue_scan(now=leukapheresis_escalated_at + timedelta(minutes=30))
     assert ScanRun.objects.order_by("-started_at").first().full
+
+
+def test_an_idle_minute_reads_neither_the_staff_nor_the_digest_nor_prunes(start_journey, time_machine):
+    # The journey's events are written at the pinned wall clock, so that the next minutes really are idle.
+    time_machine.move_to(local(date(2026, 3, 4), 8), tick=False)
+    start_journey()
+    sweep = overdue_scan(now=local(date(2026, 3, 4), 9))
+    assert sweep.created > 0  # the sweep planned what was owed, the digest included
+    time_machine.move_to(local(date(2026, 3, 4), 9, 30), tick=False)  # past the 10-minute settling margin
+    with CaptureQueriesContext(connection) as idle:
+        result = overdue_scan(now=local(date(2026, 3, 4), 9, 30))
+    assert (result.flagged, result.unflagged, result.cancelled, result.created) == (0, 0, 0, 0)
+    statements = [" ".join(query["sql"].split()) for query in idle.captured_queries if "SAVEPOINT" not in query["sql"]]
+    # The previous scan, the previous sweep, the journeys changed since, one read of the pending steps'
+    # overdue index (did the clock move anything?), and the run's own row: nothing else is planned or read.
+    assert [sql.split(" WHERE ")[0].split(" (")[0] for sql in statements] == [
+        'SELECT "notifications_scanrun"."started_at" AS "started_at" FROM "notifications_scanrun"',
+        'SELECT "notifications_scanrun"."started_at" AS "started_at" FROM "notifications_scanrun"',
+        'SELECT DISTINCT "journeys_journeyevent"."journey_id" AS "journey_id" FROM "journeys_journeyevent"',
+        'SELECT 1 AS "a" FROM "journeys_step"',
+        'INSERT INTO "notifications_scanrun"',
+    ]
+    assert not [sql for sql in statements if "JOIN" in sql]  # the rule's joins cost more to plan than to run
+
+
+def test_a_coordinator_who_joins_after_the_digest_time_gets_it_from_the_next_sweep(start_journey, staff_team, make_user):
+    start_journey()
+    overdue_scan(now=local(date(2026, 3, 4), 7, 45))
+    assert Reminder.objects.filter(kind=ReminderKind.DIGEST, recipient=staff_team["coordinator"]).exists()
+    newcomer = make_user("coordinator")
+    overdue_scan(now=local(date(2026, 3, 4), 7, 46))  # an ordinary minute does not look for digests again
+    assert not Reminder.objects.filter(kind=ReminderKind.DIGEST, recipient=newcomer).exists()
+    overdue_scan(now=local(date(2026, 3, 4), 8, 46))  # the hourly sweep does
+    assert Reminder.objects.filter(kind=ReminderKind.DIGEST, recipient=newcomer, for_day=date(2026, 3, 4)).exists()
+
+
+def test_in_an_idle_minute_the_clock_alone_still_flags_and_escalates(start_journey, staff_team, time_machine):
+    # Leukapheresis (2 March) is late from 12:00 on 3 March and escalated from 12:00 on 4 March: mid-day, so
+    # the scans around those times are ordinary minutes (not a new day's sweep), with no journey event.
+    time_machine.move_to(local(date(2026, 3, 3), 11), tick=False)
+    leukapheresis = _step(start_journey(), "leukapheresis")
+    for day in (date(2026, 3, 3), date(2026, 3, 4)):
+        time_machine.move_to(local(day, 11, 50), tick=False)
+        overdue_scan(now=local(day, 11, 50))  # the first scan of the day: a sweep
+        time_machine.move_to(local(day, 12, 1), tick=False)
+        overdue_scan(now=local(day, 12, 1))
+        assert ScanRun.objects.order_by("-started_at").first().full is False  # an ordinary minute did it
+    leukapheresis.refresh_from_db()
+    assert leukapheresis.overdue_since == local(date(2026, 3, 3), 12, 1)
+    assert Reminder.objects.filter(kind=ReminderKind.OVERDUE, step=leukapheresis, recipient=staff_team["nurse"]).exists()
+    escalation = Reminder.objects.get(
+        kind=ReminderKind.ESCALATION, step=leukapheresis, recipient=staff_team["coordinator"], channel=Channel.IN_APP
+    )
+    assert escalation.due_at == local(date(2026, 3, 4), 12, 1)

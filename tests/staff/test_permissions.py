@@ -130,6 +130,22 @@ def call_service(action: str, actor, journey, protocol):
         journey_resume(actor=actor, journey_id=journey.id, reason="Cleared")
     elif action == Action.EXPORT_DATA:
         export_record(actor=actor, kind="overdue", filters={"stage": 2}, row_count=0)
+    elif action == Action.SEND_QUESTIONNAIRE:
+        from followup.services import questionnaire_link_send
+        from patients.models import ConsentKind
+
+        patient.email = "patient@example.test"
+        patient.save(update_fields=["email"])
+        consent_record(
+            actor=journey.started_by,
+            patient_id=patient.id,
+            signed_on=timezone.localdate(),
+            document_version="LTFU v1",
+            kind=ConsentKind.LTFU_CONTACT,
+        )
+        questionnaire_link_send(actor=actor, step_id=Step.objects.get(journey=journey, template__code="ltfu-year-6").id)
+    elif action == Action.REPORT_SAFETY:
+        authorize(actor, action)  # a read: the malignancy card checks it (tests/followup/test_pages.py)
     elif action == Action.WITHDRAW_JOURNEY:
         journey_withdraw(actor=actor, journey_id=journey.id, reason="Patient's wish")
     elif action == Action.MANAGE_PROTOCOLS:
@@ -202,6 +218,16 @@ def call_service(action: str, actor, journey, protocol):
         )
         reminder_snooze(actor=actor, reminder_id=reminder.id, until=now + timedelta(hours=2), reason="Ward round first")
         reminder_cancel(actor=actor, reminder_id=reminder.id, reason="Done by phone")
+    elif action == Action.VIEW_CONTRACTS:
+        from contracts import services as contract_services
+
+        if not can(actor, Action.EXPORT_DATA):
+            authorize(actor, action)  # the finance export asks for contracts first; a role without export stops there
+        contract_services.export_record(actor=actor, filters={}, row_count=0)
+    elif action == Action.MANAGE_CONTRACTS:
+        from contracts import services as contract_services
+
+        contract_services.payer_create(actor=actor, name=f"Payer {uuid.uuid4()}")
     elif action in _PRODUCT_ROAD_ACTIONS:
         _call_product_road_service(action, actor, journey)
     else:  # a new action without a case here must not pass unnoticed

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.test import Client
 from django.utils import timezone
 
-from journeys.models import Journey, JourneyEvent, Step
+from journeys.models import Journey, JourneyEvent, ProtocolTemplate, Step
 from notifications.models import Channel, Reminder, ReminderEvent, ReminderKind
 from patients.models import Consent, Measurement, Patient
 from staff.models import User
@@ -89,10 +89,32 @@ def test_clinical_models_are_read_only_in_the_admin(model, rf, superuser):
     assert model_admin.has_view_permission(request)
 
 
-def test_history_cannot_be_reverted_from_the_admin(admin_client_, patient):
+def test_history_cannot_be_reverted_from_the_admin(admin_client_, patient, coordinator, viewer):
+    """simple_history's page of a past version saved any complete form POSTed to it (the revert setting only hides
+    the button): a viewer became coordinator and physician, with no version bump."""
     history_id = patient.history.earliest().history_id
     url = f"/admin/patients/patient/{patient.pk}/history/{history_id}/"
-    response = admin_client_.post(url, {"mrn": patient.mrn, "family_name": "Reverted"})
-    assert response.status_code < 500  # the read-only page again, nothing saved
+    assert admin_client_.get(url).status_code == 200  # still readable
+    complete_form = {
+        "mrn": patient.mrn,
+        "given_name": patient.given_name,
+        "family_name": "Reverted",
+        "date_of_birth": patient.date_of_birth.isoformat(),
+        "sex": patient.sex,
+        "indication": patient.indication,
+        "coordinator": viewer.pk,
+        "physician": viewer.pk,
+        "_save": "Save",
+    }
+    assert admin_client_.post(url, complete_form).status_code == 403
     patient.refresh_from_db()
-    assert patient.family_name != "Reverted"
+    assert patient.family_name != "Reverted" and patient.coordinator_id != viewer.pk and patient.version == 1
+
+
+@pytest.mark.parametrize("model", [Patient, Journey, Step, ProtocolTemplate], ids=lambda m: m.__name__)
+def test_no_past_version_page_saves_a_form(admin_client_, journey, protocol, model):
+    """A step marked done by hand there skipped the signature, the event and the version."""
+    record = {Patient: journey.patient, Journey: journey, Step: journey.steps.first(), ProtocolTemplate: protocol}[model]
+    history_id = record.history.earliest().history_id
+    url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/{record.pk}/history/{history_id}/"
+    assert admin_client_.post(url, {"status": "done", "_save": "Save"}).status_code == 403

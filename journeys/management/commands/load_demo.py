@@ -8,11 +8,16 @@ import sys
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.apps import apps
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from alerts.models import ClinicalAlert
+from alerts.services import alert_acknowledge
+from clinical import disease_activity as scores
 from clinical.body import age_in_years, body_surface_area
 from clinical.dosing import dose_from_bsa
 from journeys import records, selectors
@@ -124,6 +129,16 @@ DAYS_SINCE_LEUKAPHERESIS = [
 ]
 
 
+# Two patients on the ward show what the bedside sheet does (issue 13), by their place in the list above:
+# Day +3 today (24 days since collection): CRS grade 2 on Day +1 (hypotension, low-flow oxygen), tocilizumab given,
+# the alert it raised acknowledged by the physician's signature;
+CRS2_ACKNOWLEDGED = 18
+# Day +5 today (26 days): on Day +2 a fever gave a computed CRS grade 1, which the physician overrules, saying why.
+PHYSICIAN_OVERRIDE = 19
+OVERRIDE_REASON = "Fever with a positive blood culture from the central line: catheter infection, not CRS."
+ACKNOWLEDGEMENT_NOTE = "Seen on the ward round: tocilizumab 8 mg/kg given, fluids, observed 4-hourly."
+
+
 class Progress:
     """A one-line progress bar on a terminal, plain lines elsewhere (CI logs)."""
 
@@ -156,6 +171,9 @@ class Command(BaseCommand):
             self.stdout.write("Demo clinic already loaded.")
         else:
             self._patients(users, patients, random.Random(seed))
+        # Outcome contracts live above journeys: called by name, so journeys imports nothing of theirs.
+        if apps.is_installed("contracts"):
+            call_command("load_demo_contracts", stdout=self.stdout)
         self.stdout.write(f"\nDemo sign-ins (password for all: {DEMO_PASSWORD})")
         for username, _given, _family, role in DEMO_USERS:
             self.stdout.write(f"  {username:<12} {Role(role).label}")
@@ -220,7 +238,15 @@ class Command(BaseCommand):
                 # About one patient in six has a step left undone a day or two ago: the overdue list.
                 leave_overdue = index % 6 == 2
                 # Every fifth patient's kidneys call for the package insert's −20 % fludarabine (CrCl about 50).
-                demo_records = DemoRecords(rng, journey, height_cm, weight_kg, renal_reduction=index % 5 == 1)
+                demo_records = DemoRecords(
+                    rng,
+                    journey,
+                    height_cm,
+                    weight_kg,
+                    renal_reduction=index % 5 == 1,
+                    crs2_acknowledged=index == CRS2_ACKNOWLEDGED,
+                    physician_override=index == PHYSICIAN_OVERRIDE,
+                )
                 self._walk(journey, today, by_role, leave_overdue, demo_records)
                 if index == count - 3 and journey.status == JourneyStatus.ACTIVE:
                     journey_services.journey_hold(
@@ -244,7 +270,10 @@ class Command(BaseCommand):
             if leave_overdue and step.is_overdue(timezone.now()) and step.window_closes_on >= today - timedelta(days=5):
                 return
             performed = datetime.combine(step.due_on, time(10, 30), tzinfo=zone)
-            actor = by_role[step.template.responsible_role]
+            record = demo_records.for_step(step)
+            # A grade other than the computed one is the physician's to record (staff.roles' OVERRIDE_COMPUTED).
+            overrules = demo_records.overrules(step)
+            actor = by_role[Role.PHYSICIAN] if overrules else by_role[step.template.responsible_role]
             if step.template.code == "renal-dose-review":
                 # Weighed for lymphodepletion: the BSA may only come from a height and weight of the last 7 days.
                 measurement_record(
@@ -261,22 +290,40 @@ class Command(BaseCommand):
                 step_id=step.id,
                 performed_at=performed,
                 notes="",
-                record=demo_records.for_step(step),
+                record=record,
                 **(
                     {"second_signer_username": second.username, "second_signer_password": DEMO_PASSWORD}
                     if step.template.two_person
                     else {}
                 ),
             )
+            if demo_records.crs2_acknowledged and step.template.code == demo_records.CRS2_DAY:
+                # The recording raised the alert (journeys.services); the physician signs that it was seen.
+                for alert in ClinicalAlert.objects.filter(step_id=step.id, acknowledged_at=None):
+                    alert_acknowledge(
+                        actor=by_role[Role.PHYSICIAN], alert_id=alert.id, password=DEMO_PASSWORD, note=ACKNOWLEDGEMENT_NOTE
+                    )
 
 
 class DemoRecords:
     """Plausible values for what each step records, so the demo's timeline reads like a ward's: CRS grade 0
     or 1 almost always (autoimmune series report mostly grade 1), B cells absent for about 100 days, then back."""
 
-    def __init__(self, rng: random.Random, journey, height_cm: int, weight_kg: int, renal_reduction: bool = False):
+    CRS2_DAY, OVERRIDE_DAY = "monitoring-day-1", "monitoring-day-2"
+
+    def __init__(
+        self,
+        rng: random.Random,
+        journey,
+        height_cm: int,
+        weight_kg: int,
+        renal_reduction: bool = False,
+        crs2_acknowledged: bool = False,
+        physician_override: bool = False,
+    ):
         self.rng, self.journey, self.weight_kg, self.height_cm = rng, journey, weight_kg, height_cm
         self.renal_reduction = renal_reduction
+        self.crs2_acknowledged, self.physician_override = crs2_acknowledged, physician_override
         self.bsa = body_surface_area(height_cm, weight_kg)
         self.activity = rng.choice([8, 10, 12, 16, 20])
 
@@ -285,6 +332,11 @@ class DemoRecords:
         day = (step.due_on - journey.day0).days
         crs = rng.choices(["0", "1", "2"], weights=[70, 27, 3])[0]
         icans = rng.choices(["0", "1"], weights=[95, 5])[0]
+        overrules = self.overrules(step)
+        if self.crs2_acknowledged and step.template.code == self.CRS2_DAY:
+            crs, icans = "2", "0"  # one alert, the CRS one, for the physician to acknowledge
+        elif overrules:
+            crs = "1"
         if day >= 28:
             self.activity = max(0, self.activity - rng.choice([2, 4, 6]))
         values = {
@@ -333,18 +385,37 @@ class DemoRecords:
             "motor": "none",
             "cerebral_oedema": "none",
             "icans_grade": icans,
+            "crs_grade_physician": "0" if overrules else None,
+            "crs_grade_reason": OVERRIDE_REASON if overrules else None,
             "tocilizumab_mg": min(800, 8 * self.weight_kg) if crs == "2" else None,
             "discharge_date": step.due_on.isoformat(),
             "cd19_b_cells": 0.0 if day < 100 else round(rng.uniform(50, 400), 1),
-            "igg": round(rng.uniform(5.5, 10.5), 1),
-            "creatinine": rng.randint(55, 95),
+            "igg_measured": round(rng.uniform(5.5, 10.5), 1),
+            "igg_unit": "g/L",
+            "anti_dsdna": round(rng.uniform(2, 8) if self.activity <= 4 else rng.uniform(30, 200), 1),
+            "c3": round(rng.uniform(0.9, 1.4), 2),
+            "c4": round(rng.uniform(0.15, 0.35), 2),
+            "urine_protein_creatinine": round(rng.uniform(5, 14), 1),
+            "creatinine_measured": rng.randint(55, 95),
+            "creatinine_unit": "µmol/L",
             "egfr": rng.randint(80, 115),
-            "disease_activity": self.activity,
-            "infection_since_last_visit": rng.choices(["none", "mild"], weights=[85, 15])[0],
-            # DORIS asks for a clinical SLEDAI of 0; LLDAS allows up to 4.
-            "remission": "doris" if self.activity == 0 else "lldas" if self.activity <= 4 else "active",
+            "ck": rng.randint(60, 180) if self.activity <= 4 else rng.randint(400, 2500),
+            **self._activity_items(),
+            "infection_since_last_visit": (infection := rng.choices(["none", "2"], weights=[85, 15])[0]),
+            "infection_site": "upper_respiratory" if infection != "none" else None,
+            "infection_organism": "Rhinovirus" if infection != "none" else None,
+            "infection_hospitalised": False if infection != "none" else None,
+            "infection_treatment": "Symptomatic" if infection != "none" else None,
+            "vaccine_response": "not_assessed",
+            "new_allergy": False,
+            "igg_replacement": False,
+            "global_health_vas": rng.randint(60, 95),
+            "new_malignancy": False,
             "contact": rng.choice(["visit", "phone", "questionnaire"]),
-            "new_malignancy": "none",
+            # DORIS asks for a clinical SLEDAI of 0; LLDAS allows up to 4 (lupus only: others are active or not
+            # assessable, the only states their record accepts).
+            "remission": self._remission(),
+            "remission_drug_free": self.activity == 0 and self._lupus,
         }
         if step.template.code == "renal-dose-review":
             values["creatinine"], values["creatinine_unit"] = self._creatinine(step), "µmol/L"
@@ -353,12 +424,58 @@ class DemoRecords:
                 # A dose per m² is given as the sheet calculates it from the protocol's mg/m², to the field's step.
                 places = max(0, -Decimal(str(spec.get("step", 1))).normalize().as_tuple().exponent)
                 values[spec["name"]] = float(dose_from_bsa(spec["per_m2"], self.bsa, places=places))
+        indication = journey.patient.indication
         record = {
             spec["name"]: values[spec["name"]]
             for spec in step.template.record_fields
-            if values.get(spec["name"]) is not None and not spec.get("computed") and not spec.get("within_percent")
+            if values.get(spec["name"]) is not None
+            and not spec.get("computed")
+            and not spec.get("within_percent")
+            and indication in spec.get("indications", [indication])
         }
         return self._given_as_prescribed(step, record)
+
+    def overrules(self, step) -> bool:
+        """Whether the physician records this day's CRS grade differently from the computed one."""
+        return self.physician_override and step.template.code == self.OVERRIDE_DAY
+
+    @property
+    def _lupus(self) -> bool:
+        return self.journey.patient.indication in scores.SLE_INDICATIONS
+
+    def _remission(self) -> str:
+        if not self._lupus:
+            return "active" if self.activity else "not_assessable"
+        return "doris" if self.activity == 0 else "lldas" if self.activity <= 4 else "active"
+
+    def _activity_items(self) -> dict:
+        """The items of each indication's score that add up to the demo's activity level (an SLE patient's
+        SLEDAI-2K is the level itself), with the physician global and prednisone that go with it."""
+        level, rng = self.activity, self.rng
+        sledai = dict.fromkeys(scores.SLEDAI_2K_WEIGHTS, False)
+        left = level
+        # Non-organ items first, so a SLEDAI-2K of 4 or less is an LLDAS one.
+        for item in ("arthritis", "rash", "alopecia", "mucosal_ulcers", "low_complement", "increased_dna_binding", "myositis"):
+            if scores.SLEDAI_2K_WEIGHTS[item] <= left:
+                sledai[item], left = True, left - scores.SLEDAI_2K_WEIGHTS[item]
+        for item in ("proteinuria", "haematuria", "pleurisy", "fever"):
+            if left and scores.SLEDAI_2K_WEIGHTS[item] <= left:
+                sledai[item], left = True, left - scores.SLEDAI_2K_WEIGHTS[item]
+
+        def spread(names, total, highest):
+            values = dict.fromkeys(names, 0)
+            for index in range(min(total, highest * len(names))):
+                values[names[index % len(names)]] += 1
+            return values
+
+        values = {f"sledai_{name}": present for name, present in sledai.items()}
+        values |= {f"mg_adl_{name}": value for name, value in spread(scores.MG_ADL_ITEMS, level // 2, 3).items()}
+        values |= {f"mrss_{name}": value for name, value in spread(scores.MRSS_SITES, level, 3).items()}
+        values |= {f"mmt8_{name}": value for name, value in spread(scores.MMT8_GROUPS, 80 - level, 10).items()}
+        values["edss"] = 0 if level == 0 else min(10.0, 1.0 + level // 4 * 0.5)
+        values["physician_global"] = 0.2 if level == 0 else 0.8 if level <= 4 else round(rng.uniform(1.2, 2.0), 1)
+        values["prednisone_mg_day"] = 0 if level == 0 else 5 if level <= 4 else 10
+        return values
 
     def _creatinine(self, step) -> float:
         """A serum creatinine in µmol/L: normal, or (renal_reduction) the one that gives a CrCl of about 50 mL/min
