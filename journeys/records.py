@@ -1006,15 +1006,14 @@ def alert_findings(specs, record: dict) -> list[dict]:
         if spec.alert is None:
             continue
         if spec.alert.one_of is not None:
-            # A choice finding (a positive pregnancy test) has no grade: it alerts or it does not (rank 1).
+            # A choice finding (a positive pregnancy test) has no grade: it alerts or it does not (as a grade, 1).
             if record.get(spec.name) in spec.alert.one_of:
                 findings.append(
                     {
                         "field": spec.name,
                         "label": spec.label,
                         "kind": spec.alert.kind,
-                        "value": record[spec.name],
-                        "rank": 1,
+                        "value": 1,
                         "shown": record[spec.name],
                         "escalate_after_minutes": spec.alert.escalate_after_minutes,
                     }
@@ -1034,7 +1033,6 @@ def alert_findings(specs, record: dict) -> list[dict]:
                     "label": spec.label,
                     "kind": spec.alert.kind,
                     "value": max(grades),
-                    "rank": max(grades),
                     "shown": "yes" if spec.type == "boolean" else str(max(grades)),
                     "escalate_after_minutes": spec.alert.escalate_after_minutes,
                 }

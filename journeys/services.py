@@ -520,9 +520,11 @@ def _raise_alerts(journey: Journey, step: Step, record: dict, *, actor, before: 
     """A finding the protocol alerts on (a computed CRS grade 2, any ICANS) raises its clinical alert in this
     transaction: the alert exists exactly when the record does. Keyed by step and value, so the same finding
     recorded twice raises once; a correction raises only a worse finding than the step held."""
-    earlier = {finding["field"]: finding["rank"] for finding in records.alert_findings(step.template.record_fields, before or {})}
+    earlier = {
+        finding["field"]: finding["value"] for finding in records.alert_findings(step.template.record_fields, before or {})
+    }
     for finding in records.alert_findings(step.template.record_fields, record):
-        if finding["rank"] <= earlier.get(finding["field"], -1):
+        if finding["value"] <= earlier.get(finding["field"], -1):
             continue
         alert_raise(
             patient_id=journey.patient_id,

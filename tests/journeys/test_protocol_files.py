@@ -262,7 +262,7 @@ SHIPPED_TEXT = _shipped_text()
             2,
             0,
         ),
-        ("min = 34\n", "min = 44\n", "steps[14].record_fields[0]: min is greater than max", "min = 44", 1, -6),
+        ("min = 34\n", "min = 44\n", "field_sets.bedside.record_fields[0]: min is greater than max", "min = 44", 1, -6),
         (
             'name = "coi_match"\n',
             'name = "coi_match"\nmin = 1\n',
