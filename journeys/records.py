@@ -186,10 +186,12 @@ class Criterion(BaseModel):
             return Decimal(str(value)) >= Decimal(str(self.at_least))
         return value in (self.one_of or [])
 
-    def words(self, unit: str | None) -> str:
+    def words(self, unit: str | None, choices=None) -> str:
+        """The criterion in words: "at least 100 /µL", "Negative or Not applicable" (the choices' labels)."""
         if self.at_least is not None:
             return f"at least {_plain(self.at_least)}{f' {unit}' if unit else ''}"
-        return " or ".join(self.one_of or [])
+        labels = {choice[0]: choice[1] for choice in choices or []}
+        return " or ".join(labels.get(value, value) for value in self.one_of or [])
 
 
 class AlertWhen(BaseModel):
@@ -868,9 +870,9 @@ def overrides(specs, record: dict) -> list[dict]:
                 "field": spec.name,
                 "by_field": spec.name,
                 "label": spec.label,
-                "computed": f"eligible if {rule.words(spec.unit)}",
+                "computed": f"eligible if {rule.words(spec.unit, spec.choices)}",
                 "recorded": record[spec.name],
-                "criterion": rule.words(spec.unit),
+                "criterion": rule.words(spec.unit, spec.choices),
                 "reason_field": rule.reason,
                 "reason": record.get(rule.reason, ""),
             }

@@ -109,7 +109,8 @@ def test_the_start_page_shows_why_the_patient_cannot_start(client, coordinator, 
         ({"cd3_count": 20}, "cd3_count", "CD3+ count 20 /µL: the protocol's eligibility criterion is at least 100 /µL."),
         ({"cd3_count": 99}, "cd3_count", "at least 100 /µL"),
         ({"pregnancy_test": "positive"}, "pregnancy_test", "Pregnancy test Positive"),
-        ({"infection_screen": "positive"}, "infection_screen", "criterion is clear"),
+        ({"pregnancy_test": "positive"}, "pregnancy_test", "criterion is Negative or Not applicable."),
+        ({"infection_screen": "positive"}, "infection_screen", "criterion is Clear"),
     ],
 )
 def test_a_criterion_not_met_refuses_the_labs_and_nothing_is_written(journey, nurse, values, field, words):
