@@ -13,6 +13,7 @@ their source written beside them.
   tocilizumab's maximum dose and how often it may be given, the expected total of CAR-T cells.
 - `renal`: creatinine clearance (Cockcroft–Gault) and the renal band of a protocol.
 - `astct`: ICE score, CRS and ICANS grades by the ASTCT 2019 consensus.
+- `discharge`: length of stay and the dates the restrictions after the infusion hold.
 - `disease_activity`: SLEDAI-2K, DORIS, LLDAS, MG-ADL, mRSS, EDSS, MMT-8 and the remission a record may claim.
 - `identifiers`: the ISO 7064 Mod 37-2 check character of chain-of-identity ids.
 - `calculators`: the named calculators a record field may be computed by.

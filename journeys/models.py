@@ -14,7 +14,7 @@ from django.db.models import F, Func, Min, OuterRef, Q, Subquery
 from simple_history.models import HistoricalRecords
 
 from journeys.records import validate_specs
-from patients.models import Indication, Patient
+from patients.models import ConsentKind, Indication, Patient
 from staff.roles import Role
 
 
@@ -38,6 +38,20 @@ class Milestone(models.TextChoices):
     COLLECTION = "collection", "Cells collected: sets the leukapheresis date"
     PRODUCT_RELEASED = "product_released", "Product released by QC: lymphodepletion may start"
     INFUSION = "infusion", "Cells infused: sets Day 0"
+    DISCHARGE = "discharge", "Discharged after the infusion: the restrictions start"
+
+
+def default_consents_required() -> list[str]:
+    return ["treatment"]
+
+
+def validate_consent_kinds(value) -> None:
+    """The admin's check of `consents_required`: a list of consent kinds, each once."""
+    kinds = set(ConsentKind.values)
+    if not isinstance(value, list) or not all(isinstance(kind, str) and kind in kinds for kind in value):
+        raise ValidationError(f"A list of consent kinds, from: {', '.join(sorted(kinds))}.")
+    if len(set(value)) != len(value):
+        raise ValidationError("A consent kind is named twice.")
 
 
 class ProtocolTemplate(models.Model):
@@ -66,6 +80,32 @@ class ProtocolTemplate(models.Model):
         default=True,
         help_text="The patient's own cells are collected (leukapheresis). False for an off-the-shelf (allogeneic) "
         "product reserved from stock: the journey has no leukapheresis date to plan.",
+    )
+    # Eligibility before a journey starts (journeys.transitions.guard_journey_eligibility).
+    minimum_age_years = models.PositiveSmallIntegerField(
+        default=18, help_text="The youngest age, on the day the journey starts, the protocol treats."
+    )
+    maximum_age_years = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The oldest age the protocol treats; blank: no upper limit."
+    )
+    consents_required = models.JSONField(
+        default=default_consents_required,
+        blank=True,
+        validators=[validate_consent_kinds],
+        help_text='Consent kinds that must be on file and not withdrawn before a journey starts, e.g. ["treatment"].',
+    )
+    # After discharge (journeys.selectors.discharge_summary): counted from Day 0.
+    proximity_restriction_days = models.PositiveIntegerField(
+        default=14, help_text="Days from Day 0 the patient stays near the centre (US labels since June 2025: 14)."
+    )
+    proximity_restriction_hours = models.PositiveSmallIntegerField(
+        default=2, help_text="Near the centre: within this many hours' travel."
+    )
+    driving_restriction_days = models.PositiveIntegerField(
+        default=14, help_text="Days from Day 0 the patient does not drive (US labels since June 2025: 14)."
+    )
+    discharge_whom_to_call = models.TextField(
+        blank=True, max_length=500, help_text="Whom the patient calls, day and night, printed on the discharge sheet."
     )
     is_active = models.BooleanField(default=True, help_text="Offered when starting new journeys.")
     locked_at = models.DateTimeField(null=True, blank=True, help_text="Set when the first journey used it.")

@@ -62,6 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from carclinic.errors import InvalidInput
 from journeys import records
+from patients.models import ConsentKind
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "protocols"
 
@@ -73,7 +74,8 @@ MAX_DAYS = 36_500
 STAGES = (1, 2, 3, 4, 5)
 ANCHORS = ("leukapheresis", "day0")
 RESPONSIBLE_ROLES = ("coordinator", "nurse", "physician")
-MILESTONES = ("", "collection", "product_released", "infusion")
+MILESTONES = ("", "collection", "product_released", "infusion", "discharge")
+CONSENT_KINDS = tuple(ConsentKind.values)
 INDICATIONS = (
     "",
     "sle",
@@ -155,6 +157,17 @@ class ProtocolFile(BaseModel):
     # false for an off-the-shelf (allogeneic) product: no leukapheresis, no step hung on its date, and the
     # infusion waits for the unit's release only. Written in a file only where false; hashed only where false.
     collection: bool = True
+    # Eligibility before a journey starts: the age on the day it starts (a maximum only where the protocol has
+    # one) and the consents on file and not withdrawn (issue 13: a 10-year-old started with no consent).
+    minimum_age_years: Annotated[int, Field(ge=0, le=150)] = 18
+    maximum_age_years: Annotated[int, Field(ge=0, le=150)] | None = None
+    consents_required: list[Literal[CONSENT_KINDS]] = ["treatment"]
+    # After discharge, counted from Day 0 (US CAR-T labels since June 2025: two weeks within 2 hours of the
+    # centre, no driving for two weeks), and whom the patient calls: shown on the printable discharge sheet.
+    proximity_restriction_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 14
+    proximity_restriction_hours: Annotated[int, Field(ge=0, le=48)] = 2
+    driving_restriction_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = 14
+    discharge_whom_to_call: Annotated[str, StringConstraints(max_length=500)] = ""
     steps: Annotated[list[StepFile], Field(min_length=1)]
     # Reusable groups of record fields; written only in files, expanded into the steps that name them.
     field_sets: dict[FieldSetName, FieldSetFile] = Field({}, exclude=True)
@@ -387,6 +400,10 @@ def _protocol_errors(protocol: ProtocolFile) -> list[tuple[tuple, str]]:
     """What a schema of single values cannot see: codes used twice, safety orders that cannot hold,
     record fields that journeys.records refuses."""
     errors = [(loc, "contains a NUL character, which cannot be stored") for loc in _nul_places(protocol.model_dump())]
+    if protocol.maximum_age_years is not None and protocol.maximum_age_years < protocol.minimum_age_years:
+        errors.append((("maximum_age_years",), f"must be at least the minimum age ({protocol.minimum_age_years})"))
+    if len(set(protocol.consents_required)) != len(protocol.consents_required):
+        errors.append((("consents_required",), "names a consent twice"))
     first_with_code: dict[str, int] = {}
     stage_of = {}
     for index, step in enumerate(protocol.steps):
@@ -488,7 +505,8 @@ def _inline(value) -> str:
     if isinstance(value, dict):
         # Keys sorted: the database's JSON gives them back in its own order, and a dump must not depend on it.
         return "{ " + ", ".join(f"{_key(key)} = {_inline(value[key])}" for key in sorted(value)) + " }"
-    if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+    if isinstance(value, list):
+        # One line, the way a clinic writes a short list (consents_required = ["treatment"]).
         return "[" + ", ".join(_inline(item) for item in value) + "]"
     return _literal(value)
 
@@ -514,7 +532,7 @@ def to_toml(document: dict) -> str:
     tables = {k: v for k, v in _in_schema_order(document, ProtocolFile).items() if isinstance(v, dict)}
     if scalars.get("collection") is True:
         scalars.pop("collection")  # written only where false, like a step's two_person
-    out = [HEADER.rstrip("\n"), *_lines(_omit_empty(scalars, ("indication",)))]
+    out = [HEADER.rstrip("\n"), *_lines(_omit_empty(scalars, ("indication", "maximum_age_years", "discharge_whom_to_call")))]
     for key, table in tables.items():
         out += ["", f"[{_key(key)}]", *_lines(table)]
     for step in sorted(steps, key=step_order):

@@ -32,6 +32,8 @@ A spec:
   yes/no field answered yes (a new malignancy).
 - `within_percent` (numbers only): {"of": field, "percent": 5, "reason": text field}: the value given must be
   within ± percent of that (prescribed) field; outside it, only a physician records it, saying why.
+- `criterion` (numbers and choices): {"at_least": 100} or {"one_of": ["negative"]}, "reason": text field}: an
+  eligibility criterion; a value that does not meet it is recorded only by a physician, saying why.
 
 Stored values, normalised: integers and decimals as JSON numbers (a decimal is read exactly as a
 Decimal, checked, then stored as a number: clinic values have few significant digits, which a JSON
@@ -166,6 +168,32 @@ class WithinPercent(BaseModel):
     reason: str = Field(pattern=NAME_PATTERN.pattern, description="The text field that says why it is outside.")
 
 
+class Criterion(BaseModel):
+    """An eligibility criterion (a CD3+ count at least the protocol's minimum, a negative pregnancy test): a value
+    that does not meet it stops the step unless a physician records it, saying why in text field `reason` (the
+    same path as a dose outside `within_percent`: staff.roles' OVERRIDE_COMPUTED, the reason in the audit)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    at_least: Number | None = Field(None, description="Numbers: the lowest value that meets the criterion.")
+    one_of: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
+        None, min_length=1, description="Choices: the values that meet the criterion."
+    )
+    reason: str = Field(pattern=NAME_PATTERN.pattern, description="The text field that says why a physician goes on.")
+
+    def met(self, value) -> bool:
+        if self.at_least is not None:
+            return Decimal(str(value)) >= Decimal(str(self.at_least))
+        return value in (self.one_of or [])
+
+    def words(self, unit: str | None, choices=None) -> str:
+        """The criterion in words: "at least 100 /µL", "Negative or Not applicable" (the choices' labels)."""
+        if self.at_least is not None:
+            return f"at least {_plain(self.at_least)}{f' {unit}' if unit else ''}"
+        labels = {choice[0]: choice[1] for choice in choices or []}
+        return " or ".join(labels.get(value, value) for value in self.one_of or [])
+
+
 class AlertWhen(BaseModel):
     """A finding that raises a clinical alert at once: when this (computed, whole-number) field's value is at
     least `from` (a CRS grade 2, any ICANS), or a yes/no field is answered yes (a new malignancy: no `from`).
@@ -177,6 +205,10 @@ class AlertWhen(BaseModel):
     kind: str = Field(pattern=NAME_PATTERN.pattern, description='The clinical alert kind, e.g. "crs", "icans".')
     at_least: int | None = Field(
         None, alias="from", ge=0, description="The lowest value that raises the alert (numbers and choices; not yes/no)."
+    )
+    # A finding that is a choice, not a grade: a positive pregnancy test.
+    one_of: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
+        None, min_length=1, description="Choice values that raise the alert (instead of `from`)."
     )
     escalate_after_minutes: int = Field(
         30, ge=1, le=7 * 24 * 60, description="Unacknowledged this long, the alert escalates to every physician."
@@ -238,6 +270,9 @@ class FieldSpec(BaseModel):
     within_percent: WithinPercent | None = Field(
         None, description="The value must be within ± percent of another field; outside it a physician records it with a reason."
     )
+    criterion: Criterion | None = Field(
+        None, description="An eligibility criterion: a value not meeting it is recorded only by a physician with a reason."
+    )
     alert: AlertWhen | None = Field(None, description="Raises a clinical alert when the value reaches a threshold.")
     indications: Annotated[list[Literal[tuple(Indication.values)]], Field(min_length=1)] | None = Field(
         None, description="Asked, validated and required only for patients of these indications; absent: for every patient."
@@ -277,6 +312,10 @@ class FieldSpec(BaseModel):
             problems.append("max_length is a whole number from 1 to 4000, for text fields.")
         if self.alert is not None and kind not in ("integer", "choice", "boolean"):
             problems.append("alert is for whole-number, choice (a grade) and yes/no fields.")
+        elif self.alert is not None and self.alert.one_of is not None:
+            # A choice that alerts by its value, not its grade (a positive pregnancy test).
+            if kind != "choice" or self.alert.at_least is not None:
+                problems.append("alert.one_of is for choice fields, instead of alert.from.")
         elif self.alert is not None and (self.alert.at_least is None) != (kind == "boolean"):
             problems.append("alert.from is the lowest value that alerts, for numbers and choices; a yes/no field alerts on yes.")
         if self.computed is not None:
@@ -289,6 +328,15 @@ class FieldSpec(BaseModel):
             problems.append("measured_within_days is for computed fields.")
         if self.within_percent is not None and kind not in NUMBER_TYPES:
             problems.append("within_percent is for numbers only.")
+        if self.criterion is not None:
+            if (self.criterion.at_least is None) == (self.criterion.one_of is None):
+                problems.append("criterion takes at_least (numbers) or one_of (choices).")
+            elif (self.criterion.at_least is not None and kind not in NUMBER_TYPES) or (
+                self.criterion.one_of is not None and kind != "choice"
+            ):
+                problems.append("criterion.at_least is for numbers, criterion.one_of for choices.")
+            elif self.criterion.one_of and self.choices and set(self.criterion.one_of) - {c[0] for c in self.choices}:
+                problems.append("criterion.one_of names values that are not choices of this field.")
         return problems
 
     # --- its values ---
@@ -571,6 +619,14 @@ def _override_errors(specs: list) -> list[str]:
         if reason is None or reason.get("type") != "text":
             errors.append(f"Field “{name}”: override.reason names a text field of this step.")
     for name, spec in by_name.items():
+        rule = spec.get("criterion")
+        if isinstance(rule, dict) and (
+            (reason := by_name.get(rule.get("reason"))) is None
+            or reason.get("type") != "text"
+            or order.index(rule["reason"]) < order.index(name)
+        ):
+            errors.append(f"Field “{name}”: criterion.reason names a text field of this step after it.")
+    for name, spec in by_name.items():
         rule = spec.get("within_percent")
         if not isinstance(rule, dict):
             continue
@@ -628,7 +684,7 @@ def in_force(specs, record: dict | None) -> dict:
     (a dose percent decided below 30 mL/min, where the protocol computes none)."""
     record = dict(record or {})
     for change in overrides(specs, record):
-        if change.get("tolerance_percent") is None:
+        if change.get("tolerance_percent") is None and change.get("criterion") is None:
             record[change["field"]] = change["recorded"]
     return record
 
@@ -729,7 +785,7 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
             elif spec.required:
                 errors[error_key(spec.name)] = [f"Cannot be computed: {missing_inputs(spec, cleaned, facts)}."]
         for change in overrides(specs, cleaned):
-            if change["reason"]:
+            if change["reason"] or change.get("criterion") is not None:
                 continue
             if change.get("tolerance_percent") is None:
                 errors[error_key(change["reason_field"])] = [
@@ -741,6 +797,16 @@ def record_errors(specs, record, *, facts: PatientFacts | None = None) -> tuple[
                     f"{_plain(change['recorded'])} is {change['deviation']} from the {change['of_label']} "
                     f"{_plain(change['computed'])} (the protocol allows ±{_plain(change['tolerance_percent'])} %): "
                     f"correct it, or a physician confirms it with a reason."
+                ]
+    if not errors:
+        # A failed eligibility criterion (a CD3+ count of 20/µL, a positive pregnancy test) is not recorded as if it
+        # were met: the physician who goes on anyway says why. Judged with or without facts: nothing is computed.
+        for change in overrides(specs, cleaned):
+            if change.get("criterion") is not None and not change["reason"]:
+                errors[error_key(change["by_field"])] = [
+                    f"{change['label']} {display_value(by_name[change['by_field']].model_dump(), change['recorded'])}: "
+                    f"the protocol's eligibility criterion is {change['criterion']}. Not eligible: a physician may "
+                    "go on only with a reason."
                 ]
     return cleaned, errors
 
@@ -795,6 +861,22 @@ def overrides(specs, record: dict) -> list[dict]:
                     "reason": record.get(rule.reason, ""),
                 }
             )
+    for spec in specs:
+        rule = spec.criterion
+        if rule is None or spec.name not in record or rule.met(record[spec.name]):
+            continue
+        changes.append(
+            {
+                "field": spec.name,
+                "by_field": spec.name,
+                "label": spec.label,
+                "computed": f"eligible if {rule.words(spec.unit, spec.choices)}",
+                "recorded": record[spec.name],
+                "criterion": rule.words(spec.unit, spec.choices),
+                "reason_field": rule.reason,
+                "reason": record.get(rule.reason, ""),
+            }
+        )
     return changes
 
 
@@ -924,6 +1006,20 @@ def alert_findings(specs, record: dict) -> list[dict]:
     findings = []
     for spec in specs:
         if spec.alert is None:
+            continue
+        if spec.alert.one_of is not None:
+            # A choice finding (a positive pregnancy test) has no grade: it alerts or it does not (as a grade, 1).
+            if record.get(spec.name) in spec.alert.one_of:
+                findings.append(
+                    {
+                        "field": spec.name,
+                        "label": spec.label,
+                        "kind": spec.alert.kind,
+                        "value": 1,
+                        "shown": record[spec.name],
+                        "escalate_after_minutes": spec.alert.escalate_after_minutes,
+                    }
+                )
             continue
         values = [record.get(spec.name), record.get(by_override.get(spec.name, ""))]
         if spec.type == "boolean":

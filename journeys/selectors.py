@@ -9,12 +9,14 @@ from django.utils import timezone
 
 from clinical.body import age_in_years
 from clinical.calculators import PatientFacts
+from clinical.discharge import discharge_restrictions, length_of_stay_days
 from journeys import protocol_files, records
 from journeys.models import (
     OPEN_JOURNEY_STATUSES,
     Journey,
     JourneyEvent,
     JourneyStatus,
+    Milestone,
     ProtocolTemplate,
     Stage,
     StageNumber,
@@ -541,3 +543,32 @@ def dose_times(*, journey_id: int, field: str, besides_step_id: int | None = Non
         .values_list("performed_at", "record")
     )
     return [performed_at for performed_at, record in rows if record.get(field)]
+
+
+def discharge_summary(*, journey: Journey) -> dict | None:
+    """What the patient takes home after the infusion: the discharge date and length of stay (once recorded), the
+    restrictions with their last day computed from Day 0 and the protocol, whom to call. None before the infusion."""
+    if journey.day0_actual is None:
+        return None
+    protocol = journey.protocol
+    discharge = (
+        Step.objects.filter(journey_id=journey.pk, template__milestone=Milestone.DISCHARGE, status=StepStatus.DONE)
+        .values_list("record", flat=True)
+        .first()
+    )
+    discharged_on = date.fromisoformat(discharge["discharge_date"]) if discharge and discharge.get("discharge_date") else None
+    return {
+        "day0": journey.day0_actual,
+        "discharged_on": discharged_on,
+        # A discharge dated before the infusion (recorded before the guard existed) has no length of stay.
+        "length_of_stay_days": length_of_stay_days(journey.day0_actual, discharged_on)
+        if discharged_on and discharged_on >= journey.day0_actual
+        else None,
+        "restrictions": discharge_restrictions(
+            journey.day0_actual,
+            proximity_days=protocol.proximity_restriction_days,
+            proximity_hours=protocol.proximity_restriction_hours,
+            driving_days=protocol.driving_restriction_days,
+        ),
+        "whom_to_call": protocol.discharge_whom_to_call,
+    }

@@ -37,8 +37,10 @@ from journeys.models import (
 from journeys.transitions import (
     guard_collection_day,
     guard_day0_reschedule,
+    guard_discharge,
     guard_infusion,
     guard_journey,
+    guard_journey_eligibility,
     guard_record_correction,
     guard_stage_complete,
     guard_stage_start,
@@ -47,7 +49,7 @@ from journeys.transitions import (
     may_complete_stage,
     may_start_stage,
 )
-from patients.models import Patient
+from patients.models import Consent, Patient
 from staff.models import User
 from staff.roles import Action, authorize, authorize_step_correction, authorize_step_resolution, can
 
@@ -126,6 +128,12 @@ def journey_start(
         protocol = ProtocolTemplate.objects.get(pk=protocol_id, is_active=True)
     except ProtocolTemplate.DoesNotExist:
         raise InvalidInput("Choose an active protocol.", field_errors={"protocol": ["Not an active protocol."]}) from None
+    guard_journey_eligibility(
+        protocol,
+        patient,
+        set(Consent.objects.filter(patient=patient, withdrawn_on=None).values_list("kind", flat=True)),
+        timezone.localdate(),
+    )
     templates = list(protocol.step_templates.all())
     if not templates:
         raise InvalidInput("This protocol has no steps.", field_errors={"protocol": ["The protocol has no steps."]})
@@ -433,6 +441,8 @@ def step_complete(
             timezone.localdate(performed_at),
             journey.steps.filter(status=StepStatus.DONE).select_related("template", "stage"),
         )
+    if step.template.milestone == Milestone.DISCHARGE:
+        guard_discharge(journey, record, today=timezone.localdate())
     overridden = _authorize_overrides(actor, step.template.record_fields, record, second=second)
     overridden += _check_doses(journey, step, record, actor=actor, at=performed_at)
     if performed_at > now + PERFORMED_AT_TOLERANCE:
@@ -821,6 +831,14 @@ def protocol_new_version(*, actor, protocol_id: int) -> ProtocolTemplate:
         planned_vein_to_vein_days=source.planned_vein_to_vein_days,
         release_lead_days=source.release_lead_days,
         infusion_rest_days=source.infusion_rest_days,
+        collection=source.collection,
+        minimum_age_years=source.minimum_age_years,
+        maximum_age_years=source.maximum_age_years,
+        consents_required=list(source.consents_required),
+        proximity_restriction_days=source.proximity_restriction_days,
+        proximity_restriction_hours=source.proximity_restriction_hours,
+        driving_restriction_days=source.driving_restriction_days,
+        discharge_whom_to_call=source.discharge_whom_to_call,
         is_active=False,
         content_hash=source.content_hash,
     )

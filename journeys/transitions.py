@@ -12,6 +12,7 @@ from django.utils import timezone
 from carclinic.errors import DomainError, InvalidInput, NotPermitted
 from journeys.errors import JourneyClosed, StageOrderViolation, StepAlreadyCompleted, TransitionNotAllowed
 from journeys.models import JourneyStatus, Milestone, StageNumber, StageStatus, StepStatus
+from patients.models import ConsentKind
 
 JOURNEY_TRANSITIONS: dict[str, frozenset[str]] = {
     JourneyStatus.ACTIVE: frozenset({JourneyStatus.ON_HOLD, JourneyStatus.WITHDRAWN, JourneyStatus.COMPLETED}),
@@ -45,6 +46,28 @@ def guard_journey(journey, to_status: str) -> None:
         raise TransitionNotAllowed(
             f"A journey that is {journey.get_status_display().lower()} cannot become {JourneyStatus(to_status).label.lower()}."
         )
+
+
+def guard_journey_eligibility(protocol, patient, consent_kinds_on_file: set[str], on: date) -> None:
+    """May this patient start a journey on this protocol on `on`? Their age then within the protocol's limits,
+    and every consent the protocol requires on file and not withdrawn (issue 13: a 10-year-old enrolled and a
+    journey started with no consent on file). `consent_kinds_on_file`: the kinds signed and not withdrawn."""
+    errors = []
+    age = patient.age_on(on)
+    if age < protocol.minimum_age_years:
+        errors.append(f"The patient is {age}; this protocol treats patients from {protocol.minimum_age_years} years of age.")
+    elif protocol.maximum_age_years is not None and age > protocol.maximum_age_years:
+        errors.append(f"The patient is {age}; this protocol treats patients up to {protocol.maximum_age_years} years of age.")
+    labels = dict(ConsentKind.choices)
+    missing = [kind for kind in protocol.consents_required if kind not in consent_kinds_on_file]
+    if missing:
+        errors.append(
+            "No consent on file (signed and not withdrawn) for: "
+            + ", ".join(labels.get(kind, kind) for kind in missing)
+            + ". Record the signed consent on the patient's page first."
+        )
+    if errors:
+        raise InvalidInput("The patient cannot start this protocol.", field_errors={"patient": errors})
 
 
 def _needs_release(stage_number: int) -> bool:
@@ -169,6 +192,24 @@ def guard_infusion(journey, step, performed_on: date, done_steps) -> None:
             )
     if problems:
         raise InvalidInput("The infusion cannot be recorded on this day.", field_errors={"performed_at": problems})
+
+
+def guard_discharge(journey, record: dict, *, today: date) -> None:
+    """A discharge comes after the cells went in, on a day that has come (issue 13: a discharge 5 days before
+    the infusion was accepted). The step waits for the infusion (done_after), so Day 0 is known."""
+    discharged = record.get("discharge_date")
+    if not discharged or journey.day0_actual is None:
+        return
+    discharged = date.fromisoformat(discharged)
+    if discharged < journey.day0_actual:
+        raise InvalidInput(
+            "The discharge cannot come before the infusion.",
+            field_errors={"record.discharge_date": [f"Before the infusion on {journey.day0_actual:%d %b %Y} (Day 0)."]},
+        )
+    if discharged > today:
+        raise InvalidInput(
+            "The discharge date is in the future.", field_errors={"record.discharge_date": ["Cannot be in the future."]}
+        )
 
 
 def guard_two_person(step, actor, second, *, actor_signed: bool) -> None:

@@ -11,6 +11,7 @@ urlpatterns = [
     path("patients/<uuid:public_id>/", views.patient_detail, name="patient_detail"),
     path("patients/<uuid:public_id>/start/", views.journey_start, name="journey_start"),
     path("journeys/<uuid:public_id>/day0/", views.day0_reschedule, name="day0_reschedule"),
+    path("journeys/<uuid:public_id>/discharge-sheet/", views.discharge_sheet, name="discharge_sheet"),
     path("journeys/<uuid:public_id>/<slug:change>/", views.journey_status, name="journey_status"),
     path("my-steps/", views.my_steps, name="my_steps"),
     path("steps/<uuid:public_id>/complete/", views.step_complete, name="step_complete"),

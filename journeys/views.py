@@ -16,7 +16,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from carclinic.errors import NotPermitted
 from carclinic.forms import form_submit
@@ -284,8 +284,21 @@ def patient_detail(request, public_id):
             overdue_count=overdue_count,
             day0_at_risk=journey.is_day0_at_risk(today),
             journey_open=journey.is_open,
+            discharge=selectors.discharge_summary(journey=journey),
         )
     return render(request, "journeys/patient.html", context)
+
+
+@role_required(Action.PRINT_DISCHARGE_SHEET)
+@require_GET
+def discharge_sheet(request, public_id):
+    """The sheet the patient takes home: Day 0, the restrictions and their last days, whom to call, what to watch
+    for. Printable (print CSS); there is none before the infusion."""
+    journey = get_object_or_404(Journey.objects.select_related("patient", "patient__physician", "protocol"), public_id=public_id)
+    summary = selectors.discharge_summary(journey=journey)
+    if summary is None:
+        raise Http404("No discharge sheet before the infusion.")
+    return render(request, "journeys/discharge_sheet.html", {"journey": journey, "patient": journey.patient, **summary})
 
 
 def _may_resolve(user, step: Step, action: str = Action.COMPLETE_STEP) -> bool:

@@ -111,6 +111,11 @@ class MeasurementForm(forms.Form):
         max_value=350,
         widget=forms.NumberInput(attrs={"inputmode": "decimal", "step": "0.1"}),
     )
+    weight_change_confirmed = forms.BooleanField(
+        label="Yes, the weight changed",
+        required=False,
+        help_text="Only when the service asks: a weight far from the previous one is recorded once confirmed.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from carclinic.errors import Conflict, InvalidInput, StaleVersion, check_model
 from carclinic.plausible import check_not_future
+from clinical.body import pounds_as_kg, weight_change_needs_confirmation, weight_change_percent
+from clinical.numbers import rounded
 from patients import selectors
 from patients.errors import LikelyDuplicate
 from patients.models import Consent, ConsentKind, Measurement, Patient
@@ -104,16 +106,69 @@ def patient_update(*, actor, patient_id: int, expected_version: int, **changes) 
     return patient
 
 
+# A weight more than this % off the previous one within this many days asks "did it really change?" (issue 13:
+# 154 typed for a 70 kg patient, pounds as kilograms, dosed BSA 2.70 and "2700 mg"). The clinic's defaults.
+WEIGHT_CHANGE_CONFIRM_PERCENT = Decimal("10")
+WEIGHT_CHANGE_WITHIN_DAYS = 30
+
+
+def _check_weight_change(
+    patient_id: int, measured_on: date, weight_kg: Decimal, *, confirmed: bool, percent: Decimal, within_days: int
+) -> None:
+    previous = (
+        Measurement.objects.filter(patient_id=patient_id, measured_on__lte=measured_on).order_by("-measured_on", "-id").first()
+    )
+    if previous is None or confirmed:
+        return
+    days_apart = (measured_on - previous.measured_on).days
+    if not weight_change_needs_confirmation(previous.weight_kg, weight_kg, days_apart, percent=percent, within_days=within_days):
+        return
+    change = rounded(weight_change_percent(previous.weight_kg, weight_kg), 0)
+    message = (
+        f"{weight_kg} kg is {'+' if change > 0 else '−'}{abs(change)} % from the previous weight, "
+        f"{previous.weight_kg} kg on {previous.measured_on:%d %b %Y} ({days_apart} days earlier). "
+        f"If the weight really changed, confirm it; if it was typed in pounds, {weight_kg} lb is "
+        f"{pounds_as_kg(weight_kg)} kg."
+    )
+    raise InvalidInput(
+        "The weight differs from the previous one: confirm it.",
+        field_errors={"weight_kg": [message], "weight_change_confirmed": ["Tick “Yes, the weight changed” to record it."]},
+    )
+
+
 @transaction.atomic
-def measurement_record(*, actor, patient_id: int, measured_on: date, height_cm: Decimal, weight_kg: Decimal) -> Measurement:
-    """Record height and weight on a date."""
+def measurement_record(
+    *,
+    actor,
+    patient_id: int,
+    measured_on: date,
+    height_cm: Decimal,
+    weight_kg: Decimal,
+    weight_change_confirmed: bool = False,
+    weight_change_confirm_percent: Decimal = WEIGHT_CHANGE_CONFIRM_PERCENT,
+    weight_change_within_days: int = WEIGHT_CHANGE_WITHIN_DAYS,
+) -> Measurement:
+    """Record height and weight on a date. A weight more than `weight_change_confirm_percent` off the previous one within
+    `weight_change_within_days` is refused until `weight_change_confirmed`; the confirmation is in its history."""
     authorize(actor, Action.EDIT_PATIENT)
     check_not_future(measured_on, field="measured_on", today=timezone.localdate())
+    # Serialise two recordings for one patient, so each is compared with the other's weight.
+    Patient.objects.select_for_update().filter(pk=patient_id).first()
+    _check_weight_change(
+        patient_id,
+        measured_on,
+        Decimal(str(weight_kg)),
+        confirmed=weight_change_confirmed,
+        percent=weight_change_confirm_percent,
+        within_days=weight_change_within_days,
+    )
     measurement = Measurement(
         patient_id=patient_id, measured_on=measured_on, height_cm=height_cm, weight_kg=weight_kg, recorded_by=actor
     )
     check_model(measurement)
     measurement._history_user = actor
+    if weight_change_confirmed:
+        measurement._change_reason = "Weight change confirmed by the person recording it"
     measurement.save()
     return measurement
 

@@ -50,6 +50,7 @@ class Action(models.TextChoices):
     BEDSIDE_CHECK = "bedside_check", "Check a bag's chain of identity at the bedside"
     MANAGE_STOCK = "manage_stock", "Receive off-the-shelf units into stock and reserve them for patients"
     EXPORT_DATA = "export_data", "Export lists with names and MRNs as CSV (audited)"
+    PRINT_DISCHARGE_SHEET = "print_discharge_sheet", "Print a patient's discharge sheet (restrictions, whom to call)"
     SEND_QUESTIONNAIRE = "send_questionnaire", "E-mail a patient the year's follow-up questionnaire link (audited)"
     REPORT_SAFETY = "report_safety", "See findings to report to the registry or authority (secondary malignancies)"
     VIEW_CONTRACTS = "view_contracts", "See outcome-based contracts and the money at stake"
@@ -93,6 +94,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # A CSV carries names and MRNs out of carclinic's audit trail into spreadsheets: for those who report for
     # the clinic (registries, payers, quality meetings). A viewer reads on screen; a nurse works the lists.
     Action.EXPORT_DATA: frozenset({Role.COORDINATOR, Role.PHYSICIAN, Role.ADMIN}),
+    # The sheet goes home with the patient: printed by those who discharge and explain it, not by a viewer.
+    Action.PRINT_DISCHARGE_SHEET: frozenset({Role.COORDINATOR, Role.NURSE, Role.PHYSICIAN, Role.ADMIN}),
     # The years 6–15 contact is the coordinator's step; the nurse who reviews the answers may send it too.
     Action.SEND_QUESTIONNAIRE: frozenset({Role.COORDINATOR, Role.NURSE, Role.ADMIN}),
     # Reporting a secondary malignancy to the registry and the authority is the coordinator's and physician's work.

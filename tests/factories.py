@@ -29,6 +29,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 class PatientFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Patient
+        skip_postgeneration_save = True
 
     mrn = factory.Sequence(lambda n: f"MRN{n:07d}")
     given_name = factory.Faker("first_name")
@@ -38,6 +39,18 @@ class PatientFactory(factory.django.DjangoModelFactory):
     date_of_birth = factory.Faker("date_between", start_date=date(1960, 1, 1), end_date=date(2004, 12, 31))
     sex = Sex.FEMALE
     indication = Indication.SLE
+
+    @factory.post_generation
+    def consents(obj, create, extracted, **kwargs):
+        """Eligible by default: the treatment consent on file, as a journey's start asks. `consents=[]` for none,
+        or a list of kinds."""
+        if not create:
+            return
+        from patients.models import Consent, ConsentKind
+
+        kinds = [ConsentKind.TREATMENT] if extracted is None else extracted
+        for kind in kinds:
+            Consent.objects.create(patient=obj, kind=kind, signed_on=date(2020, 1, 1), document_version="v1")
 
 
 # --- Journeys ------------------------------------------------------------------------------------
@@ -181,12 +194,17 @@ def minimal_record(step_or_template, *, on: date | None = None) -> dict:
         if spec["type"] == "choice":
             record[spec["name"]] = spec["choices"][0][0]
         elif spec["type"] in ("integer", "decimal"):
-            record[spec["name"]] = PLAUSIBLE.get(spec["name"], spec.get("min", 0))
+            # An eligibility criterion met: the least value that meets it.
+            least = (spec.get("criterion") or {}).get("at_least", spec.get("min", 0))
+            record[spec["name"]] = PLAUSIBLE.get(spec["name"], least)
         elif spec["type"] == "boolean":
             # A finding answered "no" (no hypotension: no CRS alert), a safety check the way it must be.
             record[spec["name"]] = spec.get("must_be", False)
         else:
             record[spec["name"]] = values[spec["type"]]
+    if template.milestone == "discharge" and "discharge_date" in record:
+        # A discharge comes on or after the infusion: walk-through tests infuse today.
+        record["discharge_date"] = (on or date.today()).isoformat()
     journey = getattr(step_or_template, "journey", None)
     if journey is None or not records.needs_patient_facts(template.record_fields):
         return record

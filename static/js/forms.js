@@ -27,3 +27,11 @@
     focusSummary();
   }
 })();
+
+// A "Print" button (the discharge sheet): the page's own print CSS does the rest. No inline handlers under the CSP.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest ? event.target.closest("[data-print]") : null;
+  if (button) {
+    window.print();
+  }
+});

@@ -125,3 +125,13 @@ def test_the_start_page_starts_an_off_the_shelf_journey_with_no_leukapheresis_da
     assert response.status_code == 302
     body = client.get(reverse("patient_detail", args=[patient.public_id])).content.decode()
     assert "off the shelf: no collection" in body and "Reserve a unit" in body
+
+
+def test_from_lymphodepletion_on_the_off_the_shelf_protocol_is_the_autologous_one():
+    # Stages 3–5 are shared care (chemotherapy, infusion, monitoring, follow-up): a change to the autologous file
+    # (the eligibility, discharge and two-week monitoring of issue 13, the follow-up scores of issue 11) must be
+    # made to the off-the-shelf file too, or this fails.
+    def later_stages(path):
+        return [step for step in parse(path.read_bytes()).model_dump(mode="json")["steps"] if step["stage"] >= 3]
+
+    assert later_stages(ALLOGENEIC_FILE) == later_stages(AUTOLOGOUS_FILE)

@@ -232,6 +232,7 @@ def test_the_facts_are_the_patients_on_the_day_performed(ld_step, nurse, coordin
         measured_on=today,
         height_cm=Decimal("170"),
         weight_kg=Decimal("90"),
+        weight_change_confirmed=True,  # +29 % in three days: confirmed, so it is on file
     )
     performed = timezone.now() - timedelta(days=2)
     done = step_complete(actor=nurse, step_id=step.id, performed_at=performed, record={})

@@ -165,7 +165,7 @@ def test_load_protocol_makes_the_next_version_and_never_touches_a_locked_one(jou
 
     call_command("load_protocol", str(path), stdout=out)
 
-    assert out.getvalue().startswith(f"Created {NAME} v2 (47 steps, inactive: activate it in admin")
+    assert out.getvalue().startswith(f"Created {NAME} v2 (54 steps, inactive: activate it in admin")
     new = ProtocolTemplate.objects.get(name=NAME, version=2)
     assert not new.is_active and new.step_templates.get(code="ltfu-year-2").grace_hours == 240
     protocol.refresh_from_db()
@@ -262,7 +262,7 @@ SHIPPED_TEXT = _shipped_text()
             2,
             0,
         ),
-        ("min = 34\n", "min = 44\n", "steps[14].record_fields[0]: min is greater than max", "min = 44", 1, -6),
+        ("min = 34\n", "min = 44\n", "field_sets.bedside.record_fields[0]: min is greater than max", "min = 44", 1, -6),
         (
             'name = "coi_match"\n',
             'name = "coi_match"\nmin = 1\n',
@@ -279,7 +279,7 @@ SHIPPED_TEXT = _shipped_text()
             1,
             0,
         ),
-        ("stage = 5\n", "stage = 6\n", "steps[23].stage: must be one of 1, 2, 3, 4 or 5", "stage = 6", 1, 0),
+        ("stage = 5\n", "stage = 6\n", "steps[30].stage: must be one of 1, 2, 3, 4 or 5", "stage = 6", 1, 0),
         (
             "position = 3\n",
             "position = 3\nposition = 4\n",
@@ -388,6 +388,11 @@ def test_a_new_version_made_in_admin_keeps_the_hash_and_an_edit_in_admin_renews_
         "planned_vein_to_vein_days": 28,
         "release_lead_days": 1,
         "infusion_rest_days": 2,
+        "minimum_age_years": 18,
+        "consents_required": '["treatment"]',
+        "proximity_restriction_days": 14,
+        "proximity_restriction_hours": 2,
+        "driving_restriction_days": 14,
         "step_templates-TOTAL_FORMS": len(steps),
         "step_templates-INITIAL_FORMS": len(steps),
         "step_templates-MIN_NUM_FORMS": 0,
@@ -431,7 +436,7 @@ def test_a_journey_starts_on_a_loaded_version(coordinator, patient, superuser):
         activate=True,
     )
     journey = journey_start(actor=coordinator, patient_id=patient.id, protocol_id=loaded.id, leukapheresis_date=date(2026, 3, 2))
-    assert journey.day0_planned == date(2026, 3, 30) and journey.steps.count() == 47
+    assert journey.day0_planned == date(2026, 3, 30) and journey.steps.count() == 54
 
 
 # --- where a problem is: the line finder on hand-written forms -------------------------------------------
@@ -532,7 +537,7 @@ step = st.fixed_dictionaries(
     }
 )
 documents = st.builds(
-    lambda name, description, days, lead, steps, step_codes: {
+    lambda name, description, days, lead, steps, step_codes, oldest, consents: {
         "name": name,
         "description": description,
         "indication": "",
@@ -540,6 +545,13 @@ documents = st.builds(
         "release_lead_days": lead,
         "infusion_rest_days": 2,
         "collection": True,
+        "minimum_age_years": 18,
+        "maximum_age_years": oldest,
+        "consents_required": consents,
+        "proximity_restriction_days": 14,
+        "proximity_restriction_hours": 2,
+        "driving_restriction_days": 14,
+        "discharge_whom_to_call": description[:500],
         "steps": sorted(
             ({**one, "code": code} for one, code in zip(steps, step_codes, strict=False)), key=protocol_files.step_order
         ),
@@ -550,6 +562,8 @@ documents = st.builds(
     st.integers(0, 14),
     st.lists(step, min_size=1, max_size=5),
     st.lists(codes, min_size=5, max_size=5, unique=True),
+    st.one_of(st.none(), st.integers(18, 120)),
+    st.lists(st.sampled_from(["treatment", "study", "samples", "data_sharing"]), unique=True),
 )
 
 
@@ -561,6 +575,13 @@ CARRIAGE_RETURNS = {  # found by hypothesis: TOML readers turn CR LF inside a ""
     "release_lead_days": 1,
     "infusion_rest_days": 2,
     "collection": True,
+    "minimum_age_years": 18,
+    "maximum_age_years": None,
+    "consents_required": ["treatment"],
+    "proximity_restriction_days": 14,
+    "proximity_restriction_hours": 2,
+    "driving_restriction_days": 14,
+    "discharge_whom_to_call": "",
     "steps": [
         dict(
             stage=1,

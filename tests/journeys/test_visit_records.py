@@ -224,8 +224,12 @@ def test_the_shipped_stage_5_is_written_with_field_sets_and_stages_1_to_4_withou
     text = (protocol_files.SHIPPED_DIR / "cd19-car-t-autoimmune.toml").read_text()
     protocol = parse(text)
     by_code = {step.code: step for step in protocol.steps}
-    assert all(not step.field_sets for step in protocol.steps if step.stage < 5)
-    assert set(protocol.field_sets) == {"visit_labs", "disease_activity", "safety", "malignancy", "contact"}
+    # Stages 1 to 3 name no set; stage 4's monitoring days name the bedside sheet (days +1…+14).
+    assert all(not step.field_sets for step in protocol.steps if step.stage < 4)
+    assert {step.code for step in protocol.steps if step.stage == 4 and step.field_sets} == {
+        f"monitoring-day-{day}" for day in range(1, 15)
+    }
+    assert set(protocol.field_sets) == {"visit_labs", "disease_activity", "safety", "malignancy", "contact", "bedside"}
     names = {code: [spec["name"] for spec in step.record_fields] for code, step in by_code.items()}
     # The names other helpers read stay.
     for code in ("visit-day-14", "visit-month-3", "ltfu-year-5"):

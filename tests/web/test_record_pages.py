@@ -72,7 +72,7 @@ def test_a_required_yes_no_is_asked_as_a_question_and_an_optional_one_as_a_box(c
     receipt = client.get(reverse("step_complete", args=[_step(journey, "plant-receipt").public_id])).content.decode()
     assert 'type="checkbox"' in _field_block(receipt, "temperature_log_ok")
     discharge = client.get(reverse("step_complete", args=[_step(journey, "discharge").public_id])).content.decode()
-    assert 'type="date"' in _field_block(discharge, "restrictions_until")
+    assert 'type="date"' in _field_block(discharge, "discharge_date")
 
 
 BEDSIDE_CALM = {
@@ -157,6 +157,7 @@ def test_a_dosing_step_shows_the_dose_calculated_from_the_latest_height_and_weig
         measured_on=today - timedelta(days=2),
         height_cm=Decimal("170.0"),
         weight_kg=Decimal("62.5"),
+        weight_change_confirmed=True,  # +25 % in four weeks: the nurse confirms it changed
     )  # BSA 1.72 m²
     client.force_login(nurse)
     page = client.get(reverse("step_complete", args=[_step(journey, "ld-day-3").public_id])).content.decode()
@@ -184,6 +185,8 @@ def test_recorded_values_cost_the_patient_page_no_extra_queries(client, physicia
         return len(captured)
 
     before = count()
+    # The collection waits for the eligibility sign-off.
+    services.step_complete(actor=physician, step_id=_step(journey, "eligibility-signoff").id)
     services.step_complete(
         actor=physician, step_id=_step(journey, "leukapheresis").id, record={"coi_id": "COI-1", "bag_id": "B-1"}
     )
@@ -192,7 +195,6 @@ def test_recorded_values_cost_the_patient_page_no_extra_queries(client, physicia
     assert overdue and f"{overdue} overdue</span>" in client.get(url).content.decode()
     for code, record in [
         ("eligibility-labs", {"cd3_count": 700}),
-        ("eligibility-signoff", {}),
         ("shipment", {"courier": "MedLogistik"}),
     ]:
         step = _step(journey, code)

@@ -389,7 +389,6 @@ class DemoRecords:
             "crs_grade_reason": OVERRIDE_REASON if overrules else None,
             "tocilizumab_mg": min(800, 8 * self.weight_kg) if crs == "2" else None,
             "discharge_date": step.due_on.isoformat(),
-            "restrictions_until": (journey.day0 + timedelta(days=14)).isoformat(),
             "cd19_b_cells": 0.0 if day < 100 else round(rng.uniform(50, 400), 1),
             "igg_measured": round(rng.uniform(5.5, 10.5), 1),
             "igg_unit": "g/L",
