@@ -27,7 +27,7 @@ from manufacturing.models import (
     TargetAntigen,
 )
 from patients.models import Indication, Sex
-from patients.services import patient_enrol
+from patients.services import consent_record, patient_enrol
 from staff.models import User
 
 SPEC = [
@@ -194,11 +194,21 @@ class Command(BaseCommand):
             nurse=p["nurse"],
             physician=p["physician"],
         )
+        self._consent(patient)
         journey = journey_services.journey_start(actor=p["coordinator"], patient_id=patient.id, protocol_id=protocol.id)
         for step in journey.steps.select_related("template").filter(template__stage=1).order_by("template__position"):
             journey_services.step_complete(actor=p[step.template.responsible_role], step_id=step.id, record=_record(step))
         services.stock_reserve(actor=p["coordinator"], journey_id=journey.id, product_id=product.id)
         return 8
+
+    def _consent(self, patient) -> None:
+        # The protocol starts no journey without the treatment consent on file (eligibility, issue 13).
+        consent_record(
+            actor=self.people["coordinator"],
+            patient_id=patient.id,
+            signed_on=timezone.localdate() - timedelta(days=14),
+            document_version="2026-01",
+        )
 
     def _order(self, product, plant, *, book=None, to=None, excursion=False, expected_late=False):
         p = self.people
@@ -216,6 +226,7 @@ class Command(BaseCommand):
             nurse=p["nurse"],
             physician=p["physician"],
         )
+        self._consent(patient)
         journey = journey_services.journey_start(
             actor=p["coordinator"], patient_id=patient.id, protocol_id=self.protocol.id, leukapheresis_date=today
         )
