@@ -366,6 +366,11 @@ ALERT_MAX_ATTEMPTS = int(os.environ.get("ALERT_MAX_ATTEMPTS", "8"))
 ALERT_RETRY_BASE_SECONDS = int(os.environ.get("ALERT_RETRY_BASE_SECONDS", "30"))
 ALERT_CLAIM_TIMEOUT_SECONDS = int(os.environ.get("ALERT_CLAIM_TIMEOUT_SECONDS", "120"))
 ALERT_SEND_TIMEOUT_SECONDS = int(os.environ.get("ALERT_SEND_TIMEOUT_SECONDS", "10"))
+# --- The metrics page's stored snapshot (registry/) ------------------------------------------------
+# The default range is recomputed in the background this often; the page recomputes any range whose snapshot
+# is older than the maximum age (a missed beat run, or a range nobody asked for lately) before showing it.
+METRICS_SNAPSHOT_INTERVAL_MINUTES = int(os.environ.get("METRICS_SNAPSHOT_INTERVAL_MINUTES", "15"))
+METRICS_SNAPSHOT_MAX_AGE_MINUTES = int(os.environ.get("METRICS_SNAPSHOT_MAX_AGE_MINUTES", "30"))
 CELERY_BEAT_SCHEDULE: dict = {
     "alerts-scan": {"task": "alerts.scan", "schedule": float(ALERT_SCAN_INTERVAL_SECONDS)},
     "scan-overdue": {"task": "notifications.scan_overdue", "schedule": float(REMINDER_SCAN_INTERVAL_SECONDS)},
@@ -374,6 +379,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     # for the journeys that had an event (contracts.services.enrolments_refresh_changed).
     "contracts-refresh-all": {"task": "contracts.refresh_all", "schedule": 3600.0},
     "contracts-refresh-changed": {"task": "contracts.refresh_changed", "schedule": 60.0},
+    "registry-metrics-snapshot": {
+        "task": "registry.metrics_snapshot_refresh",
+        "schedule": 60.0 * METRICS_SNAPSHOT_INTERVAL_MINUTES,
+    },
 }
 
 # --- Logging: ids only, never names, MRNs or notes ----------------------------------------------

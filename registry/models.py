@@ -47,3 +47,36 @@ class RegistryExport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} by {self.exported_by_label} at {self.exported_at:%Y-%m-%d %H:%M}"
+
+
+# The computed_by_label of a snapshot the beat task computed.
+SCHEDULED = "scheduled"
+
+
+class MetricsSnapshot(models.Model):
+    """The metrics page's tables for one date range, as computed at `computed_at`: the page reads this row
+    (one query) instead of aggregating over every step on each request, and says how old it is. The
+    default range is refreshed by a Celery beat task; another range is computed the first time it is asked
+    for, and again when it is older than METRICS_SNAPSHOT_MAX_AGE_MINUTES or someone asks to recompute."""
+
+    # "all" for the default range (no dates), else "<from>..<to>" with "-" for an open end: one row per range.
+    range_key = models.CharField(max_length=32, unique=True)
+    date_from = models.DateField(null=True, blank=True)
+    date_to = models.DateField(null=True, blank=True)
+    computed_at = models.DateTimeField()
+    # Empty for the scheduled refresh; the user whose request computed it otherwise.
+    computed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    computed_by_label = models.CharField(max_length=150, help_text='"scheduled", or the user who asked.')
+    # How long the computation took: the background cost the page no longer pays.
+    duration_ms = models.PositiveIntegerField(default=0)
+    tables = models.JSONField()
+
+    class Meta:
+        ordering = ["range_key"]
+
+    def __str__(self) -> str:
+        return f"Metrics {self.range_key} as of {self.computed_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_scheduled(self) -> bool:
+        return self.computed_by_label == SCHEDULED

@@ -13,9 +13,10 @@ turnaround, the due date for steps and visits.
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Case,
@@ -38,6 +39,7 @@ from django.utils import timezone
 from journeys.models import Journey, Stage, StageNumber, Step, StepStatus, late_condition
 from manufacturing.models import ManufacturingOrder, OrderStatus
 from patients.models import Indication
+from registry.models import MetricsSnapshot
 
 # Where the protocol records the discharge (stage 4): the step's code and its date field. Without the date,
 # the day the step was performed stands in for it.
@@ -458,3 +460,53 @@ def clinic_metrics(*, now: datetime, since: date | None = None, until: date | No
         months=months,
         stages=stages_over_time(now=now, months=months),
     )
+
+
+# --- The stored snapshot ------------------------------------------------------------------------------
+# The page reads the tables from a MetricsSnapshot (registry.models) rather than computing them per request:
+# their cost grows with the clinic, a snapshot's does not. Below: the tables to JSON and back, and the lookup.
+
+
+def metrics_as_json(metrics: Metrics) -> dict:
+    """The tables as JSON-ready data (dates as ISO text); `metrics_from_json` gives back an equal Metrics."""
+    data = asdict(metrics)
+    data["months"] = [month.isoformat() for month in metrics.months]
+    data["grades_missing"] = list(metrics.grades_missing)
+    return data
+
+
+def _spread_rows(rows: list[dict]) -> list[SpreadRow]:
+    return [SpreadRow(row["label"], Spread(**row["spread"]), row.get("group", "")) for row in rows]
+
+
+def metrics_from_json(data: dict) -> Metrics:
+    return Metrics(
+        vein_to_vein=_spread_rows(data["vein_to_vein"]),
+        turnaround=_spread_rows(data["turnaround"]),
+        on_time=[OnTimeRow(**row) for row in data["on_time"]],
+        length_of_stay=_spread_rows(data["length_of_stay"]),
+        grades=[GradeRow(**row) for row in data["grades"]],
+        grades_missing=tuple(data["grades_missing"]),
+        follow_up=[FollowUpRow(**row) for row in data["follow_up"]],
+        months=[date.fromisoformat(month) for month in data["months"]],
+        stages=[StageCountRow(**row) for row in data["stages"]],
+    )
+
+
+def metrics_range_key(*, date_from: date | None, date_to: date | None) -> str:
+    """The snapshot's unique key for a range: "all" for the page's default (no dates), else both ends."""
+    if date_from is None and date_to is None:
+        return "all"
+    return f"{date_from.isoformat() if date_from else '-'}..{date_to.isoformat() if date_to else '-'}"
+
+
+def metrics_snapshot_get(*, date_from: date | None, date_to: date | None) -> MetricsSnapshot | None:
+    """The stored snapshot of a range, or None: one query, whatever the size of the clinic."""
+    key = metrics_range_key(date_from=date_from, date_to=date_to)
+    return MetricsSnapshot.objects.filter(range_key=key).first()
+
+
+def metrics_snapshot_is_stale(snapshot: MetricsSnapshot, *, now=None) -> bool:
+    """Older than METRICS_SNAPSHOT_MAX_AGE_MINUTES: the page recomputes it rather than show it."""
+    now = now or timezone.now()
+    return (now - snapshot.computed_at).total_seconds() > settings.METRICS_SNAPSHOT_MAX_AGE_MINUTES * 60

@@ -88,14 +88,21 @@ def test_each_table_exports_as_csv_and_is_audited(clinic, client, physician):
     assert client.get(reverse("registry:metrics_csv", args=["grades"])).status_code == 405
 
 
-def test_the_page_takes_the_same_queries_at_two_sizes(clinic, client, coordinator, django_assert_max_num_queries):
+def test_computing_the_snapshot_on_request_takes_the_same_queries_at_two_sizes(
+    clinic, client, coordinator, django_assert_max_num_queries
+):
+    """A range with no snapshot yet is computed on the request: the aggregates' constant queries plus the upsert.
+    (With a snapshot stored, the page is cheaper still: tests/registry/test_snapshot.py.)"""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
+
+    from registry.models import MetricsSnapshot
 
     client.force_login(coordinator)
     with CaptureQueriesContext(connection) as small:
         assert client.get(PAGE).status_code == 200
     bulk_journeys(protocol=shipped_protocol(), count=60, leukapheresis_date=clinic["d"].leukapheresis_date)
+    MetricsSnapshot.objects.all().delete()
     with django_assert_max_num_queries(len(small)):
         assert client.get(PAGE).status_code == 200
-    assert len(small) <= 20
+    assert len(small) <= 24
