@@ -131,3 +131,11 @@ def test_measurement_dates_are_plausible(coordinator, patient, measured):
             actor=coordinator, patient_id=patient.id, measured_on=measured, height_cm=Decimal("170"), weight_kg=Decimal("70")
         )
     assert "measured_on" in error.value.field_errors
+
+
+@pytest.mark.parametrize("coordinator", ["\U00024901", "cøordinator", "a b"])
+def test_a_coordinator_filter_outside_the_schemas_pattern_is_400(viewer_api, coordinator):
+    # The schema's pattern reads \w as ASCII (ECMA-262); a CJK character was accepted with a 200 (schemathesis).
+    response = viewer_api.get("/api/v1/patients/", {"coordinator": coordinator})
+    body = _error_shape(response, 400)
+    assert "coordinator" in body["field_errors"]
