@@ -213,6 +213,7 @@ def measure_idle(*, steps: int, patients: int, repeat: int, now: datetime) -> di
         cursor.execute(SEND_ALL, [now, now])
         cursor.execute("VACUUM ANALYZE")
     bare, floor, idle, in_sql, sweep, clocked, statements = [], [], [], [], [], [], 0
+    quiet, ticked = [], []  # minutes in which the clock made nothing late or due, and those in which it did
     minute = now
     with connection.cursor() as cursor:
         for _ in range(repeat):
@@ -232,6 +233,7 @@ def measure_idle(*, steps: int, patients: int, repeat: int, now: datetime) -> di
             # "Idle": no write. The clock still makes a step or two late in a minute in a large clinic.
             clocked.append(result.flagged)
             idle.append(seconds)
+            (ticked if result.flagged or result.created else quiet).append(seconds)
             in_sql.append(sum(float(q["time"]) for q in queries.captured_queries))
             statements = len(queries.captured_queries)
             slowest = sorted(queries.captured_queries, key=lambda q: -float(q["time"]))[:4]
@@ -245,6 +247,10 @@ def measure_idle(*, steps: int, patients: int, repeat: int, now: datetime) -> di
         "bare": median_ms(bare),
         "floor": median_ms(floor),
         "idle": median_ms(idle),
+        "quiet": median_ms(quiet) if quiet else float("nan"),
+        "quiet_n": len(quiet),
+        "ticked": median_ms(ticked) if ticked else float("nan"),
+        "ticked_n": len(ticked),
         "idle_in_sql": median_ms(in_sql),
         "sweep": median_ms(sweep),
         "statements": statements,
@@ -300,11 +306,14 @@ def main() -> None:
         ("floor", "bare UPDATE, last minute"),
         ("idle", "overdue_scan(), idle minute"),
         ("idle_in_sql", "  of which in SQL"),
+        ("quiet", "  nothing late by the clock"),
+        ("ticked", "  the clock made one late"),
         ("sweep", "overdue_scan(), hourly sweep"),
     ):
         print(f"  {label:>28}" + "".join(f"{row[key]:>14.1f}" for row in rows))
     print(f"  {'statements, idle minute':>28}" + "".join(f"{row['statements']:>14}" for row in rows))
     print(f"  {'made late by the clock/min':>28}" + "".join(f"{row['clocked']:>14.0f}" for row in rows))
+    print(f"  {'minutes: quiet / clock moved':>28}" + "".join(f"{row['quiet_n']:>9} / {row['ticked_n']:<2}" for row in rows))
 
 
 def detail(*, steps: int, patients: int, repeat: int, now: datetime) -> None:
