@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Group
 from hypothesis import settings as hypothesis_settings
 
-from tests.factories import PatientFactory, UserFactory
+from tests.factories import PatientFactory, UserFactory, reseed
 
 # Property tests (hypothesis, schemathesis) explore new inputs on every developer's run; in CI they replay
 # the same derandomized examples, so that a submission is judged on the code it carries, not on the inputs
@@ -16,6 +16,8 @@ from tests.factories import PatientFactory, UserFactory
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
+    # The same for the factories' names and dates: a CI run of a commit draws what the run before it drew.
+    reseed("carclinic-ci")
 
 
 def _reachable(host: str, port: int) -> bool:

@@ -1,12 +1,19 @@
 from datetime import date, timedelta
 
 import factory
+import factory.random
 from faker import Faker
 
 from patients.models import Indication, Patient, Sex
 from staff.models import User
 
 _fake = Faker()
+
+
+def reseed(seed: str) -> None:
+    """Make the factories' random names and dates repeat from run to run (factory_boy's and ours)."""
+    factory.random.reseed_random(seed)
+    _fake.seed_instance(seed)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
