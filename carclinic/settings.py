@@ -366,6 +366,15 @@ ALERT_MAX_ATTEMPTS = int(os.environ.get("ALERT_MAX_ATTEMPTS", "8"))
 ALERT_RETRY_BASE_SECONDS = int(os.environ.get("ALERT_RETRY_BASE_SECONDS", "30"))
 ALERT_CLAIM_TIMEOUT_SECONDS = int(os.environ.get("ALERT_CLAIM_TIMEOUT_SECONDS", "120"))
 ALERT_SEND_TIMEOUT_SECONDS = int(os.environ.get("ALERT_SEND_TIMEOUT_SECONDS", "10"))
+# Material in quarantine or a wrong bag at the bedside holds up an infusion: unacknowledged this long, the custody
+# or bedside alert goes to every physician (product data; the protocol's alerts carry their own minutes).
+CUSTODY_ALERT_ESCALATE_AFTER_MINUTES = int(os.environ.get("CUSTODY_ALERT_ESCALATE_AFTER_MINUTES", "30"))
+# --- A new weight (patients/) -------------------------------------------------------------------------
+# A weight more than this % off the previous one within this many days asks "did it really change?" (issue 13:
+# 154 typed for a 70 kg patient, pounds as kilograms). The clinic's product data: a measurement is the person's,
+# below any protocol, so these are not in the protocol file.
+WEIGHT_CHANGE_CONFIRM_PERCENT = os.environ.get("WEIGHT_CHANGE_CONFIRM_PERCENT", "10")
+WEIGHT_CHANGE_WITHIN_DAYS = int(os.environ.get("WEIGHT_CHANGE_WITHIN_DAYS", "30"))
 # --- The metrics page's stored snapshot (registry/) ------------------------------------------------
 # The default range is recomputed in the background this often; the page recomputes any range whose snapshot
 # is older than the maximum age (a missed beat run, or a range nobody asked for lately) before showing it.

@@ -66,9 +66,6 @@ from staff.roles import Action, Role, authorize
 _UNJUDGED_TEMPERATURE = frozenset({CustodyKind.THAWED, CustodyKind.INFUSED})
 # Who may put the second signature on an exceptional release.
 _COUNTERSIGNING_ROLES = frozenset({Role.PHYSICIAN, Role.COORDINATOR})
-# Material in quarantine or a wrong bag at the bedside holds up a patient's infusion: unacknowledged
-# after this long, the alert goes to every physician.
-ALERT_ESCALATE_AFTER_MINUTES = 30
 # The off-the-shelf protocol's stage-2 step that a reservation from stock records (its code in the protocol file).
 UNIT_RESERVED_STEP = "unit-reserved"
 
@@ -834,7 +831,7 @@ def custody_record(
             key=f"custody-excursion:{excursion.pk}",
             summary=f"Excursion, material quarantined: bag {bag.code}",
             detail={"bag": bag.code, "excursion": excursion.detail, "custody": event.get_kind_display()},
-            escalate_after_minutes=ALERT_ESCALATE_AFTER_MINUTES,
+            escalate_after_minutes=settings.CUSTODY_ALERT_ESCALATE_AFTER_MINUTES,
             raised_by=actor,
         )
     return event
@@ -970,7 +967,7 @@ def bedside_check(*, actor, journey_id: int, scanned_bag: str, scanned_wristband
             key=f"coi-mismatch:{chain.pk}:{episode}",
             summary=f"Bedside identity MISMATCH: do not infuse (expected {chain.display})",
             detail={"expected": chain.identifier, "scanned_bag": check.scanned_bag, "problems": problems},
-            escalate_after_minutes=ALERT_ESCALATE_AFTER_MINUTES,
+            escalate_after_minutes=settings.CUSTODY_ALERT_ESCALATE_AFTER_MINUTES,
             raised_by=actor,
         )
     else:

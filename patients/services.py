@@ -3,6 +3,7 @@
 from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -106,12 +107,6 @@ def patient_update(*, actor, patient_id: int, expected_version: int, **changes) 
     return patient
 
 
-# A weight more than this % off the previous one within this many days asks "did it really change?" (issue 13:
-# 154 typed for a 70 kg patient, pounds as kilograms, dosed BSA 2.70 and "2700 mg"). The clinic's defaults.
-WEIGHT_CHANGE_CONFIRM_PERCENT = Decimal("10")
-WEIGHT_CHANGE_WITHIN_DAYS = 30
-
-
 def _check_weight_change(
     patient_id: int, measured_on: date, weight_kg: Decimal, *, confirmed: bool, percent: Decimal, within_days: int
 ) -> None:
@@ -145,11 +140,12 @@ def measurement_record(
     height_cm: Decimal,
     weight_kg: Decimal,
     weight_change_confirmed: bool = False,
-    weight_change_confirm_percent: Decimal = WEIGHT_CHANGE_CONFIRM_PERCENT,
-    weight_change_within_days: int = WEIGHT_CHANGE_WITHIN_DAYS,
+    weight_change_confirm_percent: Decimal | None = None,
+    weight_change_within_days: int | None = None,
 ) -> Measurement:
     """Record height and weight on a date. A weight more than `weight_change_confirm_percent` off the previous one within
-    `weight_change_within_days` is refused until `weight_change_confirmed`; the confirmation is in its history."""
+    `weight_change_within_days` (default: the settings WEIGHT_CHANGE_CONFIRM_PERCENT and WEIGHT_CHANGE_WITHIN_DAYS) is
+    refused until `weight_change_confirmed`; the confirmation is in its history."""
     authorize(actor, Action.EDIT_PATIENT)
     check_not_future(measured_on, field="measured_on", today=timezone.localdate())
     # Serialise two recordings for one patient, so each is compared with the other's weight.
@@ -159,8 +155,10 @@ def measurement_record(
         measured_on,
         Decimal(str(weight_kg)),
         confirmed=weight_change_confirmed,
-        percent=weight_change_confirm_percent,
-        within_days=weight_change_within_days,
+        percent=Decimal(settings.WEIGHT_CHANGE_CONFIRM_PERCENT)
+        if weight_change_confirm_percent is None
+        else weight_change_confirm_percent,
+        within_days=settings.WEIGHT_CHANGE_WITHIN_DAYS if weight_change_within_days is None else weight_change_within_days,
     )
     measurement = Measurement(
         patient_id=patient_id, measured_on=measured_on, height_cm=height_cm, weight_kg=weight_kg, recorded_by=actor

@@ -57,6 +57,16 @@ def test_the_threshold_is_an_argument(nurse):
         weigh(nurse, patient, date(2026, 1, 3), "90", weight_change_confirm_percent=Decimal("5"))
 
 
+def test_the_clinics_thresholds_are_settings(nurse, settings):
+    # Product data, from the environment: a clinic that weighs daily on the ward may ask at 5 % within 7 days.
+    settings.WEIGHT_CHANGE_CONFIRM_PERCENT, settings.WEIGHT_CHANGE_WITHIN_DAYS = "5", 7
+    patient = PatientFactory()
+    weigh(nurse, patient, date(2026, 1, 1), "70")
+    with pytest.raises(InvalidInput):
+        weigh(nurse, patient, date(2026, 1, 2), "74")  # +5.7 %
+    weigh(nurse, patient, date(2026, 1, 9), "74")  # 8 days after: outside the window
+
+
 def test_the_page_asks_yes_the_weight_changed_and_keeps_what_was_typed(client, nurse):
     patient = PatientFactory()
     today = timezone.localdate()
